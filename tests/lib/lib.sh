@@ -1,0 +1,59 @@
+# SPDX-License-Identifier: Apache-2.0
+# Helpers for the shell tests under tests/: TAP output, the name filter from tests/run, a
+# unique per-run prefix for namespaces, links and pin paths, and cleanup on exit.
+#
+#   . "$(dirname "$0")/../lib/lib.sh"
+#   t_cleanup 'ip netns del "${P}c" 2>/dev/null'     # runs on exit, also on failure
+#   t_case test_vip_answers case_vip_answers          # runs the function if the filter allows
+#   t_done                                            # prints the plan; exit status
+set -u
+
+SHOAL_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# Short and unique: interface names are limited to 15 characters.
+P="s$(printf '%x' $(($$ % 4096)))$(head -c2 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+T_N=0
+T_FAILED=0
+T_CLEANUP=()
+
+t_cleanup() { T_CLEANUP+=("$1"); }
+t_run_cleanup() {
+	local i
+	for ((i = ${#T_CLEANUP[@]} - 1; i >= 0; i--)); do
+		eval "${T_CLEANUP[$i]}" >/dev/null 2>&1 || true
+	done
+	T_CLEANUP=()
+}
+trap t_run_cleanup EXIT
+trap 'exit 130' INT TERM
+
+# t_case NAME FUNCTION: runs FUNCTION as one test case; it fails when FUNCTION returns
+# non-zero. A message explaining a failure goes to stdout before the return.
+t_case() {
+	local name=$1 fn=$2
+	if [ -n "${SHOAL_TEST_FILTER:-}" ]; then
+		# shellcheck disable=SC2053
+		[[ "$name" == $SHOAL_TEST_FILTER ]] || return 0
+	fi
+	T_N=$((T_N + 1))
+	if "$fn"; then
+		echo "ok $T_N - $name"
+	else
+		echo "not ok $T_N - $name"
+		T_FAILED=$((T_FAILED + 1))
+	fi
+}
+
+t_skip() { T_N=$((T_N + 1)); echo "ok $T_N # SKIP $1: $2"; }
+
+# t_expect WHAT EXPECTED GOT: prints a message and fails when they differ.
+t_expect() {
+	if [ "$2" != "$3" ]; then
+		echo "# $1: expected '$2', got '$3'"
+		return 1
+	fi
+}
+
+t_done() {
+	echo "1..$T_N"
+	[ "$T_FAILED" -eq 0 ]
+}
