@@ -30,6 +30,8 @@
 /* A service's name ("namespace/name/protocol/port") is at most this long, NUL included. */
 #define NFT_SVC_NAME_MAX 96
 #define NFT_DEFAULT_MASQ_MARK 0x4000u
+/* A service's endpoint map: "eps-NAME.ID.SEQ". */
+#define NFT_VMAP_NAME_MAX (NFT_SVC_NAME_MAX + 32)
 
 struct nft_cidr {
 	struct in_addr addr;
@@ -122,6 +124,10 @@ struct nft_state {
 	char *comment;  /* the table's comment (the engine's configuration signature) */
 	struct nft_service *services; /* decoded back from the kernel's objects */
 	size_t n_services;
+	/* The engine's bookkeeping, read back with each service: its number and the name of
+	 * its endpoint map ("" when it has none). */
+	uint32_t *service_ids;
+	char (*service_vmaps)[NFT_VMAP_NAME_MAX];
 	struct nft_object *objects; /* every chain, rule, named set and element of the table */
 	size_t n_objects;
 };

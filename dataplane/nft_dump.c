@@ -354,8 +354,8 @@ static const char *nft_ename(const struct nftnl_expr *e)
 	return nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
 }
 
-/* The anonymous set name a rule's lookup uses, and its numgen modulus. */
-static const char *nft_rule_numgen_set(struct nftnl_rule *r, uint32_t *mod)
+/* A `numgen random mod N vmap @eps-NAME.ID.SEQ` rule: N and the map's name. */
+static const char *nft_rule_numgen(struct nftnl_rule *r, uint32_t *mod)
 {
 	const char *set = NULL;
 	bool ng = false;
@@ -374,6 +374,8 @@ static const char *nft_rule_numgen_set(struct nftnl_rule *r, uint32_t *mod)
 struct nft_svc_acc {
 	struct nft_service s;
 	size_t cap_ext, cap_ep, cap_sr;
+	uint32_t id; /* from the name of its endpoint map */
+	const char *vmap;
 };
 
 /* Services being decoded, with an open-addressing index by name. */
@@ -517,11 +519,11 @@ static int nft_dec_elem(struct nft_dec *d, enum nft_map m, struct nftnl_set_elem
 	return 0;
 }
 
-/* dnat target (addr, port) and affinity set of an endpoint chain */
-static bool nft_dec_ep(struct nft_dchain *ch, struct nft_endpoint *ep, const char **aff)
+/* dnat target (addr, port) and affinity timeout (seconds) of an endpoint chain */
+static bool nft_dec_ep(struct nft_dchain *ch, struct nft_endpoint *ep, uint32_t *aff)
 {
 	bool have = false;
-	*aff = NULL;
+	*aff = 0;
 	for (size_t i = 0; i < ch->n_rules; i++) {
 		struct in_addr addr = { 0 };
 		uint16_t port = 0;
@@ -546,62 +548,60 @@ static bool nft_dec_ep(struct nft_dchain *ch, struct nft_endpoint *ep, const cha
 				ep->port = ntohs(port);
 				ep->ready = true;
 				have = true;
-			} else if (!strcmp(n, "dynset")) {
-				*aff = nftnl_expr_get_str(e, NFTNL_EXPR_DYNSET_SET_NAME);
+			} else if (!strcmp(n, "dynset") &&
+				   nftnl_expr_is_set(e, NFTNL_EXPR_DYNSET_TIMEOUT)) {
+				*aff = (uint32_t)(nftnl_expr_get_u64(e, NFTNL_EXPR_DYNSET_TIMEOUT) /
+						  1000);
 			}
 		}
 	}
 	return have;
 }
 
+/* Endpoints: the service chain's numgen vmap -> endpoint chains -> their dnat targets. */
 static int nft_dec_svc_chain(struct nft_dump_ctx *c, struct nft_svc_acc *a)
 {
 	char name[NFT_OBJ_NAME_MAX];
 	nft_name_svc(name, a->s.name);
 	struct nft_dchain *ch = nft_dchain_find(c, name);
-	if (!ch)
-		return 0;
-	for (size_t i = 0; i < ch->n_rules; i++) {
+	for (size_t i = 0; ch && i < ch->n_rules; i++) {
 		uint32_t mod = 0;
-		const char *setname = nft_rule_numgen_set(ch->rules[i], &mod);
+		const char *setname = nft_rule_numgen(ch->rules[i], &mod);
 		struct nft_dset *ds = setname ? nft_dset_find(c, setname) : NULL;
-		if (!ds)
+		if (!ds || !mod)
 			continue;
-		ds->owner = ch->name;
-		/* endpoints in the order of their numgen index */
-		struct nft_endpoint *eps = calloc(mod ? mod : 1, sizeof(*eps));
+		/* eps-NAME.ID.SEQ */
+		a->vmap = nftnl_set_get_str(ds->set, NFTNL_SET_NAME);
+		const char *d2 = strrchr(a->vmap, '.'), *d1 = d2;
+		while (d1 && d1 > a->vmap && d1[-1] != '.')
+			d1--;
+		a->id = d1 && d1 > a->vmap ? (uint32_t)strtoul(d1, NULL, 10) : 0;
+		struct nft_endpoint *eps = calloc(mod, sizeof(*eps));
 		if (!eps)
 			return -ENOMEM;
-		uint32_t aff_timeout = 0;
 		struct nftnl_set_elems_iter *it = nftnl_set_elems_iter_create(ds->set);
 		for (struct nftnl_set_elem *el = it ? nftnl_set_elems_iter_next(it) : NULL; el;
 		     el = nftnl_set_elems_iter_next(it)) {
-			uint32_t klen = 0, idx;
+			uint32_t klen = 0, idx, aff = 0;
 			const void *k = nftnl_set_elem_get(el, NFTNL_SET_ELEM_KEY, &klen);
 			if (!k || klen != 4 || !nftnl_set_elem_is_set(el, NFTNL_SET_ELEM_CHAIN))
 				continue;
 			memcpy(&idx, k, 4);
 			struct nft_dchain *ec =
 				nft_dchain_find(c, nftnl_set_elem_get_str(el, NFTNL_SET_ELEM_CHAIN));
-			const char *aff = NULL;
-			if (idx >= mod || !ec || !nft_dec_ep(ec, &eps[idx], &aff))
-				continue;
-			struct nft_dset *as = aff ? nft_dset_find(c, aff) : NULL;
-			if (as && nftnl_set_is_set(as->set, NFTNL_SET_TIMEOUT))
-				aff_timeout =
-					(uint32_t)(nftnl_set_get_u64(as->set, NFTNL_SET_TIMEOUT) / 1000);
+			if (idx < mod && ec && nft_dec_ep(ec, &eps[idx], &aff) && aff)
+				a->s.affinity_timeout = aff;
 		}
 		if (it)
 			nftnl_set_elems_iter_destroy(it);
-		/* keep the indexes that decoded, in order */
-		size_t k = 0;
+		size_t n = 0;
 		for (size_t j = 0; j < mod; j++)
 			if (eps[j].ready)
-				eps[k++] = eps[j];
+				eps[n++] = eps[j];
 		free(a->s.endpoints);
 		a->s.endpoints = eps;
-		a->s.n_endpoints = k;
-		a->s.affinity_timeout = aff_timeout;
+		a->s.n_endpoints = n;
+		break;
 	}
 	return 0;
 }
@@ -748,15 +748,22 @@ static int nft_decode(struct nft_dump_ctx *c, struct nft_state *st)
 			err = nft_dec_fw_chain(c, &d.v[i]);
 	}
 	st->services = calloc(d.n ? d.n : 1, sizeof(*st->services));
-	if (!st->services)
+	st->service_ids = calloc(d.n ? d.n : 1, sizeof(*st->service_ids));
+	st->service_vmaps = calloc(d.n ? d.n : 1, sizeof(*st->service_vmaps));
+	bool ok = st->services && st->service_ids && st->service_vmaps;
+	if (!ok)
 		err = err ? err : -ENOMEM;
 	for (size_t i = 0; i < d.n; i++) {
-		if (st->services)
+		if (ok) {
 			st->services[i] = d.v[i].s;
-		else
+			st->service_ids[i] = d.v[i].id;
+			snprintf(st->service_vmaps[i], NFT_VMAP_NAME_MAX, "%s",
+				 d.v[i].vmap ? d.v[i].vmap : "");
+		} else {
 			nft_service_free_arrays(&d.v[i].s);
+		}
 	}
-	st->n_services = st->services ? d.n : 0;
+	st->n_services = ok ? d.n : 0;
 	free(d.v);
 	free(d.idx);
 	return err;
@@ -769,6 +776,8 @@ void nft_state_free(struct nft_state *st)
 	for (size_t i = 0; i < st->n_services; i++)
 		nft_service_free_arrays(&st->services[i]);
 	free(st->services);
+	free(st->service_ids);
+	free(st->service_vmaps);
 	for (size_t i = 0; i < st->n_objects; i++) {
 		free(st->objects[i].name);
 		free(st->objects[i].text);

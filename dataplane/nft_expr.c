@@ -170,7 +170,8 @@ void nft_x_ct_state(struct nftnl_rule *r, uint32_t dreg)
 	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, dreg);
 }
 
-void nft_x_dynset_update(struct nftnl_rule *r, uint32_t sreg, const char *set, uint32_t set_id)
+void nft_x_dynset_update(struct nftnl_rule *r, uint32_t sreg, const char *set,
+			 uint64_t timeout_ms)
 {
 	struct nftnl_expr *e = nft_x(r, "dynset");
 	if (!e)
@@ -178,8 +179,8 @@ void nft_x_dynset_update(struct nftnl_rule *r, uint32_t sreg, const char *set, u
 	nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SREG_KEY, sreg);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_OP, NFT_DYNSET_OP_UPDATE);
 	nftnl_expr_set_str(e, NFTNL_EXPR_DYNSET_SET_NAME, set);
-	if (set_id)
-		nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SET_ID, set_id);
+	if (timeout_ms)
+		nftnl_expr_set_u64(e, NFTNL_EXPR_DYNSET_TIMEOUT, timeout_ms);
 }
 
 void nft_x_counter(struct nftnl_rule *r)

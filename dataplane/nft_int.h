@@ -30,6 +30,8 @@ enum nft_map {
 	NFT_MAP_FIREWALL_IPS,
 	NFT_MAP__COUNT
 };
+/* The shared dynamic set of ClientIP affinity: ip saddr . service id . ep addr . ep port. */
+#define NFT_AFFINITY_SET "affinity"
 extern const char *const nft_map_names[NFT_MAP__COUNT];
 /* Key length of each map: 12 (addr . proto . port) or 8 (proto . port). */
 uint32_t nft_map_keylen(enum nft_map m);
@@ -48,6 +50,8 @@ struct nft_batch {
 	char *names;
 	size_t names_len, names_cap;
 	uint32_t next_set_id;
+	/* Numbers the per-service endpoint maps ("eps-NAME.ID.SEQ"), unique for the table. */
+	uint32_t vmap_seq;
 	bool oom;
 	/* Results of the last send. */
 	uint32_t acks;
@@ -102,7 +106,8 @@ void nft_x_masq(struct nftnl_rule *r, uint32_t flags);
 void nft_x_reject(struct nftnl_rule *r);
 void nft_x_fib_daddr_type(struct nftnl_rule *r, uint32_t dreg);
 void nft_x_ct_state(struct nftnl_rule *r, uint32_t dreg);
-void nft_x_dynset_update(struct nftnl_rule *r, uint32_t sreg, const char *set, uint32_t set_id);
+void nft_x_dynset_update(struct nftnl_rule *r, uint32_t sreg, const char *set,
+			 uint64_t timeout_ms);
 void nft_x_counter(struct nftnl_rule *r);
 /* Sets the rule's comment (NFTNL_UDATA_RULE_COMMENT). */
 void nft_rule_comment(struct nftnl_rule *r, const char *comment);
@@ -130,17 +135,11 @@ struct nft_r_chain {
 	uint64_t sig; /* content signature: equal signatures mean equal rules */
 	char name[NFT_OBJ_NAME_MAX];
 };
-struct nft_r_set {
-	uint32_t timeout; /* seconds */
-	char name[NFT_OBJ_NAME_MAX];
-};
 struct nft_render {
 	struct nft_r_elem *elems;
 	size_t n_elems, cap_elems;
 	struct nft_r_chain *chains;
 	size_t n_chains, cap_chains;
-	struct nft_r_set *sets;
-	size_t n_sets, cap_sets;
 };
 
 struct nft_rcfg {
@@ -151,21 +150,25 @@ struct nft_rcfg {
 	uint32_t masq_mark;
 };
 
-int nft_render_service(const struct nft_rcfg *cfg, const struct nft_service *s,
+/* `id` is the engine's number for the service (in its affinity keys and map names). */
+int nft_render_service(const struct nft_rcfg *cfg, const struct nft_service *s, uint32_t id,
 		       struct nft_render *out);
 void nft_render_free(struct nft_render *r);
-/* The skeleton's chains (plain and base) and its number of rules for this configuration. */
+/* The skeleton's chains (plain and base), named sets (the maps and the affinity set), and its
+ * number of rules for this configuration. */
 #define NFT_SKELETON_CHAINS 16
+#define NFT_SKELETON_SETS (NFT_MAP__COUNT + 1)
 size_t nft_skeleton_rules(const struct nft_rcfg *cfg);
 /* Emits the skeleton: table (with comment `sig`), base chains, shared chains and maps. */
 int nft_emit_skeleton(const struct nft_rcfg *cfg, struct nft_batch *b, const char *sig);
 /* Emits one chain's rules (the chain must exist or be created earlier in the batch). */
+/* For a service chain, creates its endpoint map too and writes the map's name to vmap. */
 int nft_emit_chain_rules(const struct nft_rcfg *cfg, struct nft_batch *b,
-			 const struct nft_service *s, const struct nft_r_chain *c);
+			 const struct nft_service *s, uint32_t id, const struct nft_r_chain *c,
+			 char vmap[NFT_VMAP_NAME_MAX]);
+int nft_emit_del_set(const struct nft_rcfg *cfg, struct nft_batch *b, const char *name);
 int nft_emit_chain(const struct nft_rcfg *cfg, struct nft_batch *b, uint16_t type,
 		   const char *name);
-int nft_emit_aff_set(const struct nft_rcfg *cfg, struct nft_batch *b, uint16_t type,
-		     const struct nft_r_set *s);
 /* Adds (type NFT_MSG_NEWSETELEM) or deletes elements; all of them for one map per call. */
 int nft_emit_elems(const struct nft_rcfg *cfg, struct nft_batch *b, uint16_t type,
 		   enum nft_map map, const struct nft_r_elem *const *elems, size_t n);
@@ -177,7 +180,6 @@ void nft_name_svc(char *buf, const char *svc);
 void nft_name_ext(char *buf, const char *svc);
 void nft_name_fw(char *buf, const char *svc);
 void nft_name_ep(char *buf, const char *svc, const struct nft_endpoint *ep);
-void nft_name_aff(char *buf, const char *svc, const struct nft_endpoint *ep);
 
 /* Key encodings. */
 void nft_key_ip(uint8_t key[12], struct in_addr ip, uint8_t proto, uint16_t port);

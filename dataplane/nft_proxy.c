@@ -26,6 +26,8 @@ struct nft_entry {
 	struct nft_service svc;
 	struct nft_entry *next;
 	uint32_t mark;
+	uint32_t id;                   /* in its affinity keys and map name */
+	char vmap[NFT_VMAP_NAME_MAX];  /* its endpoint map, "" when none */
 };
 
 struct nft_engine {
@@ -36,6 +38,7 @@ struct nft_engine {
 	struct nft_entry **buckets;
 	size_t n_buckets, count;
 	uint32_t epoch;
+	uint32_t next_id;
 	bool table_present; /* the kernel has a table of that name */
 	bool rebuild;       /* the next change replaces the whole table */
 	char err[NFT_ERR_MAX];
@@ -195,16 +198,24 @@ static int nft_grow(struct nft_engine *e)
 }
 
 /* Replaces (or inserts) the entry for s->name with a copy of s. */
-static int nft_store(struct nft_engine *e, const struct nft_service *s)
+static int nft_store(struct nft_engine *e, const struct nft_service *s, uint32_t id,
+		     const char *vmap)
 {
 	struct nft_service copy;
+	char vm[NFT_VMAP_NAME_MAX];
+	snprintf(vm, sizeof(vm), "%s", vmap); /* vmap may be the entry's own */
+	vmap = vm;
 	int err = nft_service_copy(&copy, s);
 	if (err)
 		return err;
+	if (id >= e->next_id)
+		e->next_id = id + 1;
 	struct nft_entry *it = nft_find(e, s->name);
 	if (it) {
 		nft_service_free_arrays(&it->svc);
 		it->svc = copy;
+		it->id = id;
+		snprintf(it->vmap, sizeof(it->vmap), "%s", vmap);
 		return 0;
 	}
 	if ((err = nft_grow(e)) || !(it = calloc(1, sizeof(*it)))) {
@@ -212,6 +223,8 @@ static int nft_store(struct nft_engine *e, const struct nft_service *s)
 		return err ? err : -ENOMEM;
 	}
 	it->svc = copy;
+	it->id = id;
+	snprintf(it->vmap, sizeof(it->vmap), "%s", vmap);
 	size_t k = nft_hash_name(s->name) & (e->n_buckets - 1);
 	it->next = e->buckets[k];
 	e->buckets[k] = it;
@@ -255,21 +268,25 @@ static void nft_forget_all(struct nft_engine *e)
 struct nft_change {
 	const struct nft_service *old; /* NULL: new service */
 	const struct nft_service *new; /* NULL: deleted */
+	uint32_t id;                   /* 0: a new service, given the next free id */
+	const char *old_vmap;          /* the endpoint map it has (NULL or "": none) */
+	char new_vmap[NFT_VMAP_NAME_MAX]; /* the one written by this batch */
+	bool has_svc_chain;            /* the new rendering has a service chain */
 	struct nft_render ro, rn;
 };
 
 struct nft_ref {
-	const struct nft_service *svc;
+	struct nft_change *c;
 	const void *obj;
 };
 
+enum { P_DEL_ELEM, P_FLUSH, P_DEL_CHAIN, P_NEW_CHAIN, P_ADD_ELEM, P__COUNT };
 struct nft_plan {
-	struct nft_ref *v[7];
-	size_t n[7], cap[7];
+	struct nft_ref *v[P__COUNT];
+	size_t n[P__COUNT], cap[P__COUNT];
 };
-enum { P_DEL_ELEM, P_FLUSH, P_DEL_CHAIN, P_DEL_SET, P_NEW_SET, P_NEW_CHAIN, P_ADD_ELEM };
 
-static int nft_plan_add(struct nft_plan *p, int phase, const struct nft_service *s, const void *o)
+static int nft_plan_add(struct nft_plan *p, int phase, struct nft_change *c, const void *o)
 {
 	if (p->n[phase] == p->cap[phase]) {
 		size_t nc = p->cap[phase] ? p->cap[phase] * 2 : 64;
@@ -279,13 +296,13 @@ static int nft_plan_add(struct nft_plan *p, int phase, const struct nft_service 
 		p->v[phase] = nv;
 		p->cap[phase] = nc;
 	}
-	p->v[phase][p->n[phase]++] = (struct nft_ref){ s, o };
+	p->v[phase][p->n[phase]++] = (struct nft_ref){ c, o };
 	return 0;
 }
 
 static void nft_plan_free(struct nft_plan *p)
 {
-	for (int i = 0; i < 7; i++)
+	for (int i = 0; i < P__COUNT; i++)
 		free(p->v[i]);
 }
 
@@ -306,14 +323,14 @@ static int nft_plan_change(struct nft_plan *p, struct nft_change *c)
 		for (size_t j = 0; j < rn->n_elems && !keep; j++)
 			keep = nft_elem_same(&ro->elems[i], &rn->elems[j]);
 		if (!keep)
-			err = nft_plan_add(p, P_DEL_ELEM, c->old, &ro->elems[i]);
+			err = nft_plan_add(p, P_DEL_ELEM, c, &ro->elems[i]);
 	}
 	for (size_t j = 0; j < rn->n_elems && !err; j++) {
 		bool keep = false;
 		for (size_t i = 0; i < ro->n_elems && !keep; i++)
 			keep = nft_elem_same(&ro->elems[i], &rn->elems[j]);
 		if (!keep)
-			err = nft_plan_add(p, P_ADD_ELEM, c->new, &rn->elems[j]);
+			err = nft_plan_add(p, P_ADD_ELEM, c, &rn->elems[j]);
 	}
 	/* deletions: non-endpoint chains first, they jump to the endpoint chains */
 	for (int pass = 0; pass < 2 && !err; pass++) {
@@ -325,7 +342,7 @@ static int nft_plan_change(struct nft_plan *p, struct nft_change *c)
 			for (size_t j = 0; j < rn->n_chains && !found; j++)
 				found = !strcmp(oc->name, rn->chains[j].name);
 			if (!found)
-				err = nft_plan_add(p, P_DEL_CHAIN, c->old, oc);
+				err = nft_plan_add(p, P_DEL_CHAIN, c, oc);
 		}
 	}
 	for (size_t j = 0; j < rn->n_chains && !err; j++) {
@@ -335,25 +352,9 @@ static int nft_plan_change(struct nft_plan *p, struct nft_change *c)
 			if (!strcmp(ro->chains[i].name, nc->name))
 				oc = &ro->chains[i];
 		if (!oc)
-			err = nft_plan_add(p, P_NEW_CHAIN, c->new, nc);
+			err = nft_plan_add(p, P_NEW_CHAIN, c, nc);
 		else if (oc->sig != nc->sig)
-			err = nft_plan_add(p, P_FLUSH, c->new, nc);
-	}
-	for (size_t i = 0; i < ro->n_sets && !err; i++) {
-		const struct nft_r_set *os = &ro->sets[i], *ns = NULL;
-		for (size_t j = 0; j < rn->n_sets && !ns; j++)
-			if (!strcmp(rn->sets[j].name, os->name))
-				ns = &rn->sets[j];
-		if (!ns || ns->timeout != os->timeout)
-			err = nft_plan_add(p, P_DEL_SET, c->old, os);
-	}
-	for (size_t j = 0; j < rn->n_sets && !err; j++) {
-		const struct nft_r_set *ns = &rn->sets[j], *os = NULL;
-		for (size_t i = 0; i < ro->n_sets && !os; i++)
-			if (!strcmp(ro->sets[i].name, ns->name))
-				os = &ro->sets[i];
-		if (!os || ns->timeout != os->timeout)
-			err = nft_plan_add(p, P_NEW_SET, c->new, ns);
+			err = nft_plan_add(p, P_FLUSH, c, nc);
 	}
 	return err;
 }
@@ -394,17 +395,28 @@ static int nft_emit_plan(struct nft_engine *e, const struct nft_plan *p)
 		if ((err = nft_emit_chain(&e->cfg, b, NFT_MSG_DELRULE, c->name)))
 			return err;
 	}
+	/* service chains to delete are emptied first, which unbinds their endpoint maps */
+	for (size_t i = 0; i < p->n[P_DEL_CHAIN]; i++) {
+		const struct nft_r_chain *c = p->v[P_DEL_CHAIN][i].obj;
+		if (c->kind == NFT_CH_SVC && (err = nft_emit_chain(&e->cfg, b, NFT_MSG_DELRULE, c->name)))
+			return err;
+	}
+	/* a rewritten or deleted service chain no longer uses its endpoint map; the map
+	 * goes before the endpoint chains its elements point to */
+	for (int ph = P_FLUSH; ph <= P_DEL_CHAIN; ph++) {
+		for (size_t i = 0; i < p->n[ph]; i++) {
+			const struct nft_ref *r = &p->v[ph][i];
+			const struct nft_r_chain *c = r->obj;
+			if (c->kind == NFT_CH_SVC && r->c->old_vmap && r->c->old_vmap[0] &&
+			    (err = nft_emit_del_set(&e->cfg, b, r->c->old_vmap)))
+				return err;
+		}
+	}
 	for (size_t i = 0; i < p->n[P_DEL_CHAIN]; i++) {
 		const struct nft_r_chain *c = p->v[P_DEL_CHAIN][i].obj;
 		if ((err = nft_emit_chain(&e->cfg, b, NFT_MSG_DELCHAIN, c->name)))
 			return err;
 	}
-	for (size_t i = 0; i < p->n[P_DEL_SET]; i++)
-		if ((err = nft_emit_aff_set(&e->cfg, b, NFT_MSG_DELSET, p->v[P_DEL_SET][i].obj)))
-			return err;
-	for (size_t i = 0; i < p->n[P_NEW_SET]; i++)
-		if ((err = nft_emit_aff_set(&e->cfg, b, NFT_MSG_NEWSET, p->v[P_NEW_SET][i].obj)))
-			return err;
 	for (size_t i = 0; i < p->n[P_NEW_CHAIN]; i++) {
 		const struct nft_r_chain *c = p->v[P_NEW_CHAIN][i].obj;
 		if ((err = nft_emit_chain(&e->cfg, b, NFT_MSG_NEWCHAIN, c->name)))
@@ -413,7 +425,8 @@ static int nft_emit_plan(struct nft_engine *e, const struct nft_plan *p)
 	for (int ph = P_FLUSH; ph <= P_NEW_CHAIN; ph += P_NEW_CHAIN - P_FLUSH) {
 		for (size_t i = 0; i < p->n[ph]; i++) {
 			const struct nft_ref *r = &p->v[ph][i];
-			if ((err = nft_emit_chain_rules(&e->cfg, b, r->svc, r->obj)))
+			if ((err = nft_emit_chain_rules(&e->cfg, b, r->c->new, r->c->id, r->obj,
+							r->c->new_vmap)))
 				return err;
 		}
 	}
@@ -460,12 +473,17 @@ static int nft_commit(struct nft_engine *e, struct nft_change *changes, size_t n
 		if ((err = nft_emit_skeleton(&e->cfg, &e->b, e->sig)))
 			goto out;
 	}
+	uint32_t next_id = e->next_id ? e->next_id : 1;
 	for (size_t i = 0; i < n; i++) {
 		struct nft_change *c = &changes[i];
-		if (c->old && !rebuild && (err = nft_render_service(&e->cfg, c->old, &c->ro)))
+		if (!c->id)
+			c->id = next_id++;
+		if (c->old && !rebuild && (err = nft_render_service(&e->cfg, c->old, c->id, &c->ro)))
 			goto out;
-		if (c->new && (err = nft_render_service(&e->cfg, c->new, &c->rn)))
+		if (c->new && (err = nft_render_service(&e->cfg, c->new, c->id, &c->rn)))
 			goto out;
+		for (size_t j = 0; j < c->rn.n_chains; j++)
+			c->has_svc_chain |= c->rn.chains[j].kind == NFT_CH_SVC;
 		if ((err = nft_plan_change(&plan, c)))
 			goto out;
 	}
@@ -489,8 +507,13 @@ static int nft_commit(struct nft_engine *e, struct nft_change *changes, size_t n
 				nft_forget(e, changes[i].old->name);
 	}
 	for (size_t i = 0; i < n && !err; i++) {
-		if (changes[i].new)
-			err = nft_store(e, changes[i].new);
+		struct nft_change *c = &changes[i];
+		const char *vmap = !c->has_svc_chain ? ""
+				   : c->new_vmap[0] ? c->new_vmap
+				   : c->old_vmap    ? c->old_vmap
+						    : "";
+		if (c->new)
+			err = nft_store(e, c->new, c->id, vmap);
 		else if (!rebuild)
 			nft_forget(e, changes[i].old->name);
 	}
@@ -640,12 +663,16 @@ int nft_sync(struct nft_engine *e, const struct nft_service *svcs, size_t n)
 			it->mark = epoch;
 		if (e->rebuild || !it || !nft_service_equal(&it->svc, &svcs[i]))
 			ch[nch++] = (struct nft_change){ .old = it ? &it->svc : NULL,
-							 .new = &svcs[i] };
+							 .new = &svcs[i],
+							 .id = it ? it->id : 0,
+							 .old_vmap = it ? it->vmap : NULL };
 	}
 	for (size_t i = 0; i < e->n_buckets; i++)
 		for (struct nft_entry *it = e->buckets[i]; it; it = it->next)
 			if (it->mark != epoch)
-				ch[nch++] = (struct nft_change){ .old = &it->svc };
+				ch[nch++] = (struct nft_change){ .old = &it->svc,
+								 .id = it->id,
+								 .old_vmap = it->vmap };
 	if (nch == 0 && !e->rebuild) {
 		e->last = (struct nft_batch_stats){ 0 };
 		goto out;
@@ -673,8 +700,13 @@ int nft_service_upsert(struct nft_engine *e, const struct nft_service *svc)
 			for (struct nft_entry *x = e->buckets[i]; x; x = x->next)
 				if (x != it)
 					ch[n++] = (struct nft_change){ .old = &x->svc,
-								       .new = &x->svc };
-		ch[n++] = (struct nft_change){ .old = it ? &it->svc : NULL, .new = svc };
+								       .new = &x->svc,
+								       .id = x->id,
+								       .old_vmap = x->vmap };
+		ch[n++] = (struct nft_change){ .old = it ? &it->svc : NULL,
+					       .new = svc,
+					       .id = it ? it->id : 0,
+					       .old_vmap = it ? it->vmap : NULL };
 		err = nft_commit(e, ch, n);
 		free(ch);
 		return err;
@@ -683,7 +715,10 @@ int nft_service_upsert(struct nft_engine *e, const struct nft_service *svc)
 		e->last = (struct nft_batch_stats){ 0 };
 		return 0;
 	}
-	struct nft_change c = { .old = it ? &it->svc : NULL, .new = svc };
+	struct nft_change c = { .old = it ? &it->svc : NULL,
+				.new = svc,
+				.id = it ? it->id : 0,
+				.old_vmap = it ? it->vmap : NULL };
 	return nft_commit(e, &c, 1);
 }
 
@@ -703,12 +738,14 @@ int nft_service_delete(struct nft_engine *e, const char *name)
 		for (size_t i = 0; i < e->n_buckets; i++)
 			for (struct nft_entry *x = e->buckets[i]; x; x = x->next)
 				ch[n++] = (struct nft_change){ .old = &x->svc,
-							       .new = x == it ? NULL : &x->svc };
+							       .new = x == it ? NULL : &x->svc,
+							       .id = x->id,
+							       .old_vmap = x->vmap };
 		int err = nft_commit(e, ch, n);
 		free(ch);
 		return err;
 	}
-	struct nft_change c = { .old = &it->svc };
+	struct nft_change c = { .old = &it->svc, .id = it->id, .old_vmap = it->vmap };
 	return nft_commit(e, &c, 1);
 }
 
@@ -733,12 +770,9 @@ int nft_remove(struct nft_engine *e)
 
 /* ---- adoption ---- */
 
-static bool nft_has_object(const struct nft_state *st, enum nft_obj_kind k, const char *name)
+static int nft_str_cmp(const void *a, const void *b)
 {
-	for (size_t i = 0; i < st->n_objects; i++)
-		if (st->objects[i].kind == k && !strcmp(st->objects[i].name, name))
-			return true;
-	return false;
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 /*
@@ -748,20 +782,26 @@ static bool nft_has_object(const struct nft_state *st, enum nft_obj_kind k, cons
 static bool nft_adopt_verify(struct nft_engine *e, const struct nft_state *st)
 {
 	size_t chains = 0, sets = 0, elems = 0, rules = 0;
-	size_t want_chains = NFT_SKELETON_CHAINS, want_sets = NFT_MAP__COUNT, want_elems = 0;
+	size_t want_chains = NFT_SKELETON_CHAINS, want_sets = NFT_SKELETON_SETS, want_elems = 0;
 	size_t want_rules = nft_skeleton_rules(&e->cfg);
+	bool ok = false;
+	const char **names = malloc((st->n_objects + 1) * sizeof(*names));
+	size_t n_names = 0;
+	if (!names)
+		return false;
 
 	for (size_t i = 0; i < st->n_objects; i++) {
 		const struct nft_object *o = &st->objects[i];
 		switch (o->kind) {
 		case NFT_OBJ_CHAIN:
 			chains++;
+			names[n_names++] = o->name;
 			break;
 		case NFT_OBJ_SET:
 			sets += !o->anonymous;
 			break;
 		case NFT_OBJ_ELEM:
-			/* only the shared maps: affinity sets fill with traffic */
+			/* only the shared maps: the affinity set fills with traffic */
 			for (int m = 0; m < NFT_MAP__COUNT && !o->anonymous; m++)
 				elems += !strcmp(o->name, nft_map_names[m]);
 			break;
@@ -770,24 +810,29 @@ static bool nft_adopt_verify(struct nft_engine *e, const struct nft_state *st)
 			break;
 		}
 	}
+	qsort(names, n_names, sizeof(*names), nft_str_cmp);
 	for (size_t i = 0; i < st->n_services; i++) {
 		struct nft_render r;
-		if (nft_render_service(&e->cfg, &st->services[i], &r))
-			return false;
+		if (nft_render_service(&e->cfg, &st->services[i], st->service_ids[i], &r))
+			goto out;
 		want_chains += r.n_chains;
-		want_sets += r.n_sets;
 		want_elems += r.n_elems;
 		for (size_t j = 0; j < r.n_chains; j++) {
+			const char *key = r.chains[j].name;
+			want_sets += r.chains[j].kind == NFT_CH_SVC; /* its endpoint map */
 			want_rules += r.chains[j].n_rules;
-			if (!nft_has_object(st, NFT_OBJ_CHAIN, r.chains[j].name)) {
+			if (!bsearch(&key, names, n_names, sizeof(*names), nft_str_cmp)) {
 				nft_render_free(&r);
-				return false;
+				goto out;
 			}
 		}
 		nft_render_free(&r);
 	}
-	return chains == want_chains && sets == want_sets && elems == want_elems &&
-	       rules == want_rules;
+	ok = chains == want_chains && sets == want_sets && elems == want_elems &&
+	     rules == want_rules;
+out:
+	free(names);
+	return ok;
 }
 
 static int nft_adopt(struct nft_engine *e)
@@ -800,9 +845,18 @@ static int nft_adopt(struct nft_engine *e)
 	}
 	e->table_present = st->present;
 	e->rebuild = true;
+	/* new endpoint maps are numbered above the ones the table holds */
+	for (size_t i = 0; i < st->n_objects; i++) {
+		const struct nft_object *o = &st->objects[i];
+		const char *dot = strrchr(o->name, '.');
+		unsigned long seq;
+		if (o->kind == NFT_OBJ_SET && !strncmp(o->name, "eps-", 4) && dot &&
+		    (seq = strtoul(dot + 1, NULL, 10)) > e->b.vmap_seq)
+			e->b.vmap_seq = (uint32_t)seq;
+	}
 	if (st->present && st->comment && !strcmp(st->comment, e->sig) && nft_adopt_verify(e, st)) {
 		for (size_t i = 0; i < st->n_services && !err; i++)
-			err = nft_store(e, &st->services[i]);
+			err = nft_store(e, &st->services[i], st->service_ids[i], st->service_vmaps[i]);
 		if (!err)
 			e->rebuild = false;
 		else

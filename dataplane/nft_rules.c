@@ -61,12 +61,6 @@ void nft_name_ep(char *buf, const char *svc, const struct nft_endpoint *ep)
 	inet_ntop(AF_INET, &ep->addr, a, sizeof(a));
 	snprintf(buf, NFT_OBJ_NAME_MAX, "ep-%s__%s/%u", svc, a, ep->port);
 }
-void nft_name_aff(char *buf, const char *svc, const struct nft_endpoint *ep)
-{
-	char a[INET_ADDRSTRLEN];
-	inet_ntop(AF_INET, &ep->addr, a, sizeof(a));
-	snprintf(buf, NFT_OBJ_NAME_MAX, "aff-%s__%s/%u", svc, a, ep->port);
-}
 
 void nft_key_ip(uint8_t key[12], struct in_addr ip, uint8_t proto, uint16_t port)
 {
@@ -180,7 +174,8 @@ static int nft_r_add_elem(struct nft_render *r, enum nft_map map, const uint8_t 
 	e->keylen = (uint8_t)nft_map_keylen(map);
 	memcpy(e->key, key, e->keylen);
 	snprintf(e->chain, sizeof(e->chain), "%s", chain);
-	snprintf(e->comment, sizeof(e->comment), "%s %s", svc, what);
+	if (svc[0])
+		snprintf(e->comment, sizeof(e->comment), "%s %s", svc, what);
 	return 0;
 }
 
@@ -201,11 +196,10 @@ void nft_render_free(struct nft_render *r)
 		return;
 	free(r->elems);
 	free(r->chains);
-	free(r->sets);
 	memset(r, 0, sizeof(*r));
 }
 
-int nft_render_service(const struct nft_rcfg *cfg, const struct nft_service *s,
+int nft_render_service(const struct nft_rcfg *cfg, const struct nft_service *s, uint32_t id,
 		       struct nft_render *out)
 {
 	char svc[NFT_OBJ_NAME_MAX], ext[NFT_OBJ_NAME_MAX], fw[NFT_OBJ_NAME_MAX];
@@ -292,6 +286,8 @@ int nft_render_service(const struct nft_rcfg *cfg, const struct nft_service *s,
 	struct nft_r_chain *sc_tmp = NULL;
 	uint64_t ssig = nft_fnv(NFT_FNV0, "svc", 3);
 	ssig = nft_fnv(ssig, &s->affinity_timeout, sizeof(s->affinity_timeout));
+	if (s->affinity_timeout) /* the id is in the affinity keys only */
+		ssig = nft_fnv(ssig, &id, sizeof(id));
 	for (size_t i = 0; i < s->n_endpoints; i++) {
 		const struct nft_endpoint *ep = &s->endpoints[i];
 		if (!ep->ready)
@@ -303,16 +299,10 @@ int nft_render_service(const struct nft_rcfg *cfg, const struct nft_service *s,
 		c->sig = nft_fnv(NFT_FNV0, "ep", 2);
 		c->sig = nft_fnv(c->sig, &s->protocol, 1);
 		c->sig = nft_fnv(c->sig, &s->affinity_timeout, sizeof(s->affinity_timeout));
+		if (s->affinity_timeout)
+			c->sig = nft_fnv(c->sig, &id, sizeof(id));
 		c->n_rules = s->affinity_timeout ? 3 : 2;
 		ssig = nft_fnv(ssig, c->name, strlen(c->name) + 1);
-		if (s->affinity_timeout) {
-			if (!NFT_GROW(out->sets, out->n_sets, out->cap_sets))
-				goto fail;
-			struct nft_r_set *st = &out->sets[out->n_sets++];
-			memset(st, 0, sizeof(*st));
-			nft_name_aff(st->name, s->name, ep);
-			st->timeout = s->affinity_timeout;
-		}
 	}
 	sc_tmp = nft_r_add_chain(out, NFT_CH_SVC, -1);
 	if (!sc_tmp)
@@ -480,6 +470,7 @@ static int nft_emit_map(const struct nft_rcfg *cfg, struct nft_batch *b, enum nf
 	uint32_t ktype = ip ? (((NFT_TYPE_IPV4 << NFT_TYPE_BITS) | NFT_TYPE_PROTO) << NFT_TYPE_BITS) |
 				      NFT_TYPE_SERVICE
 			    : (NFT_TYPE_PROTO << NFT_TYPE_BITS) | NFT_TYPE_SERVICE;
+
 	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
 	nftnl_set_set_str(s, NFTNL_SET_TABLE, cfg->table);
 	nftnl_set_set_str(s, NFTNL_SET_NAME, nft_map_names[m]);
@@ -493,9 +484,32 @@ static int nft_emit_map(const struct nft_rcfg *cfg, struct nft_batch *b, enum nf
 	return err;
 }
 
+/* ip saddr . service id . endpoint address . endpoint port, with per-element timeouts */
+static int nft_emit_affinity_set(const struct nft_rcfg *cfg, struct nft_batch *b)
+{
+	struct nftnl_set *s = nftnl_set_alloc();
+	if (!s)
+		return -ENOMEM;
+	uint32_t ktype = (((((NFT_TYPE_IPV4 << NFT_TYPE_BITS) | NFT_TYPE_INTEGER) << NFT_TYPE_BITS) |
+			   NFT_TYPE_IPV4)
+			  << NFT_TYPE_BITS) |
+			 NFT_TYPE_SERVICE;
+	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
+	nftnl_set_set_str(s, NFTNL_SET_TABLE, cfg->table);
+	nftnl_set_set_str(s, NFTNL_SET_NAME, NFT_AFFINITY_SET);
+	nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_TIMEOUT | NFT_SET_EVAL);
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, ktype);
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, 16);
+	nftnl_set_set_u32(s, NFTNL_SET_DESC_SIZE, 1u << 20);
+	nftnl_set_set_u32(s, NFTNL_SET_ID, nft_batch_set_id(b));
+	int err = nft_put_set(b, NFT_MSG_NEWSET, NLM_F_CREATE, s);
+	nftnl_set_free(s);
+	return err;
+}
+
 void nft_cfg_signature(const struct nft_rcfg *cfg, char *buf, size_t len)
 {
-	size_t o = (size_t)snprintf(buf, len, "shoal/1 mark=0x%x proxy=%d nodeports=%d pods=",
+	size_t o = (size_t)snprintf(buf, len, "shoal/2 mark=0x%x proxy=%d nodeports=%d pods=",
 				    cfg->masq_mark, cfg->proxy, cfg->nodeports);
 	for (size_t i = 0; i < cfg->n_pod_cidrs && o < len; i++) {
 		char a[INET_ADDRSTRLEN];
@@ -534,6 +548,8 @@ int nft_emit_skeleton(const struct nft_rcfg *cfg, struct nft_batch *b, const cha
 	for (int m = 0; m < NFT_MAP__COUNT; m++)
 		if ((err = nft_emit_map(cfg, b, m)))
 			return err;
+	if ((err = nft_emit_affinity_set(cfg, b)))
+		return err;
 
 	static const char *const plain[] = {
 		"services",	"service-endpoints-check", "nodeport-endpoints-check",
@@ -640,28 +656,6 @@ int nft_emit_skeleton(const struct nft_rcfg *cfg, struct nft_batch *b, const cha
 	return 0;
 }
 
-int nft_emit_aff_set(const struct nft_rcfg *cfg, struct nft_batch *b, uint16_t type,
-		     const struct nft_r_set *st)
-{
-	struct nftnl_set *s = nftnl_set_alloc();
-	if (!s)
-		return -ENOMEM;
-	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
-	nftnl_set_set_str(s, NFTNL_SET_TABLE, cfg->table);
-	nftnl_set_set_str(s, NFTNL_SET_NAME, st->name);
-	if (type == NFT_MSG_NEWSET) {
-		nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_TIMEOUT | NFT_SET_EVAL);
-		nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, NFT_TYPE_IPV4);
-		nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, 4);
-		nftnl_set_set_u64(s, NFTNL_SET_TIMEOUT, (uint64_t)st->timeout * 1000u);
-		nftnl_set_set_u32(s, NFTNL_SET_DESC_SIZE, 65536);
-		nftnl_set_set_u32(s, NFTNL_SET_ID, nft_batch_set_id(b));
-	}
-	int err = nft_put_set(b, type, type == NFT_MSG_NEWSET ? NLM_F_CREATE : 0, s);
-	nftnl_set_free(s);
-	return err;
-}
-
 /* "{10.96.0.3 . tcp . 80 (ns/a/tcp/80 cluster-ip), ... +N more}" */
 static void nft_elems_describe(const struct nft_r_elem *const *v, size_t n, char *buf, size_t len)
 {
@@ -711,7 +705,8 @@ int nft_emit_elems(const struct nft_rcfg *cfg, struct nft_batch *b, uint16_t typ
 			if (type == NFT_MSG_NEWSETELEM) {
 				nftnl_set_elem_set_u32(e, NFTNL_SET_ELEM_VERDICT, NFT_GOTO);
 				nftnl_set_elem_set_str(e, NFTNL_SET_ELEM_CHAIN, elems[i]->chain);
-				nft_elem_comment(e, elems[i]->comment);
+				if (elems[i]->comment[0])
+					nft_elem_comment(e, elems[i]->comment);
 			}
 			nftnl_set_elem_add(s, e);
 		}
@@ -726,22 +721,29 @@ int nft_emit_elems(const struct nft_rcfg *cfg, struct nft_batch *b, uint16_t typ
 	return 0;
 }
 
-/* The anonymous `numgen random mod N vmap { 0 : goto ep0, ... }` of a service chain. */
+/*
+ * numgen random mod N vmap @eps-NAME.ID.SEQ: the service's own map of endpoint chains, a
+ * named map written with the rule. Not an anonymous set: binding an anonymous set makes the
+ * kernel walk the whole transaction, which is quadratic in a full sync; and a new name per
+ * rewrite lets the old map be deleted in the same batch.
+ */
 static int nft_rule_numgen_vmap(const struct nft_rcfg *cfg, struct nft_batch *b,
-				const char *chain, const struct nft_service *s)
+				const char *chain, const struct nft_service *s, uint32_t id,
+				char setname[NFT_VMAP_NAME_MAX])
 {
-	uint32_t n = 0, id = nft_batch_set_id(b);
+	uint32_t n = 0, set_id = nft_batch_set_id(b);
 	for (size_t i = 0; i < s->n_endpoints; i++)
 		n += s->endpoints[i].ready;
+	snprintf(setname, NFT_VMAP_NAME_MAX, "eps-%s.%u.%u", s->name, id, ++b->vmap_seq);
 
 	struct nftnl_set *set = nftnl_set_alloc();
 	if (!set)
 		return -ENOMEM;
 	nftnl_set_set_u32(set, NFTNL_SET_FAMILY, NFPROTO_INET);
 	nftnl_set_set_str(set, NFTNL_SET_TABLE, cfg->table);
-	nftnl_set_set_str(set, NFTNL_SET_NAME, "__map%d");
-	nftnl_set_set_u32(set, NFTNL_SET_ID, id);
-	nftnl_set_set_u32(set, NFTNL_SET_FLAGS, NFT_SET_ANONYMOUS | NFT_SET_CONSTANT | NFT_SET_MAP);
+	nftnl_set_set_str(set, NFTNL_SET_NAME, setname);
+	nftnl_set_set_u32(set, NFTNL_SET_ID, set_id);
+	nftnl_set_set_u32(set, NFTNL_SET_FLAGS, NFT_SET_MAP);
 	nftnl_set_set_u32(set, NFTNL_SET_KEY_TYPE, NFT_TYPE_INTEGER);
 	nftnl_set_set_u32(set, NFTNL_SET_KEY_LEN, 4);
 	nftnl_set_set_u32(set, NFTNL_SET_DATA_TYPE, NFT_DATA_VERDICT);
@@ -774,7 +776,6 @@ static int nft_rule_numgen_vmap(const struct nft_rcfg *cfg, struct nft_batch *b,
 		nftnl_set_elem_add(set, e);
 		k++;
 	}
-	/* The anonymous set's name is chosen by the kernel: elements name it by its id. */
 	err = nft_put_elems(b, NFT_MSG_NEWSETELEM, NLM_F_CREATE, set, chain);
 	nftnl_set_free(set);
 	if (err)
@@ -783,13 +784,39 @@ static int nft_rule_numgen_vmap(const struct nft_rcfg *cfg, struct nft_batch *b,
 	struct nftnl_rule *r = nft_rule_new(cfg, chain);
 	if (r) {
 		nft_x_numgen(r, NFT_REG_1, n);
-		nft_x_lookup(r, NFT_REG_1, NFT_REG_VERDICT, "__map%d", id);
+		nft_x_lookup(r, NFT_REG_1, NFT_REG_VERDICT, setname, 0);
 	}
 	return nft_rule_send(b, r);
 }
 
+/* ip saddr . ID . ADDR . PORT into NFT_REG32_00..03, the key of the affinity set */
+static void nft_x_affinity_key(struct nftnl_rule *r, uint32_t id, const struct nft_endpoint *ep)
+{
+	uint32_t port = 0;
+	uint16_t p = htons(ep->port);
+	memcpy(&port, &p, 2);
+	nft_x_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 12, 4, NFT_REG32_00);
+	nft_x_imm_data(r, NFT_REG32_01, &id, 4);
+	nft_x_imm_data(r, NFT_REG32_02, &ep->addr.s_addr, 4);
+	nft_x_imm_data(r, NFT_REG32_03, &port, 4);
+}
+
+int nft_emit_del_set(const struct nft_rcfg *cfg, struct nft_batch *b, const char *name)
+{
+	struct nftnl_set *s = nftnl_set_alloc();
+	if (!s)
+		return -ENOMEM;
+	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
+	nftnl_set_set_str(s, NFTNL_SET_TABLE, cfg->table);
+	nftnl_set_set_str(s, NFTNL_SET_NAME, name);
+	int err = nft_put_set(b, NFT_MSG_DELSET, 0, s);
+	nftnl_set_free(s);
+	return err;
+}
+
 int nft_emit_chain_rules(const struct nft_rcfg *cfg, struct nft_batch *b,
-			 const struct nft_service *s, const struct nft_r_chain *c)
+			 const struct nft_service *s, uint32_t id, const struct nft_r_chain *c,
+			 char vmap[NFT_VMAP_NAME_MAX])
 {
 	int err = 0;
 	struct nftnl_rule *r;
@@ -815,32 +842,40 @@ int nft_emit_chain_rules(const struct nft_rcfg *cfg, struct nft_batch *b,
 			for (size_t i = 0; i < s->n_endpoints; i++) {
 				if (!s->endpoints[i].ready)
 					continue;
-				char aff[NFT_OBJ_NAME_MAX];
-				nft_name_aff(aff, s->name, &s->endpoints[i]);
 				nft_name_ep(name, s->name, &s->endpoints[i]);
 				r = nft_rule_new(cfg, c->name);
 				if (r) {
-					nft_x_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 12, 4, NFT_REG_1);
-					nft_x_lookup(r, NFT_REG_1, NFT_NO_DREG, aff, 0);
+					nft_x_affinity_key(r, id, &s->endpoints[i]);
+					nft_x_lookup(r, NFT_REG32_00, NFT_NO_DREG, NFT_AFFINITY_SET, 0);
 					nft_x_verdict(r, NFT_GOTO, name);
 				}
 				if ((err = nft_rule_send(b, r)))
 					return err;
 			}
 		}
-		return nft_rule_numgen_vmap(cfg, b, c->name, s);
+		return nft_rule_numgen_vmap(cfg, b, c->name, s, id, vmap);
 	case NFT_CH_EP: {
 		const struct nft_endpoint *ep = &s->endpoints[c->ep];
 		struct nft_cidr self = { .addr = ep->addr, .prefix = 32 };
-		if ((err = nft_rule_cidr_verdict(cfg, b, c->name, 12, &self, NFT_JUMP,
-						 "mark-for-masquerade")))
+		/* hairpin: ip saddr EP meta mark set meta mark | M (inline: a jump would make
+		 * the kernel walk one more chain per endpoint at every commit) */
+		r = nft_rule_new(cfg, c->name);
+		if (r) {
+			uint32_t m = cfg->masq_mark, nm = ~cfg->masq_mark;
+			nft_x_nfproto_ipv4(r);
+			nft_x_match_cidr(r, 12, &self, false);
+			nft_x_meta(r, NFT_META_MARK, NFT_REG_1);
+			nft_x_bitwise(r, NFT_REG_1, NFT_REG_1, 4, &nm, &m);
+			nft_x_meta_set(r, NFT_META_MARK, NFT_REG_1);
+		}
+		if ((err = nft_rule_send(b, r)))
 			return err;
 		if (s->affinity_timeout) {
-			nft_name_aff(name, s->name, ep);
 			r = nft_rule_new(cfg, c->name);
 			if (r) {
-				nft_x_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 12, 4, NFT_REG_1);
-				nft_x_dynset_update(r, NFT_REG_1, name, 0);
+				nft_x_affinity_key(r, id, ep);
+				nft_x_dynset_update(r, NFT_REG32_00, NFT_AFFINITY_SET,
+						    (uint64_t)s->affinity_timeout * 1000u);
 			}
 			if ((err = nft_rule_send(b, r)))
 				return err;
