@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,7 +195,10 @@ static void ipt_change(FILE *f, const struct svcset *ss, int i, uint32_t old_ep)
 	fprintf(f, "-X KUBE-SEP-%08X%08X\nCOMMIT\n", (unsigned)i, old_ep);
 }
 
-/* Runs iptables-restore [--noflush] on the file; returns milliseconds or -1. */
+static double ipt_limit_ms = 300000;
+
+/* Runs iptables-restore [--noflush] on the file; returns milliseconds, -1 on failure, -2 when
+ * it did not finish within ipt_limit_ms (it is then stopped). */
 static double ipt_restore(const char *path, bool noflush)
 {
 	double t0 = now_ms();
@@ -210,7 +214,23 @@ static double ipt_restore(const char *path, bool noflush)
 		_exit(127);
 	}
 	int st = 0;
-	if (pid < 0 || waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st)) {
+	if (pid < 0)
+		return -1;
+	for (;;) {
+		pid_t w = waitpid(pid, &st, WNOHANG);
+		if (w == pid)
+			break;
+		if (w < 0)
+			return -1;
+		if (now_ms() - t0 > ipt_limit_ms) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &st, 0);
+			fprintf(stderr, "iptables-restore: stopped after %.0f s\n", ipt_limit_ms / 1000);
+			return -2;
+		}
+		usleep(2000);
+	}
+	if (!WIFEXITED(st) || WEXITSTATUS(st)) {
 		fprintf(stderr, "iptables-restore %s failed (status %d)\n", path, st);
 		return -1;
 	}
@@ -362,7 +382,24 @@ static int run_size(int n, int changes, struct result *res)
 	res->ipt_full = ipt_restore(path, true);
 	k1 = kmem_bytes();
 	res->ipt_kmem = (k0 >= 0 && k1 >= 0) ? (double)(k1 - k0) / (1024.0 * 1024.0) : -1;
+	if (res->ipt_full == -2) {
+		unlink(path);
+		snprintf(name, sizeof(name), "iptables_full_restore_ms_%s_svc", sz);
+		fig(name, ipt_limit_ms, "ms", 0, "lower",
+		    "did not finish: stopped at this limit (a lower bound)");
+		snprintf(name, sizeof(name), "ratio_iptables_over_nft_full_sync_%s_svc", sz);
+		fig(name, ipt_limit_ms / res->nft_full, "x", 0, "higher",
+		    "lower bound: iptables-restore was stopped");
+		res->ipt_full = ipt_limit_ms;
+		res->ipt_change = -1;
+		res->ipt_kmem = -1;
+		free(ss.s);
+		free(ss.eps);
+		return 0;
+	}
 	int ic = changes < 5 ? changes : 5;
+	if (ic > 3 && n >= 10000)
+		ic = 3;
 	double *ich = calloc((size_t)ic, sizeof(double));
 	for (int c = 0; c < ic && res->ipt_full >= 0; c++) {
 		int i = (c * 7919 + 13) % n;
@@ -410,12 +447,14 @@ int main(int argc, char **argv)
 			data = argv[++i];
 	}
 	log_init("bench-nft", LOG_LVL_WARN);
-	int sizes_full[] = { 1000, 10000 }, sizes_quick[] = { 500, 2000 };
+	int sizes_full[] = { 1000, 10000 }, sizes_quick[] = { 300, 1000 };
+	if (quick)
+		ipt_limit_ms = 20000;
 	int *sizes = quick ? sizes_quick : sizes_full;
 	struct result res[2];
 	printf("[");
 	for (int i = 0; i < 2; i++) {
-		if (run_size(sizes[i], quick ? 10 : 20, &res[i])) {
+		if (run_size(sizes[i], quick ? 5 : 20, &res[i])) {
 			printf("\n]\n");
 			return 1;
 		}

@@ -30,8 +30,8 @@
 /* A service's name ("namespace/name/protocol/port") is at most this long, NUL included. */
 #define NFT_SVC_NAME_MAX 96
 #define NFT_DEFAULT_MASQ_MARK 0x4000u
-/* A service's endpoint map: "eps-NAME.ID.SEQ". */
-#define NFT_VMAP_NAME_MAX (NFT_SVC_NAME_MAX + 32)
+/* A service's endpoint map: "eID.SEQ". */
+#define NFT_VMAP_NAME_MAX 32
 
 struct nft_cidr {
 	struct in_addr addr;

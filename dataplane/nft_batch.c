@@ -66,6 +66,7 @@ void nft_batch_fini(struct nft_batch *b)
 	if (b->nl)
 		mnl_socket_close(b->nl);
 	free(b->buf);
+	free(b->rbuf);
 	free(b->desc);
 	free(b->names);
 	memset(b, 0, sizeof(*b));
@@ -239,10 +240,21 @@ int nft_batch_send(struct nft_batch *b)
 	}
 	b->sent_bytes = total;
 
-	char rbuf[MNL_SOCKET_BUFFER_SIZE];
+	/* ACKs come one per datagram: read them many at a time */
+	enum { NVEC = 128, ABUF = 2048 };
+	if (!b->rbuf && !(b->rbuf = malloc((size_t)NVEC * ABUF))) {
+		snprintf(b->err, sizeof(b->err), "reading ACKs: out of memory");
+		return -ENOMEM;
+	}
+	struct mmsghdr mm[NVEC];
+	struct iovec iov[NVEC];
 	for (;;) {
-		ssize_t n = recv(mnl_socket_get_fd(b->nl), rbuf, sizeof(rbuf), MSG_DONTWAIT);
-		if (n < 0) {
+		for (int i = 0; i < NVEC; i++) {
+			iov[i] = (struct iovec){ b->rbuf + (size_t)i * ABUF, ABUF };
+			mm[i] = (struct mmsghdr){ .msg_hdr = { .msg_iov = &iov[i], .msg_iovlen = 1 } };
+		}
+		int got = recvmmsg(mnl_socket_get_fd(b->nl), mm, NVEC, MSG_DONTWAIT, NULL);
+		if (got < 0) {
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -251,23 +263,27 @@ int nft_batch_send(struct nft_batch *b)
 			snprintf(b->err, sizeof(b->err), "reading ACKs: %s", strerror(errno));
 			return err;
 		}
-		const struct nlmsghdr *nlh = (const struct nlmsghdr *)rbuf;
-		int len = (int)n;
-		for (; mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
-			if (nlh->nlmsg_type != NLMSG_ERROR || nlh->nlmsg_pid != b->portid)
-				continue;
-			if (nlh->nlmsg_len < NLMSG_HDRLEN + sizeof(struct nlmsgerr))
-				continue;
-			const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
-			b->acks++;
-			if (e->error == 0 || first_err)
-				continue;
-			first_err = e->error;
-			const char *ext = nft_extack_msg(nlh);
-			snprintf(b->err, sizeof(b->err), "%s: %s%s%s%s",
-				 nft_batch_what(b, nlh->nlmsg_seq), strerror(-e->error),
-				 ext ? " (" : "", ext ? ext : "", ext ? ")" : "");
+		for (int i = 0; i < got; i++) {
+			const struct nlmsghdr *nlh = iov[i].iov_base;
+			int len = (int)mm[i].msg_len;
+			for (; mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
+				if (nlh->nlmsg_type != NLMSG_ERROR || nlh->nlmsg_pid != b->portid)
+					continue;
+				if (nlh->nlmsg_len < NLMSG_HDRLEN + sizeof(struct nlmsgerr))
+					continue;
+				const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
+				b->acks++;
+				if (e->error == 0 || first_err)
+					continue;
+				first_err = e->error;
+				const char *ext = nft_extack_msg(nlh);
+				snprintf(b->err, sizeof(b->err), "%s: %s%s%s%s",
+					 nft_batch_what(b, nlh->nlmsg_seq), strerror(-e->error),
+					 ext ? " (" : "", ext ? ext : "", ext ? ")" : "");
+			}
 		}
+		if (got < NVEC)
+			break;
 	}
 	if (first_err)
 		return first_err;

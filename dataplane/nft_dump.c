@@ -354,7 +354,7 @@ static const char *nft_ename(const struct nftnl_expr *e)
 	return nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
 }
 
-/* A `numgen random mod N vmap @eps-NAME.ID.SEQ` rule: N and the map's name. */
+/* A `numgen random mod N vmap @eID.SEQ` rule: N and the map's name. */
 static const char *nft_rule_numgen(struct nftnl_rule *r, uint32_t *mod)
 {
 	const char *set = NULL;
@@ -570,12 +570,11 @@ static int nft_dec_svc_chain(struct nft_dump_ctx *c, struct nft_svc_acc *a)
 		struct nft_dset *ds = setname ? nft_dset_find(c, setname) : NULL;
 		if (!ds || !mod)
 			continue;
-		/* eps-NAME.ID.SEQ */
+		ds->owner = ch->name;
 		a->vmap = nftnl_set_get_str(ds->set, NFTNL_SET_NAME);
-		const char *d2 = strrchr(a->vmap, '.'), *d1 = d2;
-		while (d1 && d1 > a->vmap && d1[-1] != '.')
-			d1--;
-		a->id = d1 && d1 > a->vmap ? (uint32_t)strtoul(d1, NULL, 10) : 0;
+		uint32_t seq;
+		if (sscanf(a->vmap, "e%u.%u", &a->id, &seq) != 2)
+			a->id = 0;
 		struct nft_endpoint *eps = calloc(mod, sizeof(*eps));
 		if (!eps)
 			return -ENOMEM;
@@ -710,8 +709,11 @@ static int nft_collect(struct nft_dump_ctx *c, struct nft_state *st)
 		bool anon = nftnl_set_get_u32(s, NFTNL_SET_FLAGS) & NFT_SET_ANONYMOUS;
 		const char *sname = nftnl_set_get_str(s, NFTNL_SET_NAME);
 		const char *name = anon ? (c->sets[i].owner ? c->sets[i].owner : "") : sname;
+		char owner[NFT_OBJ_NAME_MAX + 32];
+		snprintf(owner, sizeof(owner), "endpoints of %s",
+			 c->sets[i].owner ? c->sets[i].owner : "");
 		err = nft_obj_add(&o, NFT_OBJ_SET, name, nftnl_set_get_u64(s, NFTNL_SET_HANDLE),
-				  anon ? sname : NULL, anon);
+				  anon ? sname : c->sets[i].owner ? owner : NULL, anon);
 		struct nftnl_set_elems_iter *it = nftnl_set_elems_iter_create(s);
 		for (struct nftnl_set_elem *el = it ? nftnl_set_elems_iter_next(it) : NULL;
 		     el && !err; el = nftnl_set_elems_iter_next(it)) {

@@ -42,6 +42,7 @@ struct nft_batch {
 	uint32_t portid;
 	char *buf;
 	size_t len, cap, msg_start;
+	char *rbuf; /* ACK buffers */
 	uint32_t seq0, seq; /* seq0: the batch-begin message */
 	uint32_t n_msgs;
 	/* Per message (index seq - seq0 - 1): offset of its description in `names`. */
@@ -50,7 +51,7 @@ struct nft_batch {
 	char *names;
 	size_t names_len, names_cap;
 	uint32_t next_set_id;
-	/* Numbers the per-service endpoint maps ("eps-NAME.ID.SEQ"), unique for the table. */
+	/* Numbers the per-service endpoint maps ("eID.SEQ"), unique for the table. */
 	uint32_t vmap_seq;
 	bool oom;
 	/* Results of the last send. */

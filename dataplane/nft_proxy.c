@@ -848,11 +848,10 @@ static int nft_adopt(struct nft_engine *e)
 	/* new endpoint maps are numbered above the ones the table holds */
 	for (size_t i = 0; i < st->n_objects; i++) {
 		const struct nft_object *o = &st->objects[i];
-		const char *dot = strrchr(o->name, '.');
-		unsigned long seq;
-		if (o->kind == NFT_OBJ_SET && !strncmp(o->name, "eps-", 4) && dot &&
-		    (seq = strtoul(dot + 1, NULL, 10)) > e->b.vmap_seq)
-			e->b.vmap_seq = (uint32_t)seq;
+		uint32_t id, seq;
+		if (o->kind == NFT_OBJ_SET && sscanf(o->name, "e%u.%u", &id, &seq) == 2 &&
+		    seq > e->b.vmap_seq)
+			e->b.vmap_seq = seq;
 	}
 	if (st->present && st->comment && !strcmp(st->comment, e->sig) && nft_adopt_verify(e, st)) {
 		for (size_t i = 0; i < st->n_services && !err; i++)

@@ -722,10 +722,11 @@ int nft_emit_elems(const struct nft_rcfg *cfg, struct nft_batch *b, uint16_t typ
 }
 
 /*
- * numgen random mod N vmap @eps-NAME.ID.SEQ: the service's own map of endpoint chains, a
- * named map written with the rule. Not an anonymous set: binding an anonymous set makes the
- * kernel walk the whole transaction, which is quadratic in a full sync; and a new name per
- * rewrite lets the old map be deleted in the same batch.
+ * numgen random mod N vmap @eID.SEQ: the service's own map of endpoint chains, a named map
+ * written with the rule. Not an anonymous set: binding an anonymous set makes the kernel walk
+ * the whole transaction, which is quadratic in a full sync; a new name per rewrite lets the
+ * old map be deleted in the same batch; and the name is short because the kernel finds a set
+ * by comparing its name with every set's of the table.
  */
 static int nft_rule_numgen_vmap(const struct nft_rcfg *cfg, struct nft_batch *b,
 				const char *chain, const struct nft_service *s, uint32_t id,
@@ -734,7 +735,7 @@ static int nft_rule_numgen_vmap(const struct nft_rcfg *cfg, struct nft_batch *b,
 	uint32_t n = 0, set_id = nft_batch_set_id(b);
 	for (size_t i = 0; i < s->n_endpoints; i++)
 		n += s->endpoints[i].ready;
-	snprintf(setname, NFT_VMAP_NAME_MAX, "eps-%s.%u.%u", s->name, id, ++b->vmap_seq);
+	snprintf(setname, NFT_VMAP_NAME_MAX, "e%u.%u", id, ++b->vmap_seq);
 
 	struct nftnl_set *set = nftnl_set_alloc();
 	if (!set)
