@@ -5,16 +5,19 @@
  *
  * Design choice a reader must know: every change is one netlink batch (atomic, ACKed per
  * message). The engine keeps the services it last applied, renders old and new into named
- * kernel objects (map elements, chains, sets) and sends only the difference: one changed
- * endpoint rewrites that service's chain and adds/removes that endpoint's chain, never the
- * whole table. The layout follows kube-proxy's nftables mode:
+ * kernel objects (map elements, chains, maps) and sends only the difference: one changed
+ * endpoint rewrites that service's chain and endpoint map and adds/removes that endpoint's
+ * chain, never the whole table. The layout follows kube-proxy's nftables mode:
  *
  *   map service-ips       ip daddr . meta l4proto . th dport : goto svc-NAME | ext-NAME
  *   map service-nodeports meta l4proto . th dport : goto ext-NAME   (only for local daddr)
- *   chain svc-NAME        [ip saddr @aff-EP goto ep-EP ...] numgen random mod N vmap {...}
- *   chain ep-NAME__A/P    [hairpin mark] [update @aff-EP] dnat to A:P
+ *   chain ext-NAME        mark for masquerade, goto svc-NAME        (NodePorts, external IPs)
+ *   chain svc-NAME        [ip saddr . ID . A . P @affinity goto ep-...] numgen random mod N
+ *                         vmap @eID.SEQ          (the service's map: index : goto ep-NAME__A/P)
+ *   chain ep-NAME__A/P    [hairpin mark] [update @affinity {...} timeout T] dnat to A:P
  *   map no-endpoint-*     goto reject-chain for Services without ready endpoints
  *   map firewall-ips      goto fw-NAME (loadBalancerSourceRanges) for external IPs
+ *   set affinity          ip saddr . service id . endpoint, dynamic, per-element timeouts
  *
  * Deleting the table (nft_remove) restores the node: the engine holds nothing elsewhere.
  */

@@ -24,6 +24,7 @@
 #include "log.h"
 
 #define NFT_DUMP_BUF (64 * 1024)
+#define NFT_DUMP_PER_CHAIN 2000
 
 struct nft_dchain {
 	char *name;
@@ -292,15 +293,22 @@ static int nft_dump_once(struct mnl_socket *nl, const char *table, struct nft_du
 		return err;
 	qsort(c->chains, c->n_chains, sizeof(*c->chains), nft_dchain_cmp);
 
-	struct nftnl_rule *r = nftnl_rule_alloc();
-	if (!r)
-		return -ENOMEM;
-	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, table);
-	nlh = nft_req(buf, NFT_MSG_GETRULE, NLM_F_DUMP);
-	nftnl_rule_nlmsg_build_payload(nlh, r);
-	nftnl_rule_free(r);
-	if ((err = nft_talk(nl, nlh, nft_rule_cb, c)))
-		return err;
+	/* A dump resumes by skipping everything already sent, so one dump of a large table's
+	 * rules costs the kernel quadratic time; past a few thousand rules, dump chain by chain. */
+	bool per_chain = c->n_chains > NFT_DUMP_PER_CHAIN;
+	for (size_t i = 0; i < (per_chain ? c->n_chains : 1); i++) {
+		struct nftnl_rule *r = nftnl_rule_alloc();
+		if (!r)
+			return -ENOMEM;
+		nftnl_rule_set_str(r, NFTNL_RULE_TABLE, table);
+		if (per_chain)
+			nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, c->chains[i].name);
+		nlh = nft_req(buf, NFT_MSG_GETRULE, NLM_F_DUMP);
+		nftnl_rule_nlmsg_build_payload(nlh, r);
+		nftnl_rule_free(r);
+		if ((err = nft_talk(nl, nlh, nft_rule_cb, c)))
+			return err;
+	}
 
 	struct nftnl_set *s = nftnl_set_alloc();
 	if (!s)
@@ -687,7 +695,7 @@ static void nft_elem_text(struct nftnl_set_elem *el, char *buf, size_t len)
 		snprintf(buf + o, len - o, " # %s", cm);
 }
 
-static int nft_collect(struct nft_dump_ctx *c, struct nft_state *st)
+static int nft_collect(struct nft_dump_ctx *c, struct nft_state *st, bool rule_text)
 {
 	struct nft_objs o = { 0 };
 	char *text = malloc(8192);
@@ -698,10 +706,11 @@ static int nft_collect(struct nft_dump_ctx *c, struct nft_state *st)
 		struct nft_dchain *ch = &c->chains[i];
 		err = nft_obj_add(&o, NFT_OBJ_CHAIN, ch->name, ch->handle, NULL, false);
 		for (size_t j = 0; j < ch->n_rules && !err; j++) {
-			nftnl_rule_snprintf(text, 8192, ch->rules[j], NFTNL_OUTPUT_DEFAULT, 0);
+			if (rule_text)
+				nftnl_rule_snprintf(text, 8192, ch->rules[j], NFTNL_OUTPUT_DEFAULT, 0);
 			err = nft_obj_add(&o, NFT_OBJ_RULE, ch->name,
-					  nftnl_rule_get_u64(ch->rules[j], NFTNL_RULE_HANDLE), text,
-					  false);
+					  nftnl_rule_get_u64(ch->rules[j], NFTNL_RULE_HANDLE),
+					  rule_text ? text : NULL, false);
 		}
 	}
 	for (size_t i = 0; i < c->n_sets && !err; i++) {
@@ -806,6 +815,11 @@ static char *nft_table_comment(struct nftnl_table *t)
 
 int nft_dump(const char *table, struct nft_state **out)
 {
+	return nft_dump_ex(table, true, out);
+}
+
+int nft_dump_ex(const char *table, bool rule_text, struct nft_state **out)
+{
 	struct nft_state *st = calloc(1, sizeof(*st));
 	struct nft_dump_ctx c = { 0 };
 	int err = 0;
@@ -845,7 +859,7 @@ int nft_dump(const char *table, struct nft_state **out)
 	}
 	if (st->present) {
 		st->comment = nft_table_comment(c.t);
-		if ((err = nft_decode(&c, st)) || (err = nft_collect(&c, st)))
+		if ((err = nft_decode(&c, st)) || (err = nft_collect(&c, st, rule_text)))
 			goto out;
 	}
 out:

@@ -176,6 +176,9 @@ int nft_emit_elems(const struct nft_rcfg *cfg, struct nft_batch *b, uint16_t typ
 /* The configuration signature kept as the table's comment. */
 void nft_cfg_signature(const struct nft_rcfg *cfg, char *buf, size_t len);
 
+/* nft_dump, optionally without rendering every rule's text (adoption does not need it). */
+int nft_dump_ex(const char *table, bool rule_text, struct nft_state **out);
+
 /* Object names. */
 void nft_name_svc(char *buf, const char *svc);
 void nft_name_ext(char *buf, const char *svc);

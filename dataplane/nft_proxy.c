@@ -838,7 +838,7 @@ out:
 static int nft_adopt(struct nft_engine *e)
 {
 	struct nft_state *st = NULL;
-	int err = nft_dump(e->cfg.table, &st);
+	int err = nft_dump_ex(e->cfg.table, false, &st);
 	if (err) {
 		nft_set_err(e, "reading table inet %s back: %s", e->cfg.table, strerror(-err));
 		return err;

@@ -5,10 +5,12 @@
  * objects (map elements, chains with a content signature, affinity sets).
  *
  * The design choice: a service is rendered into objects whose names derive from the service
- * (svc-NAME, ext-NAME, fw-NAME, ep-NAME__ADDR/PORT, aff-NAME__ADDR/PORT) and whose content is
- * summarised by a signature, so that comparing two renderings says exactly which elements to
- * delete or add and which chains to create, rewrite or delete. Shared map elements carry the
- * service's name as their comment, which is how nft_dump attributes them back.
+ * (svc-NAME, ext-NAME, fw-NAME, ep-NAME__ADDR/PORT) and whose content is summarised by a
+ * signature, so that comparing two renderings says exactly which elements to delete or add
+ * and which chains to create, rewrite or delete. Shared map elements carry the service's
+ * name as their comment, which is how nft_dump attributes them back. Everything per service
+ * is a chain or a map element; the only per-service set is its endpoint map, named short
+ * because the kernel looks sets up by name linearly.
  */
 #include "nft_int.h"
 

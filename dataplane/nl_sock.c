@@ -28,10 +28,10 @@ struct nl_conn *nl_open(void)
 	if (mnl_socket_bind(nl->sock, 0, MNL_SOCKET_AUTOPID) < 0)
 		goto fail;
 	/* extended ACKs are best effort: without them errors lack the kernel's message */
-	if (mnl_socket_setsockopt(nl->sock, NETLINK_EXT_ACK, &one, sizeof(one)) < 0)
-		nl->err[0] = '\0';
-	if (mnl_socket_setsockopt(nl->sock, NETLINK_CAP_ACK, &one, sizeof(one)) < 0)
-		nl->err[0] = '\0';
+	bool ext = mnl_socket_setsockopt(nl->sock, NETLINK_EXT_ACK, &one, sizeof(one)) == 0;
+	bool cap = mnl_socket_setsockopt(nl->sock, NETLINK_CAP_ACK, &one, sizeof(one)) == 0;
+	if (!ext || !cap)
+		snprintf(nl->err, sizeof(nl->err), "no extended ACKs from this kernel");
 	nl->portid = mnl_socket_get_portid(nl->sock);
 	nl->seq = (uint32_t)time(NULL);
 	return nl;
