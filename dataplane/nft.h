@@ -145,7 +145,7 @@ int nft_genid(uint32_t *genid);
 void nft_service_free_arrays(struct nft_service *s);
 /* Deep copy (arrays duplicated); dst must be released with nft_service_free_arrays. */
 int nft_service_copy(struct nft_service *dst, const struct nft_service *src);
-/* Compares two services as the kernel sees them (ready endpoints only, order kept). */
+/* Compares two services as the kernel sees them (ready endpoints only, in any order). */
 bool nft_service_equal(const struct nft_service *a, const struct nft_service *b);
 int nft_cidr_parse(const char *s, struct nft_cidr *out);
 

@@ -258,9 +258,18 @@ static int nft_dset_key_cmp(const void *key, const void *b)
 	return strcmp(key, nftnl_set_get_str(((const struct nft_dset *)b)->set, NFTNL_SET_NAME));
 }
 
-/* One pass over the table; *present false when it does not exist. */
+static bool nft_is_shared_map(const char *name)
+{
+	for (int m = 0; m < NFT_MAP__COUNT; m++)
+		if (!strcmp(name, nft_map_names[m]))
+			return true;
+	return false;
+}
+
+/* One pass over the table; *present false when it does not exist. Without `full`, only the
+ * shared maps' elements are read (not the endpoint maps', nor the affinity set's). */
 static int nft_dump_once(struct mnl_socket *nl, const char *table, struct nft_dump_ctx *c,
-			 bool *present)
+			 bool *present, bool full)
 {
 	char buf[1024];
 	struct nlmsghdr *nlh;
@@ -322,6 +331,8 @@ static int nft_dump_once(struct mnl_socket *nl, const char *table, struct nft_du
 
 	qsort(c->sets, c->n_sets, sizeof(*c->sets), nft_dset_cmp);
 	for (size_t i = 0; i < c->n_sets; i++) {
+		if (!full && !nft_is_shared_map(nftnl_set_get_str(c->sets[i].set, NFTNL_SET_NAME)))
+			continue;
 		struct nftnl_set *q = nftnl_set_alloc();
 		if (!q)
 			return -ENOMEM;
@@ -566,45 +577,69 @@ static bool nft_dec_ep(struct nft_dchain *ch, struct nft_endpoint *ep, uint32_t 
 	return have;
 }
 
-/* Endpoints: the service chain's numgen vmap -> endpoint chains -> their dnat targets. */
+static int nft_ep_addr_cmp(const void *a, const void *b)
+{
+	const struct nft_endpoint *x = a, *y = b;
+	uint32_t xa = ntohl(x->addr.s_addr), ya = ntohl(y->addr.s_addr);
+	if (xa != ya)
+		return xa < ya ? -1 : 1;
+	return x->port < y->port ? -1 : x->port > y->port;
+}
+
+/*
+ * Endpoints: the service chain's `numgen random mod N vmap @eID.SEQ` gives N and the map; the
+ * endpoint chains "ep-NAME__..." (adjacent in the sorted chain list) give the dnat targets, in
+ * the canonical order the map uses. Reading the chains rather than the map's elements keeps
+ * the dump linear: the kernel finds a set for each element dump by a walk of all sets.
+ */
 static int nft_dec_svc_chain(struct nft_dump_ctx *c, struct nft_svc_acc *a)
 {
 	char name[NFT_OBJ_NAME_MAX];
 	nft_name_svc(name, a->s.name);
 	struct nft_dchain *ch = nft_dchain_find(c, name);
 	for (size_t i = 0; ch && i < ch->n_rules; i++) {
-		uint32_t mod = 0;
+		uint32_t mod = 0, seq;
 		const char *setname = nft_rule_numgen(ch->rules[i], &mod);
 		struct nft_dset *ds = setname ? nft_dset_find(c, setname) : NULL;
 		if (!ds || !mod)
 			continue;
 		ds->owner = ch->name;
 		a->vmap = nftnl_set_get_str(ds->set, NFTNL_SET_NAME);
-		uint32_t seq;
 		if (sscanf(a->vmap, "e%u.%u", &a->id, &seq) != 2)
 			a->id = 0;
+
+		char prefix[NFT_OBJ_NAME_MAX];
+		int pl = snprintf(prefix, sizeof(prefix), "ep-%s__", a->s.name);
+		size_t lo = 0, hi = c->n_chains;
+		while (lo < hi) {
+			size_t mid = (lo + hi) / 2;
+			if (strcmp(c->chains[mid].name, prefix) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
 		struct nft_endpoint *eps = calloc(mod, sizeof(*eps));
 		if (!eps)
 			return -ENOMEM;
-		struct nftnl_set_elems_iter *it = nftnl_set_elems_iter_create(ds->set);
-		for (struct nftnl_set_elem *el = it ? nftnl_set_elems_iter_next(it) : NULL; el;
-		     el = nftnl_set_elems_iter_next(it)) {
-			uint32_t klen = 0, idx, aff = 0;
-			const void *k = nftnl_set_elem_get(el, NFTNL_SET_ELEM_KEY, &klen);
-			if (!k || klen != 4 || !nftnl_set_elem_is_set(el, NFTNL_SET_ELEM_CHAIN))
+		size_t n = 0;
+		bool extra = false;
+		for (size_t j = lo; j < c->n_chains && !strncmp(c->chains[j].name, prefix, (size_t)pl);
+		     j++) {
+			uint32_t aff = 0;
+			struct nft_endpoint ep = { 0 };
+			if (!nft_dec_ep(&c->chains[j], &ep, &aff))
 				continue;
-			memcpy(&idx, k, 4);
-			struct nft_dchain *ec =
-				nft_dchain_find(c, nftnl_set_elem_get_str(el, NFTNL_SET_ELEM_CHAIN));
-			if (idx < mod && ec && nft_dec_ep(ec, &eps[idx], &aff) && aff)
+			if (n == mod) {
+				extra = true;
+				break;
+			}
+			eps[n++] = ep;
+			if (aff)
 				a->s.affinity_timeout = aff;
 		}
-		if (it)
-			nftnl_set_elems_iter_destroy(it);
-		size_t n = 0;
-		for (size_t j = 0; j < mod; j++)
-			if (eps[j].ready)
-				eps[n++] = eps[j];
+		if (extra || n != mod)
+			n = 0; /* not what the map holds: adoption then replaces the table */
+		qsort(eps, n, sizeof(*eps), nft_ep_addr_cmp);
 		free(a->s.endpoints);
 		a->s.endpoints = eps;
 		a->s.n_endpoints = n;
@@ -843,7 +878,7 @@ int nft_dump_ex(const char *table, bool rule_text, struct nft_state **out)
 		bool present;
 		if ((err = nft_genid_on(nl, &g0)))
 			goto out;
-		err = nft_dump_once(nl, table, &c, &present);
+		err = nft_dump_once(nl, table, &c, &present, rule_text);
 		if (!err)
 			err = nft_genid_on(nl, &g1);
 		if (err || g0 != g1) {

@@ -176,8 +176,10 @@ int nft_emit_elems(const struct nft_rcfg *cfg, struct nft_batch *b, uint16_t typ
 /* The configuration signature kept as the table's comment. */
 void nft_cfg_signature(const struct nft_rcfg *cfg, char *buf, size_t len);
 
-/* nft_dump, optionally without rendering every rule's text (adoption does not need it). */
-int nft_dump_ex(const char *table, bool rule_text, struct nft_state **out);
+/* nft_dump; without `full`, no rule texts and no elements of the endpoint maps or the
+ * affinity set (adoption needs neither, and reading them costs the kernel a walk of all sets
+ * per map). */
+int nft_dump_ex(const char *table, bool full, struct nft_state **out);
 
 /* Object names. */
 void nft_name_svc(char *buf, const char *svc);
@@ -188,6 +190,11 @@ void nft_name_ep(char *buf, const char *svc, const struct nft_endpoint *ep);
 /* Key encodings. */
 void nft_key_ip(uint8_t key[12], struct in_addr ip, uint8_t proto, uint16_t port);
 void nft_key_port(uint8_t key[8], uint8_t proto, uint16_t port);
+
+/* The ready endpoints' indexes in canonical order (address, then port): the order of a
+ * service's endpoint map, so the same endpoints in any order make the same rules. Returns
+ * the count (and *out, malloc'd, NULL when none) or -ENOMEM. */
+int nft_ready_order(const struct nft_service *s, size_t **out);
 
 int nft_service_validate(const struct nft_service *s, char *err, size_t errlen);
 

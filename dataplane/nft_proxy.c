@@ -114,20 +114,18 @@ bool nft_service_equal(const struct nft_service *a, const struct nft_service *b)
 		if (x->prefix != y->prefix || (x->addr.s_addr & m) != (y->addr.s_addr & m))
 			return false;
 	}
-	size_t i = 0, j = 0;
-	for (;;) {
-		while (i < a->n_endpoints && !a->endpoints[i].ready)
-			i++;
-		while (j < b->n_endpoints && !b->endpoints[j].ready)
-			j++;
-		if (i == a->n_endpoints || j == b->n_endpoints)
-			return i == a->n_endpoints && j == b->n_endpoints;
-		if (a->endpoints[i].addr.s_addr != b->endpoints[j].addr.s_addr ||
-		    a->endpoints[i].port != b->endpoints[j].port)
-			return false;
-		i++;
-		j++;
-	}
+	/* ready endpoints as a set: their order does not change the rules */
+	size_t *oa, *ob;
+	int na = nft_ready_order(a, &oa), nb = nft_ready_order(b, &ob);
+	bool eq = na >= 0 && na == nb;
+	for (int k = 0; eq && k < na; k++)
+		eq = a->endpoints[oa[k]].addr.s_addr == b->endpoints[ob[k]].addr.s_addr &&
+		     a->endpoints[oa[k]].port == b->endpoints[ob[k]].port;
+	if (na > 0)
+		free(oa);
+	if (nb > 0)
+		free(ob);
+	return eq;
 }
 
 int nft_cidr_parse(const char *s, struct nft_cidr *out)

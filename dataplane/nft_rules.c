@@ -147,6 +147,36 @@ int nft_service_validate(const struct nft_service *s, char *err, size_t errlen)
 	return 0;
 }
 
+static int nft_ep_cmp(const void *a, const void *b, void *arg)
+{
+	const struct nft_endpoint *v = arg;
+	const struct nft_endpoint *x = &v[*(const size_t *)a], *y = &v[*(const size_t *)b];
+	uint32_t xa = ntohl(x->addr.s_addr), ya = ntohl(y->addr.s_addr);
+	if (xa != ya)
+		return xa < ya ? -1 : 1;
+	return x->port < y->port ? -1 : x->port > y->port;
+}
+
+int nft_ready_order(const struct nft_service *s, size_t **out)
+{
+	size_t n = 0;
+	*out = NULL;
+	for (size_t i = 0; i < s->n_endpoints; i++)
+		n += s->endpoints[i].ready;
+	if (!n)
+		return 0;
+	size_t *v = malloc(n * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	n = 0;
+	for (size_t i = 0; i < s->n_endpoints; i++)
+		if (s->endpoints[i].ready)
+			v[n++] = i;
+	qsort_r(v, n, sizeof(*v), nft_ep_cmp, s->endpoints);
+	*out = v;
+	return (int)n;
+}
+
 /* ---- rendering ---- */
 
 #define NFT_GROW(arr, n, cap)                                                                      \
@@ -290,13 +320,18 @@ int nft_render_service(const struct nft_rcfg *cfg, const struct nft_service *s, 
 	ssig = nft_fnv(ssig, &s->affinity_timeout, sizeof(s->affinity_timeout));
 	if (s->affinity_timeout) /* the id is in the affinity keys only */
 		ssig = nft_fnv(ssig, &id, sizeof(id));
-	for (size_t i = 0; i < s->n_endpoints; i++) {
+	size_t *order;
+	int n_order = nft_ready_order(s, &order);
+	if (n_order < 0)
+		goto fail;
+	for (int o = 0; o < n_order; o++) {
+		size_t i = order[o];
 		const struct nft_endpoint *ep = &s->endpoints[i];
-		if (!ep->ready)
-			continue;
 		struct nft_r_chain *c = nft_r_add_chain(out, NFT_CH_EP, (int)i);
-		if (!c)
+		if (!c) {
+			free(order);
 			goto fail;
+		}
 		nft_name_ep(c->name, s->name, ep);
 		c->sig = nft_fnv(NFT_FNV0, "ep", 2);
 		c->sig = nft_fnv(c->sig, &s->protocol, 1);
@@ -306,6 +341,7 @@ int nft_render_service(const struct nft_rcfg *cfg, const struct nft_service *s, 
 		c->n_rules = s->affinity_timeout ? 3 : 2;
 		ssig = nft_fnv(ssig, c->name, strlen(c->name) + 1);
 	}
+	free(order);
 	sc_tmp = nft_r_add_chain(out, NFT_CH_SVC, -1);
 	if (!sc_tmp)
 		goto fail;
@@ -762,14 +798,18 @@ static int nft_rule_numgen_vmap(const struct nft_rcfg *cfg, struct nft_batch *b,
 		nftnl_set_free(set);
 		return err;
 	}
-	uint32_t k = 0;
-	for (size_t i = 0; i < s->n_endpoints; i++) {
-		if (!s->endpoints[i].ready)
-			continue;
+	size_t *order;
+	int n_order = nft_ready_order(s, &order);
+	if (n_order < 0) {
+		nftnl_set_free(set);
+		return -ENOMEM;
+	}
+	for (uint32_t k = 0; k < (uint32_t)n_order; k++) {
 		char ep[NFT_OBJ_NAME_MAX];
-		nft_name_ep(ep, s->name, &s->endpoints[i]);
+		nft_name_ep(ep, s->name, &s->endpoints[order[k]]);
 		struct nftnl_set_elem *e = nftnl_set_elem_alloc();
 		if (!e) {
+			free(order);
 			nftnl_set_free(set);
 			return -ENOMEM;
 		}
@@ -777,8 +817,8 @@ static int nft_rule_numgen_vmap(const struct nft_rcfg *cfg, struct nft_batch *b,
 		nftnl_set_elem_set_u32(e, NFTNL_SET_ELEM_VERDICT, NFT_GOTO);
 		nftnl_set_elem_set_str(e, NFTNL_SET_ELEM_CHAIN, ep);
 		nftnl_set_elem_add(set, e);
-		k++;
 	}
+	free(order);
 	err = nft_put_elems(b, NFT_MSG_NEWSETELEM, NLM_F_CREATE, set, chain);
 	nftnl_set_free(set);
 	if (err)
@@ -842,19 +882,24 @@ int nft_emit_chain_rules(const struct nft_rcfg *cfg, struct nft_batch *b,
 		if ((err = nft_rule_verdict(cfg, b, c->name, NFT_JUMP, "mark-from-outside")))
 			return err;
 		if (s->affinity_timeout) {
-			for (size_t i = 0; i < s->n_endpoints; i++) {
-				if (!s->endpoints[i].ready)
-					continue;
-				nft_name_ep(name, s->name, &s->endpoints[i]);
+			size_t *order;
+			int n_order = nft_ready_order(s, &order);
+			if (n_order < 0)
+				return n_order;
+			for (int o = 0; o < n_order && !err; o++) {
+				const struct nft_endpoint *ep = &s->endpoints[order[o]];
+				nft_name_ep(name, s->name, ep);
 				r = nft_rule_new(cfg, c->name);
 				if (r) {
-					nft_x_affinity_key(r, id, &s->endpoints[i]);
+					nft_x_affinity_key(r, id, ep);
 					nft_x_lookup(r, NFT_REG32_00, NFT_NO_DREG, NFT_AFFINITY_SET, 0);
 					nft_x_verdict(r, NFT_GOTO, name);
 				}
-				if ((err = nft_rule_send(b, r)))
-					return err;
+				err = nft_rule_send(b, r);
 			}
+			free(order);
+			if (err)
+				return err;
 		}
 		return nft_rule_numgen_vmap(cfg, b, c->name, s, id, vmap);
 	case NFT_CH_EP: {
