@@ -183,11 +183,6 @@ void nft_x_dynset_update(struct nftnl_rule *r, uint32_t sreg, const char *set,
 		nftnl_expr_set_u64(e, NFTNL_EXPR_DYNSET_TIMEOUT, timeout_ms);
 }
 
-void nft_x_counter(struct nftnl_rule *r)
-{
-	nft_x(r, "counter");
-}
-
 void nft_x_match_cidr(struct nftnl_rule *r, uint32_t off, const struct nft_cidr *c, bool neq)
 {
 	uint32_t mask = c->prefix ? htonl(~0u << (32 - c->prefix)) : 0;

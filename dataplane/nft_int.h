@@ -109,7 +109,6 @@ void nft_x_fib_daddr_type(struct nftnl_rule *r, uint32_t dreg);
 void nft_x_ct_state(struct nftnl_rule *r, uint32_t dreg);
 void nft_x_dynset_update(struct nftnl_rule *r, uint32_t sreg, const char *set,
 			 uint64_t timeout_ms);
-void nft_x_counter(struct nftnl_rule *r);
 /* Sets the rule's comment (NFTNL_UDATA_RULE_COMMENT). */
 void nft_rule_comment(struct nftnl_rule *r, const char *comment);
 void nft_elem_comment(struct nftnl_set_elem *e, const char *comment);
