@@ -4,6 +4,7 @@
  * history is compacted, durability of acknowledged writes across kill -9, and a clean exit
  * on SIGTERM. Each test starts its own shoald with the flags it needs.
  */
+#include <curl/curl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -220,7 +221,73 @@ static void test_api_sigterm_drains_and_exits_cleanly(void **state)
 	shoald_destroy(&s);
 }
 
+static size_t sink(char *p, size_t sz, size_t n, void *arg)
+{
+	(void)p;
+	(void)arg;
+	return sz * n;
+}
+
+/* TCP on loopback with TLS: a self-signed certificate made for the test. */
+static void test_api_tls_on_tcp(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/shoal-tls.XXXXXX", cmd[1024], cert[300], key[300], listen[64], url[128];
+	struct shoald s;
+	int started = -1;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+	snprintf(key, sizeof(key), "%s/key.pem", dir);
+	snprintf(cmd, sizeof(cmd),
+		 "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
+		 "-keyout %s -out %s >/dev/null 2>&1",
+		 key, cert);
+	assert_int_equal(system(cmd), 0);
+	for (int attempt = 0; attempt < 5 && started; attempt++) {
+		int port = 20000 + (getpid() * 7 + attempt * 131) % 9000;
+		snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+		snprintf(url, sizeof(url), "https://127.0.0.1:%d/api/v1/namespaces/default", port);
+		const char *args[] = { "--listen", listen, "--tls-cert", cert, "--tls-key", key,
+				       "--log-level", "warn", NULL };
+		started = shoald_start(&s, args);
+		if (started)
+			shoald_destroy(&s);
+	}
+	assert_int_equal(started, 0);
+	CURL *c = curl_easy_init();
+	long code = 0;
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CAINFO, cert);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+	CURLcode rc = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+	curl_easy_cleanup(c);
+	assert_int_equal(rc, CURLE_OK);
+	assert_int_equal(code, 200);
+	/* Plain HTTP on the TLS port is not served. */
+	c = curl_easy_init();
+	url[4] = ':';
+	memmove(url + 4, url + 5, strlen(url + 5) + 1);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
+	code = 0;
+	curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+	curl_easy_cleanup(c);
+	assert_int_not_equal(code, 200);
+	assert_int_equal(shoald_stop(&s), 0);
+	shoald_destroy(&s);
+	unlink(cert);
+	unlink(key);
+	rmdir(dir);
+}
+
 SHOAL_TEST_MAIN(cmocka_unit_test(test_api_auth_tokens_and_groups),
+		cmocka_unit_test(test_api_tls_on_tcp),
 		cmocka_unit_test(test_api_watch_gone_after_compaction),
 		cmocka_unit_test(test_api_acknowledged_writes_survive_kill9),
 		cmocka_unit_test(test_api_sigterm_drains_and_exits_cleanly))
