@@ -44,7 +44,8 @@
 
 #define MAX_BATCH 1024		  /* transactions per LMDB commit */
 #define MAX_TXN_OPS 4096	  /* operations per transaction */
-#define COMPACT_CHUNK_REVS 1024	  /* revisions compacted per LMDB transaction */
+#define COMPACT_CHUNK_REVS 1024	  /* at most this many revisions compacted per LMDB txn */
+#define COMPACT_CHUNK_KEYS 4096	  /* and about this many key versions */
 #define REPLAY_BATCH_EVENTS 512	  /* events per watch callback during replay */
 #define LMDB_MAX_READERS 1024
 #define KEY_SUFFIX 9 /* '\0' + be64 revision */
@@ -992,9 +993,16 @@ static struct store_watch *lmdb_watch(struct store *s, const char *prefix, int64
 				      store_watch_fn fn, void *arg)
 {
 	struct lstore *st = (struct lstore *)s;
-	struct lwatch *w = calloc(1, sizeof(*w));
+	struct lwatch *w;
 	int err = 0;
 
+	if (lmdb_delivering == st) {
+		/* Registering takes the lock the caller's own delivery holds. */
+		log_warn("store lmdb:%s: watch %s from a store callback", st->dir, prefix);
+		errno = EDEADLK;
+		return NULL;
+	}
+	w = calloc(1, sizeof(*w));
 	if (!w || !(w->prefix = strdup(prefix))) {
 		free(w);
 		errno = ENOMEM;
@@ -1111,7 +1119,7 @@ static int compact_chunk(struct lstore *st, int64_t c)
 	MDB_txn *txn;
 	MDB_cursor *lc = NULL, *kc = NULL;
 	MDB_val k, d;
-	int err = 0, rc, nrev = 0;
+	int err = 0, rc, nrev = 0, nkeys = 0;
 
 	rc = mdb_txn_begin(st->env, NULL, 0, &txn);
 	if (rc)
@@ -1120,7 +1128,8 @@ static int compact_chunk(struct lstore *st, int64_t c)
 		err = lmdb_fail(st, "open cursor", rc);
 		goto out;
 	}
-	for (rc = mdb_cursor_get(lc, &k, &d, MDB_FIRST); rc == 0 && nrev < COMPACT_CHUNK_REVS;
+	for (rc = mdb_cursor_get(lc, &k, &d, MDB_FIRST);
+	     rc == 0 && nrev < COMPACT_CHUNK_REVS && nkeys < COMPACT_CHUNK_KEYS;
 	     rc = mdb_cursor_get(lc, &k, &d, MDB_FIRST), nrev++) {
 		if (k.mv_size != 8) {
 			err = -EIO;
@@ -1145,6 +1154,7 @@ static int compact_chunk(struct lstore *st, int64_t c)
 			goto out;
 		}
 		memcpy(&lh, ent, sizeof(lh));
+		nkeys += (int)lh.nkeys;
 		for (uint32_t i = 0; i < lh.nkeys && p + 2 <= end; i++) {
 			uint16_t kl;
 			memcpy(&kl, p, 2);
@@ -1172,7 +1182,7 @@ static int compact_chunk(struct lstore *st, int64_t c)
 		err = lmdb_fail(st, "compaction scan", rc);
 		goto out;
 	}
-	int more = nrev >= COMPACT_CHUNK_REVS;
+	int more = rc == 0 && (nrev >= COMPACT_CHUNK_REVS || nkeys >= COMPACT_CHUNK_KEYS);
 	mdb_cursor_close(kc);
 	mdb_cursor_close(lc);
 	kc = lc = NULL;

@@ -1253,6 +1253,168 @@ void test_store_crash_keeps_acknowledged_writes(void **state)
 	sc_close(&s);
 }
 
+/* Many queued transactions at once, as a busy server submits them; waits for them all. */
+struct bulk {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int pending, failed;
+};
+
+static void bulk_done(void *arg, int err, int64_t rev, struct store_result *res, size_t n)
+{
+	struct bulk *b = arg;
+	(void)rev;
+	(void)res;
+	(void)n;
+	pthread_mutex_lock(&b->mu);
+	if (err)
+		b->failed++;
+	if (--b->pending == 0)
+		pthread_cond_signal(&b->cv);
+	pthread_mutex_unlock(&b->mu);
+}
+
+enum { HIST_KEYS = 50, HIST_REVS = 20000, HIST_KEEP = 5 };
+
+/* The value of key k after history step i (NULL: absent), for the compaction crash test. */
+static void hist_step(char state[HIST_KEYS][16], int i, struct store_op *op, char *key, size_t klen)
+{
+	int k = i % HIST_KEYS;
+	snprintf(key, klen, "/h/k%02d", k);
+	if (i % 7 == 6 && state[k][0]) {
+		*op = (struct store_op){ STORE_DELETE, key, NULL, 0, STORE_ANY };
+		state[k][0] = 0;
+	} else {
+		snprintf(state[k], 16, "v%d", i);
+		*op = (struct store_op){ STORE_PUT, key, state[k], strlen(state[k]), STORE_ANY };
+	}
+}
+
+static void assert_hist_state(struct store *st, int64_t rev, char state[HIST_KEYS][16])
+{
+	for (int k = 0; k < HIST_KEYS; k++) {
+		char key[32];
+		snprintf(key, sizeof(key), "/h/k%02d", k);
+		assert_value(st, key, rev, state[k][0] ? state[k] : NULL);
+	}
+}
+
+void test_store_crash_during_compaction_keeps_state(void **state)
+{
+	struct sc s;
+	struct bulk b = { .pending = HIST_REVS };
+	static char cur[HIST_KEYS][16], kept[HIST_KEEP + 1][HIST_KEYS][16];
+	(void)state;
+	sc_open(&s);
+	memset(cur, 0, sizeof(cur));
+	pthread_mutex_init(&b.mu, NULL);
+	pthread_cond_init(&b.cv, NULL);
+	int64_t r0 = store_revision(s.st);
+	for (int i = 0; i < HIST_REVS; i++) {
+		struct store_op op;
+		char key[32];
+		hist_step(cur, i, &op, key, sizeof(key));
+		assert_int_equal(store_txn_async(s.st, &op, 1, bulk_done, &b), 0);
+		if (i >= HIST_REVS - HIST_KEEP - 1)
+			memcpy(kept[i - (HIST_REVS - HIST_KEEP - 1)], cur, sizeof(cur));
+	}
+	pthread_mutex_lock(&b.mu);
+	while (b.pending)
+		pthread_cond_wait(&b.cv, &b.mu);
+	pthread_mutex_unlock(&b.mu);
+	assert_int_equal(b.failed, 0);
+	int64_t last = store_revision(s.st);
+	assert_int_equal(last, r0 + HIST_REVS);
+	int64_t c = last - HIST_KEEP;
+	store_close(s.st);
+	s.st = NULL;
+
+	int killed = 0;
+	for (int round = 0; round < 3; round++) {
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			struct store *st = store_open(s.uri, &sc_opts);
+			if (!st)
+				_exit(2);
+			int err = store_compact(st, c);
+			_exit(err == 0 || err == -ECOMPACTED ? 0 : 3);
+		}
+		usleep((useconds_t)(round * 40000));
+		kill(pid, SIGKILL);
+		int status;
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) == 0));
+		killed += WIFSIGNALED(status);
+	}
+	s.st = store_open(s.uri, &sc_opts);
+	assert_non_null(s.st);
+	assert_int_equal(store_revision(s.st), last);
+	int64_t compacted = store_compacted_revision(s.st);
+	assert_true(compacted == c || compacted < r0 + 1);
+	print_message("# compaction killed %d times of 3; compacted revision after: %lld of %lld\n",
+		      killed, (long long)compacted, (long long)c);
+	/* Whether the compaction finished or not, every revision it keeps reads as before. */
+	for (int64_t rev = c; rev <= last; rev++)
+		assert_hist_state(s.st, rev, kept[rev - c]);
+	int err = store_compact(s.st, c);
+	assert_true(err == 0 || err == -ECOMPACTED);
+	for (int64_t rev = c; rev <= last; rev++)
+		assert_hist_state(s.st, rev, kept[rev - c]);
+	struct store_range_resp resp;
+	struct store_range_req req = { .prefix = "/h/" };
+	assert_int_equal(store_range(s.st, &req, &resp), 0);
+	size_t live = 0;
+	for (int k = 0; k < HIST_KEYS; k++)
+		live += cur[k][0] != 0;
+	assert_int_equal(resp.n, live);
+	store_range_resp_free(&resp);
+	pthread_mutex_destroy(&b.mu);
+	pthread_cond_destroy(&b.cv);
+	sc_close(&s);
+}
+
+void test_store_watch_txn_events_in_op_order(void **state)
+{
+	struct sc s;
+	struct recorder live, hist;
+	(void)state;
+	sc_open(&s);
+	recorder_init(&live);
+	recorder_init(&hist);
+	put(s.st, "/t/b", "b0");
+	struct store_watch *w = store_watch(s.st, "/t/", 0, recorder_fn, &live);
+	assert_non_null(w);
+	struct store_op ops[3] = {
+		{ STORE_PUT, "/t/c", "c1", 2, STORE_ANY },
+		{ STORE_DELETE, "/t/b", NULL, 0, STORE_ANY },
+		{ STORE_PUT, "/t/a", "a1", 2, 0 },
+	};
+	int64_t rev;
+	assert_int_equal(store_txn(s.st, ops, 3, &rev, NULL), 0);
+	assert_true(recorder_wait(&live, rev));
+	struct store_watch *w2 = store_watch(s.st, "/t/", rev, recorder_fn, &hist);
+	assert_non_null(w2);
+	struct recorder *rs[2] = { &live, &hist };
+	for (int i = 0; i < 2; i++) {
+		struct recorder *r = rs[i];
+		assert_int_equal(r->n, 3);
+		assert_string_equal(r->evs[0].key, "/t/c");
+		assert_int_equal(r->evs[0].type, STORE_EVENT_PUT);
+		assert_string_equal(r->evs[1].key, "/t/b");
+		assert_int_equal(r->evs[1].type, STORE_EVENT_DELETE);
+		assert_string_equal(r->evs[1].prev_value, "b0");
+		assert_string_equal(r->evs[2].key, "/t/a");
+		for (int e = 0; e < 3; e++)
+			assert_int_equal(r->evs[e].mod_rev, rev);
+	}
+	store_watch_cancel(w);
+	store_watch_cancel(w2);
+	recorder_free(&live);
+	recorder_free(&hist);
+	sc_close(&s);
+}
+
 void test_store_stats_count_commits_and_txns(void **state)
 {
 	struct sc s;

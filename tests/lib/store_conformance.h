@@ -45,6 +45,8 @@ void test_store_compact_old_reads_are_ecompacted(void **state);
 void test_store_concurrent_cas_loses_no_update(void **state);
 void test_store_reopen_keeps_everything(void **state);
 void test_store_crash_keeps_acknowledged_writes(void **state);
+void test_store_crash_during_compaction_keeps_state(void **state);
+void test_store_watch_txn_events_in_op_order(void **state);
 void test_store_stats_count_commits_and_txns(void **state);
 
 #define STORE_CONFORMANCE_TESTS                                                                    \
@@ -74,6 +76,8 @@ void test_store_stats_count_commits_and_txns(void **state);
 		cmocka_unit_test(test_store_concurrent_cas_loses_no_update),                       \
 		cmocka_unit_test(test_store_reopen_keeps_everything),                              \
 		cmocka_unit_test(test_store_crash_keeps_acknowledged_writes),                      \
+		cmocka_unit_test(test_store_crash_during_compaction_keeps_state),                  \
+		cmocka_unit_test(test_store_watch_txn_events_in_op_order),                         \
 		cmocka_unit_test(test_store_stats_count_commits_and_txns)
 
 #endif
