@@ -28,12 +28,14 @@
  */
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -95,6 +97,7 @@ struct lstore {
 	MDB_env *env;
 	MDB_dbi kv, log, meta;
 	char *dir;
+	int lock_fd; /* flock'd: one process (and one store_open) per directory */
 	struct store_opts opts;
 	size_t max_key;
 
@@ -1367,6 +1370,30 @@ static int mkdir_p(const char *dir)
 	return 0;
 }
 
+/* The commit thread hands out revisions, so a second writer on the same files (another
+ * shoald on the same state directory) would hand out the same ones: refuse it. */
+static int lock_dir(struct lstore *st)
+{
+	char path[4096];
+	int err;
+
+	if (snprintf(path, sizeof(path), "%s/shoal.lock", st->dir) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	st->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (st->lock_fd < 0) {
+		err = -errno;
+		log_warn("store lmdb:%s: open %s: %s", st->dir, path, strerror(-err));
+		return err;
+	}
+	if (flock(st->lock_fd, LOCK_EX | LOCK_NB)) {
+		err = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		log_warn("store lmdb:%s: the store is open elsewhere (lock %s: %s)", st->dir, path,
+			 strerror(errno));
+		return err;
+	}
+	return 0;
+}
+
 static void lmdb_free(struct lstore *st)
 {
 	while (st->watches) {
@@ -1377,6 +1404,8 @@ static void lmdb_free(struct lstore *st)
 	}
 	if (st->env)
 		mdb_env_close(st->env);
+	if (st->lock_fd >= 0)
+		close(st->lock_fd);
 	pthread_mutex_destroy(&st->q_mu);
 	pthread_cond_destroy(&st->q_cv);
 	pthread_mutex_destroy(&st->watch_mu);
@@ -1441,6 +1470,7 @@ static struct store *lmdb_open(const char *dir, const struct store_opts *opts)
 	pthread_cond_init(&st->bg_cv, NULL);
 	pthread_mutex_init(&st->stats_mu, NULL);
 	st->q_tail = &st->q_head;
+	st->lock_fd = -1;
 	st->opts = *opts;
 	st->dir = strdup(dir);
 	if (!st->dir) {
@@ -1452,6 +1482,9 @@ static struct store *lmdb_open(const char *dir, const struct store_opts *opts)
 		log_warn("store lmdb:%s: create directory: %s", dir, strerror(-err));
 		goto fail;
 	}
+	err = lock_dir(st);
+	if (err)
+		goto fail;
 	rc = mdb_env_create(&st->env);
 	if (rc) {
 		err = lmdb_fail(st, "create environment", rc);

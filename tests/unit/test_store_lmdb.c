@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -213,10 +214,108 @@ static void test_store_lmdb_background_compaction_honours_policy(void **state)
 	free(uri);
 }
 
+static void test_store_lmdb_second_open_is_ebusy(void **state)
+{
+	(void)state;
+	char *uri = lmdb_new_uri();
+	assert_non_null(uri);
+	struct store *st = store_open(uri, NULL);
+	assert_non_null(st);
+	errno = 0;
+	assert_null(store_open(uri, NULL));
+	assert_int_equal(errno, EBUSY);
+	store_close(st);
+	st = store_open(uri, NULL);
+	assert_non_null(st);
+	store_close(st);
+	lmdb_remove_uri(uri);
+	free(uri);
+}
+
+/* What a callback on the commit thread may and may not do. */
+struct cb_check {
+	struct store *st;
+	int txn_err, watch_errno, chained_err;
+	int64_t chained_rev;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int done;
+};
+
+static void chained_done(void *arg, int err, int64_t rev, struct store_result *res, size_t n)
+{
+	struct cb_check *c = arg;
+	(void)res;
+	(void)n;
+	pthread_mutex_lock(&c->mu);
+	c->chained_err = err;
+	c->chained_rev = rev;
+	c->done = 1;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void nop_watch(void *arg, const struct store_event *evs, size_t n)
+{
+	(void)arg;
+	(void)evs;
+	(void)n;
+}
+
+static void cb_watch(void *arg, const struct store_event *evs, size_t n)
+{
+	struct cb_check *c = arg;
+	(void)evs;
+	(void)n;
+	if (c->txn_err != 1)
+		return;
+	struct store_op op = { STORE_PUT, "/other", "x", 1, STORE_ANY };
+	c->txn_err = store_txn(c->st, &op, 1, NULL, NULL);
+	errno = 0;
+	if (!store_watch(c->st, "/", 0, nop_watch, NULL))
+		c->watch_errno = errno;
+	/* Submitting without waiting is fine. */
+	if (store_txn_async(c->st, &op, 1, chained_done, c))
+		c->chained_err = -999;
+}
+
+static void test_store_lmdb_callbacks_cannot_wait_on_the_store(void **state)
+{
+	(void)state;
+	char *uri = lmdb_new_uri();
+	assert_non_null(uri);
+	struct store *st = store_open(uri, NULL);
+	assert_non_null(st);
+	struct cb_check c = { .st = st, .txn_err = 1 };
+	pthread_mutex_init(&c.mu, NULL);
+	pthread_cond_init(&c.cv, NULL);
+	struct store_watch *w = store_watch(st, "/cb/", 0, cb_watch, &c);
+	assert_non_null(w);
+	struct store_op op = { STORE_PUT, "/cb/k", "v", 1, STORE_ANY };
+	int64_t rev;
+	assert_int_equal(store_txn(st, &op, 1, &rev, NULL), 0);
+	pthread_mutex_lock(&c.mu);
+	while (!c.done)
+		pthread_cond_wait(&c.cv, &c.mu);
+	pthread_mutex_unlock(&c.mu);
+	assert_int_equal(c.txn_err, -EDEADLK);
+	assert_int_equal(c.watch_errno, EDEADLK);
+	assert_int_equal(c.chained_err, 0);
+	assert_int_equal(c.chained_rev, rev + 1);
+	store_watch_cancel(w);
+	store_close(st);
+	pthread_mutex_destroy(&c.mu);
+	pthread_cond_destroy(&c.cv);
+	lmdb_remove_uri(uri);
+	free(uri);
+}
+
 SHOAL_TEST_MAIN_SETUP(setup, NULL, STORE_CONFORMANCE_TESTS,
 		      cmocka_unit_test(test_store_lmdb_unknown_scheme_is_einval),
 		      cmocka_unit_test(test_store_lmdb_creates_missing_directories),
 		      cmocka_unit_test(test_store_lmdb_unwritable_directory_fails_cleanly),
 		      cmocka_unit_test(test_store_lmdb_removed_directory_fails_writes),
 		      cmocka_unit_test(test_store_lmdb_full_map_is_enospc_and_writes_nothing),
-		      cmocka_unit_test(test_store_lmdb_background_compaction_honours_policy))
+		      cmocka_unit_test(test_store_lmdb_background_compaction_honours_policy),
+		      cmocka_unit_test(test_store_lmdb_second_open_is_ebusy),
+		      cmocka_unit_test(test_store_lmdb_callbacks_cannot_wait_on_the_store))
