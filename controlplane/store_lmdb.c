@@ -46,8 +46,8 @@
 
 #define MAX_BATCH 1024		  /* transactions per LMDB commit */
 #define MAX_TXN_OPS 4096	  /* operations per transaction */
-#define COMPACT_CHUNK_REVS 1024	  /* at most this many revisions compacted per LMDB txn */
-#define COMPACT_CHUNK_KEYS 4096	  /* and about this many key versions */
+#define COMPACT_CHUNK_REVS 256	  /* at most this many revisions compacted per LMDB txn */
+#define COMPACT_CHUNK_KEYS 512	  /* and about this many key versions */
 #define REPLAY_BATCH_EVENTS 512	  /* events per watch callback during replay */
 #define LMDB_MAX_READERS 1024
 #define KEY_SUFFIX 9 /* '\0' + be64 revision */
@@ -109,6 +109,9 @@ struct lstore {
 	pthread_cond_t q_cv;
 	struct ltxn *q_head, **q_tail;
 	int stopping, q_closed;
+	int batch_busy;		  /* the commit thread holds a batch */
+	uint64_t commit_seq;	  /* batches done; compaction waits for one between chunks */
+	pthread_cond_t batch_cv; /* signalled when commit_seq moves */
 	pthread_t commit_thr;
 
 	/* Watches; held by the commit thread while it publishes a revision and delivers it. */
@@ -812,6 +815,7 @@ static void *commit_main(void *arg)
 			pthread_mutex_unlock(&st->q_mu);
 			break;
 		}
+		st->batch_busy = 1;
 		while (st->q_head && n < MAX_BATCH) {
 			batch[n++] = st->q_head;
 			st->q_head = st->q_head->next;
@@ -838,6 +842,11 @@ static void *commit_main(void *arg)
 		}
 		for (size_t i = 0; i < n; i++)
 			finish_txn(batch[i], rev);
+		pthread_mutex_lock(&st->q_mu);
+		st->batch_busy = 0;
+		st->commit_seq++;
+		pthread_cond_broadcast(&st->batch_cv);
+		pthread_mutex_unlock(&st->q_mu);
 	}
 	lmdb_committing = NULL;
 	return NULL;
@@ -1201,11 +1210,32 @@ out:
 	return err;
 }
 
+/* Between two chunks: when writers are queued, let the commit thread take one batch first
+ * (LMDB's writer lock is not fair, and compaction would otherwise take it again at once). */
+static void compact_yield(struct lstore *st)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += 100 * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&st->q_mu);
+	uint64_t seq = st->commit_seq;
+	while ((st->q_head || st->batch_busy) && st->commit_seq == seq && !st->q_closed &&
+	       pthread_cond_timedwait(&st->batch_cv, &st->q_mu, &ts) == 0)
+		;
+	pthread_mutex_unlock(&st->q_mu);
+}
+
 /* Removes the history at or below c that compaction to c leaves no reader for. */
 static int compact_run(struct lstore *st, int64_t c)
 {
 	int err;
 	while ((err = compact_chunk(st, c)) == 1) {
+		compact_yield(st);
 		pthread_mutex_lock(&st->bg_mu);
 		int stop = st->bg_stop;
 		pthread_mutex_unlock(&st->bg_mu);
@@ -1408,6 +1438,7 @@ static void lmdb_free(struct lstore *st)
 		close(st->lock_fd);
 	pthread_mutex_destroy(&st->q_mu);
 	pthread_cond_destroy(&st->q_cv);
+	pthread_cond_destroy(&st->batch_cv);
 	pthread_mutex_destroy(&st->watch_mu);
 	pthread_mutex_destroy(&st->compact_mu);
 	pthread_mutex_destroy(&st->bg_mu);
@@ -1464,6 +1495,7 @@ static struct store *lmdb_open(const char *dir, const struct store_opts *opts)
 	}
 	pthread_mutex_init(&st->q_mu, NULL);
 	pthread_cond_init(&st->q_cv, NULL);
+	pthread_cond_init(&st->batch_cv, NULL);
 	pthread_mutex_init(&st->watch_mu, NULL);
 	pthread_mutex_init(&st->compact_mu, NULL);
 	pthread_mutex_init(&st->bg_mu, NULL);
