@@ -380,7 +380,233 @@ static void test_api_errors_format_and_overflow(void **state)
 	assert_int_equal(strlen(tiny), 7);
 }
 
-SHOAL_TEST_MAIN(cmocka_unit_test(test_api_kinds_table_is_complete),
+/* ---- robustness: every node of rich objects replaced by every JSON type ---- */
+
+static const char *const rich[][2] = {
+	{ "pod",
+	  "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"p\",\"namespace\":\"d\","
+	  "\"labels\":{\"a\":\"b\"},\"ownerReferences\":[{\"apiVersion\":\"v1\",\"kind\":\"X\","
+	  "\"name\":\"x\",\"uid\":\"1\",\"controller\":true}],\"finalizers\":[\"a/b\"]},"
+	  "\"spec\":{\"volumes\":[{\"name\":\"v\",\"configMap\":{\"name\":\"c\"}}],"
+	  "\"initContainers\":[{\"name\":\"i\",\"image\":\"i\",\"restartPolicy\":\"Always\","
+	  "\"readinessProbe\":{\"exec\":{\"command\":[\"a\"]}}}],"
+	  "\"containers\":[{\"name\":\"c\",\"image\":\"i\",\"command\":[\"a\"],"
+	  "\"ports\":[{\"containerPort\":80,\"hostPort\":80,\"name\":\"http\"}],"
+	  "\"env\":[{\"name\":\"A\",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":\"x\"}}}],"
+	  "\"envFrom\":[{\"configMapRef\":{\"name\":\"c\"}}],"
+	  "\"resources\":{\"limits\":{\"cpu\":\"1\"},\"requests\":{\"cpu\":\"1\"}},"
+	  "\"volumeMounts\":[{\"name\":\"v\",\"mountPath\":\"/v\"}],"
+	  "\"livenessProbe\":{\"httpGet\":{\"port\":80,\"httpHeaders\":[{\"name\":\"a\"}]}},"
+	  "\"lifecycle\":{\"preStop\":{\"sleep\":{\"seconds\":1}}},"
+	  "\"securityContext\":{\"runAsUser\":1}}],"
+	  "\"affinity\":{\"nodeAffinity\":{\"requiredDuringSchedulingIgnoredDuringExecution\":"
+	  "{\"nodeSelectorTerms\":[{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"In\","
+	  "\"values\":[\"b\"]}],\"matchFields\":[{\"key\":\"metadata.name\",\"operator\":\"In\","
+	  "\"values\":[\"n\"]}]}]},\"preferredDuringSchedulingIgnoredDuringExecution\":[{\"weight\":1,"
+	  "\"preference\":{\"matchExpressions\":[]}}]},\"podAntiAffinity\":{"
+	  "\"requiredDuringSchedulingIgnoredDuringExecution\":[{\"topologyKey\":\"z\",\"labelSelector\":"
+	  "{\"matchLabels\":{\"a\":\"b\"}},\"namespaces\":[\"n\"]}],"
+	  "\"preferredDuringSchedulingIgnoredDuringExecution\":[{\"weight\":1,\"podAffinityTerm\":"
+	  "{\"topologyKey\":\"z\"}}]}},"
+	  "\"tolerations\":[{\"key\":\"a\",\"operator\":\"Exists\",\"effect\":\"NoExecute\","
+	  "\"tolerationSeconds\":1}],\"topologySpreadConstraints\":[{\"maxSkew\":1,\"topologyKey\":"
+	  "\"z\",\"whenUnsatisfiable\":\"DoNotSchedule\",\"labelSelector\":{}}],"
+	  "\"dnsConfig\":{\"nameservers\":[\"1.1.1.1\"]},\"hostAliases\":[{\"ip\":\"1.2.3.4\"}],"
+	  "\"readinessGates\":[{\"conditionType\":\"a\"}],\"nodeSelector\":{\"a\":\"b\"},"
+	  "\"securityContext\":{\"sysctls\":[{\"name\":\"a\"}]},\"os\":{\"name\":\"linux\"}},"
+	  "\"status\":{\"phase\":\"Running\",\"podIP\":\"10.0.0.1\",\"podIPs\":[{\"ip\":\"10.0.0.1\"}],"
+	  "\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\"}],\"containerStatuses\":"
+	  "[{\"name\":\"c\",\"ready\":true,\"restartCount\":1,\"state\":{\"terminated\":"
+	  "{\"exitCode\":1,\"signal\":9}},\"lastState\":{\"terminated\":{\"finishedAt\":"
+	  "\"2026-01-01T00:00:00Z\"}}}],\"initContainerStatuses\":[{\"name\":\"i\",\"state\":"
+	  "{\"waiting\":{\"reason\":\"X\"}}}]}}" },
+	{ "svc",
+	  "{\"metadata\":{\"name\":\"s\",\"namespace\":\"d\"},\"spec\":{\"type\":\"LoadBalancer\","
+	  "\"ports\":[{\"name\":\"a\",\"port\":80,\"targetPort\":\"http\",\"nodePort\":30001},"
+	  "{\"name\":\"b\",\"port\":81}],\"selector\":{\"a\":\"b\"},\"clusterIP\":\"10.96.0.1\","
+	  "\"clusterIPs\":[\"10.96.0.1\"],\"externalIPs\":[\"192.0.2.1\"],\"sessionAffinity\":"
+	  "\"ClientIP\",\"sessionAffinityConfig\":{\"clientIP\":{\"timeoutSeconds\":5}},"
+	  "\"loadBalancerSourceRanges\":[\"10.0.0.0/8\"],\"externalTrafficPolicy\":\"Local\","
+	  "\"healthCheckNodePort\":30100,\"ipFamilies\":[\"IPv4\"],\"loadBalancerIP\":\"1.2.3.4\"},"
+	  "\"status\":{\"loadBalancer\":{\"ingress\":[{\"ip\":\"1.2.3.4\"}]}}}" },
+	{ "node",
+	  "{\"metadata\":{\"name\":\"n\",\"labels\":{\"node-role.kubernetes.io/x\":\"\"}},"
+	  "\"spec\":{\"podCIDR\":\"10.1.0.0/24\",\"podCIDRs\":[\"10.1.0.0/24\"],\"taints\":"
+	  "[{\"key\":\"a\",\"effect\":\"NoSchedule\"}],\"unschedulable\":true},\"status\":"
+	  "{\"capacity\":{\"cpu\":\"2\"},\"allocatable\":{\"cpu\":\"2\"},\"conditions\":[{\"type\":"
+	  "\"Ready\",\"status\":\"True\"}],\"addresses\":[{\"type\":\"InternalIP\",\"address\":"
+	  "\"10.0.0.1\"}],\"nodeInfo\":{\"kubeletVersion\":\"v\"}}}" },
+	{ "deploy",
+	  "{\"metadata\":{\"name\":\"w\",\"namespace\":\"d\",\"creationTimestamp\":"
+	  "\"2026-01-01T00:00:00Z\"},\"spec\":{\"replicas\":2,\"selector\":{\"matchLabels\":"
+	  "{\"a\":\"b\"},\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"In\",\"values\":"
+	  "[\"b\"]}]},\"template\":{\"metadata\":{\"labels\":{\"a\":\"b\"}},\"spec\":{\"containers\":"
+	  "[{\"name\":\"c\",\"image\":\"i\"}]}},\"strategy\":{\"type\":\"RollingUpdate\","
+	  "\"rollingUpdate\":{\"maxSurge\":\"10%\",\"maxUnavailable\":1}},\"minReadySeconds\":1,"
+	  "\"progressDeadlineSeconds\":10},\"status\":{\"replicas\":2,\"readyReplicas\":1,"
+	  "\"conditions\":[{\"type\":\"Available\",\"status\":\"True\"}]}}" },
+	{ "ds",
+	  "{\"metadata\":{\"name\":\"w\",\"namespace\":\"d\"},\"spec\":{\"selector\":{\"matchLabels\":"
+	  "{\"a\":\"b\"}},\"template\":{\"metadata\":{\"labels\":{\"a\":\"b\"}},\"spec\":"
+	  "{\"nodeSelector\":{\"x\":\"y\"},\"containers\":[{\"name\":\"c\",\"image\":\"i\"}]}},"
+	  "\"updateStrategy\":{\"type\":\"RollingUpdate\",\"rollingUpdate\":{\"maxUnavailable\":1}}}}" },
+	{ "job",
+	  "{\"metadata\":{\"name\":\"j\",\"namespace\":\"d\",\"uid\":\"u\"},\"spec\":{\"completions\":"
+	  "3,\"parallelism\":2,\"completionMode\":\"Indexed\",\"backoffLimitPerIndex\":1,"
+	  "\"maxFailedIndexes\":1,\"template\":{\"spec\":{\"restartPolicy\":\"Never\",\"containers\":"
+	  "[{\"name\":\"c\",\"image\":\"i\"}]}}},\"status\":{\"startTime\":\"2026-01-01T00:00:00Z\","
+	  "\"succeeded\":1,\"conditions\":[{\"type\":\"Complete\",\"status\":\"True\"}]}}" },
+	{ "endpointslices",
+	  "{\"metadata\":{\"name\":\"e\",\"namespace\":\"d\"},\"addressType\":\"IPv4\",\"endpoints\":"
+	  "[{\"addresses\":[\"10.0.0.1\"],\"conditions\":{\"ready\":true},\"targetRef\":{\"kind\":"
+	  "\"Pod\",\"name\":\"p\"},\"hints\":{\"forZones\":[{\"name\":\"a\"}]}}],\"ports\":"
+	  "[{\"name\":\"a\",\"port\":80}]}" },
+	{ "ep",
+	  "{\"metadata\":{\"name\":\"e\",\"namespace\":\"d\"},\"subsets\":[{\"addresses\":"
+	  "[{\"ip\":\"10.0.0.1\",\"targetRef\":{\"kind\":\"Pod\",\"name\":\"p\"}}],\"ports\":"
+	  "[{\"name\":\"a\",\"port\":80},{\"name\":\"b\",\"port\":81}]}]}" },
+	{ "ev",
+	  "{\"metadata\":{\"name\":\"e\",\"namespace\":\"d\"},\"involvedObject\":{\"kind\":\"Pod\","
+	  "\"name\":\"p\"},\"type\":\"Normal\",\"series\":{\"count\":1},\"related\":{\"kind\":\"X\",\"name\":\"x\"}}" },
+	{ "lease",
+	  "{\"metadata\":{\"name\":\"l\",\"namespace\":\"d\"},\"spec\":{\"holderIdentity\":\"h\","
+	  "\"leaseDurationSeconds\":1,\"renewTime\":\"2026-01-01T00:00:00.000001Z\"}}" },
+	{ "pg",
+	  "{\"metadata\":{\"name\":\"g\",\"namespace\":\"d\"},\"spec\":{\"minMember\":2,"
+	  "\"minResources\":{\"cpu\":\"1\"}},\"status\":{\"phase\":\"Running\",\"running\":2}}" },
+	{ "ns", "{\"metadata\":{\"name\":\"n\"},\"spec\":{\"finalizers\":[\"kubernetes\"]},"
+		"\"status\":{\"phase\":\"Active\"}}" },
+};
+
+static json_t *replacement(int r)
+{
+	switch (r) {
+	case 0:
+		return json_null();
+	case 1:
+		return json_integer(0);
+	case 2:
+		return json_integer(-1);
+	case 3:
+		return json_string("");
+	case 4:
+		return json_string("x");
+	case 5:
+		return json_array();
+	case 6:
+		return json_object();
+	case 7:
+		return json_true();
+	case 8:
+		return json_real(1.5);
+	case 9:
+		return json_pack("[n]");
+	default:
+		return json_pack("{sn}", "a");
+	}
+}
+#define NREPLACEMENTS 11
+
+/* Runs the whole pipeline on obj (and as an update of itself), and every column. */
+static void pipeline(const struct api_kind *k, json_t *obj)
+{
+	struct api_errors errs = { 0 };
+	json_t *unknown = json_array();
+	json_t *old = json_deep_copy(obj);
+	api_schema_check(k, obj, unknown, &errs);
+	if (k->defaults)
+		k->defaults(obj);
+	api_validate_meta(k, obj, &errs);
+	k->validate(obj, NULL, &errs);
+	k->validate(obj, old, &errs);
+	k->validate(old, obj, &errs);
+	char cell[512], msg[4096];
+	for (const struct api_column *c = k->columns; c->header; c++) {
+		if (c->format) {
+			c->format(obj, cell, sizeof(cell));
+			c->format(old, cell, sizeof(cell));
+			c->format(obj, cell, 4);
+		}
+	}
+	api_errors_format(&errs, msg, sizeof(msg));
+	json_decref(unknown);
+	json_decref(old);
+}
+
+/* Replaces, one at a time, every value reachable from *slot's container. Returns how many
+ * variants ran. */
+static size_t mutate_all(const struct api_kind *k, json_t *root, json_t *node)
+{
+	size_t n = 0;
+	if (json_is_object(node)) {
+		const char *key;
+		json_t *v;
+		void *tmp;
+		json_object_foreach_safe(node, tmp, key, v) {
+			json_t *saved = json_incref(v);
+			for (int r = 0; r < NREPLACEMENTS; r++) {
+				json_object_set_new(node, key, replacement(r));
+				json_t *copy = json_deep_copy(root);
+				pipeline(k, copy);
+				json_decref(copy);
+				n++;
+			}
+			json_object_set_new(node, key, saved);
+			n += mutate_all(k, root, saved);
+		}
+	} else if (json_is_array(node)) {
+		for (size_t i = 0; i < json_array_size(node); i++) {
+			json_t *saved = json_incref(json_array_get(node, i));
+			for (int r = 0; r < NREPLACEMENTS; r++) {
+				json_array_set_new(node, i, replacement(r));
+				json_t *copy = json_deep_copy(root);
+				pipeline(k, copy);
+				json_decref(copy);
+				n++;
+			}
+			json_array_set_new(node, i, saved);
+			n += mutate_all(k, root, saved);
+		}
+	}
+	return n;
+}
+
+static void test_api_pipeline_survives_mutated_objects(void **state)
+{
+	(void)state;
+	size_t total = 0;
+	for (size_t i = 0; i < sizeof(rich) / sizeof(rich[0]); i++) {
+		const struct api_kind *k = api_kind_lookup(rich[i][0]);
+		assert_non_null(k);
+		json_t *obj = J(rich[i][1]);
+		/* the unmutated fixture is valid */
+		json_t *copy = json_deep_copy(obj);
+		struct api_errors errs = { 0 };
+		api_schema_check(k, copy, NULL, &errs);
+		if (k->defaults)
+			k->defaults(copy);
+		api_validate_meta(k, copy, &errs);
+		k->validate(copy, NULL, &errs);
+		if (errs.n) {
+			dump(&errs);
+			fail_msg("rich %s fixture is not valid", rich[i][0]);
+		}
+		json_decref(copy);
+		total += mutate_all(k, obj, obj);
+		json_decref(obj);
+		/* and whole-object replacements */
+		for (int r = 0; r < NREPLACEMENTS; r++) {
+			json_t *o = replacement(r);
+			pipeline(k, o);
+			json_decref(o);
+		}
+	}
+	print_message("ran %zu mutated objects\n", total);
+	assert_true(total > 3000);
+}
+
+SHOAL_TEST_MAIN(cmocka_unit_test(test_api_pipeline_survives_mutated_objects),
+		cmocka_unit_test(test_api_kinds_table_is_complete),
 		cmocka_unit_test(test_api_kind_lookups),
 		cmocka_unit_test(test_api_schema_reports_type_errors_with_paths),
 		cmocka_unit_test(test_api_schema_prunes_unknown_fields),
