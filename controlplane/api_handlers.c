@@ -1020,7 +1020,7 @@ static bool same(const json_t *a, const json_t *b)
 }
 
 /*
- * Writes obj as the new version of cur (an update, a patch, a status write, a scale, a
+ * Takes over obj (the caller's reference) and writes it as the new version of cur (an update, a patch, a status write, a scale, a
  * graceful deletion). expect: the mod revision the write is conditional on. unconditional:
  * the client named no resourceVersion, so a lost race is retried.
  */
@@ -1054,8 +1054,6 @@ static int write_update(struct api_req *r, json_t *obj, struct wc_obj *cur, int6
 							"resourceVersion"));
 		json_decref(obj);
 		obj = merged;
-	} else {
-		json_incref(obj);
 	}
 	if (check_object(r, obj, old, status_only, &ret))
 		goto out_obj;
@@ -1604,7 +1602,10 @@ int api_handle(struct api_req *r)
 	char why[512];
 
 	if (*sub && strcmp(sub, "status") && strcmp(sub, "binding") && strcmp(sub, "scale"))
-		return api_respond_status(r, 404, "NotFound", "unknown sub-resource \"%s\"", sub);
+		return api_respond_status(r, 404, "NotFound",
+					  "the server could not find the requested resource (%s has no "
+					  "sub-resource or resource \"%s\")",
+					  r->kind->resource, sub);
 	if ((!strcmp(sub, "status") && !r->kind->has_status) ||
 	    (!strcmp(sub, "scale") && !r->kind->scale_path) ||
 	    (!strcmp(sub, "binding") && !is_kind(r, "Pod")))
