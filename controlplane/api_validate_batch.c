@@ -39,7 +39,7 @@ const struct api_schema api_schema_job = API_KIND_SCHEMA(
 		{ "uncountedTerminatedPods", S_ANY }));
 
 #define JOB_NAME_LABEL "batch.kubernetes.io/job-name"
-#define JOB_UID_LABEL "batch.kubernetes.io/controller-uid"
+#define JOB_UID_LABEL  "batch.kubernetes.io/controller-uid"
 
 void api_defaults_job(json_t *obj)
 {
@@ -59,7 +59,8 @@ void api_defaults_job(json_t *obj)
 	api_default_bool(spec, "suspend", false);
 	api_default_bool(spec, "manualSelector", false);
 	api_default_str(spec, "podReplacementPolicy",
-			json_object_get(spec, "podFailurePolicy") ? "Failed" : "TerminatingOrFailed");
+			json_object_get(spec, "podFailurePolicy") ? "Failed"
+								  : "TerminatingOrFailed");
 
 	json_t *tmpl = api_obj_child(spec, "template");
 	json_t *ps = tmpl ? api_obj_child(tmpl, "spec") : NULL;
@@ -124,13 +125,17 @@ void api_validate_job(const json_t *obj, const json_t *old, struct api_errors *e
 			api_err_add(errs, "spec.completions",
 				    "Required value: when completion mode is Indexed");
 		else if (c > 100000)
-			api_err_add(errs, "spec.completions", "Invalid value: %" PRId64 ": must be "
-							      "less than or equal to 100000 when "
-							      "completion mode is Indexed", c);
+			api_err_add(errs, "spec.completions",
+				    "Invalid value: %" PRId64 ": must be "
+				    "less than or equal to 100000 when "
+				    "completion mode is Indexed",
+				    c);
 		if (p > 100000)
-			api_err_add(errs, "spec.parallelism", "Invalid value: %" PRId64 ": must be "
-							      "less than or equal to 100000 when "
-							      "completion mode is Indexed", p);
+			api_err_add(errs, "spec.parallelism",
+				    "Invalid value: %" PRId64 ": must be "
+				    "less than or equal to 100000 when "
+				    "completion mode is Indexed",
+				    p);
 	}
 	if (api_get(spec, "backoffLimitPerIndex")) {
 		if (!indexed)
@@ -179,8 +184,8 @@ void api_validate_job(const json_t *obj, const json_t *old, struct api_errors *e
 	}
 
 	const json_t *st = api_get(obj, "status");
-	static const char *const counts[] = { "active", "succeeded", "failed", "terminating",
-					      "ready", NULL };
+	static const char *const counts[] = { "active",	     "succeeded", "failed",
+					      "terminating", "ready",	  NULL };
 	for (const char *const *f = counts; *f; f++)
 		api_check_nonneg(errs, "status", st, *f);
 	api_check_time(errs, "status", st, "startTime");
@@ -193,7 +198,7 @@ void api_validate_job(const json_t *obj, const json_t *old, struct api_errors *e
 
 #define EPS_MAX_ENDPOINTS 1000
 #define EPS_MAX_ADDRESSES 100
-#define EPS_MAX_PORTS 100
+#define EPS_MAX_PORTS	  100
 
 const struct api_schema api_schema_endpointslice = API_OBJ_INIT(
 	{ "apiVersion", S_STR }, { "kind", S_STR }, { "metadata", &api_schema_meta },
@@ -205,8 +210,7 @@ const struct api_schema api_schema_endpointslice = API_OBJ_INIT(
 			  { "hostname", S_STR }, { "targetRef", &api_schema_object_ref },
 			  { "nodeName", S_STR }, { "zone", S_STR },
 			  { "hints", API_OBJ({ "forZones", API_ARR(API_OBJ({ "name", S_STR })) },
-					     { "forNodes",
-					       API_ARR(API_OBJ({ "name", S_STR })) }) },
+					     { "forNodes", API_ARR(API_OBJ({ "name", S_STR })) }) },
 			  { "deprecatedTopology", S_STRMAP })) },
 	{ "ports", API_ARR(API_OBJ({ "name", S_STR }, { "protocol", S_STR }, { "port", S_INT },
 				   { "appProtocol", S_STR })) });
@@ -215,7 +219,7 @@ void api_defaults_endpointslice(json_t *obj)
 {
 	size_t i;
 	json_t *p;
-	json_array_foreach(json_object_get(obj, "ports"), i, p) {
+	json_array_foreach (json_object_get(obj, "ports"), i, p) {
 		if (!json_is_object(p))
 			continue;
 		api_default_str(p, "protocol", "TCP");
@@ -240,7 +244,7 @@ void api_validate_endpointslice(const json_t *obj, const json_t *old, struct api
 			    json_array_size(eps), EPS_MAX_ENDPOINTS);
 	size_t i, j;
 	json_t *e, *a;
-	json_array_foreach(eps, i, e) {
+	json_array_foreach (eps, i, e) {
 		if (i >= EPS_MAX_ENDPOINTS)
 			break;
 		api_path_i(p, "", "endpoints", i);
@@ -251,7 +255,7 @@ void api_validate_endpointslice(const json_t *obj, const json_t *old, struct api
 		else if (json_array_size(addrs) > EPS_MAX_ADDRESSES)
 			api_err_add(errs, q, "Too many: %zu: must have at most %d items",
 				    json_array_size(addrs), EPS_MAX_ADDRESSES);
-		json_array_foreach(addrs, j, a) {
+		json_array_foreach (addrs, j, a) {
 			const char *s = json_string_value(a);
 			if (!s || !at)
 				continue;
@@ -274,7 +278,8 @@ void api_validate_endpointslice(const json_t *obj, const json_t *old, struct api
 		const json_t *fz = api_get_path(e, "hints.forZones");
 		if (json_array_size(fz) > 8)
 			api_err_add(errs, api_path(q, p, "hints.forZones"),
-				    "Too many: %zu: must have at most 8 items", json_array_size(fz));
+				    "Too many: %zu: must have at most 8 items",
+				    json_array_size(fz));
 		api_check_labels(errs, api_path(q, p, "deprecatedTopology"),
 				 api_get(e, "deprecatedTopology"));
 	}
@@ -282,7 +287,7 @@ void api_validate_endpointslice(const json_t *obj, const json_t *old, struct api
 	if (json_array_size(ports) > EPS_MAX_PORTS)
 		api_err_add(errs, "ports", "Too many: %zu: must have at most %d items",
 			    json_array_size(ports), EPS_MAX_PORTS);
-	json_array_foreach(ports, i, e) {
+	json_array_foreach (ports, i, e) {
 		api_path_i(p, "", "ports", i);
 		const char *name = api_nonempty(e, "name");
 		if (name && (why = api_name_invalid(API_NAME_LABEL, name)))
@@ -301,8 +306,8 @@ void api_validate_endpointslice(const json_t *obj, const json_t *old, struct api
 		api_check_enum(errs, p, e, "protocol", protocols);
 		const char *ap = api_nonempty(e, "appProtocol");
 		if (ap && (why = label_key_invalid(ap)))
-			api_err_add(errs, api_path(q, p, "appProtocol"), "Invalid value: \"%s\": %s",
-				    ap, why);
+			api_err_add(errs, api_path(q, p, "appProtocol"),
+				    "Invalid value: \"%s\": %s", ap, why);
 	}
 	if (old)
 		api_check_immutable(errs, "addressType", api_get(obj, "addressType"),
@@ -367,19 +372,21 @@ void api_validate_podgroup(const json_t *obj, const json_t *old, struct api_erro
 	const json_t *spec = api_get(obj, "spec");
 	int64_t mm;
 	if (!api_int(spec, "minMember", &mm))
-		api_err_add(errs, "spec.minMember", "Required value: the number of pods that must "
-						    "be scheduled together (>= 1)");
+		api_err_add(errs, "spec.minMember",
+			    "Required value: the number of pods that must "
+			    "be scheduled together (>= 1)");
 	else
 		api_check_range(errs, "spec", spec, "minMember", 1, INT32_MAX);
 	api_check_range(errs, "spec", spec, "scheduleTimeoutSeconds", 1, INT32_MAX);
 	api_check_resource_list(errs, "spec.minResources", api_get(spec, "minResources"));
 	api_check_dns_subdomain(errs, "spec", spec, "priorityClassName");
 	const json_t *st = api_get(obj, "status");
-	static const char *const phases[] = { "Pending", "PreScheduling", "Scheduling",
-					      "Scheduled", "Running", "Finished", "Failed",
-					      "Unknown", NULL };
+	static const char *const phases[] = { "Pending",   "PreScheduling", "Scheduling",
+					      "Scheduled", "Running",	    "Finished",
+					      "Failed",	   "Unknown",	    NULL };
 	api_check_enum(errs, "status", st, "phase", phases);
-	static const char *const counts[] = { "scheduled", "running", "succeeded", "failed",
+	static const char *const counts[] = { "scheduled",	    "running",
+					      "succeeded",	    "failed",
 					      "observedGeneration", NULL };
 	for (const char *const *f = counts; *f; f++)
 		api_check_nonneg(errs, "status", st, *f);
