@@ -8,10 +8,13 @@
  * all, within spec.scheduleTimeoutSeconds (default 60).
  *
  * The design choice for Jobs: as in Kubernetes, a job whose spec.manualSelector is not true
- * gets its selector generated (batch.kubernetes.io/job-name, and controller-uid once the
- * object has a uid) and those labels are added to its pod template; its template's
- * restartPolicy is not defaulted and must be OnFailure or Never. shoal also accepts a
- * selector the user gives without manualSelector, as long as it matches the template.
+ * gets its selector generated and that label added to its pod template; its template's
+ * restartPolicy is not defaulted and must be OnFailure or Never. The generated selector is
+ * batch.kubernetes.io/job-name=NAME only (Kubernetes adds controller-uid=UID): defaults run
+ * before the server assigns the uid, and a selector built from the name alone is the same
+ * on every re-apply of the manifest, so that the immutable selector never changes by
+ * itself. shoal also accepts a selector the user gives without manualSelector, as long as
+ * it matches the template.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -39,7 +42,6 @@ const struct api_schema api_schema_job = API_KIND_SCHEMA(
 		{ "uncountedTerminatedPods", S_ANY }));
 
 #define JOB_NAME_LABEL "batch.kubernetes.io/job-name"
-#define JOB_UID_LABEL  "batch.kubernetes.io/controller-uid"
 
 void api_defaults_job(json_t *obj)
 {
@@ -70,20 +72,16 @@ void api_defaults_job(json_t *obj)
 		if (!had_rp)
 			json_object_del(ps, "restartPolicy");
 	}
-	/* the generated selector and the labels it selects */
+	/* the generated selector and the label it selects */
 	json_t *meta = json_object_get(obj, "metadata");
 	const char *name = api_nonempty(meta, "name");
-	const char *uid = api_nonempty(meta, "uid");
 	json_t *tmeta = tmpl ? api_obj_child(tmpl, "metadata") : NULL;
 	json_t *tlabels = tmeta ? api_obj_child(tmeta, "labels") : NULL;
 	if (!api_bool(spec, "manualSelector") && !json_object_get(spec, "selector") && name &&
 	    tlabels) {
-		json_t *ml = json_object();
-		json_object_set_new(ml, JOB_NAME_LABEL, json_string(name));
-		if (uid)
-			json_object_set_new(ml, JOB_UID_LABEL, json_string(uid));
-		json_object_update(tlabels, ml);
-		json_object_set_new(spec, "selector", json_pack("{so}", "matchLabels", ml));
+		json_object_set_new(tlabels, JOB_NAME_LABEL, json_string(name));
+		json_object_set_new(spec, "selector",
+				    json_pack("{s{ss}}", "matchLabels", JOB_NAME_LABEL, name));
 	}
 	/* a job without labels takes its template's */
 	if (json_is_object(meta) && json_object_size(api_get(meta, "labels")) == 0 && tlabels &&
@@ -91,7 +89,6 @@ void api_defaults_job(json_t *obj)
 		json_t *copy = json_deep_copy(tlabels);
 		if (copy) {
 			json_object_del(copy, JOB_NAME_LABEL);
-			json_object_del(copy, JOB_UID_LABEL);
 			if (json_object_size(copy) > 0)
 				json_object_set_new(meta, "labels", copy);
 			else
@@ -159,7 +156,17 @@ void api_validate_job(const json_t *obj, const json_t *old, struct api_errors *e
 	static const char *const repl[] = { "TerminatingOrFailed", "Failed", NULL };
 	api_check_enum(errs, "spec", spec, "podReplacementPolicy", repl);
 
-	api_validate_workload_selector(spec, old_spec, errs);
+	if (!api_get(spec, "selector") && !api_bool(spec, "manualSelector") &&
+	    !api_nonempty(api_get(obj, "metadata"), "name")) {
+		/* the generated selector needs the job's name */
+		api_err_add(errs, "spec.selector",
+			    "Required value: a job named by generateName must give spec.selector "
+			    "(with spec.manualSelector: true); only a job with metadata.name gets "
+			    "one generated");
+		api_validate_pod_template(api_get(spec, "template"), "spec.template", errs);
+	} else {
+		api_validate_workload_selector(spec, old_spec, errs);
+	}
 	const json_t *ps = api_get_path(spec, "template.spec");
 	static const char *const restart[] = { "OnFailure", "Never", NULL };
 	const char *rp = api_str(ps, "restartPolicy");
@@ -317,11 +324,13 @@ void api_validate_endpointslice(const json_t *obj, const json_t *old, struct api
 /* ======================================================================================== */
 /* Lease */
 
-const struct api_schema api_schema_lease = API_KIND_SCHEMA(
-	API_OBJ({ "holderIdentity", S_STR }, { "leaseDurationSeconds", S_INT },
-		{ "acquireTime", S_STR }, { "renewTime", S_STR }, { "leaseTransitions", S_INT },
-		{ "strategy", S_STR }, { "preferredHolder", S_STR }),
-	S_ANY);
+/* A Lease has no status: everything is in spec. */
+const struct api_schema api_schema_lease = API_OBJ_INIT(
+	{ "apiVersion", S_STR }, { "kind", S_STR }, { "metadata", &api_schema_meta },
+	{ "spec", API_OBJ({ "holderIdentity", S_STR }, { "leaseDurationSeconds", S_INT },
+			  { "acquireTime", S_STR }, { "renewTime", S_STR },
+			  { "leaseTransitions", S_INT }, { "strategy", S_STR },
+			  { "preferredHolder", S_STR }) });
 
 void api_validate_lease(const json_t *obj, const json_t *old, struct api_errors *errs)
 {

@@ -1351,6 +1351,11 @@ static void validate_pod_status(const json_t *st, struct api_errors *errs)
 					    ip ? ip : "");
 		}
 	}
+	const char *ip0 = api_str(json_array_get(api_get(st, "podIPs"), 0), "ip");
+	const char *pip = api_nonempty(st, "podIP");
+	if (ip0 && pip && strcmp(ip0, pip) != 0)
+		api_err_add(errs, "status.podIPs[0].ip",
+			    "Invalid value: \"%s\": must be the same as status.podIP", ip0);
 	api_check_time(errs, "status", st, "startTime");
 	static const char *const lists[] = { "containerStatuses", "initContainerStatuses", NULL };
 	for (const char *const *f = lists; *f; f++) {
@@ -1533,8 +1538,13 @@ void api_defaults_service(json_t *obj)
 		if (!json_is_object(p))
 			continue;
 		api_default_str(p, "protocol", "TCP");
+		/* targetPort defaults to port when absent, 0 or "" (Kubernetes' rule) */
 		json_t *port = json_object_get(p, "port");
-		if (!json_object_get(p, "targetPort") && json_is_integer(port))
+		json_t *tp = json_object_get(p, "targetPort");
+		bool unset = !tp || json_is_null(tp) ||
+			     (json_is_integer(tp) && json_integer_value(tp) == 0) ||
+			     (json_is_string(tp) && json_string_length(tp) == 0);
+		if (unset && json_is_integer(port))
 			json_object_set(p, "targetPort", port);
 	}
 	json_t *status = api_obj_child(obj, "status");
