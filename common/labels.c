@@ -794,6 +794,13 @@ struct field_selector *field_selector_parse(const char *s, const char *const *al
 		/* one term up to an unescaped ',' */
 		char sep;
 		const char *term_start = p;
+		/* empty terms ("a=b,,c=d", "a=b,") are skipped, as Kubernetes does */
+		if (*p == ',') {
+			p++;
+			continue;
+		}
+		if (!*p)
+			break;
 		char *path = NULL, *value = NULL;
 		bool neq = false, have_op = false;
 		/* the path ends at the first unescaped '=' or '!=' */

@@ -905,7 +905,9 @@ static void validate_affinity(const json_t *aff, const char *path, struct api_er
 				    i, t) {
 			api_path_i(q, p, "preferredDuringSchedulingIgnoredDuringExecution", i);
 			api_check_range(errs, q, t, "weight", 1, 100);
-			if (api_check_required(errs, q, t, "preference"))
+			if (!api_get(t, "preference"))
+				api_err_add(errs, api_path(r, q, "preference"), "Required value");
+			else
 				validate_node_selector_term(api_get(t, "preference"),
 							    api_path(r, q, "preference"), errs);
 			if (!api_get(t, "weight"))
@@ -1822,11 +1824,7 @@ static void validate_endpoint_addresses(const json_t *arr, const char *path,
 		const char *ip = api_nonempty(a, "ip");
 		if (!ip)
 			api_err_add(errs, api_path(q, p, "ip"), "Required value");
-		else if ((why = special_ip_invalid(ip)) && api_ipv4_invalid(ip) &&
-			 (why = api_ip_invalid(ip)))
-			api_err_add(errs, api_path(q, p, "ip"), "Invalid value: \"%s\": %s", ip,
-				    why);
-		else if (!api_ipv4_invalid(ip) && (why = special_ip_invalid(ip)))
+		else if ((why = api_ipv4_invalid(ip) ? api_ip_invalid(ip) : special_ip_invalid(ip)))
 			api_err_add(errs, api_path(q, p, "ip"), "Invalid value: \"%s\": %s", ip,
 				    why);
 		api_check_dns_label(errs, p, a, "hostname");
