@@ -8,7 +8,9 @@
  * The design choice: shoal runs processes as well as images, so a container's image is
  * optional, but then its command is required ("containers[0].command: Required value: a
  * container without an image must give a command"). Everything else a Kubernetes manifest
- * says means the same here.
+ * says means the same here. One addition: a pod's status.usage ({"cpu": "250m", "memory":
+ * "300Mi", "timestamp": RFC 3339}) holds the agent's latest usage sample for the scheduler's
+ * resource prediction.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -182,7 +184,10 @@ static const struct api_schema pod_status = API_OBJ_INIT(
 	{ "hostIPs", API_ARR(API_OBJ({ "ip", S_STR })) }, { "podIP", S_STR },
 	{ "podIPs", API_ARR(API_OBJ({ "ip", S_STR })) }, { "startTime", S_STR },
 	{ "initContainerStatuses", API_ARR(&container_status) },
-	{ "containerStatuses", API_ARR(&container_status) }, { "qosClass", S_STR });
+	{ "containerStatuses", API_ARR(&container_status) }, { "qosClass", S_STR },
+	/* shoal's own: the agent's latest usage sample of the pod, read by the scheduler's
+	 * resource prediction */
+	{ "usage", API_OBJ({ "cpu", S_QTY }, { "memory", S_QTY }, { "timestamp", S_STR }) });
 
 const struct api_schema api_schema_pod_template =
 	API_OBJ_INIT({ "metadata", &api_schema_meta }, { "spec", &pod_spec });
@@ -1368,6 +1373,19 @@ static void validate_pod_status(const json_t *st, struct api_errors *errs)
 			api_check_required(errs, p, cs, "name");
 			api_check_nonneg(errs, p, cs, "restartCount");
 		}
+	}
+	const json_t *usage = api_get(st, "usage");
+	if (usage) {
+		static const char *const res[] = { "cpu", "memory", NULL };
+		for (const char *const *r = res; *r; r++) {
+			int64_t m;
+			const char *q = api_str(usage, *r);
+			if (q && quantity_parse_milli(q, &m) == 0 && m < 0)
+				api_err_add(errs, api_path_k(p, "status", "usage", *r),
+					    "Invalid value: \"%s\": must be greater than or equal to 0",
+					    q);
+		}
+		api_check_time(errs, "status.usage", usage, "timestamp");
 	}
 	static const char *const qos[] = { "Guaranteed", "Burstable", "BestEffort", NULL };
 	api_check_enum(errs, "status", st, "qosClass", qos);

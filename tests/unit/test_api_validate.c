@@ -489,6 +489,14 @@ static void test_api_pod_status(void **state)
 			    "{'name':'c','image':'i'}]},'status':{'phase':'Running','podIP':'10.100.1.5',"
 			    "'conditions':[{'type':'Ready','status':'True'}],'containerStatuses':"
 			    "[{'name':'c','ready':true,'restartCount':1}]}}");
+	/* the agent's usage sample */
+	ASSERT_VALID("pod", "{'metadata':{'name':'p','namespace':'d'},'spec':{'containers':["
+			    "{'name':'c','image':'i'}]},'status':{'usage':{'cpu':'250m','memory':"
+			    "'300Mi','timestamp':'2026-11-23T13:40:00Z'}}}");
+	ASSERT_ONLY_ERROR("pod", "{'metadata':{'name':'p','namespace':'d'},'spec':{'containers':"
+				 "[{'name':'c','image':'i'}]},'status':{'usage':{'cpu':'-1',"
+				 "'timestamp':'2026-11-23T13:40:00Z'}}}",
+			  "status.usage[cpu]", "greater than or equal to 0");
 	ASSERT_ONLY_ERROR("pod", "{'metadata':{'name':'p','namespace':'d'},'spec':{'containers':"
 				 "[{'name':'c','image':'i'}]},'status':{'phase':'Sleeping'}}",
 			  "status.phase", "Unsupported value");
