@@ -494,6 +494,20 @@ static void validate_lifecycle(const json_t *lc, const char *path, struct api_er
 	}
 }
 
+/* Extended resources (a domain-qualified name outside kubernetes.io, e.g. nvidia.com/gpu)
+ * are counted in whole units and cannot be overcommitted, as in Kubernetes. */
+static bool extended_resource(const char *name)
+{
+	return strchr(name, '/') && strncmp(name, "kubernetes.io/", 14) != 0 &&
+	       !strstr(name, ".kubernetes.io/") && strncmp(name, "requests.", 9) != 0;
+}
+
+/* hugepages and extended resources: requests equal limits, and a limit is required. */
+static bool not_overcommitable(const char *name)
+{
+	return strncmp(name, "hugepages-", 10) == 0 || extended_resource(name);
+}
+
 static void validate_resources(const json_t *res, const char *path, struct api_errors *errs)
 {
 	char p[API_PATH_LEN], q[API_PATH_LEN];
@@ -502,6 +516,17 @@ static void validate_resources(const json_t *res, const char *path, struct api_e
 	api_check_resource_list(errs, api_path(p, path, "requests"), req);
 	const char *k;
 	json_t *rv;
+	static const char *const lists[] = { "limits", "requests", NULL };
+	for (const char *const *l = lists; *l; l++) {
+		json_object_foreach ((json_t *)api_get(res, *l), k, rv) {
+			int64_t m;
+			if (extended_resource(k) && json_is_string(rv) &&
+			    quantity_parse_milli(json_string_value(rv), &m) == 0 && m % 1000 != 0)
+				api_err_add(errs, api_path_k(q, path, *l, k),
+					    "Invalid value: \"%s\": must be an integer",
+					    json_string_value(rv));
+		}
+	}
 	json_object_foreach ((json_t *)req, k, rv) {
 		const json_t *lv = api_get(lim, k);
 		int64_t r, l;
@@ -516,12 +541,12 @@ static void validate_resources(const json_t *res, const char *path, struct api_e
 					"Invalid value: \"%s\": must be less than or equal to %s "
 					"limit of %s",
 					json_string_value(rv), k, json_string_value(lv));
-			else if (strncmp(k, "hugepages-", 10) == 0 && r != l)
+			else if (not_overcommitable(k) && r != l)
 				api_err_add(errs, q,
 					    "Invalid value: \"%s\": must be equal to %s limit "
 					    "of %s",
 					    json_string_value(rv), k, json_string_value(lv));
-		} else if (strncmp(k, "hugepages-", 10) == 0) {
+		} else if (not_overcommitable(k)) {
 			api_err_add(errs, api_path_k(q, path, "limits", k),
 				    "Required value: Limit must be set for non overcommitable "
 				    "resources");

@@ -260,6 +260,18 @@ static void test_api_pod_requests_must_not_exceed_limits(void **state)
 	ASSERT_ONLY_ERROR("pod", POD("{'containers':[" C1 ",'resources':{'requests':{'gpu':'1'}}}]}"),
 			  "spec.containers[0].resources.requests[gpu]", "fully qualified");
 	ASSERT_VALID("pod", POD("{'containers':[" C1 ",'resources':{'limits':{'example.com/gpu':2}}}]}"));
+	/* extended resources: whole units, requests equal to limits */
+	struct api_errors errs;
+	run("pod", POD("{'containers':[" C1 ",'resources':{'limits':{'nvidia.com/gpu':'500m'}}}]}"),
+	    NULL, &errs);
+	ASSERT_ERROR(&errs, "spec.containers[0].resources.limits[nvidia.com/gpu]",
+		     "must be an integer");
+	ASSERT_ONLY_ERROR("pod", POD("{'containers':[" C1 ",'resources':{'requests':{'nvidia.com/gpu':"
+				     "'1'},'limits':{'nvidia.com/gpu':'2'}}}]}"),
+			  "spec.containers[0].resources.requests[nvidia.com/gpu]", "must be equal to");
+	ASSERT_ONLY_ERROR("pod", POD("{'containers':[" C1 ",'resources':{'requests':{'nvidia.com/gpu':"
+				     "'1'}}}]}"),
+			  "spec.containers[0].resources.limits[nvidia.com/gpu]", "Limit must be set");
 	ASSERT_ONLY_ERROR("pod", POD("{'containers':[" C1 ",'resources':{'limits':{'memory':'1 Gi'}}}]}"),
 			  "spec.containers[0].resources.limits[memory]", "must be a quantity");
 }
