@@ -72,7 +72,14 @@ static void ctl_print_warning(const char *h)
 		p++;
 		n -= 2;
 	}
-	fprintf(stderr, "Warning: %.*s\n", (int)n, p);
+	/* A quoted-string: backslash escapes the next character. */
+	fputs("Warning: ", stderr);
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '\\' && i + 1 < n)
+			i++;
+		fputc(p[i], stderr);
+	}
+	fputc('\n', stderr);
 }
 
 int ctl_call(struct ctl *c, const char *method, const char *path, const json_t *body,

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "httpc.h"
 
@@ -358,6 +359,18 @@ static int httpc_perform(struct httpc *c, const char *method, const char *path, 
 		err = -ECANCELED;
 	} else if (rc != CURLE_OK) {
 		err = httpc_map_error(rc);
+		if (rc == CURLE_COULDNT_CONNECT && c->unix_path) {
+			/* curl's message names "localhost port 80"; name the socket instead. */
+			struct stat st;
+			if (stat(c->unix_path, &st) != 0)
+				snprintf(c->errbuf, sizeof(c->errbuf), "no socket at %s: %s",
+					 c->unix_path, strerror(errno));
+			else
+				snprintf(c->errbuf, sizeof(c->errbuf), "connection refused on %s",
+					 c->unix_path);
+		} else if (rc == CURLE_COULDNT_CONNECT) {
+			snprintf(c->errbuf, sizeof(c->errbuf), "connection refused");
+		}
 		if (!c->errbuf[0])
 			snprintf(c->errbuf, sizeof(c->errbuf), "%s", curl_easy_strerror(rc));
 	}

@@ -18,7 +18,7 @@
 #include "yaml_json.h"
 
 #define YJ_MAX_DEPTH 512
-#define YJ_MAX_NODES (4u << 20) /* nodes built per stream, alias copies included */
+#define YJ_MAX_NODES (1u << 20) /* nodes built per stream, alias copies included */
 
 /* ---- scalar typing ---------------------------------------------------------------------- */
 
