@@ -3,7 +3,8 @@
  * YAML <-> JSON for manifests and `-o yaml`. Parsing walks libyaml's event stream and builds
  * the jansson tree with an explicit stack (no recursion on input depth); typing of plain
  * scalars follows sigs.k8s.io/yaml (see yaml_json.h). Aliases are expanded by deep copy under
- * a node budget, so a "billion laughs" document fails cleanly instead of eating memory.
+ * a budget of copied nodes, so a "billion laughs" document fails cleanly instead of eating
+ * memory; everything else is bounded by the input's size.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -18,7 +19,7 @@
 #include "yaml_json.h"
 
 #define YJ_MAX_DEPTH 512
-#define YJ_MAX_NODES (1u << 20) /* nodes built per stream, alias copies included */
+#define YJ_MAX_ALIAS_NODES (1u << 17) /* nodes copied by expanding aliases, per stream */
 
 /* ---- scalar typing ---------------------------------------------------------------------- */
 
@@ -176,7 +177,7 @@ struct yj_parse {
 	int depth;
 	json_t *root;	 /* the current document's root, once complete */
 	json_t *anchors; /* name -> node, per document */
-	size_t nodes;
+	size_t nodes; /* copied by aliases */
 	char *err;
 	size_t errlen;
 };
@@ -195,17 +196,24 @@ static int yj_fail(struct yj_parse *p, yaml_mark_t m, const char *fmt, ...)
 	return -EINVAL;
 }
 
-static size_t yj_count(const json_t *v)
+/* Nodes in v, counting no further than limit. */
+static size_t yj_count(const json_t *v, size_t limit)
 {
 	size_t n = 1, i;
 	const char *k;
 	json_t *c;
 	if (json_is_array(v)) {
-		json_array_foreach(v, i, c)
-			n += yj_count(c);
+		json_array_foreach(v, i, c) {
+			n += yj_count(c, limit - n);
+			if (n >= limit)
+				break;
+		}
 	} else if (json_is_object(v)) {
-		json_object_foreach((json_t *)v, k, c)
-			n += yj_count(c);
+		json_object_foreach((json_t *)v, k, c) {
+			n += yj_count(c, limit - n);
+			if (n >= limit)
+				break;
+		}
 	}
 	return n;
 }
@@ -332,11 +340,6 @@ static int yj_scalar(struct yj_parse *p, const yaml_event_t *ev)
 	}
 	if (!v)
 		return yj_fail(p, ev->start_mark, "invalid UTF-8 in scalar");
-	if (++p->nodes > YJ_MAX_NODES) {
-		json_decref(v);
-		return yj_fail(p, ev->start_mark, "document too large (over %u nodes)",
-			       YJ_MAX_NODES);
-	}
 	if (ev->data.scalar.anchor)
 		json_object_set(p->anchors, (const char *)ev->data.scalar.anchor, v);
 	return yj_add(p, v, ev->start_mark,
@@ -353,11 +356,6 @@ static int yj_push(struct yj_parse *p, const yaml_event_t *ev, json_t *node,
 	if (p->depth >= YJ_MAX_DEPTH) {
 		json_decref(node);
 		return yj_fail(p, ev->start_mark, "nested deeper than %d levels", YJ_MAX_DEPTH);
-	}
-	if (++p->nodes > YJ_MAX_NODES) {
-		json_decref(node);
-		return yj_fail(p, ev->start_mark, "document too large (over %u nodes)",
-			       YJ_MAX_NODES);
 	}
 	f = &p->stack[p->depth++];
 	memset(f, 0, sizeof(*f));
@@ -393,11 +391,11 @@ static int yj_alias(struct yj_parse *p, const yaml_event_t *ev)
 
 	if (!target)
 		return yj_fail(p, ev->start_mark, "unknown anchor \"%s\" referenced", name);
-	p->nodes += yj_count(target);
-	if (p->nodes > YJ_MAX_NODES)
+	p->nodes += yj_count(target, YJ_MAX_ALIAS_NODES + 1);
+	if (p->nodes > YJ_MAX_ALIAS_NODES)
 		return yj_fail(p, ev->start_mark,
-			       "document too large (over %u nodes after expanding aliases)",
-			       YJ_MAX_NODES);
+			       "document too large: aliases expand to over %u nodes",
+			       YJ_MAX_ALIAS_NODES);
 	copy = json_deep_copy(target);
 	if (!copy)
 		return yj_fail(p, ev->start_mark, "out of memory");
