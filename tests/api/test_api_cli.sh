@@ -1,0 +1,347 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# shoalctl against a real shoald: started here on a temporary state directory and a unix
+# socket (the host's network is never touched), stopped by its pid on exit. Applies
+# examples/web.yaml and checks what shoalctl prints and what the server stored: created,
+# unchanged and configured; tables, -o json|yaml|name, selectors, -A; describe; scale; a
+# watch; delete; and that every kind of error exits non-zero with the server's message.
+. "$(dirname "$0")/../lib/lib.sh"
+
+BIN=$SHOAL_ROOT/build/bin
+EX=$SHOAL_ROOT/examples/web.yaml
+DIR=$(mktemp -d "/tmp/${P}-cli.XXXXXX")
+SOCK=$DIR/shoald.sock
+SHOALD_PID=
+t_cleanup "rm -rf '$DIR'"
+
+stop_shoald() {
+	[ -n "$SHOALD_PID" ] || return 0
+	kill -TERM "$SHOALD_PID" 2>/dev/null
+	for _ in $(seq 1 50); do
+		kill -0 "$SHOALD_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$SHOALD_PID" 2>/dev/null
+	wait "$SHOALD_PID" 2>/dev/null
+	SHOALD_PID=
+}
+t_cleanup stop_shoald
+
+# shoalctl against this test's shoald; stdout in $OUT, stderr in $ERR, status in $RC.
+ctl() {
+	"$BIN/shoalctl" --server "unix:$SOCK" "$@" >"$DIR/out" 2>"$DIR/err"
+	RC=$?
+	OUT=$(cat "$DIR/out")
+	ERR=$(cat "$DIR/err")
+	return 0
+}
+
+# expect_rc WHAT: the last ctl call exited 0.
+ok() {
+	if [ "$RC" -ne 0 ]; then
+		echo "# $1: exit status $RC; stderr: $ERR"
+		return 1
+	fi
+}
+
+# failed WHAT PATTERN: the last ctl call exited non-zero and said PATTERN on stderr.
+failed() {
+	if [ "$RC" -eq 0 ]; then
+		echo "# $1: expected a non-zero exit, got 0; stdout: $OUT"
+		return 1
+	fi
+	if ! grep -qE -- "$2" <<<"$ERR"; then
+		echo "# $1: expected stderr to match '$2', got: $ERR"
+		return 1
+	fi
+}
+
+has() { # has WHAT PATTERN TEXT
+	if ! grep -qE -- "$2" <<<"$3"; then
+		echo "# $1: expected a line matching '$2' in:"
+		sed 's/^/#   /' <<<"$3"
+		return 1
+	fi
+}
+
+json_field() { # json_field JQ_EXPR: reads $OUT
+	jq -r "$1" <<<"$OUT"
+}
+
+start_shoald() {
+	"$BIN/shoald" --listen "unix:$SOCK" --state "$DIR/state" --log-level warn \
+		>"$DIR/shoald.log" 2>&1 &
+	SHOALD_PID=$!
+	for _ in $(seq 1 100); do
+		if [ -S "$SOCK" ] && curl -sf --max-time 2 --unix-socket "$SOCK" http://shoal/readyz \
+			>/dev/null 2>&1; then
+			return 0
+		fi
+		kill -0 "$SHOALD_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "# shoald did not become ready; its log:"
+	sed 's/^/#   /' "$DIR/shoald.log"
+	return 1
+}
+
+case_apply_creates() {
+	ctl apply -f "$EX"
+	ok "apply" || return 1
+	t_expect "apply output" $'deployment.apps/web created\nservice/web created' "$OUT"
+}
+
+case_apply_unchanged() {
+	ctl apply -f "$EX"
+	ok "second apply" || return 1
+	t_expect "second apply output" $'deployment.apps/web unchanged\nservice/web unchanged' "$OUT"
+}
+
+case_apply_configured() {
+	sed 's/replicas: 3/replicas: 4/' "$EX" >"$DIR/web4.yaml"
+	ctl apply -f - <"$DIR/web4.yaml"
+	ok "apply from stdin" || return 1
+	t_expect "apply of a change" $'deployment.apps/web configured\nservice/web unchanged' "$OUT" ||
+		return 1
+	ctl get deployment web -o json
+	ok "get -o json" || return 1
+	t_expect "stored replicas" 4 "$(json_field .spec.replicas)" || return 1
+	# The server-allocated fields survive an apply that does not name them.
+	ctl get service web -o json
+	local ip port
+	ip=$(json_field .spec.clusterIP)
+	port=$(json_field '.spec.ports[0].nodePort')
+	sed 's/targetPort: 8080/targetPort: 8081/' "$DIR/web4.yaml" >"$DIR/web5.yaml"
+	ctl apply -f "$DIR/web5.yaml"
+	t_expect "apply of a service change" $'deployment.apps/web unchanged\nservice/web configured' \
+		"$OUT" || return 1
+	ctl get svc web -o json
+	t_expect "clusterIP kept" "$ip" "$(json_field .spec.clusterIP)" || return 1
+	t_expect "nodePort kept" "$port" "$(json_field '.spec.ports[0].nodePort')" || return 1
+	t_expect "targetPort changed" 8081 "$(json_field '.spec.ports[0].targetPort')"
+}
+
+case_apply_directory_and_json() {
+	mkdir -p "$DIR/manifests"
+	cat >"$DIR/manifests/a-ns.yaml" <<-EOF
+		apiVersion: v1
+		kind: Namespace
+		metadata:
+		  name: ${P}-ns
+	EOF
+	cat >"$DIR/manifests/b-deploy.json" <<-EOF
+		{"apiVersion": "apps/v1", "kind": "Deployment",
+		 "metadata": {"name": "api", "namespace": "${P}-ns", "labels": {"app": "api"}},
+		 "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "api"}},
+		  "template": {"metadata": {"labels": {"app": "api"}},
+		   "spec": {"containers": [{"name": "api", "image": "debian:bookworm",
+		                            "command": ["sleep", "3600"]}]}}}}
+	EOF
+	ctl apply -f "$DIR/manifests"
+	ok "apply of a directory" || return 1
+	t_expect "directory apply output" \
+		$'namespace/'"${P}"$'-ns created\ndeployment.apps/api created' "$OUT"
+}
+
+case_get_tables() {
+	ctl get deployments
+	ok "get deployments" || return 1
+	has "deployment table header" '^NAME +READY +UP-TO-DATE +AVAILABLE +AGE$' "$OUT" || return 1
+	has "deployment row" '^web +[0-9]+/4 +' "$OUT" || return 1
+	# Short names, singular, kind and resource.group all name the same kind.
+	local want=$OUT name
+	for name in deploy deployment Deployment deployments.apps; do
+		ctl get "$name"
+		t_expect "get $name" "$want" "$OUT" || return 1
+	done
+	ctl get svc web
+	ok "get svc web" || return 1
+	has "service header" '^NAME +TYPE +CLUSTER-IP +EXTERNAL-IP +PORT\(S\) +AGE$' "$OUT" || return 1
+	has "service row" '^web +NodePort +10\.96\.[0-9]+\.[0-9]+ +<none> +80:[0-9]+/TCP +[0-9]+s$' \
+		"$OUT" || return 1
+	ctl get deploy -o wide
+	has "wide columns" '^NAME +READY +UP-TO-DATE +AVAILABLE +AGE +CONTAINERS +IMAGES +SELECTOR$' \
+		"$OUT" || return 1
+	has "wide row" '^web .* web +debian:bookworm +app=web$' "$OUT"
+}
+
+case_get_outputs() {
+	ctl get deploy web -o json
+	ok "get -o json" || return 1
+	t_expect "json kind" Deployment "$(json_field .kind)" || return 1
+	t_expect "json apiVersion" apps/v1 "$(json_field .apiVersion)" || return 1
+	t_expect "json name" web "$(json_field .metadata.name)" || return 1
+	ctl get deploy -o json
+	t_expect "json list kind" List "$(json_field .kind)" || return 1
+	t_expect "json list item kind" Deployment "$(json_field '.items[0].kind')" || return 1
+	ctl get deploy web -o yaml
+	ok "get -o yaml" || return 1
+	has "yaml kind" '^kind: Deployment$' "$OUT" || return 1
+	has "yaml replicas" '^  replicas: 4$' "$OUT" || return 1
+	ctl get deploy -o name
+	t_expect "-o name" "deployment.apps/web" "$OUT"
+}
+
+case_get_selectors_and_namespaces() {
+	ctl get deploy -l app=web -o name
+	t_expect "label selector" "deployment.apps/web" "$OUT" || return 1
+	ctl get deploy -l 'app in (nope)'
+	ok "empty selection" || return 1
+	t_expect "no rows" "" "$OUT" || return 1
+	has "empty message" '^No resources found in default namespace\.$' "$ERR" || return 1
+	ctl get deploy --field-selector metadata.name=web -o name
+	t_expect "field selector" "deployment.apps/web" "$OUT" || return 1
+	ctl get deploy -n "${P}-ns" -o name
+	t_expect "-n" "deployment.apps/api" "$OUT" || return 1
+	ctl get deploy -A
+	ok "get -A" || return 1
+	has "-A header" '^NAMESPACE +NAME +READY' "$OUT" || return 1
+	has "-A row default" '^default +web ' "$OUT" || return 1
+	has "-A row other" "^${P}-ns +api " "$OUT" || return 1
+	ctl get namespaces
+	has "cluster-scoped kind" "^${P}-ns +" "$OUT"
+}
+
+case_describe() {
+	ctl describe deploy web
+	ok "describe" || return 1
+	has "describe name" '^Name: +web$' "$OUT" || return 1
+	has "describe namespace" '^Namespace: +default$' "$OUT" || return 1
+	has "describe labels" '^Labels: +app=web$' "$OUT" || return 1
+	has "describe spec" '^  replicas: 4$' "$OUT" || return 1
+	has "describe events" '^Events:' "$OUT" || return 1
+	ctl describe deploy nope
+	failed "describe of a missing object" 'NotFound.*nope'
+}
+
+case_scale() {
+	ctl scale deploy web --replicas 6
+	ok "scale" || return 1
+	t_expect "scale output" "deployment.apps/web scaled" "$OUT" || return 1
+	ctl get deploy/web -o json
+	t_expect "scaled replicas" 6 "$(json_field .spec.replicas)" || return 1
+	ctl scale svc web --replicas 2
+	failed "scale of a service" 'cannot be scaled' || return 1
+	ctl scale deploy nope --replicas 2
+	failed "scale of a missing object" 'NotFound'
+}
+
+case_watch() {
+	"$BIN/shoalctl" --server "unix:$SOCK" get deploy web -w --request-timeout 4 \
+		>"$DIR/watch.out" 2>"$DIR/watch.err" &
+	local wpid=$!
+	sleep 1
+	ctl scale deploy web --replicas 2
+	ok "scale during watch" || return 1
+	wait "$wpid"
+	local wrc=$?
+	t_expect "watch exit status after its timeout" 0 "$wrc" || return 1
+	local w
+	w=$(cat "$DIR/watch.out")
+	has "watch header and first row" '^NAME +READY' "$w" || return 1
+	has "watch saw the change" '^web +[0-9]+/2 ' "$w"
+}
+
+case_errors() {
+	ctl get frobnicators
+	failed "unknown kind on the command line" "doesn't have a resource type \"frobnicators\"" ||
+		return 1
+	printf 'apiVersion: example.com/v1\nkind: Frob\nmetadata:\n  name: x\n' >"$DIR/frob.yaml"
+	ctl apply -f "$DIR/frob.yaml"
+	failed "unknown kind in a manifest" 'unknown kind "Frob"' || return 1
+	sed -e 's/replicas: 3/replicas: -1/' -e 's/name: web/name: neg/' "$EX" >"$DIR/neg.yaml"
+	ctl apply -f "$DIR/neg.yaml"
+	failed "invalid object" 'Invalid.*spec\.replicas' || return 1
+	printf 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\n labels: y\n' >"$DIR/bad.yaml"
+	ctl apply -f "$DIR/bad.yaml"
+	failed "bad YAML" 'bad\.yaml: line 5, column 2' || return 1
+	ctl apply -f "$DIR/missing.yaml"
+	failed "missing file" 'missing\.yaml: No such file' || return 1
+	ctl get deploy nope
+	failed "get of a missing object" 'Error from server \(NotFound\)' || return 1
+	ctl get pods -o table
+	failed "bad output format" 'unknown output format' || return 1
+	"$BIN/shoalctl" --server "unix:$DIR/nothing.sock" get pods >/dev/null 2>"$DIR/err"
+	RC=$? ERR=$(cat "$DIR/err")
+	failed "server down" 'cannot connect to the server at unix:.*nothing\.sock' || return 1
+	"$BIN/shoalctl" --server "http://127.0.0.1:1" get pods >/dev/null 2>"$DIR/err"
+	RC=$? ERR=$(cat "$DIR/err")
+	failed "server down over TCP" 'cannot connect to the server at http://127\.0\.0\.1:1'
+}
+
+case_unknown_field_warning() {
+	cat >"$DIR/warn.yaml" <<-EOF
+		apiVersion: v1
+		kind: Service
+		metadata:
+		  name: warned
+		spec:
+		  selector: {app: warned}
+		  ports: [{port: 80}]
+		  bogusField: 1
+	EOF
+	ctl apply -f "$DIR/warn.yaml"
+	ok "apply with an unknown field" || return 1
+	has "warning printed" '^Warning: .*bogusField' "$ERR"
+}
+
+case_concurrent_applies() {
+	local i pids=() fails=0
+	for i in 1 2 3 4 5 6; do
+		sed "0,/app: web\$/s//app: web\n    writer: w$i/" "$EX" >"$DIR/c$i.yaml"
+		"$BIN/shoalctl" --server "unix:$SOCK" apply -f "$DIR/c$i.yaml" \
+			>"$DIR/c$i.out" 2>&1 &
+		pids+=($!)
+	done
+	for i in "${pids[@]}"; do
+		wait "$i" || fails=$((fails + 1))
+	done
+	if [ "$fails" -ne 0 ]; then
+		echo "# $fails of 6 concurrent applies failed:"
+		cat "$DIR"/c*.out | sed 's/^/#   /'
+		return 1
+	fi
+	ctl get deploy web -o json
+	has "one writer's label won" '^w[1-6]$' "$(json_field .metadata.labels.writer)"
+}
+
+case_delete() {
+	ctl delete deploy web
+	ok "delete" || return 1
+	t_expect "delete output" 'deployments.apps "web" deleted' "$OUT" || return 1
+	ctl get deploy web
+	failed "get after delete" 'NotFound' || return 1
+	ctl delete deploy web
+	failed "second delete" 'NotFound' || return 1
+	ctl delete deploy web --ignore-not-found
+	ok "delete --ignore-not-found" || return 1
+	ctl delete -f "$EX"
+	failed "delete -f with the deployment gone" 'NotFound' || return 1
+	has "delete -f removed the service" '^services "web" deleted$' "$OUT" || return 1
+	ctl delete -f "$DIR/manifests" --grace-period 0
+	ok "delete -f of a directory" || return 1
+	ctl get svc web
+	failed "service gone" 'NotFound'
+}
+
+if [ ! -x "$BIN/shoald" ] || [ ! -x "$BIN/shoalctl" ]; then
+	t_skip api_cli "build/bin/shoald and build/bin/shoalctl are not built"
+elif start_shoald; then
+	t_case api_cli_apply_creates case_apply_creates
+	t_case api_cli_apply_unchanged case_apply_unchanged
+	t_case api_cli_apply_configured case_apply_configured
+	t_case api_cli_apply_directory_and_json case_apply_directory_and_json
+	t_case api_cli_get_tables case_get_tables
+	t_case api_cli_get_outputs case_get_outputs
+	t_case api_cli_get_selectors_and_namespaces case_get_selectors_and_namespaces
+	t_case api_cli_describe case_describe
+	t_case api_cli_scale case_scale
+	t_case api_cli_watch case_watch
+	t_case api_cli_errors case_errors
+	t_case api_cli_unknown_field_warning case_unknown_field_warning
+	t_case api_cli_concurrent_applies case_concurrent_applies
+	t_case api_cli_delete case_delete
+else
+	t_case api_cli_shoald_starts false
+fi
+t_done
