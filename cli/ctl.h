@@ -130,10 +130,14 @@ const json_t *ctl_json_path(const json_t *obj, const char *path);
  * "<none>" when absent. */
 void ctl_cell(const struct api_column *col, const json_t *obj, time_t now, char *buf,
 	      size_t len);
-/* Prints objects (a JSON array) as out: table (with a header unless no_header, a NAMESPACE
- * column when with_ns), wide, json, yaml or name. */
+/* Prints objects (a JSON array) as out: table, wide, json, yaml or name. */
+enum {
+	CTL_PRINT_NS = 1u << 0,		 /* a NAMESPACE column first */
+	CTL_PRINT_NO_HEADER = 1u << 1,	 /* rows only (watch events); YAML: "---" first */
+	CTL_PRINT_KIND_PREFIX = 1u << 2, /* NAME as "deployment.apps/web" (several kinds) */
+};
 int ctl_print_objects(FILE *f, const struct api_kind *k, const json_t *items,
-		      enum ctl_output out, bool with_ns, bool no_header, time_t now);
+		      enum ctl_output out, unsigned flags, time_t now);
 /* Prints one object as JSON or YAML. */
 int ctl_print_doc(FILE *f, const json_t *obj, enum ctl_output out);
 

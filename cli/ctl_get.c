@@ -60,19 +60,88 @@ static int ctl_list(struct ctl *c, const struct api_kind *k, const char *ns, jso
 	return rc;
 }
 
+/* Reads the named objects, or lists; appends them (with apiVersion and kind) to items. Sets
+ * *rv to a resourceVersion to watch from. Returns 0, or 1 after printing an error. */
+static int ctl_get_items(struct ctl *c, const struct api_kind *k, const char *ns,
+			 char *const *names, int nnames, json_t *items, char **rv)
+{
+	json_t *got = json_array(), *v;
+	size_t i;
+	int rc = 0;
+
+	if (!got)
+		return 1;
+	if (nnames == 0) {
+		rc = ctl_list(c, k, ns, got, rv);
+	} else {
+		for (int n = 0; n < nnames; n++) {
+			char path[1024], res[256];
+			json_t *obj = NULL;
+			long code;
+			if (ctl_path(k, ns, names[n], NULL, path, sizeof(path))) {
+				fprintf(stderr, "error: name too long: %s\n", names[n]);
+				rc = 1;
+				continue;
+			}
+			if (ctl_call(c, "GET", path, NULL, NULL, &code, &obj)) {
+				rc = 1;
+				break;
+			}
+			if (code == 200) {
+				json_array_append(got, obj);
+				v = (json_t *)ctl_json_path(obj, "metadata.resourceVersion");
+				if (!*rv && json_string_value(v))
+					*rv = strdup(json_string_value(v));
+			} else if (code == 404 && c->o->ignore_not_found) {
+				/* nothing */
+			} else if (code == 404 && !json_string_value(json_object_get(obj, "message"))) {
+				fprintf(stderr, "Error from server (NotFound): %s \"%s\" not found\n",
+					ctl_resource_name(k, res, sizeof(res)), names[n]);
+				rc = 1;
+			} else {
+				ctl_print_server_error(code, obj);
+				rc = 1;
+			}
+			json_decref(obj);
+		}
+	}
+	json_array_foreach(got, i, v) {
+		json_t *t = ctl_with_type(k, v);
+		if (t)
+			json_array_append_new(items, t);
+	}
+	json_decref(got);
+	return rc;
+}
+
 int ctl_get(struct ctl *c)
 {
 	struct ctl_opts *o = c->o;
-	const struct api_kind *k;
-	char **names, *rv = NULL;
-	int nnames, rc;
-	const char *ns;
-	json_t *items;
+	const struct api_kind *k, *kinds[16];
+	char **names, *rv = NULL, *save = NULL, *kname;
+	int nnames = 0, nkinds = 0, rc = 0;
+	json_t *all;
 	bool watch = o->watch || strcmp(o->verb, "watch") == 0;
+	bool printed = false;
 
-	rc = ctl_kind_and_names(c, &k, &names, &nnames, false);
-	if (rc)
-		return rc;
+	if (o->nargs >= 1 && strchr(o->args[0], ',') && !strchr(o->args[0], '/')) {
+		/* get deploy,svc: several kinds, no names. */
+		if (o->nargs > 1 || watch) {
+			fprintf(stderr, "error: several kinds take neither names nor -w\n");
+			return 2;
+		}
+		for (kname = strtok_r(o->args[0], ",", &save); kname && nkinds < 16;
+		     kname = strtok_r(NULL, ",", &save)) {
+			if (!(kinds[nkinds++] = ctl_kind(kname)))
+				return 1;
+		}
+		names = NULL;
+	} else {
+		rc = ctl_kind_and_names(c, &k, &names, &nnames, false);
+		if (rc)
+			return rc;
+		kinds[nkinds++] = k;
+	}
 	if (nnames > 0 && (o->selector || o->field_selector)) {
 		fprintf(stderr, "error: a name cannot be given together with a selector\n");
 		return 2;
@@ -85,72 +154,46 @@ int ctl_get(struct ctl *c)
 		fprintf(stderr, "error: a name cannot be given with -A\n");
 		return 2;
 	}
-	ns = k->namespaced && !o->all_ns ? o->ns : NULL;
-	items = json_array();
-	if (!items)
+	all = json_array();
+	if (!all)
 		return 1;
-	rc = 0;
-	if (nnames == 0) {
-		rc = ctl_list(c, k, ns, items, &rv);
-	} else {
-		for (int i = 0; i < nnames; i++) {
-			char path[1024], res[256];
-			json_t *obj = NULL;
-			long code;
-			if (ctl_path(k, ns, names[i], NULL, path, sizeof(path))) {
-				fprintf(stderr, "error: name too long: %s\n", names[i]);
-				rc = 1;
-				continue;
-			}
-			if (ctl_call(c, "GET", path, NULL, NULL, &code, &obj)) {
-				rc = 1;
-				break;
-			}
-			if (code == 200) {
-				json_array_append(items, obj);
-				if (!rv && json_string_value(ctl_json_path(obj, "metadata.resourceVersion")))
-					rv = strdup(json_string_value(
-						ctl_json_path(obj, "metadata.resourceVersion")));
-			} else if (code == 404 && o->ignore_not_found) {
-				/* nothing */
-			} else if (code == 404 && !json_string_value(json_object_get(obj, "message"))) {
-				fprintf(stderr, "Error from server (NotFound): %s \"%s\" not found\n",
-					ctl_resource_name(k, res, sizeof(res)), names[i]);
-				rc = 1;
-			} else {
-				ctl_print_server_error(code, obj);
-				rc = 1;
-			}
-			json_decref(obj);
+	for (int i = 0; i < nkinds; i++) {
+		const char *ns;
+		json_t *items = json_array();
+		k = kinds[i];
+		ns = k->namespaced && !o->all_ns ? o->ns : NULL;
+		if (!items) {
+			rc = 1;
+			break;
 		}
-	}
-	if (rc && !json_array_size(items)) {
+		rc |= ctl_get_items(c, k, ns, names, nnames, items, &rv);
+		json_array_extend(all, items);
+		if ((o->output == CTL_OUT_TABLE || o->output == CTL_OUT_WIDE ||
+		     o->output == CTL_OUT_NAME) &&
+		    json_array_size(items)) {
+			if (printed && o->output != CTL_OUT_NAME)
+				fputc('\n', c->out);
+			ctl_print_objects(c->out, k, items, o->output,
+					  (o->all_ns && k->namespaced ? CTL_PRINT_NS : 0) |
+						  (nkinds > 1 ? CTL_PRINT_KIND_PREFIX : 0),
+					  c->now);
+			printed = true;
+		}
 		json_decref(items);
-		free(rv);
-		return 1;
-	}
-
-	/* Items as kubectl shows them: with apiVersion and kind. */
-	for (size_t i = 0; i < json_array_size(items); i++) {
-		json_t *t = ctl_with_type(k, json_array_get(items, i));
-		if (t)
-			json_array_set_new(items, i, t);
 	}
 	if (o->output == CTL_OUT_JSON || o->output == CTL_OUT_YAML) {
-		if (nnames == 1 && json_array_size(items) == 1) {
-			ctl_print_doc(c->out, json_array_get(items, 0), o->output);
-		} else if (!watch || json_array_size(items)) {
+		if (nnames == 1 && nkinds == 1 && json_array_size(all) == 1) {
+			ctl_print_doc(c->out, json_array_get(all, 0), o->output);
+		} else if ((!watch || json_array_size(all)) && (!rc || json_array_size(all))) {
 			json_t *list = json_pack("{s:s, s:s, s:O, s:{s:s}}", "apiVersion", "v1",
-						 "kind", "List", "items", items, "metadata",
+						 "kind", "List", "items", all, "metadata",
 						 "resourceVersion", "");
 			if (list)
 				ctl_print_doc(c->out, list, o->output);
 			json_decref(list);
 		}
-	} else if (json_array_size(items)) {
-		ctl_print_objects(c->out, k, items, o->output, o->all_ns && k->namespaced, false,
-				  c->now);
-	} else if (nnames == 0 && !watch) {
+	} else if (!printed && nnames == 0 && !watch && !rc) {
+		const char *ns = nkinds == 1 && kinds[0]->namespaced && !o->all_ns ? o->ns : NULL;
 		if (ns)
 			fprintf(stderr, "No resources found in %s namespace.\n", ns);
 		else
@@ -158,8 +201,8 @@ int ctl_get(struct ctl *c)
 	}
 	fflush(c->out);
 	if (watch && rc == 0)
-		rc = ctl_watch(c, k, nnames ? names[0] : NULL, rv, json_array_size(items) == 0);
-	json_decref(items);
+		rc = ctl_watch(c, kinds[0], nnames ? names[0] : NULL, rv, !printed);
+	json_decref(all);
 	free(rv);
 	return rc;
 }

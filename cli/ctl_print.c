@@ -317,7 +317,7 @@ static size_t ctl_columns(const struct api_kind *k, bool wide, bool with_ns,
 }
 
 static int ctl_print_table(FILE *f, const struct api_kind *k, const json_t *items, bool wide,
-			   bool with_ns, bool no_header, time_t now)
+			   unsigned flags, time_t now)
 {
 	const struct api_column *cols[CTL_COLS_MAX];
 	struct ctl_table t = { 0 };
@@ -326,8 +326,8 @@ static int ctl_print_table(FILE *f, const struct api_kind *k, const json_t *item
 	size_t i, j;
 	int rc = 0;
 
-	t.ncols = ctl_columns(k, wide, with_ns, cols);
-	if (!no_header) {
+	t.ncols = ctl_columns(k, wide, flags & CTL_PRINT_NS, cols);
+	if (!(flags & CTL_PRINT_NO_HEADER)) {
 		for (j = 0; j < t.ncols; j++)
 			row[j] = strdup(cols[j]->header);
 		for (j = 0; j < t.ncols; j++)
@@ -345,7 +345,13 @@ static int ctl_print_table(FILE *f, const struct api_kind *k, const json_t *item
 		char cell[CTL_CELL_MAX];
 		for (j = 0; j < t.ncols; j++) {
 			ctl_cell(cols[j], obj, now, cell, sizeof(cell));
-			row[j] = strdup(cell);
+			if ((flags & CTL_PRINT_KIND_PREFIX) && strcmp(cols[j]->header, "NAME") == 0) {
+				char ref[CTL_CELL_MAX + 128];
+				ctl_ref(k, cell, ref, sizeof(ref));
+				row[j] = strdup(ref);
+			} else {
+				row[j] = strdup(cell);
+			}
 			if (!row[j])
 				rc = -ENOMEM;
 		}
@@ -380,7 +386,7 @@ int ctl_print_doc(FILE *f, const json_t *obj, enum ctl_output out)
 }
 
 int ctl_print_objects(FILE *f, const struct api_kind *k, const json_t *items,
-		      enum ctl_output out, bool with_ns, bool no_header, time_t now)
+		      enum ctl_output out, unsigned flags, time_t now)
 {
 	size_t i;
 	const json_t *obj;
@@ -389,7 +395,7 @@ int ctl_print_objects(FILE *f, const struct api_kind *k, const json_t *items,
 	switch (out) {
 	case CTL_OUT_TABLE:
 	case CTL_OUT_WIDE:
-		return ctl_print_table(f, k, items, out == CTL_OUT_WIDE, with_ns, no_header, now);
+		return ctl_print_table(f, k, items, out == CTL_OUT_WIDE, flags, now);
 	case CTL_OUT_NAME:
 		json_array_foreach(items, i, obj) {
 			const char *name = json_string_value(ctl_json_path(obj, "metadata.name"));
@@ -400,7 +406,7 @@ int ctl_print_objects(FILE *f, const struct api_kind *k, const json_t *items,
 	case CTL_OUT_YAML:
 		json_array_foreach(items, i, obj) {
 			int rc;
-			if (out == CTL_OUT_YAML && (i > 0 || no_header))
+			if (out == CTL_OUT_YAML && (i > 0 || (flags & CTL_PRINT_NO_HEADER)))
 				fputs("---\n", f);
 			rc = ctl_print_doc(f, obj, out);
 			if (rc)

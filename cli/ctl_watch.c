@@ -56,7 +56,9 @@ static int ctl_watch_line(const char *line, size_t len, void *arg)
 	items = json_array();
 	if (obj && items && !json_array_append(items, obj)) {
 		ctl_print_objects(c->out, w->k, items, c->o->output,
-				  c->o->all_ns && w->k->namespaced, !w->header, time(NULL));
+				  (c->o->all_ns && w->k->namespaced ? CTL_PRINT_NS : 0) |
+					  (w->header ? 0 : CTL_PRINT_NO_HEADER),
+				  time(NULL));
 		w->header = false;
 		fflush(c->out);
 	}

@@ -14,18 +14,19 @@ SOCK=$DIR/shoald.sock
 SHOALD_PID=
 t_cleanup "rm -rf '$DIR'"
 
-stop_shoald() {
-	[ -n "$SHOALD_PID" ] || return 0
-	kill -TERM "$SHOALD_PID" 2>/dev/null
+SHOALD2_PID=
+
+stop_pid() { # stop_pid PID: SIGTERM, then SIGKILL after 5 s
+	[ -n "$1" ] || return 0
+	kill -TERM "$1" 2>/dev/null
 	for _ in $(seq 1 50); do
-		kill -0 "$SHOALD_PID" 2>/dev/null || break
+		kill -0 "$1" 2>/dev/null || break
 		sleep 0.1
 	done
-	kill -KILL "$SHOALD_PID" 2>/dev/null
-	wait "$SHOALD_PID" 2>/dev/null
-	SHOALD_PID=
+	kill -KILL "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
 }
-t_cleanup stop_shoald
+t_cleanup 'stop_pid "$SHOALD_PID"; stop_pid "$SHOALD2_PID"'
 
 # shoalctl against this test's shoald; stdout in $OUT, stderr in $ERR, status in $RC.
 ctl() {
@@ -68,20 +69,25 @@ json_field() { # json_field JQ_EXPR: reads $OUT
 	jq -r "$1" <<<"$OUT"
 }
 
+# start_shoald SOCKET STATE_DIR [FLAGS...]: starts shoald, sets STARTED_PID, waits until it
+# is ready (a 401 from /readyz counts: it answers).
 start_shoald() {
-	"$BIN/shoald" --listen "unix:$SOCK" --state "$DIR/state" --log-level warn \
-		>"$DIR/shoald.log" 2>&1 &
-	SHOALD_PID=$!
+	local sock=$1 state=$2 code
+	shift 2
+	"$BIN/shoald" --listen "unix:$sock" --state "$state" --log-level warn "$@" \
+		>"$state.log" 2>&1 &
+	STARTED_PID=$!
 	for _ in $(seq 1 100); do
-		if [ -S "$SOCK" ] && curl -sf --max-time 2 --unix-socket "$SOCK" http://shoal/readyz \
-			>/dev/null 2>&1; then
-			return 0
+		if [ -S "$sock" ]; then
+			code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
+				--unix-socket "$sock" http://shoal/readyz 2>/dev/null)
+			case $code in 200 | 401) return 0 ;; esac
 		fi
-		kill -0 "$SHOALD_PID" 2>/dev/null || break
+		kill -0 "$STARTED_PID" 2>/dev/null || break
 		sleep 0.1
 	done
 	echo "# shoald did not become ready; its log:"
-	sed 's/^/#   /' "$DIR/shoald.log"
+	sed 's/^/#   /' "$state.log"
 	return 1
 }
 
@@ -324,9 +330,35 @@ case_delete() {
 	failed "service gone" 'NotFound'
 }
 
+case_tokens() {
+	local sock2=$DIR/auth.sock
+	printf 'admintok,admin,system:masters\nrotok,viewer,readonly\n' >"$DIR/tokens"
+	start_shoald "$sock2" "$DIR/state2" --token-file "$DIR/tokens" || return 1
+	SHOALD2_PID=$STARTED_PID
+	local c=("$BIN/shoalctl" --server "unix:$sock2")
+	"${c[@]}" get deploy >/dev/null 2>"$DIR/err"
+	RC=$? ERR=$(cat "$DIR/err")
+	failed "no token" 'Unauthorized' || return 1
+	"${c[@]}" --token wrong get deploy >/dev/null 2>"$DIR/err"
+	RC=$? ERR=$(cat "$DIR/err")
+	failed "wrong token" 'Unauthorized' || return 1
+	SHOAL_TOKEN=admintok "${c[@]}" apply -f "$EX" >"$DIR/out" 2>"$DIR/err"
+	RC=$? ERR=$(cat "$DIR/err")
+	ok "token from SHOAL_TOKEN" || return 1
+	"${c[@]}" --token rotok get deploy web -o name >"$DIR/out" 2>"$DIR/err"
+	RC=$? ERR=$(cat "$DIR/err")
+	ok "readonly token reads" || return 1
+	t_expect "readonly get" "deployment.apps/web" "$(cat "$DIR/out")" || return 1
+	"${c[@]}" --token rotok scale deploy web --replicas 1 >/dev/null 2>"$DIR/err"
+	RC=$? ERR=$(cat "$DIR/err")
+	failed "readonly token cannot write" 'Forbidden' || return 1
+	stop_pid "$SHOALD2_PID"
+	SHOALD2_PID=
+}
+
 if [ ! -x "$BIN/shoald" ] || [ ! -x "$BIN/shoalctl" ]; then
 	t_skip api_cli "build/bin/shoald and build/bin/shoalctl are not built"
-elif start_shoald; then
+elif start_shoald "$SOCK" "$DIR/state" && SHOALD_PID=$STARTED_PID; then
 	t_case api_cli_apply_creates case_apply_creates
 	t_case api_cli_apply_unchanged case_apply_unchanged
 	t_case api_cli_apply_configured case_apply_configured
@@ -341,6 +373,7 @@ elif start_shoald; then
 	t_case api_cli_unknown_field_warning case_unknown_field_warning
 	t_case api_cli_concurrent_applies case_concurrent_applies
 	t_case api_cli_delete case_delete
+	t_case api_cli_tokens case_tokens
 else
 	t_case api_cli_shoald_starts false
 fi

@@ -124,13 +124,13 @@ static json_t *fixture_items(void)
 }
 
 static char *render(const struct api_kind *k, const json_t *items, enum ctl_output out,
-		    bool with_ns)
+		    unsigned flags)
 {
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
 	assert_non_null(f);
-	assert_int_equal(ctl_print_objects(f, k, items, out, with_ns, false, NOW), 0);
+	assert_int_equal(ctl_print_objects(f, k, items, out, flags, NOW), 0);
 	fclose(f);
 	return buf;
 }
@@ -139,13 +139,13 @@ static void test_ctl_table_from_fixture(void **state)
 {
 	(void)state;
 	json_t *items = fixture_items();
-	char *s = render(&deploy_kind, items, CTL_OUT_TABLE, false);
+	char *s = render(&deploy_kind, items, CTL_OUT_TABLE, 0);
 	assert_string_equal(s, "NAME                 READY   UP-TO-DATE   AVAILABLE   AGE\n"
 			       "web                  2/3     3            2           5s\n"
 			       "a-much-longer-name   10/10   10           10          2d4h\n"
 			       "db                   0/0     <none>       <none>      4h\n");
 	free(s);
-	s = render(&deploy_kind, items, CTL_OUT_TABLE, true);
+	s = render(&deploy_kind, items, CTL_OUT_TABLE, CTL_PRINT_NS);
 	assert_string_equal(s,
 			    "NAMESPACE   NAME                 READY   UP-TO-DATE   AVAILABLE   AGE\n"
 			    "default     web                  2/3     3            2           5s\n"
@@ -155,11 +155,24 @@ static void test_ctl_table_from_fixture(void **state)
 	json_decref(items);
 }
 
+static void test_ctl_table_kind_prefix_for_several_kinds(void **state)
+{
+	(void)state;
+	json_t *items = fixture_items();
+	json_array_remove(items, 2);
+	json_array_remove(items, 1);
+	char *s = render(&deploy_kind, items, CTL_OUT_TABLE, CTL_PRINT_KIND_PREFIX);
+	assert_string_equal(s, "NAME                  READY   UP-TO-DATE   AVAILABLE   AGE\n"
+			       "deployment.apps/web   2/3     3            2           5s\n");
+	free(s);
+	json_decref(items);
+}
+
 static void test_ctl_wide_table_adds_wide_columns(void **state)
 {
 	(void)state;
 	json_t *items = fixture_items();
-	char *s = render(&deploy_kind, items, CTL_OUT_WIDE, false);
+	char *s = render(&deploy_kind, items, CTL_OUT_WIDE, 0);
 	assert_string_equal(s, "NAME                 READY   UP-TO-DATE   AVAILABLE   AGE    "
 			       "IMAGES                  SELECTOR\n"
 			       "web                  2/3     3            2           5s     "
@@ -178,7 +191,7 @@ static void test_ctl_table_without_registry_columns(void **state)
 	json_t *items = json_loads("[{\"metadata\": {\"name\": \"n1\", \"creationTimestamp\":"
 				   " \"2026-11-19T13:00:00Z\"}}]",
 				   0, NULL);
-	char *s = render(&node_kind, items, CTL_OUT_TABLE, false);
+	char *s = render(&node_kind, items, CTL_OUT_TABLE, 0);
 	assert_string_equal(s, "NAME   AGE\n"
 			       "n1     4d\n");
 	free(s);
@@ -189,7 +202,7 @@ static void test_ctl_output_name_and_refs(void **state)
 {
 	(void)state;
 	json_t *items = fixture_items();
-	char *s = render(&deploy_kind, items, CTL_OUT_NAME, false), buf[128];
+	char *s = render(&deploy_kind, items, CTL_OUT_NAME, 0), buf[128];
 	assert_string_equal(s, "deployment.apps/web\n"
 			       "deployment.apps/a-much-longer-name\n"
 			       "deployment.apps/db\n");
@@ -203,7 +216,7 @@ static void test_ctl_output_yaml_documents(void **state)
 {
 	(void)state;
 	json_t *items = json_loads("[{\"a\": 1}, {\"b\": \"on\"}]", 0, NULL);
-	char *s = render(&node_kind, items, CTL_OUT_YAML, false);
+	char *s = render(&node_kind, items, CTL_OUT_YAML, 0);
 	assert_string_equal(s, "a: 1\n---\nb: \"on\"\n");
 	free(s);
 	json_decref(items);
@@ -467,6 +480,7 @@ SHOAL_TEST_MAIN(cmocka_unit_test(test_ctl_age_like_kubectl),
 		cmocka_unit_test(test_ctl_since_reads_rfc3339),
 		cmocka_unit_test(test_ctl_json_path_walks_maps_and_lists),
 		cmocka_unit_test(test_ctl_table_from_fixture),
+		cmocka_unit_test(test_ctl_table_kind_prefix_for_several_kinds),
 		cmocka_unit_test(test_ctl_wide_table_adds_wide_columns),
 		cmocka_unit_test(test_ctl_table_without_registry_columns),
 		cmocka_unit_test(test_ctl_output_name_and_refs),
