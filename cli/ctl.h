@@ -70,11 +70,25 @@ struct ctl_opts {
 int ctl_parse_args(int argc, char **argv, struct ctl_opts *o, char *err, size_t errlen);
 void ctl_usage(FILE *f);
 
+/* A table: rows of ncols cells, printed with each column as wide as its widest cell. */
+#define CTL_COLS_MAX 24
+struct ctl_table {
+	char **cells; /* rows * ncols */
+	size_t rows, cap;
+	size_t ncols;
+	size_t width[CTL_COLS_MAX];
+};
+/* Adds a row of ncols cells (copied; NULL prints as <none>). */
+int ctl_table_row(struct ctl_table *t, const char *const *cells);
+void ctl_table_print(FILE *f, const struct ctl_table *t, int indent);
+void ctl_table_free(struct ctl_table *t);
+
 struct ctl {
 	struct ctl_opts *o;
 	struct httpc *http;
 	FILE *out;
 	time_t now;
+	struct ctl_table table; /* get -w: the columns' widths so far */
 };
 
 /* ---- ctl_api.c: kinds, paths, calls ---- */
@@ -141,18 +155,10 @@ int ctl_print_objects(FILE *f, const struct api_kind *k, const json_t *items,
 /* Prints one object as JSON or YAML. */
 int ctl_print_doc(FILE *f, const json_t *obj, enum ctl_output out);
 
-/* A table: rows of ncols cells, printed with each column as wide as its widest cell. */
-#define CTL_COLS_MAX 24
-struct ctl_table {
-	char **cells; /* rows * ncols */
-	size_t rows, cap;
-	size_t ncols;
-	size_t width[CTL_COLS_MAX];
-};
-/* Adds a row of ncols cells (copied; NULL prints as <none>). */
-int ctl_table_row(struct ctl_table *t, const char *const *cells);
-void ctl_table_print(FILE *f, const struct ctl_table *t, int indent);
-void ctl_table_free(struct ctl_table *t);
+/* ctl_print_objects() into a table kept by the caller: tables printed through the same
+ * ctl_table line up with the ones before (get -w: the watch's rows under the list's). */
+int ctl_print_objects_in(FILE *f, const struct api_kind *k, const json_t *items,
+			 enum ctl_output out, unsigned flags, time_t now, struct ctl_table *table);
 
 /* ---- ctl_apply.c ---- */
 

@@ -31,8 +31,10 @@ static int ctl_delete_one(struct ctl *c, const struct api_kind *k, const char *n
 	if (ctl_call(c, "DELETE", path, NULL, NULL, &code, &resp))
 		return 1;
 	if (code == 200 || code == 202) {
-		ctl_ref(k, name, ref, sizeof(ref));
-		fprintf(c->out, "%s \"%s\" deleted\n", ctl_resource_name(k, res, sizeof(res)), name);
+		/* kubectl's words: deployment.apps "web" deleted */
+		ctl_ref(k, "", ref, sizeof(ref));
+		ref[strlen(ref) - 1] = '\0';
+		fprintf(c->out, "%s \"%s\" deleted\n", ref, name);
 		json_decref(resp);
 		return 0;
 	}

@@ -173,10 +173,10 @@ int ctl_get(struct ctl *c)
 		    json_array_size(items)) {
 			if (printed && o->output != CTL_OUT_NAME)
 				fputc('\n', c->out);
-			ctl_print_objects(c->out, k, items, o->output,
-					  (o->all_ns && k->namespaced ? CTL_PRINT_NS : 0) |
-						  (nkinds > 1 ? CTL_PRINT_KIND_PREFIX : 0),
-					  c->now);
+			ctl_print_objects_in(c->out, k, items, o->output,
+					     (o->all_ns && k->namespaced ? CTL_PRINT_NS : 0) |
+						     (nkinds > 1 ? CTL_PRINT_KIND_PREFIX : 0),
+					     c->now, watch ? &c->table : NULL);
 			printed = true;
 		}
 		json_decref(items);

@@ -316,34 +316,40 @@ static size_t ctl_columns(const struct api_kind *k, bool wide, bool with_ns,
 	return n;
 }
 
+/* Adds the rows of items (and the header, unless CTL_PRINT_NO_HEADER) to t and prints them.
+ * Afterwards t holds no rows but keeps its column widths, so rows printed later line up. */
 static int ctl_print_table(FILE *f, const struct api_kind *k, const json_t *items, bool wide,
-			   unsigned flags, time_t now)
+			   unsigned flags, time_t now, struct ctl_table *t)
 {
 	const struct api_column *cols[CTL_COLS_MAX];
-	struct ctl_table t = { 0 };
 	char *row[CTL_COLS_MAX];
 	const json_t *obj;
-	size_t i, j;
+	size_t i, j, ncols;
 	int rc = 0;
 
-	t.ncols = ctl_columns(k, wide, flags & CTL_PRINT_NS, cols);
+	ncols = ctl_columns(k, wide, flags & CTL_PRINT_NS, cols);
+	if (t->ncols != ncols) {
+		ctl_table_free(t);
+		memset(t, 0, sizeof(*t));
+		t->ncols = ncols;
+	}
 	if (!(flags & CTL_PRINT_NO_HEADER)) {
-		for (j = 0; j < t.ncols; j++)
+		for (j = 0; j < t->ncols; j++)
 			row[j] = strdup(cols[j]->header);
-		for (j = 0; j < t.ncols; j++)
+		for (j = 0; j < t->ncols; j++)
 			if (!row[j])
 				rc = -ENOMEM;
 		if (!rc)
-			rc = ctl_table_add(&t, row);
+			rc = ctl_table_add(t, row);
 		if (rc) {
-			for (j = 0; j < t.ncols; j++)
+			for (j = 0; j < t->ncols; j++)
 				free(row[j]);
 			goto out;
 		}
 	}
 	json_array_foreach(items, i, obj) {
 		char cell[CTL_CELL_MAX];
-		for (j = 0; j < t.ncols; j++) {
+		for (j = 0; j < t->ncols; j++) {
 			ctl_cell(cols[j], obj, now, cell, sizeof(cell));
 			if ((flags & CTL_PRINT_KIND_PREFIX) && strcmp(cols[j]->header, "NAME") == 0) {
 				char ref[CTL_CELL_MAX + 128];
@@ -356,16 +362,18 @@ static int ctl_print_table(FILE *f, const struct api_kind *k, const json_t *item
 				rc = -ENOMEM;
 		}
 		if (!rc)
-			rc = ctl_table_add(&t, row);
+			rc = ctl_table_add(t, row);
 		if (rc) {
-			for (j = 0; j < t.ncols; j++)
+			for (j = 0; j < t->ncols; j++)
 				free(row[j]);
 			goto out;
 		}
 	}
-	ctl_table_print(f, &t, 0);
+	ctl_table_print(f, t, 0);
 out:
-	ctl_table_free(&t);
+	for (i = 0; i < t->rows * t->ncols; i++)
+		free(t->cells[i]);
+	t->rows = 0;
 	return rc;
 }
 
@@ -388,6 +396,12 @@ int ctl_print_doc(FILE *f, const json_t *obj, enum ctl_output out)
 int ctl_print_objects(FILE *f, const struct api_kind *k, const json_t *items,
 		      enum ctl_output out, unsigned flags, time_t now)
 {
+	return ctl_print_objects_in(f, k, items, out, flags, now, NULL);
+}
+
+int ctl_print_objects_in(FILE *f, const struct api_kind *k, const json_t *items,
+			 enum ctl_output out, unsigned flags, time_t now, struct ctl_table *table)
+{
 	size_t i;
 	const json_t *obj;
 	char ref[512];
@@ -395,7 +409,13 @@ int ctl_print_objects(FILE *f, const struct api_kind *k, const json_t *items,
 	switch (out) {
 	case CTL_OUT_TABLE:
 	case CTL_OUT_WIDE:
-		return ctl_print_table(f, k, items, out == CTL_OUT_WIDE, flags, now);
+		if (!table) {
+			struct ctl_table t = { 0 };
+			int rc = ctl_print_table(f, k, items, out == CTL_OUT_WIDE, flags, now, &t);
+			ctl_table_free(&t);
+			return rc;
+		}
+		return ctl_print_table(f, k, items, out == CTL_OUT_WIDE, flags, now, table);
 	case CTL_OUT_NAME:
 		json_array_foreach(items, i, obj) {
 			const char *name = json_string_value(ctl_json_path(obj, "metadata.name"));

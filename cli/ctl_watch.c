@@ -55,10 +55,10 @@ static int ctl_watch_line(const char *line, size_t len, void *arg)
 	obj = ctl_with_type(w->k, obj);
 	items = json_array();
 	if (obj && items && !json_array_append(items, obj)) {
-		ctl_print_objects(c->out, w->k, items, c->o->output,
-				  (c->o->all_ns && w->k->namespaced ? CTL_PRINT_NS : 0) |
-					  (w->header ? 0 : CTL_PRINT_NO_HEADER),
-				  time(NULL));
+		ctl_print_objects_in(c->out, w->k, items, c->o->output,
+				     (c->o->all_ns && w->k->namespaced ? CTL_PRINT_NS : 0) |
+					     (w->header ? 0 : CTL_PRINT_NO_HEADER),
+				     time(NULL), &c->table);
 		w->header = false;
 		fflush(c->out);
 	}

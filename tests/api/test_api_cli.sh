@@ -314,7 +314,7 @@ case_concurrent_applies() {
 case_delete() {
 	ctl delete deploy web
 	ok "delete" || return 1
-	t_expect "delete output" 'deployments.apps "web" deleted' "$OUT" || return 1
+	t_expect "delete output" 'deployment.apps "web" deleted' "$OUT" || return 1
 	ctl get deploy web
 	failed "get after delete" 'NotFound' || return 1
 	ctl delete deploy web
@@ -323,7 +323,7 @@ case_delete() {
 	ok "delete --ignore-not-found" || return 1
 	ctl delete -f "$EX"
 	failed "delete -f with the deployment gone" 'NotFound' || return 1
-	has "delete -f removed the service" '^services "web" deleted$' "$OUT" || return 1
+	has "delete -f removed the service" '^service "web" deleted$' "$OUT" || return 1
 	ctl delete -f "$DIR/manifests" --grace-period 0
 	ok "delete -f of a directory" || return 1
 	ctl get svc web
