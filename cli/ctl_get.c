@@ -14,14 +14,14 @@
 
 #define CTL_PAGE "500"
 
-/* Lists into items; sets *rv to the list's resourceVersion (malloc'd). Returns 0 or 1. */
+/* Lists into items; sets *rv, when still NULL, to the list's resourceVersion (malloc'd).
+ * Returns 0 or 1. */
 static int ctl_list(struct ctl *c, const struct api_kind *k, const char *ns, json_t *items,
 		    char **rv)
 {
 	char *cont = NULL;
 	int rc = 1;
 
-	*rv = NULL;
 	do {
 		char path[4096];
 		json_t *resp = NULL, *v;
