@@ -47,6 +47,19 @@ static int ctl_set_annotation(json_t *obj, const char *key, const char *val)
 	return json_object_set_new(ann, key, json_string(val)) ? -ENOMEM : 0;
 }
 
+/* What the server owns is not the manifest's to set: an object saved with `get -o yaml` applies
+ * like the manifest it came from. */
+static void ctl_apply_strip(json_t *obj)
+{
+	static const char *const server_meta[] = { "resourceVersion", "uid", "creationTimestamp",
+						   "generation", "deletionTimestamp",
+						   "managedFields", NULL };
+	json_t *meta = json_object_get(obj, "metadata");
+	json_object_del(obj, "status");
+	for (const char *const *f = server_meta; *f; f++)
+		json_object_del(meta, *f);
+}
+
 /* Applies one object; prints the outcome; returns 0 or 1. */
 static int ctl_apply_one(struct ctl *c, json_t *given)
 {
@@ -195,8 +208,10 @@ int ctl_apply(struct ctl *c)
 		fprintf(stderr, "error: no objects passed to apply\n");
 		rc = 1;
 	}
-	json_array_foreach(objs, i, obj)
+	json_array_foreach(objs, i, obj) {
+		ctl_apply_strip(obj);
 		rc |= ctl_apply_one(c, obj);
+	}
 	json_decref(objs);
 	return rc;
 }

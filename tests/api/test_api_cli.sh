@@ -356,6 +356,51 @@ case_tokens() {
 	SHOALD2_PID=
 }
 
+# shoalctl over TCP with TLS on loopback: a self-signed certificate for IP 127.0.0.1, verified
+# with --certificate-authority; refused without it; accepted with --insecure-skip-tls-verify.
+case_tls_tcp() {
+	local cert=$DIR/tls.crt key=$DIR/tls.key port= try code
+	if ! openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
+		-addext subjectAltName=IP:127.0.0.1 -keyout "$key" -out "$cert" >/dev/null 2>&1; then
+		echo "# openssl could not make a certificate"
+		return 1
+	fi
+	for try in 1 2 3 4 5; do
+		port=$((20000 + ($$ * 7 + try * 131 + RANDOM) % 9000))
+		"$BIN/shoald" --listen "127.0.0.1:$port" --state "$DIR/state3" --log-level warn \
+			--tls-cert "$cert" --tls-key "$key" >"$DIR/state3.log" 2>&1 &
+		SHOALD2_PID=$!
+		for _ in $(seq 1 50); do
+			code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 --cacert "$cert" \
+				"https://127.0.0.1:$port/readyz" 2>/dev/null)
+			[ "$code" = 200 ] && break
+			kill -0 "$SHOALD2_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		[ "$code" = 200 ] && break
+		stop_pid "$SHOALD2_PID"
+		SHOALD2_PID=
+	done
+	if [ -z "$SHOALD2_PID" ]; then
+		echo "# shoald with TLS did not start; its log:"
+		sed 's/^/#   /' "$DIR/state3.log"
+		return 1
+	fi
+	local c=("$BIN/shoalctl" --server "https://127.0.0.1:$port")
+	"${c[@]}" --certificate-authority "$cert" get namespace default -o name >"$DIR/out" 2>"$DIR/err"
+	RC=$? ERR=$(cat "$DIR/err")
+	ok "https with the CA" || return 1
+	t_expect "https get" "namespace/default" "$(cat "$DIR/out")" || return 1
+	"${c[@]}" get namespace default -o name >/dev/null 2>"$DIR/err"
+	RC=$? ERR=$(cat "$DIR/err")
+	failed "https without the CA" 'certificate' || return 1
+	"${c[@]}" --insecure-skip-tls-verify get namespace default -o name >"$DIR/out" 2>"$DIR/err"
+	RC=$? ERR=$(cat "$DIR/err")
+	ok "https without verification" || return 1
+	stop_pid "$SHOALD2_PID"
+	SHOALD2_PID=
+}
+
 if [ ! -x "$BIN/shoald" ] || [ ! -x "$BIN/shoalctl" ]; then
 	t_skip api_cli "build/bin/shoald and build/bin/shoalctl are not built"
 elif start_shoald "$SOCK" "$DIR/state" && SHOALD_PID=$STARTED_PID; then
@@ -374,6 +419,7 @@ elif start_shoald "$SOCK" "$DIR/state" && SHOALD_PID=$STARTED_PID; then
 	t_case api_cli_concurrent_applies case_concurrent_applies
 	t_case api_cli_delete case_delete
 	t_case api_cli_tokens case_tokens
+	t_case api_cli_tls_tcp case_tls_tcp
 else
 	t_case api_cli_shoald_starts false
 fi
