@@ -585,12 +585,30 @@ static int yj_emit_scalar(yaml_emitter_t *em, const char *s, size_t len,
 	return yaml_emitter_emit(em, &ev) ? 0 : -EIO;
 }
 
+/* YYYY-M[M]-D[D]...: a timestamp to YAML 1.1 readers (go-yaml, PyYAML), so it is quoted on
+ * output as kubectl quotes it, although it reads back as a string here. */
+static bool yj_looks_like_timestamp(const char *s, size_t len)
+{
+	size_t i = 0, n;
+	for (n = 0; i < len && s[i] >= '0' && s[i] <= '9'; i++)
+		n++;
+	if (n != 4 || i >= len || s[i++] != '-')
+		return false;
+	for (n = 0; i < len && s[i] >= '0' && s[i] <= '9'; i++)
+		n++;
+	if (n < 1 || n > 2 || i >= len || s[i++] != '-')
+		return false;
+	for (n = 0; i < len && s[i] >= '0' && s[i] <= '9'; i++)
+		n++;
+	return n >= 1 && n <= 2;
+}
+
 static int yj_emit_string(yaml_emitter_t *em, const char *s, size_t len)
 {
 	json_t *as_plain = yj_plain_scalar(s, len);
 	yaml_scalar_style_t style = YAML_ANY_SCALAR_STYLE;
 
-	if (!as_plain || !json_is_string(as_plain))
+	if (!as_plain || !json_is_string(as_plain) || yj_looks_like_timestamp(s, len))
 		style = YAML_DOUBLE_QUOTED_SCALAR_STYLE; /* "true", "0755", "" ... */
 	else if (memchr(s, '\n', len))
 		style = YAML_LITERAL_SCALAR_STYLE;

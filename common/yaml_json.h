@@ -9,7 +9,8 @@
  * octal ("0755" is 493), "_" separators are dropped ("1_000" is 1000), 0b binary, and
  * yes/no/on/off/y/n are booleans. Quoted scalars, block scalars and "!!str" always stay strings.
  * A float with an integral value becomes a JSON integer ("1e3" is 1000), as Go's JSON encoder
- * writes it; .inf and .nan have no JSON form and are errors. Timestamps stay strings.
+ * writes it; .inf and .nan have no JSON form and are errors. Timestamps stay strings (and are
+ * quoted on output, as kubectl does, for readers that would take them for dates).
  * Mapping keys become strings (true -> "true", 0x10 -> "16"). Anchors, aliases and "<<" merge
  * keys are resolved by copying; a duplicate key is an error.
  */
