@@ -3,13 +3,16 @@
  * `get -w` and `watch`: one streaming GET with ?watch=1 from a resourceVersion; each
  * newline-delimited event is printed as it arrives (a table row, or the object as JSON/YAML,
  * or its name) and flushed, so a pipe sees it at once. Bookmarks are skipped; an ERROR event
- * (410 Gone when the revision was compacted) ends the watch with the server's message.
+ * (410 Gone when the revision was compacted) ends the watch with the server's message. When
+ * the server ends a stream, the watch goes on from the last resourceVersion it saw.
  * --request-timeout bounds how long to watch; reaching it is a normal end.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "ctl.h"
 
@@ -18,6 +21,7 @@ struct ctl_watch_state {
 	const struct api_kind *k;
 	bool header;	/* print the header before the next row */
 	bool failed;
+	char rv[32];	/* the last resourceVersion seen, to resume from */
 };
 
 static int ctl_watch_line(const char *line, size_t len, void *arg)
@@ -40,6 +44,13 @@ static int ctl_watch_line(const char *line, size_t len, void *arg)
 		w->failed = true;
 		json_decref(ev);
 		return 1;
+	}
+	{
+		const char *orv =
+			json_string_value(json_object_get(json_object_get(obj, "metadata"),
+							  "resourceVersion"));
+		if (orv && strcmp(type, "ERROR") != 0)
+			snprintf(w->rv, sizeof(w->rv), "%s", orv);
 	}
 	if (strcmp(type, "BOOKMARK") == 0) {
 		json_decref(ev);
@@ -68,49 +79,73 @@ static int ctl_watch_line(const char *line, size_t len, void *arg)
 	return 0;
 }
 
+static long long ctl_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int ctl_watch(struct ctl *c, const struct api_kind *k, const char *name, const char *rv,
 	      bool print_header)
 {
 	struct ctl_watch_state w = { .c = c, .k = k, .header = print_header };
-	struct httpc_resp resp;
-	char path[4096], fsel[1024];
+	char fsel[1024];
 	const char *ns = k->namespaced && !c->o->all_ns ? c->o->ns : NULL;
 	const char *field = c->o->field_selector;
-	long timeout_ms = c->o->timeout_s > 0 ? c->o->timeout_s * 1000 : 0;
-	int rc;
+	long long deadline = c->o->timeout_s > 0 ? ctl_now_ms() + c->o->timeout_s * 1000LL : 0;
+	int rc = 0;
 
 	if (name) {
 		snprintf(fsel, sizeof(fsel), "metadata.name=%s", name);
 		field = fsel;
 	}
-	if (ctl_path(k, ns, NULL, NULL, path, sizeof(path)) ||
-	    ctl_query(path, sizeof(path), "watch", "1") ||
-	    ctl_query(path, sizeof(path), "resourceVersion", rv) ||
-	    ctl_query(path, sizeof(path), "allowWatchBookmarks", "true") ||
-	    ctl_query(path, sizeof(path), "labelSelector", c->o->selector) ||
-	    ctl_query(path, sizeof(path), "fieldSelector", field)) {
-		fprintf(stderr, "error: selector too long\n");
-		return 1;
-	}
-	rc = httpc_stream(c->http, path, timeout_ms, ctl_watch_line, &w, &resp);
-	if (rc == -ETIMEDOUT && timeout_ms > 0)
-		return 0; /* watched as long as asked */
-	if (rc == -ECANCELED) {
+	snprintf(w.rv, sizeof(w.rv), "%s", rv ? rv : "");
+	/* The server may end a stream (its own timeout, a restart): go on from the last
+	 * revision seen, so no event is missed or repeated. */
+	for (int attempt = 0;; attempt++) {
+		struct httpc_resp resp;
+		char path[4096];
+		long timeout_ms = 0;
+
+		if (deadline) {
+			timeout_ms = (long)(deadline - ctl_now_ms());
+			if (timeout_ms <= 0)
+				return 0; /* watched as long as asked */
+		}
+		if (attempt > 0)
+			usleep(200000);
+		path[0] = '\0';
+		if (ctl_path(k, ns, NULL, NULL, path, sizeof(path)) ||
+		    ctl_query(path, sizeof(path), "watch", "1") ||
+		    ctl_query(path, sizeof(path), "resourceVersion", w.rv[0] ? w.rv : NULL) ||
+		    ctl_query(path, sizeof(path), "allowWatchBookmarks", "true") ||
+		    ctl_query(path, sizeof(path), "labelSelector", c->o->selector) ||
+		    ctl_query(path, sizeof(path), "fieldSelector", field)) {
+			fprintf(stderr, "error: selector too long\n");
+			return 1;
+		}
+		rc = httpc_stream(c->http, path, timeout_ms, ctl_watch_line, &w, &resp);
+		if (rc == -ETIMEDOUT && deadline)
+			return 0;
+		if (rc == -ECANCELED) {
+			httpc_resp_free(&resp);
+			return w.failed ? 1 : 0;
+		}
+		if (rc) {
+			fprintf(stderr, "error: watch on %s: %s\n", httpc_server(c->http),
+				httpc_error(c->http));
+			return 1;
+		}
+		if (resp.code < 200 || resp.code >= 300) {
+			json_t *st = resp.body ? json_loadb(resp.body, resp.len, 0, NULL) : NULL;
+			ctl_print_server_error(resp.code, st);
+			json_decref(st);
+			httpc_resp_free(&resp);
+			return 1;
+		}
 		httpc_resp_free(&resp);
-		return w.failed ? 1 : 0;
+		if (w.failed)
+			return 1;
 	}
-	if (rc) {
-		fprintf(stderr, "error: watch on %s: %s\n", httpc_server(c->http),
-			httpc_error(c->http));
-		return 1;
-	}
-	if (resp.code < 200 || resp.code >= 300) {
-		json_t *st = resp.body ? json_loadb(resp.body, resp.len, 0, NULL) : NULL;
-		ctl_print_server_error(resp.code, st);
-		json_decref(st);
-		httpc_resp_free(&resp);
-		return 1;
-	}
-	httpc_resp_free(&resp);
-	return w.failed ? 1 : 0;
 }
