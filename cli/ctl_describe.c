@@ -19,11 +19,11 @@ static void ctl_describe_map(FILE *f, const char *title, const json_t *map, bool
 	json_t *v;
 	bool first = true;
 
-	fprintf(f, "%-13s ", title);
+	fprintf(f, "%-14s ", title);
 	json_object_foreach((json_t *)map, k, v) {
 		if (skip_applied && strcmp(k, CTL_LAST_APPLIED) == 0)
 			continue;
-		fprintf(f, "%s%s=%s\n", first ? "" : "              ", k,
+		fprintf(f, "%s%s=%s\n", first ? "" : "               ", k,
 			json_is_string(v) ? json_string_value(v) : "?");
 		first = false;
 	}
@@ -92,7 +92,7 @@ static void ctl_describe_events(struct ctl *c, const struct api_kind *k, const c
 	size_t i;
 
 	if (!ek || ctl_path(ek, k->namespaced ? ns : "default", NULL, NULL, path, sizeof(path))) {
-		fprintf(c->out, "Events:       <none>\n");
+		fprintf(c->out, "Events:        <none>\n");
 		return;
 	}
 	snprintf(sel, sizeof(sel), "involvedObject.name=%s", name);
@@ -109,7 +109,7 @@ static void ctl_describe_events(struct ctl *c, const struct api_kind *k, const c
 	}
 	if (code != 200 || !resp) {
 		json_decref(resp);
-		fprintf(c->out, "Events:       <none>\n");
+		fprintf(c->out, "Events:        <none>\n");
 		return;
 	}
 	ctl_table_row(&t, hdr);
@@ -143,7 +143,7 @@ static void ctl_describe_events(struct ctl *c, const struct api_kind *k, const c
 		ctl_table_row(&t, row);
 	}
 	if (t.rows <= 2) {
-		fprintf(c->out, "Events:       <none>\n");
+		fprintf(c->out, "Events:        <none>\n");
 	} else {
 		fprintf(c->out, "Events:\n");
 		ctl_table_print(c->out, &t, 2);
@@ -177,20 +177,20 @@ static int ctl_describe_one(struct ctl *c, const struct api_kind *k, const char 
 		return 1;
 	}
 	meta = json_object_get(obj, "metadata");
-	fprintf(c->out, "%-13s %s\n", "Name:", name);
+	fprintf(c->out, "%-14s %s\n", "Name:", name);
 	if (k->namespaced)
-		fprintf(c->out, "%-13s %s\n", "Namespace:",
+		fprintf(c->out, "%-14s %s\n", "Namespace:",
 			json_string_value(json_object_get(meta, "namespace")) ?: ns);
-	fprintf(c->out, "%-13s %s\n", "Kind:", k->kind);
+	fprintf(c->out, "%-14s %s\n", "Kind:", k->kind);
 	ctl_describe_map(c->out, "Labels:", json_object_get(meta, "labels"), false);
 	ctl_describe_map(c->out, "Annotations:", json_object_get(meta, "annotations"), true);
-	fprintf(c->out, "%-13s %s\n", "Created:",
+	fprintf(c->out, "%-14s %s\n", "Created:",
 		json_string_value(json_object_get(meta, "creationTimestamp")) ?: "<unknown>");
 	if (json_string_value(json_object_get(meta, "deletionTimestamp")))
-		fprintf(c->out, "%-13s %s\n", "Deleting:",
+		fprintf(c->out, "%-14s %s\n", "Deleting:",
 			json_string_value(json_object_get(meta, "deletionTimestamp")));
 	json_array_foreach(json_object_get(meta, "ownerReferences"), i, v)
-		fprintf(c->out, "%-13s %s/%s\n", i ? "" : "Controlled By:",
+		fprintf(c->out, "%-14s %s/%s\n", i ? "" : "Controlled By:",
 			json_string_value(json_object_get(v, "kind")) ?: "?",
 			json_string_value(json_object_get(v, "name")) ?: "?");
 	ctl_describe_yaml(c->out, "Spec", json_object_get(obj, "spec"));
@@ -208,7 +208,9 @@ static int ctl_describe_one(struct ctl *c, const struct api_kind *k, const char 
 			if (json_is_object(v) || json_is_array(v))
 				ctl_describe_yaml(c->out, title, v);
 			else if (json_is_string(v))
-				fprintf(c->out, "%-13s %s\n", strcat(title, ":"), json_string_value(v));
+				fprintf(c->out, "%s:%*s %s\n", title,
+					(int)(strlen(title) < 13 ? 13 - strlen(title) : 0), "",
+					json_string_value(v));
 		}
 	}
 	status = json_deep_copy(json_object_get(obj, "status"));

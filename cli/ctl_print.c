@@ -290,29 +290,25 @@ static const struct api_column ctl_col_ns = { .header = "NAMESPACE",
 static const struct api_column ctl_col_age = { .header = "AGE",
 					       .path = "metadata.creationTimestamp" };
 
-/* The columns shown: NAMESPACE (with_ns), NAME, the registry's columns (the wide ones only
- * for -o wide), and AGE when the registry has none. */
+/* The columns shown: NAMESPACE (with_ns), then the registry's columns as it lists them (the
+ * wide ones only for -o wide; Events, as in kubectl, have neither NAME nor AGE), or NAME and
+ * AGE for a kind without columns. */
 static size_t ctl_columns(const struct api_kind *k, bool wide, bool with_ns,
 			  const struct api_column **cols)
 {
+	const struct api_column *c = k && k->columns && k->columns[0].header ? k->columns : NULL;
 	size_t n = 0;
-	bool has_name = false, has_age = false;
-	const struct api_column *c;
 
-	for (c = k && k->columns ? k->columns : NULL; c && c->header; c++) {
-		has_name |= strcasecmp(c->header, "NAME") == 0;
-		has_age |= strcasecmp(c->header, "AGE") == 0;
-	}
 	if (with_ns)
 		cols[n++] = &ctl_col_ns;
-	if (!has_name)
+	if (!c) {
 		cols[n++] = &ctl_col_name;
-	for (c = k && k->columns ? k->columns : NULL; c && c->header && n < CTL_COLS_MAX - 1;
-	     c++)
+		cols[n++] = &ctl_col_age;
+		return n;
+	}
+	for (; c->header && n < CTL_COLS_MAX; c++)
 		if (!c->wide || wide)
 			cols[n++] = c;
-	if (!has_age)
-		cols[n++] = &ctl_col_age;
 	return n;
 }
 

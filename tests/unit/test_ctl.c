@@ -198,6 +198,29 @@ static void test_ctl_table_without_registry_columns(void **state)
 	json_decref(items);
 }
 
+static void test_ctl_table_columns_as_the_registry_lists_them(void **state)
+{
+	(void)state;
+	static const struct api_column ev_cols[] = {
+		{ .header = "TYPE", .path = "type" },
+		{ .header = "REASON", .path = "reason" },
+		{ .header = "MESSAGE", .path = "message" },
+		{ NULL },
+	};
+	static const struct api_kind ev_kind = { .kind = "Event", .resource = "events",
+						 .singular = "event", .group = "", .version = "v1",
+						 .namespaced = true, .columns = ev_cols };
+	json_t *items = json_loads("[{\"metadata\": {\"name\": \"e1\", \"namespace\": \"a\"},"
+				   " \"type\": \"Normal\", \"reason\": \"Scaled\","
+				   " \"message\": \"up to 3\"}]",
+				   0, NULL);
+	char *s = render(&ev_kind, items, CTL_OUT_TABLE, CTL_PRINT_NS);
+	assert_string_equal(s, "NAMESPACE   TYPE     REASON   MESSAGE\n"
+			       "a           Normal   Scaled   up to 3\n");
+	free(s);
+	json_decref(items);
+}
+
 static void test_ctl_output_name_and_refs(void **state)
 {
 	(void)state;
@@ -483,6 +506,7 @@ SHOAL_TEST_MAIN(cmocka_unit_test(test_ctl_age_like_kubectl),
 		cmocka_unit_test(test_ctl_table_kind_prefix_for_several_kinds),
 		cmocka_unit_test(test_ctl_wide_table_adds_wide_columns),
 		cmocka_unit_test(test_ctl_table_without_registry_columns),
+		cmocka_unit_test(test_ctl_table_columns_as_the_registry_lists_them),
 		cmocka_unit_test(test_ctl_output_name_and_refs),
 		cmocka_unit_test(test_ctl_output_yaml_documents),
 		cmocka_unit_test(test_ctl_args_flags_anywhere),

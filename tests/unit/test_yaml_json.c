@@ -299,7 +299,8 @@ static void test_yaml_emit_roundtrips(void **state)
 	roundtrip("{\"a\": \"true\", \"b\": \"0755\", \"c\": \"1e3\", \"d\": \"\", \"e\": \"null\","
 		  " \"f\": \"~\", \"g\": \"yes\", \"h\": \"x: y\", \"i\": \"#c\", \"j\": \"- a\","
 		  " \"k\": \"line1\\nline2\\n\", \"l\": \" lead\", \"m\": \"trail \", \"n\": \"*a\","
-		  " \"o\": \"{x}\", \"p\": \"héllo\", \"q\": \"tab\\there\", \"r\": \"1.5\"}");
+		  " \"o\": \"{x}\", \"p\": \"héllo\", \"q\": \"tab\\there\", \"r\": \"1.5\","
+		  " \"s\": \"2001-12-14\", \"t\": \"2001-12-14T21:59:43Z\"}");
 	roundtrip("{\"n\": [1, -2, 1.5, true, false, null, [], {}, [[1]], {\"x\": {\"y\": [\"z\"]}}]}");
 	roundtrip("{\"1\": 1, \"true\": 2, \"\": 3, \"with space\": 4, \"0x10\": 5}");
 }
@@ -310,7 +311,7 @@ static void test_yaml_emit_reads_like_kubectl(void **state)
 	json_error_t je;
 	json_t *v = json_loads("{\"apiVersion\": \"apps/v1\", \"kind\": \"Deployment\","
 			       " \"metadata\": {\"name\": \"web\", \"labels\": {\"app\": \"web\"},"
-			       " \"annotations\": {}},"
+			       " \"annotations\": {}, \"creationTimestamp\": \"2026-11-23T13:00:00Z\"},"
 			       " \"spec\": {\"replicas\": 3, \"template\": {\"spec\": {\"containers\":"
 			       " [{\"name\": \"web\", \"command\": [\"/bin/sh\", \"-c\"],"
 			       " \"ports\": [{\"containerPort\": 8080}]}]}}, \"paused\": false,"
@@ -324,6 +325,7 @@ static void test_yaml_emit_reads_like_kubectl(void **state)
 			       "  labels:\n"
 			       "    app: web\n"
 			       "  annotations: {}\n"
+			       "  creationTimestamp: \"2026-11-23T13:00:00Z\"\n"
 			       "spec:\n"
 			       "  replicas: 3\n"
 			       "  template:\n"
