@@ -562,15 +562,11 @@ void sched_pod_forget_nomination(struct sched *s, struct spod *p)
 	if (p->nominated < 0)
 		return;
 	struct snode *n = s->slots[p->nominated];
-	if (n) {
-		for (int r = 0; r < SCHED_NRES; r++)
-			n->nom_req[r] -= p->req[r];
-		if (--n->nnom <= 0) {
-			n->nnom = 0;
-			n->nom_maxprio = INT32_MIN;
-			memset(n->nom_req, 0, sizeof(n->nom_req));
+	for (uint32_t i = 0; n && i < n->nnom; i++)
+		if (n->noms[i] == p) {
+			n->noms[i] = n->noms[--n->nnom];
+			break;
 		}
-	}
 	p->nominated = -1;
 }
 

@@ -260,8 +260,8 @@ struct snode {
 	struct spod **pods;
 	uint32_t npl, plcap;
 	/* nominated preemptors */
-	int64_t nom_req[SCHED_NRES];
-	int32_t nnom, nom_maxprio;
+	struct spod **noms; /* pods nominated here, whose room is held for them */
+	uint32_t nnom, nomcap;
 	/* prediction: sums per time-of-day bucket of placed online pods */
 	int64_t *pk_cpu, *pk_mem;
 	int64_t peak_cpu, peak_mem;

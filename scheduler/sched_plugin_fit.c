@@ -13,9 +13,15 @@ uint32_t plugin_fit_filter(const struct cycle *c, const struct snode *n)
 	const struct spod *p = c->p;
 	const struct sched *s = c->s;
 	uint32_t mask = 0, bmask = 0;
-	bool nom_here = p->nominated == n->slot;
-	bool nom_other = c->use_nominated && n->nnom > 0 && !nom_here &&
-			 n->nom_maxprio >= p->priority;
+	int64_t held[SCHED_NRES] = { 0 };
+	/* room held for pods nominated here of at least p's priority (not p itself) */
+	for (uint32_t i = 0; c->use_nominated && i < n->nnom; i++) {
+		const struct spod *q = n->noms[i];
+		if (q == p || q->priority < p->priority)
+			continue;
+		for (int r = 0; r < SCHED_NRES; r++)
+			held[r] += q->req[r];
+	}
 	bool overcommit = p->batch && s->cfg.pred.enabled;
 	if (n->npods + 1 > n->maxpods)
 		mask |= RES_PODS_BIT;
@@ -27,11 +33,7 @@ uint32_t plugin_fit_filter(const struct cycle *c, const struct snode *n)
 				bmask |= 1u << r;
 			continue;
 		}
-		int64_t have = n->alloc[r] - n->req[r];
-		if (nom_other)
-			have -= n->nom_req[r];
-		else if (nom_here && n->nnom > 1)
-			have -= n->nom_req[r] - p->req[r];
+		int64_t have = n->alloc[r] - n->req[r] - held[r];
 		if (p->req[r] > have)
 			mask |= 1u << r;
 	}

@@ -168,11 +168,8 @@ int plugin_preempt(struct sched *s, struct cycle *c)
 	free(best.v);
 	sched_pod_forget_nomination(s, p);
 	p->nominated = n->slot;
-	for (int r = 0; r < SCHED_NRES; r++)
-		n->nom_req[r] += p->req[r];
-	if (n->nnom == 0 || p->priority > n->nom_maxprio)
-		n->nom_maxprio = p->priority;
-	n->nnom++;
+	if (ARRAY_GROW(n->noms, n->nnom, n->nomcap) == 0)
+		n->noms[n->nnom++] = p;
 	s->st.preemptions++;
 	return 1;
 }

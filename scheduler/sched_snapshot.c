@@ -465,6 +465,7 @@ static void node_free(struct snode *n)
 	lblset_free(&n->labels);
 	free(n->taints);
 	free(n->pods);
+	free(n->noms);
 	free(n->pk_cpu);
 	free(n->pk_mem);
 	free(n);
