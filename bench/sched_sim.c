@@ -12,7 +12,8 @@
  * scheduling cycle. Every placement is then checked by sched_verify(), which shares no code
  * with the scheduler's counters: violations must be 0.
  *
- * Usage: sched_sim [--nodes N[,N...]] [--quick] [--parallelism P]
+ * Usage: sched_sim [--nodes N[,N...]] [--quick] [--parallelism P] [--only WORKLOAD]
+ *                  [--plot-data FILE] [--machine TEXT]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -348,7 +349,7 @@ struct wl_size {
 	int init, measure;
 };
 
-static void run_workload(enum wl w, int nodes, int par, bool quick, json_t *figs);
+static FILE *plot_dat; /* rows: workload nodes pods_per_s kube_reference */
 
 static void fig(json_t *figs, const char *name, double v, const char *unit, double target,
 		const char *better, const char *ref)
@@ -424,6 +425,9 @@ static void run_workload(enum wl w, int nodes, int par, bool quick, json_t *figs
 		snprintf(fn, sizeof(fn), "%s_%d%s_vs_kube_ratio", wl_name[w], nn, k);
 		fig(figs, fn, r.pods_per_s / kube_ref[w], "x", 0, "higher", kube_ref_txt[w]);
 	}
+	if (plot_dat)
+		fprintf(plot_dat, "%s %d %.1f %.1f\n", wl_name[w], nodes, r.pods_per_s,
+			nodes >= 5000 ? kube_ref[w] : 0.0);
 	snprintf(fn, sizeof(fn), "%s_%d%s_latency_p50", wl_name[w], nn, k);
 	fig(figs, fn, r.p50_ms, "ms", 0, "lower", NULL);
 	snprintf(fn, sizeof(fn), "%s_%d%s_latency_p99", wl_name[w], nn, k);
@@ -509,9 +513,9 @@ static void run_prediction(int nodes, int par, bool quick, json_t *figs)
 		online += ws[i].replicas * ws[i].req_cpu;
 	}
 	int nbatch = (int)(cores * 1.0); /* 1-core jobs: more than fit */
-	double res[2][4]; /* [mode][placed batch, util, contention, violations] */
+	double res[2][5]; /* [mode][placed batch, util, contention, violations, max use] */
 	for (int mode = 0; mode < 2; mode++) {
-		struct sim *sm = sim_new(par, mode == 1, ", \"thresholdPercent\": 92, \"margin\": 0.12");
+		struct sim *sm = sim_new(par, mode == 1, ", \"thresholdPercent\": 95, \"margin\": 0.1");
 		add_nodes(sm, nodes, "32", "256Gi");
 		char name[64], owner[64];
 		for (int i = 0; i < nw; i++)
@@ -559,7 +563,7 @@ static void run_prediction(int nodes, int par, bool quick, json_t *figs)
 		int nn = nodes;
 		double *use = calloc((size_t)nn, sizeof(double));
 		int64_t contention = 0, steps = 0;
-		double util = 0;
+		double util = 0, maxu = 0;
 		int placed_batch = 0;
 		struct hashmap *nidx = hashmap_new((size_t)nn * 2);
 		for (int i = 0; i < nn; i++) {
@@ -594,6 +598,8 @@ static void run_prediction(int nodes, int par, bool quick, json_t *figs)
 			for (int i = 0; i < nn; i++) {
 				if (use[i] > 32.0)
 					contention++;
+				if (use[i] > maxu)
+					maxu = use[i];
 				util += (use[i] > 32 ? 32 : use[i]) / 32.0;
 				steps++;
 			}
@@ -602,6 +608,7 @@ static void run_prediction(int nodes, int par, bool quick, json_t *figs)
 		res[mode][1] = util / (double)steps;
 		res[mode][2] = (double)contention;
 		res[mode][3] = rb.violations;
+		res[mode][4] = maxu / 32.0;
 		free(use);
 		free(pn);
 		hashmap_free(nidx);
@@ -615,6 +622,10 @@ static void run_prediction(int nodes, int par, bool quick, json_t *figs)
 	    "request-based placement of the same pods on the same nodes");
 	fig(figs, "prediction_utilisation_request_based", res[0][1] * 100, "%", 0, "higher", NULL);
 	fig(figs, "prediction_utilisation_loadaware", res[1][1] * 100, "%", 0, "higher", NULL);
+	fig(figs, "prediction_busiest_node_request_based", res[0][4] * 100, "% of cpu", 0, "lower",
+	    NULL);
+	fig(figs, "prediction_busiest_node_loadaware", res[1][4] * 100, "% of cpu", 0, "lower",
+	    NULL);
 	fig(figs, "prediction_contention_events_request_based", res[0][2], "node-10min", 0,
 	    "lower", NULL);
 	fig(figs, "prediction_contention_events_loadaware", res[1][2], "node-10min",
@@ -627,14 +638,16 @@ int main(int argc, char **argv)
 	bool quick = false;
 	int par = 0;
 	char nodes_arg[128] = "500,5000";
-	const char *only = NULL;
+	const char *only = NULL, *machine = "";
 	static struct option lo[] = { { "quick", no_argument, 0, 'q' },
 				      { "nodes", required_argument, 0, 'n' },
 				      { "parallelism", required_argument, 0, 'p' },
 				      { "only", required_argument, 0, 'o' },
+				      { "plot-data", required_argument, 0, 'd' },
+				      { "machine", required_argument, 0, 'm' },
 				      { 0, 0, 0, 0 } };
 	int c;
-	while ((c = getopt_long(argc, argv, "qn:p:o:", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "qn:p:o:d:m:", lo, NULL)) != -1) {
 		switch (c) {
 		case 'q':
 			quick = true;
@@ -648,8 +661,20 @@ int main(int argc, char **argv)
 		case 'o':
 			only = optarg;
 			break;
+		case 'd':
+			plot_dat = fopen(optarg, "w");
+			if (!plot_dat) {
+				perror(optarg);
+				return 1;
+			}
+			break;
+		case 'm':
+			machine = optarg;
+			break;
 		default:
-			fprintf(stderr, "usage: %s [--quick] [--nodes N,N] [--parallelism P] [--only NAME]\n",
+			fprintf(stderr,
+				"usage: %s [--quick] [--nodes N,N] [--parallelism P] [--only NAME] "
+				"[--plot-data FILE] [--machine TEXT]\n",
 				argv[0]);
 			return 2;
 		}
@@ -669,8 +694,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "prediction trace\n");
 		run_prediction(quick ? 100 : 500, par, quick, figs);
 	}
+	if (plot_dat)
+		fclose(plot_dat);
 	json_t *out = json_pack("{s:s,s:b,s:s,s:o}", "bench", "sched", "quick", quick, "machine",
-				"", "figures", figs);
+				machine, "figures", figs);
 	char *txt = json_dumps(out, JSON_INDENT(1));
 	puts(txt);
 	free(txt);
