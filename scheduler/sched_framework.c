@@ -24,6 +24,7 @@ void sched_snapshot_free(struct sched *s);
 /* ---- the worker pool ---- */
 
 #define CHUNK 32
+#define PARALLEL_MIN_NODES 2048
 
 struct pool {
 	pthread_t *th;
@@ -163,6 +164,7 @@ struct sched *sched_new(const struct sched_config *cfg, const struct sched_ops *
 	s->resname[RES_EPH] = intern_id(&s->in, "ephemeral-storage");
 	s->nres = RES_EXT0;
 	s->rng = s->cfg.seed ? s->cfg.seed : 0x9e3779b97f4a7c15ull;
+	s->scan_ratio = 1;
 	if (!s->k_name || !s->resname[RES_EPH]) {
 		sched_free(s);
 		errno = ENOMEM;
@@ -268,7 +270,10 @@ static uint32_t find_feasible(struct sched *s, const struct cycle *c)
 	uint32_t start = s->next_start % n;
 	struct pool *pl = s->pool;
 	uint32_t nf = 0, processed = 0;
-	if (!pl || n < 4 * CHUNK) {
+	/* threads pay off only when many nodes must be examined: waking them costs about as
+	 * much as filtering a few hundred nodes */
+	double expect = (double)want * (s->scan_ratio > 1 ? s->scan_ratio : 1);
+	if (!pl || n < 4 * CHUNK || expect < PARALLEL_MIN_NODES) {
 		for (uint32_t j = 0; j < n && nf < want; j++) {
 			uint32_t idx = start + j;
 			if (idx >= n)
@@ -314,6 +319,8 @@ static uint32_t find_feasible(struct sched *s, const struct cycle *c)
 		processed = atomic_load(&pl->processed);
 	}
 	s->next_start = (start + processed) % n;
+	double ratio = nf ? (double)processed / nf : (double)n;
+	s->scan_ratio = 0.8 * s->scan_ratio + 0.2 * ratio;
 	s->st.nodes_filtered += processed;
 	return nf;
 }

@@ -424,6 +424,7 @@ struct sched {
 	uint32_t nfeasible;
 	int64_t *score_tmp;
 	struct pool *pool;
+	double scan_ratio; /* nodes examined per feasible node found, smoothed */
 	uint64_t rng;
 	struct sched_stats st;
 	char msgbuf[4096];

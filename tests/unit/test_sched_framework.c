@@ -237,6 +237,47 @@ static void test_sched_pod_update_and_delete_free_capacity(void **state)
 	h_free(h);
 }
 
+static void test_sched_parallel_filter_agrees_with_sequential(void **state)
+{
+	(void)state;
+	char msgs[2][2048];
+	for (int par = 1; par <= 2; par++) {
+		struct harness *h = h_new(par == 1 ? "{'parallelism': 1}" : "{'parallelism': 2}");
+		/* 600 nodes, only every 50th has an ssd: most nodes must be examined, which is
+		 * when the worker threads join in */
+		for (int i = 0; i < 600; i++) {
+			char n[16];
+			snprintf(n, sizeof(n), "n%d", i);
+			h_node(h, node_json(n, "2", "4Gi", i % 50 ? "{'disk':'hdd'}" : "{'disk':'ssd'}",
+					    NULL));
+		}
+		for (int i = 0; i < 40; i++) {
+			char n[16];
+			snprintf(n, sizeof(n), "p%d", i);
+			h_pod(h, pod_json("default", n, "1", "1Gi", NULL, "'nodeSelector':{'disk':'ssd'}"));
+		}
+		h_run(h, 1);
+		int placed = 0;
+		for (int i = 0; i < 40; i++) {
+			char n[16];
+			snprintf(n, sizeof(n), "p%d", i);
+			const char *w = h_where(h, "default", n);
+			if (*w) {
+				placed++;
+				assert_int_equal(atoi(w + 1) % 50, 0);
+			}
+		}
+		assert_int_equal(placed, 24); /* 12 ssd nodes, 2 pods each */
+		snprintf(msgs[par - 1], sizeof(msgs[0]), "%s", h->last_msg);
+		char err[256];
+		assert_int_equal(sched_verify(h->nodes, h->pods, err, sizeof(err)), 0);
+		h_free(h);
+	}
+	assert_string_equal(msgs[0], "0/600 nodes are available: 588 node(s) didn't match Pod's "
+				     "node affinity/selector, 12 Insufficient cpu.");
+	assert_string_equal(msgs[0], msgs[1]);
+}
+
 SHOAL_TEST_MAIN(cmocka_unit_test(test_sched_binds_pod_to_the_node_that_fits),
 		cmocka_unit_test(test_sched_unschedulable_message_counts_reasons),
 		cmocka_unit_test(test_sched_unschedulable_pod_placed_when_node_added),
@@ -248,4 +289,5 @@ SHOAL_TEST_MAIN(cmocka_unit_test(test_sched_binds_pod_to_the_node_that_fits),
 		cmocka_unit_test(test_sched_profile_from_configuration),
 		cmocka_unit_test(test_sched_config_errors_name_the_field),
 		cmocka_unit_test(test_sched_invalid_pod_rejected_with_field),
-		cmocka_unit_test(test_sched_pod_update_and_delete_free_capacity))
+		cmocka_unit_test(test_sched_pod_update_and_delete_free_capacity),
+		cmocka_unit_test(test_sched_parallel_filter_agrees_with_sequential))
