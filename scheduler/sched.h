@@ -31,7 +31,9 @@ typedef struct json_t json_t;
 
 struct sched;
 
-/* What the scheduler asks of its embedder. Every callback may be NULL. */
+/* What the scheduler asks of its embedder. Every callback may be NULL. Callbacks run inside
+ * sched_schedule_one() and must not call into the scheduler (queue the work instead: a
+ * victim is deleted with sched_pod_delete() after the call returns). */
 struct sched_ops {
 	void *ctx;
 	/* Binds ns/name (uid) to node, e.g. POST .../pods/NAME/binding with compare-and-swap.
@@ -117,9 +119,11 @@ int sched_run(struct sched *s, int max);
  * or -1 when nothing waits for time. */
 int64_t sched_next_wakeup_ms(struct sched *s);
 
-/* Resource usage samples (agents report every 10 s, e.g. in a Pod's status.usage):
- * cpu in millicores, memory in bytes, at ts_ms (wall clock, for the time of day). The sample
- * feeds the usage profile of the pod's workload (its controller owner, else the pod). */
+/* Resource usage samples (agents report every 10 s): cpu in millicores, memory in bytes, at
+ * ts_ms (wall clock, for the time of day). The sample feeds the usage profile of the pod's
+ * workload (its controller owner, else the pod). sched_pod_upsert() also takes one from a
+ * Pod's status.usage: {"cpu": "250m", "memory": "300Mi", "timestamp": "2026-11-23T13:40:00Z"},
+ * once per timestamp. */
 int sched_usage_sample(struct sched *s, const char *ns, const char *pod, int64_t cpu_milli,
 		       int64_t mem_bytes, int64_t ts_ms);
 /* Recomputes every pod's prediction and every node's predicted peak from the profiles (call

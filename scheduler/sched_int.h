@@ -225,6 +225,7 @@ struct spod {
 	struct gang *gang;
 	struct wprof *wp;
 	int64_t *pcpu, *pmem; /* predicted usage per time-of-day bucket */
+	int64_t usage_ts;     /* the last status.usage sample taken */
 	/* placement */
 	int node; /* slot, or -1 */
 	sid_t node_name;

@@ -674,6 +674,13 @@ int sched_node_delete(struct sched *s, const char *name)
 		return -ENOENT;
 	while (n->npl) {
 		struct spod *p = n->pods[n->npl - 1];
+		if (p->state == PS_WAITING) {
+			/* a gang member reserved here: the whole gang goes back to the queue */
+			char msg[600];
+			snprintf(msg, sizeof(msg), "node %s of a reservation was deleted", n->name);
+			plugin_gang_reject(s, p->gang, msg, FAIL_BIT(PL_GANG));
+			continue;
+		}
 		pod_detach(s, p);
 		p->node_name = n->name_sid;
 		orphan_add(s, p);
@@ -1310,7 +1317,8 @@ static bool lblset_eq(const struct lblset *a, const struct lblset *b)
 	return a->n == b->n && (!a->n || !memcmp(a->kv, b->kv, a->n * sizeof(*a->kv)));
 }
 
-int sched_pod_upsert(struct sched *s, const json_t *pod, char *err, size_t errlen)
+static int pod_upsert(struct sched *s, const json_t *pod, struct spod **out, char *err,
+		      size_t errlen)
 {
 	struct spod *p = calloc(1, sizeof(*p));
 	sid_t node_name = 0;
@@ -1340,9 +1348,7 @@ int sched_pod_upsert(struct sched *s, const json_t *pod, char *err, size_t errle
 	    !memcmp(old->req, p->req, sizeof(p->req))) {
 		/* the binding we made (or a status change): nothing moves */
 		old->terminating = p->terminating;
-		if (node_name && old->state == PS_WAITING) {
-			/* bound by someone while its gang waited: keep it */
-		}
+		*out = old;
 		pod_release_terms(s, p);
 		pod_free(p);
 		return 0;
@@ -1366,6 +1372,7 @@ int sched_pod_upsert(struct sched *s, const json_t *pod, char *err, size_t errle
 		return -ENOMEM;
 	}
 	p->seq = ++s->seq;
+	*out = p;
 	sid_t pg = lbl_get(&p->labels, s->k_podgroup);
 	if (pg) {
 		p->gang = gang_get(s, p->ns, intern_str(&s->in, pg));
@@ -1407,6 +1414,40 @@ int sched_pod_upsert(struct sched *s, const json_t *pod, char *err, size_t errle
 	if (p->gang)
 		queue_move_on_event(s, FAIL_BIT(PL_GANG), p->gang);
 	return 0;
+}
+
+/* A Pod's status.usage ({"cpu": "250m", "memory": "300Mi", "timestamp": RFC 3339}), as the
+ * agent reports it, becomes a usage sample once per timestamp. */
+static void usage_from_status(struct sched *s, struct spod *p, const json_t *pod)
+{
+	const json_t *u = json_object_get(json_object_get(pod, "status"), "usage");
+	const char *ts = json_string_value(json_object_get(u, "timestamp"));
+	int64_t cpu = 0, mem = 0;
+	struct tm tm;
+	if (!u || !ts || !p->wp)
+		return;
+	memset(&tm, 0, sizeof(tm));
+	const char *end = strptime(ts, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!end)
+		return;
+	int64_t ms = (int64_t)timegm(&tm) * 1000;
+	if (ms == p->usage_ts)
+		return;
+	const char *c = json_string_value(json_object_get(u, "cpu"));
+	const char *m = json_string_value(json_object_get(u, "memory"));
+	if (!c || !m || quantity_parse_milli(c, &cpu) || quantity_parse_milli(m, &mem))
+		return;
+	p->usage_ts = ms;
+	sched_usage_sample(s, intern_str(&s->in, p->ns), p->name, cpu, mem / 1000, ms);
+}
+
+int sched_pod_upsert(struct sched *s, const json_t *pod, char *err, size_t errlen)
+{
+	struct spod *p = NULL;
+	int rc = pod_upsert(s, pod, &p, err, errlen);
+	if (!rc && p && s->cfg.pred.enabled)
+		usage_from_status(s, p, pod);
+	return rc;
 }
 
 int sched_podgroup_upsert(struct sched *s, const json_t *pgj, char *err, size_t errlen)

@@ -131,7 +131,41 @@ static void test_sched_batch_overcommits_predicted_idle(void **state)
 	h_free(h);
 }
 
+static void status_usage(struct harness *h, const char *cpu, int sec)
+{
+	json_t *p = J("{'metadata':{'name':'a','namespace':'default','uid':'u-a'},'spec':{"
+		      "'nodeName':'n1','containers':[{'resources':{'requests':{'cpu':'4'}}}]},"
+		      "'status':{'usage':{'cpu':'%s','memory':'1Gi','timestamp':"
+		      "'2026-11-23T10:%02d:%02dZ'}}}",
+		      cpu, sec / 60, sec % 60);
+	assert_int_equal(sched_pod_upsert(h->s, p, NULL, 0), 0);
+	json_decref(p);
+}
+
+static void test_sched_predict_samples_from_pod_status_usage(void **state)
+{
+	(void)state;
+	struct harness *h = h_new("{'prediction':{'enabled':true,'minSamples':25}}");
+	h_node(h, node_json("n1", "10", "64Gi", NULL, NULL));
+	struct sched_node_info ni;
+	/* the agent's status updates every 10 s; each is seen twice (a repeated timestamp
+	 * counts once): 20 samples, not enough yet, so the request stands */
+	for (int i = 0; i < 40; i++)
+		status_usage(h, i < 20 ? "2500m" : "2", (i / 2) * 10);
+	sched_predict_refresh(h->s, 1795428000000LL);
+	sched_node_info(h->s, "n1", &ni);
+	assert_int_equal(ni.peak_cpu, 4000);
+	for (int i = 20; i < 30; i++)
+		status_usage(h, "2500m", i * 10);
+	sched_predict_refresh(h->s, 1795428000000LL);
+	sched_node_info(h->s, "n1", &ni);
+	/* 30 samples: the p95 (2.5 cores) plus the 10% margin */
+	assert_true(ni.peak_cpu >= 2750 && ni.peak_cpu <= 2750 * 1.09);
+	h_free(h);
+}
+
 SHOAL_TEST_MAIN(cmocka_unit_test(test_sched_predict_cold_start_uses_requests),
 		cmocka_unit_test(test_sched_predict_learns_percentile_by_time_of_day),
 		cmocka_unit_test(test_sched_loadaware_packs_complementary_peaks),
-		cmocka_unit_test(test_sched_batch_overcommits_predicted_idle))
+		cmocka_unit_test(test_sched_batch_overcommits_predicted_idle),
+		cmocka_unit_test(test_sched_predict_samples_from_pod_status_usage))
