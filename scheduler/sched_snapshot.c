@@ -1512,6 +1512,25 @@ int sched_namespace_upsert(struct sched *s, const json_t *nsj, char *err, size_t
 	}
 	lblset_free(&n->labels);
 	n->labels = ls;
+	/* terms that select namespaces by label count again */
+	for (uint32_t i = 0; i < s->nterms; i++) {
+		struct term *t = s->terms[i];
+		bool by_label = false;
+		for (uint32_t c = 0; c < t->nconds; c++)
+			by_label = by_label || t->conds[c].nsf.has_sel;
+		if (!by_label)
+			continue;
+		memset(t->m_dom, 0, t->dcap * sizeof(*t->m_dom));
+		memset(t->m_node, 0, t->ncap * sizeof(*t->m_node));
+		t->m_total = 0;
+		for (uint32_t j = 0; j < s->nlive; j++) {
+			struct snode *nd = s->live[j];
+			for (uint32_t k = 0; k < nd->npl; k++)
+				if (term_cond_match(s, t, nd->pods[k]))
+					term_count_pod(t, nd, 1);
+		}
+	}
+	queue_move_on_event(s, FAIL_BIT(PL_INTERPOD), NULL);
 	return 0;
 }
 

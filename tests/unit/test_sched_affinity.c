@@ -235,10 +235,43 @@ static void test_sched_affinity_namespaces(void **state)
 	h_free(h);
 }
 
+#define ANTI_PROD_WEB                                                                              \
+	"'affinity':{'podAntiAffinity':{'requiredDuringSchedulingIgnoredDuringExecution':[{"     \
+	"'labelSelector':{'matchLabels':{'app':'web'}},'namespaceSelector':{'matchLabels':{"      \
+	"'env':'prod'}},'topologyKey':'kubernetes.io/hostname'}]}}"
+
+static void test_sched_affinity_namespace_selector_follows_labels(void **state)
+{
+	(void)state;
+	struct harness *h = h_new(NULL);
+	h_node(h, node_json("a", "8", "8Gi", "{'kubernetes.io/hostname':'a'}", NULL));
+	h_node(h, node_json("b", "8", "8Gi", "{'kubernetes.io/hostname':'b'}", NULL));
+	json_t *ns = J("{'metadata':{'name':'prod','labels':{'env':'prod'}}}");
+	assert_int_equal(sched_namespace_upsert(h->s, ns, NULL, 0), 0);
+	json_decref(ns);
+	h_pod(h, pod_json("ops", "guard", "100m", "10Mi", NULL, "'nodeName':'a'," ANTI_PROD_WEB));
+	h_pod(h, pod_json("dev", "web", "100m", "10Mi", "{'app':'web'}", "'nodeSelector':{'kubernetes.io/hostname':'a'}"));
+	h_pod(h, pod_json("prod", "web", "100m", "10Mi", "{'app':'web'}", "'nodeSelector':{'kubernetes.io/hostname':'a'}"));
+	h_run(h, 1);
+	assert_string_equal(h_where(h, "dev", "web"), "a");
+	assert_string_equal(h_where(h, "prod", "web"), "");
+	/* stage's web pod on b counts once stage is labelled prod */
+	h_pod(h, pod_json("stage", "web", "100m", "10Mi", "{'app':'web'}", "'nodeName':'b'"));
+	ns = J("{'metadata':{'name':'stage','labels':{'env':'prod'}}}");
+	assert_int_equal(sched_namespace_upsert(h->s, ns, NULL, 0), 0);
+	json_decref(ns);
+	h_pod(h, pod_json("ops", "guard2", "100m", "10Mi", NULL,
+			  "'nodeSelector':{'kubernetes.io/hostname':'b'}," ANTI_PROD_WEB));
+	h_run(h, 1);
+	assert_string_equal(h_where(h, "ops", "guard2"), "");
+	h_free(h);
+}
+
 SHOAL_TEST_MAIN(cmocka_unit_test(test_sched_anti_affinity_one_per_host),
 		cmocka_unit_test(test_sched_existing_anti_affinity_blocks_newcomer),
 		cmocka_unit_test(test_sched_affinity_waits_for_target_that_arrives_later),
 		cmocka_unit_test(test_sched_affinity_first_pod_of_group),
 		cmocka_unit_test(test_sched_existing_required_affinity_only_scores),
 		cmocka_unit_test(test_sched_preferred_terms_score_both_ways),
-		cmocka_unit_test(test_sched_affinity_namespaces))
+		cmocka_unit_test(test_sched_affinity_namespaces),
+		cmocka_unit_test(test_sched_affinity_namespace_selector_follows_labels))
