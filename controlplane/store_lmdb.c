@@ -18,13 +18,33 @@
  * An empty store is at revision 1 (as etcd); the first write is revision 2.
  *
  * Compaction at C removes, for each key, every version older than its newest version at or
- * below C, and that version too when it is a tombstone; then the log up to C. It runs in
- * chunks of COMPACT_CHUNK_REVS revisions, one LMDB transaction each, so writers wait at most
- * one chunk.
+ * below C, and that version too when it is a tombstone; then the log up to C. It marks C in
+ * meta first (reads below C fail from then on, and a crash resumes it at the next open), then
+ * works in chunks of at most COMPACT_CHUNK_REVS revisions or COMPACT_CHUNK_KEYS keys, one
+ * LMDB transaction each, letting queued writers commit between two chunks. The background
+ * policy compacts to the newest revision that is both history_revisions old and
+ * history_seconds old (each log entry records its commit time).
+ *
+ * Watches: the commit thread publishes a revision and delivers its events under watch_mu. A
+ * new watch replays the log without that lock up to the newest committed revision, then takes
+ * the lock, replays what was published meanwhile and registers; live events below what the
+ * replay delivered are skipped, so there is no gap and no repetition.
  *
  * Failures: every LMDB error becomes a negative errno (MDB_MAP_FULL: -ENOSPC) with a log line
  * naming the operation; a batch that fails is aborted whole and its transactions are retried
  * one LMDB transaction each, so one bad transaction fails alone and nothing is half-written.
+ *
+ * Limits and choices beyond store.h:
+ *   - keys up to 502 bytes (LMDB's key limit less the 9-byte suffix): -ENAMETOOLONG;
+ *     at most MAX_TXN_OPS ops per transaction, and a key at most once in one: -EINVAL;
+ *   - a read at a revision the store has not reached: -ERANGE;
+ *   - store_compact at or below the compacted revision: -ECOMPACTED; above the current: -ERANGE;
+ *   - store_txn from a watch or done callback, or store_watch from a watch callback: -EDEADLK
+ *     (errno EDEADLK), since the thread would wait on itself; store_txn_async is fine there;
+ *   - one store_open per directory at a time (flock on DIR/shoal.lock): EBUSY;
+ *   - a data file unlinked under a running store (its directory removed): writes fail with
+ *     -ENOENT instead of vanishing into the unlinked file;
+ *   - store_close frees the watches still registered: cancel them before, not after.
  */
 #include <endian.h>
 #include <errno.h>
