@@ -1050,10 +1050,16 @@ static struct store_watch *lmdb_watch(struct store *s, const char *prefix, int64
 			err = -ECOMPACTED;
 			goto fail;
 		}
-		/* History up to the newest committed revision, without holding up commits. */
-		err = replay(st, w, INT64_MAX);
-		if (err)
-			goto fail;
+		/* History up to the newest committed revision, without holding up commits; again
+		 * while much was published meanwhile, so that the part replayed under the lock
+		 * below stays small. */
+		for (int round = 0; round < 4; round++) {
+			err = replay(st, w, INT64_MAX);
+			if (err)
+				goto fail;
+			if (atomic_load(&st->rev) - w->next_rev < REPLAY_BATCH_EVENTS)
+				break;
+		}
 	}
 	pthread_mutex_lock(&st->watch_mu);
 	int64_t pub = atomic_load(&st->rev);
