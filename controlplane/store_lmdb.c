@@ -69,6 +69,7 @@
 #define COMPACT_CHUNK_REVS 256	  /* at most this many revisions compacted per LMDB txn */
 #define COMPACT_CHUNK_KEYS 512	  /* and about this many key versions */
 #define REPLAY_BATCH_EVENTS 512	  /* events per watch callback during replay */
+#define RANGE_MAX_STEPS 8	  /* versions of one key a range steps through before seeking */
 #define LMDB_MAX_READERS 1024
 #define KEY_SUFFIX 9 /* '\0' + be64 revision */
 
@@ -441,14 +442,35 @@ static int lmdb_range(struct store *s, const struct store_range_req *req,
 		size_t klen = (size_t)kl;
 		if (klen < plen || memcmp(k.mv_data, prefix, plen) != 0)
 			break;
-		char key[klen + 1];
-		memcpy(key, k.mv_data, klen);
-		key[klen] = 0;
+		const char *key = k.mv_data; /* stays valid: a read txn's pages do not move */
 		struct kver v;
-		err = kv_seek_le(st, c, key, klen, rev, &v);
-		if (err < 0)
-			goto out;
-		if (err == 1 && !(v.h.flags & KV_TOMBSTONE)) {
+		int found = 0;
+		err = 0;
+		/* The key's versions are in revision order: step through a few (most keys have
+		 * one or two), and seek past long histories. */
+		for (int steps = 0;; steps++) {
+			struct kver cur;
+			if (steps == RANGE_MAX_STEPS) {
+				err = kv_seek_le(st, c, key, klen, rev, &v);
+				if (err < 0)
+					goto out;
+				found = err;
+				rc = MDB_NOTFOUND; /* not positioned on the next key: seek below */
+				break;
+			}
+			if ((err = kver_decode(&k, &d, &cur)) < 0)
+				goto out;
+			if (cur.rev > rev) {
+				rc = MDB_NOTFOUND;
+				break;
+			}
+			v = cur;
+			found = 1;
+			rc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
+			if (rc || kv_key_len(&k) != (ssize_t)klen || memcmp(k.mv_data, key, klen) != 0)
+				break;
+		}
+		if (found && !(v.h.flags & KV_TOMBSTONE)) {
 			out->count++;
 			if (!req->count_only) {
 				if (req->limit && out->n >= req->limit) {
@@ -459,6 +481,10 @@ static int lmdb_range(struct store *s, const struct store_range_req *req,
 			}
 		}
 		err = 0;
+		if (rc == 0)
+			continue; /* on the next key already */
+		if (rc != MDB_NOTFOUND)
+			break;
 		/* The next key: past every version of this one. */
 		uint8_t next[klen + KEY_SUFFIX];
 		memcpy(next, key, klen);
