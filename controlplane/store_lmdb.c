@@ -1452,6 +1452,32 @@ static int mkdir_p(const char *dir)
 	return 0;
 }
 
+/* A data file shorter than its own last page (truncated, or cut by a full disk copied
+ * elsewhere) would fault on first access to the missing pages: refuse it. */
+static int check_size(struct lstore *st)
+{
+	mdb_filehandle_t fd;
+	MDB_envinfo info;
+	MDB_stat ms;
+	struct stat sb;
+	int rc;
+
+	if ((rc = mdb_env_info(st->env, &info)) || (rc = mdb_env_stat(st->env, &ms)))
+		return lmdb_fail(st, "read environment info", rc);
+	if ((rc = mdb_env_get_fd(st->env, &fd)))
+		return lmdb_fail(st, "get data file", rc);
+	if (fstat(fd, &sb))
+		return -errno;
+	if ((uint64_t)(info.me_last_pgno + 1) * ms.ms_psize > (uint64_t)sb.st_size) {
+		log_error("store lmdb:%s: data file is %lld bytes but its last page ends at %llu: "
+			  "truncated or corrupt",
+			  st->dir, (long long)sb.st_size,
+			  (unsigned long long)(info.me_last_pgno + 1) * ms.ms_psize);
+		return -EIO;
+	}
+	return 0;
+}
+
 /* The commit thread hands out revisions, so a second writer on the same files (another
  * shoald on the same state directory) would hand out the same ones: refuse it. */
 static int lock_dir(struct lstore *st)
@@ -1587,6 +1613,9 @@ static struct store *lmdb_open(const char *dir, const struct store_opts *opts)
 		goto fail;
 	}
 	mdb_reader_check(st->env, &dead);
+	err = check_size(st);
+	if (err)
+		goto fail;
 	st->max_key = (size_t)mdb_env_get_maxkeysize(st->env) - KEY_SUFFIX;
 	err = open_dbs(st);
 	if (err)
