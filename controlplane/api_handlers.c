@@ -911,14 +911,16 @@ static int handle_list(struct api_req *r)
 
 /* ---- writes ------------------------------------------------------------------------------ */
 
+/* A client does not set status on create (Pods start Pending; defaults may fill the rest),
+ * except for the kinds whose writer is also the status' owner (a node registering itself). */
 static int reset_status_on_create(struct api_req *r, json_t *obj)
 {
-	if (!r->kind->has_status || is_kind(r, "Node") || is_kind(r, "Lease"))
+	if (!r->kind->has_status || is_kind(r, "Node") || is_kind(r, "Lease") ||
+	    is_kind(r, "Event"))
 		return 0;
 	if (is_kind(r, "Pod"))
 		return json_object_set_new(obj, "status", json_pack("{s:s}", "phase", "Pending"));
-	json_object_del(obj, "status");
-	return 0;
+	return json_object_del(obj, "status") == 0 || !json_object_get(obj, "status") ? 0 : -1;
 }
 
 static int handle_create(struct api_req *r)
@@ -932,6 +934,10 @@ static int handle_create(struct api_req *r)
 	obj = parse_body(r, &ret);
 	if (!obj)
 		return ret;
+	if (reset_status_on_create(r, obj)) {
+		ret = api_respond_status(r, 500, NULL, "out of memory");
+		goto out;
+	}
 	if (check_object(r, obj, NULL, false, &ret))
 		goto out;
 	meta = meta_of(obj);
@@ -987,10 +993,6 @@ static int handle_create(struct api_req *r)
 	json_object_del(meta, "resourceVersion");
 	json_object_del(meta, "deletionTimestamp");
 	json_object_del(meta, "deletionGracePeriodSeconds");
-	if (reset_status_on_create(r, obj)) {
-		ret = api_respond_status(r, 500, NULL, "out of memory");
-		goto out;
-	}
 	api_key(r->kind, r->ns, name, p.key, sizeof(p.key));
 	p.n = 1;
 	snprintf(owner, sizeof(owner), "%s/%s", r->ns, name);
@@ -1020,7 +1022,7 @@ static bool same(const json_t *a, const json_t *b)
 }
 
 /*
- * Writes obj as the new version of cur (an update, a patch, a status write, a scale, a
+ * Takes over obj (the caller's reference) and writes it as the new version of cur (an update, a patch, a status write, a scale, a
  * graceful deletion). expect: the mod revision the write is conditional on. unconditional:
  * the client named no resourceVersion, so a lost race is retried.
  */
@@ -1054,8 +1056,6 @@ static int write_update(struct api_req *r, json_t *obj, struct wc_obj *cur, int6
 							"resourceVersion"));
 		json_decref(obj);
 		obj = merged;
-	} else {
-		json_incref(obj);
 	}
 	if (check_object(r, obj, old, status_only, &ret))
 		goto out_obj;
@@ -1604,7 +1604,10 @@ int api_handle(struct api_req *r)
 	char why[512];
 
 	if (*sub && strcmp(sub, "status") && strcmp(sub, "binding") && strcmp(sub, "scale"))
-		return api_respond_status(r, 404, "NotFound", "unknown sub-resource \"%s\"", sub);
+		return api_respond_status(r, 404, "NotFound",
+					  "the server could not find the requested resource (%s has no "
+					  "sub-resource or resource \"%s\")",
+					  r->kind->resource, sub);
 	if ((!strcmp(sub, "status") && !r->kind->has_status) ||
 	    (!strcmp(sub, "scale") && !r->kind->scale_path) ||
 	    (!strcmp(sub, "binding") && !is_kind(r, "Pod")))

@@ -661,10 +661,10 @@ struct api_server *api_server_start(struct store *st, const struct api_server_op
 		if (cert && !is_unix)
 			flags |= MHD_USE_TLS;
 		struct MHD_OptionItem opts[] = {
+			{ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, NULL },
 			{ MHD_OPTION_LISTEN_SOCKET, fd, NULL },
 			{ MHD_OPTION_THREAD_POOL_SIZE, o->threads > 0 ? o->threads : 2, NULL },
 			{ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, srv },
-			{ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, NULL },
 			{ MHD_OPTION_CONNECTION_TIMEOUT, 0, NULL },
 			{ MHD_OPTION_CONNECTION_LIMIT, 20000, NULL },
 			{ MHD_OPTION_CONNECTION_MEMORY_LIMIT, 64 * 1024, NULL },
