@@ -381,8 +381,11 @@ static void run_workload(enum wl w, int nodes, int par, bool quick, json_t *figs
 	} else {
 		sz.init = quick ? nodes / 5 : 1000;
 		sz.measure = quick ? (nodes >= 5000 ? 1000 : 500) : (nodes >= 5000 ? 4000 : 2000);
-		if (w == WL_ANTI && sz.init + sz.measure > nodes)
-			sz.measure = nodes - sz.init;
+		if (w == WL_ANTI && sz.init + sz.measure > nodes) {
+			/* one pod per host: leave hosts for every pod */
+			sz.init = nodes / 5;
+			sz.measure = nodes * 3 / 5;
+		}
 		add_nodes(sm, nodes, "32", "256Gi");
 	}
 	if (w == WL_GANG) {

@@ -149,8 +149,6 @@ int plugin_preempt(struct sched *s, struct cycle *c)
 		} else {
 			free(cd.v);
 		}
-		if (best.nv == 1 && best.maxprio == INT32_MIN)
-			break;
 	}
 	free(fail);
 	/* the filters' state must describe the real snapshot again */
