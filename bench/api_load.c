@@ -12,6 +12,9 @@
  * to etcd's JSON gateway as Kubernetes writes them: a transaction that puts the key only when
  * its create_revision is 0. Runs end at COUNT requests or S seconds, whichever is first.
  *
+ * With --server-pid, also the server's CPU time over the run and per create: on a small
+ * machine shared with the clients, the cost per request is steadier than the rate.
+ *
  * Results go to stdout as key=value lines for the script to collect; latencies in ms.
  */
 #include <curl/curl.h>
@@ -27,16 +30,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "log.h"
-
-struct buf {
-	char *p;
-	size_t len, cap;
-};
 
 struct cfg {
 	const char *unix_path, *url, *prefix, *path, *ns;
-	int clients, runs;
+	int clients, runs, server_pid;
 	double seconds;
 	long max, expect;
 	bool etcd;
@@ -46,7 +45,7 @@ struct client {
 	pthread_t tid;
 	const struct cfg *cfg;
 	CURL *h;
-	struct buf body;
+	struct bench_buf body;
 	double *lat; /* seconds, one per completed request */
 	long nlat, cap;
 	long ok, errors;
@@ -78,39 +77,17 @@ static void gate_release(void)
 
 static double now_s(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return (double)bench_now_ns() / 1e9;
 }
 
-static size_t on_body(char *data, size_t size, size_t n, void *arg)
-{
-	struct buf *b = arg;
-	size_t len = size * n;
-	if (b->len + len + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		while (cap < b->len + len + 1)
-			cap *= 2;
-		char *p = realloc(b->p, cap);
-		if (!p)
-			return 0; /* curl reports a write error */
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, data, len);
-	b->len += len;
-	b->p[b->len] = '\0';
-	return len;
-}
-
-static CURL *handle_new(const struct cfg *c, struct buf *body)
+static CURL *handle_new(const struct cfg *c, struct bench_buf *body)
 {
 	CURL *h = curl_easy_init();
 	if (!h)
 		return NULL;
 	if (c->unix_path)
 		curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, c->unix_path);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, bench_buf_write);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, body);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
@@ -171,7 +148,7 @@ static int etcd_txn_json(char *out, size_t cap, const char *ns, const char *name
 			kb, kb, vb);
 }
 
-static void note_error(const char *what, long code, const struct buf *b)
+static void note_error(const char *what, long code, const struct bench_buf *b)
 {
 	if (atomic_fetch_add(&errors_logged, 1) < 5)
 		log_warn("%s: HTTP %ld: %.300s", what, code, b->len ? b->p : "(no body)");
@@ -283,6 +260,7 @@ static int run_create(const struct cfg *c)
 			goto out;
 		}
 	}
+	double cpu0 = c->server_pid ? bench_cpu_seconds(c->server_pid) : -1;
 	double t0 = now_s();
 	deadline = t0 + c->seconds;
 	gate_release();
@@ -294,6 +272,7 @@ static int run_create(const struct cfg *c)
 		n += cls[i].nlat;
 	}
 	double el = now_s() - t0;
+	double cpu = cpu0 >= 0 ? bench_cpu_seconds(c->server_pid) - cpu0 : -1;
 	double *all = malloc((size_t)(n ? n : 1) * sizeof(*all));
 	if (!all)
 		goto out;
@@ -307,6 +286,9 @@ static int run_create(const struct cfg *c)
 	       "p50_ms=%.3f\np99_ms=%.3f\nmax_ms=%.3f\n",
 	       c->clients, ok, errs, el, el > 0 ? (double)ok / el : 0, pct(all, n, 0.50) * 1e3,
 	       pct(all, n, 0.99) * 1e3, n ? all[n - 1] * 1e3 : 0);
+	if (cpu >= 0)
+		printf("server_cpu_s=%.2f\nserver_cpu_us_per_op=%.1f\n", cpu,
+		       ok ? cpu * 1e6 / (double)ok : 0);
 	free(all);
 	ret = ok > 0 && errs == 0 ? 0 : 1;
 	if (errs)
@@ -323,7 +305,7 @@ out:
 
 static int run_list(const struct cfg *c)
 {
-	struct buf body = { 0 };
+	struct bench_buf body = { 0 };
 	char url[512];
 	double *t = calloc((size_t)c->runs, sizeof(*t));
 	CURL *h = handle_new(c, &body);
@@ -374,7 +356,7 @@ out:
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: api_load create (--unix PATH | --url URL) --clients N --seconds S "
-		   "--max COUNT --prefix P [--etcd] [--namespace NS]\n"
+		   "--max COUNT --prefix P [--etcd] [--namespace NS] [--server-pid PID]\n"
 		   "       api_load list (--unix PATH | --url URL) --runs N [--path PATH] "
 		   "[--expect N]\n");
 }
@@ -393,6 +375,7 @@ int main(int argc, char **argv)
 		{ "runs", required_argument, NULL, 'r' },
 		{ "path", required_argument, NULL, 'P' },
 		{ "expect", required_argument, NULL, 'x' },
+		{ "server-pid", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -408,19 +391,48 @@ int main(int argc, char **argv)
 	optind = 2;
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (o) {
-		case 'u': c.unix_path = optarg; break;
-		case 'U': c.url = optarg; break;
-		case 'c': c.clients = atoi(optarg); break;
-		case 's': c.seconds = atof(optarg); break;
-		case 'm': c.max = atol(optarg); break;
-		case 'p': c.prefix = optarg; break;
-		case 'e': c.etcd = true; break;
-		case 'n': c.ns = optarg; break;
-		case 'r': c.runs = atoi(optarg); break;
-		case 'P': c.path = optarg; break;
-		case 'x': c.expect = atol(optarg); break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'u':
+			c.unix_path = optarg;
+			break;
+		case 'U':
+			c.url = optarg;
+			break;
+		case 'c':
+			c.clients = atoi(optarg);
+			break;
+		case 's':
+			c.seconds = atof(optarg);
+			break;
+		case 'm':
+			c.max = atol(optarg);
+			break;
+		case 'p':
+			c.prefix = optarg;
+			break;
+		case 'e':
+			c.etcd = true;
+			break;
+		case 'n':
+			c.ns = optarg;
+			break;
+		case 'r':
+			c.runs = atoi(optarg);
+			break;
+		case 'P':
+			c.path = optarg;
+			break;
+		case 'x':
+			c.expect = atol(optarg);
+			break;
+		case 'S':
+			c.server_pid = atoi(optarg);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (!c.unix_path == !c.url || c.clients < 1 || c.clients > 4096 || c.seconds <= 0 ||

@@ -5,18 +5,21 @@
  * watcher.
  *
  *   api_watch --unix PATH --watchers N --rate R --seconds S [--prefix P] [--namespace NS]
+ *             [--server-pid PID]
  *
  * A watcher is only a non-blocking unix socket in one epoll set: it sends
  * GET .../pods?watch=1&resourceVersion=N (N: the revision before the first write), decodes
  * the chunked stream and, for each event line, notes the arrival time (CLOCK_MONOTONIC, taken
  * right after the read that completed the line) under the object's sequence number, which
- * it finds in the object's name. The writer is a thread with its own keep-alive connection
- * that creates pods P-0, P-1, ... at R per second and notes when each POST was answered (the
- * write is durable then). delay = arrival - acknowledgement, over every (watcher, event)
+ * it finds in the object's name. The writer is a thread with keep-alive connections that
+ * creates pods P-0, P-1, ... at R per second, open-loop, and notes when each POST was answered
+ * (the write is durable then). delay = arrival - acknowledgement, over every (watcher, event)
  * pair; it can be negative, because the watch cache publishes an event as soon as the commit
  * lands and the POST's answer travels separately: those are counted and taken as 0.
  * Beside it: the delay from the POST being sent (commit included), each write's own latency,
  * and the spread between the first and the last watcher to get an event (the fan-out's cost).
+ * With --server-pid, the CPU time the server and this process spent from the first write to
+ * the last delivery, to tell the server's cost from the watchers' on a small machine.
  *
  * Results go to stdout as key=value lines; times in ms.
  */
@@ -38,6 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "log.h"
 
 #define SETUP_INFLIGHT 256   /* connections waiting for their response headers at once */
@@ -61,7 +65,7 @@ struct watcher {
 
 struct cfg {
 	const char *unix_path, *prefix, *ns;
-	int watchers;
+	int watchers, server_pid;
 	double rate, seconds;
 };
 
@@ -74,42 +78,10 @@ static atomic_bool writer_finished;
 static char name_pat[160];
 static size_t name_pat_len;
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-struct buf {
-	char *p;
-	size_t len, cap;
-};
-
-static size_t on_body(char *data, size_t size, size_t n, void *arg)
-{
-	struct buf *b = arg;
-	size_t len = size * n;
-	if (b->len + len + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		while (cap < b->len + len + 1)
-			cap *= 2;
-		char *p = realloc(b->p, cap);
-		if (!p)
-			return 0;
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, data, len);
-	b->len += len;
-	b->p[b->len] = '\0';
-	return len;
-}
-
 /* The pods' current resourceVersion: watches start there, so they see only the new writes. */
 static int current_rv(char *out, size_t cap)
 {
-	struct buf b = { 0 };
+	struct bench_buf b = { 0 };
 	char url[256];
 	long code = 0;
 	int ret = -EIO;
@@ -120,7 +92,7 @@ static int current_rv(char *out, size_t cap)
 	snprintf(url, sizeof(url), "http://shoal/api/v1/namespaces/%s/pods?limit=1", cfg.ns);
 	curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, cfg.unix_path);
 	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, bench_buf_write);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
 	CURLcode rc = curl_easy_perform(h);
@@ -145,63 +117,132 @@ out:
 	return ret;
 }
 
+/* One create in flight. */
+struct wreq {
+	CURL *h;
+	long seq; /* -1: free */
+	struct bench_buf b;
+	char body[512];
+};
+
+static int wreq_start(CURLM *m, struct wreq *q, long seq)
+{
+	int n = snprintf(q->body, sizeof(q->body),
+			 "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"%s-%ld\"},"
+			 "\"spec\":{\"containers\":[{\"name\":\"c\",\"image\":\"x\","
+			 "\"command\":[\"sleep\",\"1\"]}]}}",
+			 cfg.prefix, seq);
+	curl_easy_setopt(q->h, CURLOPT_POSTFIELDS, q->body);
+	curl_easy_setopt(q->h, CURLOPT_POSTFIELDSIZE, (long)n);
+	q->b.len = 0;
+	q->seq = seq;
+	send_ns[seq] = bench_now_ns();
+	return curl_multi_add_handle(m, q->h) == CURLM_OK ? 0 : -EIO;
+}
+
+/*
+ * The writer is open-loop: write i is sent at t0 + i/rate whether or not the earlier ones were
+ * answered (up to WRITER_INFLIGHT at once), so a slow answer delays no later write and the
+ * rate stays what was asked.
+ */
+#define WRITER_INFLIGHT 64
+
 static void *writer_main(void *arg)
 {
-	struct buf b = { 0 };
+	struct wreq *qs = calloc(WRITER_INFLIGHT, sizeof(*qs));
 	struct curl_slist *hdrs = NULL;
-	char url[256], body[1024];
-	CURL *h = curl_easy_init();
+	CURLM *m = curl_multi_init();
+	char url[256];
+	long next = 0, done = 0;
 
 	(void)arg;
-	if (!h) {
-		log_error("writer: curl_easy_init failed");
+	hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+	if (!qs || !m || !hdrs) {
+		log_error("writer: out of memory");
 		goto out;
 	}
-	hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
 	snprintf(url, sizeof(url), "http://shoal/api/v1/namespaces/%s/pods", cfg.ns);
-	curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, cfg.unix_path);
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(h, CURLOPT_POST, 1L);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	for (int i = 0; i < WRITER_INFLIGHT; i++) {
+		qs[i].seq = -1;
+		qs[i].h = curl_easy_init();
+		if (!qs[i].h) {
+			log_error("writer: curl_easy_init failed");
+			goto out;
+		}
+		curl_easy_setopt(qs[i].h, CURLOPT_UNIX_SOCKET_PATH, cfg.unix_path);
+		curl_easy_setopt(qs[i].h, CURLOPT_URL, url);
+		curl_easy_setopt(qs[i].h, CURLOPT_HTTPHEADER, hdrs);
+		curl_easy_setopt(qs[i].h, CURLOPT_POST, 1L);
+		curl_easy_setopt(qs[i].h, CURLOPT_WRITEFUNCTION, bench_buf_write);
+		curl_easy_setopt(qs[i].h, CURLOPT_WRITEDATA, &qs[i].b);
+		curl_easy_setopt(qs[i].h, CURLOPT_TIMEOUT, 30L);
+		curl_easy_setopt(qs[i].h, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(qs[i].h, CURLOPT_PRIVATE, &qs[i]);
+	}
+	curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)WRITER_INFLIGHT);
 
-	int64_t t0 = now_ns();
-	for (long i = 0; i < total_writes; i++) {
-		int64_t due = t0 + (int64_t)((double)i * 1e9 / cfg.rate), t = now_ns();
-		if (due > t) {
-			struct timespec ts = { .tv_sec = due / 1000000000, .tv_nsec = due % 1000000000 };
-			clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+	int64_t t0 = bench_now_ns();
+	while (done < total_writes) {
+		int64_t t = bench_now_ns();
+		for (int i = 0; i < WRITER_INFLIGHT && next < total_writes; i++) {
+			if (qs[i].seq >= 0)
+				continue;
+			if (t0 + (int64_t)((double)next * 1e9 / cfg.rate) > t)
+				break;
+			if (wreq_start(m, &qs[i], next)) {
+				log_error("writer: curl_multi_add_handle failed");
+				goto out;
+			}
+			next++;
 		}
-		int n = snprintf(body, sizeof(body),
-				 "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":"
-				 "\"%s-%ld\"},\"spec\":{\"containers\":[{\"name\":\"c\",\"image\":"
-				 "\"x\",\"command\":[\"sleep\",\"1\"]}]}}",
-				 cfg.prefix, i);
-		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)n);
-		b.len = 0;
-		send_ns[i] = now_ns();
-		CURLcode rc = curl_easy_perform(h);
-		int64_t t1 = now_ns();
-		long code = 0;
-		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-		if (rc != CURLE_OK || code != 201) {
-			log_warn("writer: create %s-%ld: %s, HTTP %ld: %.200s", cfg.prefix, i,
-				 curl_easy_strerror(rc), code, b.len ? b.p : "");
-			ack_ns[i] = -1;
-		} else {
-			ack_ns[i] = t1;
+		int running;
+		curl_multi_perform(m, &running);
+		CURLMsg *msg;
+		int left;
+		while ((msg = curl_multi_info_read(m, &left))) {
+			if (msg->msg != CURLMSG_DONE)
+				continue;
+			struct wreq *q = NULL;
+			long code = 0;
+			int64_t t1 = bench_now_ns();
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&q);
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &code);
+			if (msg->data.result != CURLE_OK || code != 201) {
+				log_warn("writer: create %s-%ld: %s, HTTP %ld: %.200s", cfg.prefix,
+					 q->seq, curl_easy_strerror(msg->data.result), code,
+					 q->b.len ? q->b.p : "");
+				ack_ns[q->seq] = -1;
+			} else {
+				ack_ns[q->seq] = t1;
+			}
+			curl_multi_remove_handle(m, q->h);
+			q->seq = -1;
+			done++;
 		}
-		atomic_store(&writes_done, i + 1);
+		atomic_store(&writes_done, done);
+		/* Sleep until the next write is due or an answer arrives; with every handle busy,
+		 * only an answer can help. */
+		int wait_ms = 100, busy = 0;
+		for (int i = 0; i < WRITER_INFLIGHT; i++)
+			busy += qs[i].seq >= 0;
+		if (next < total_writes && busy < WRITER_INFLIGHT) {
+			int64_t due = t0 + (int64_t)((double)next * 1e9 / cfg.rate) - bench_now_ns();
+			wait_ms = due <= 0 ? 0 : (int)((due + 999999) / 1000000);
+		}
+		if (wait_ms > 0)
+			curl_multi_poll(m, NULL, 0, wait_ms, NULL);
 	}
 out:
 	atomic_store(&writer_finished, true);
-	curl_easy_cleanup(h);
+	for (int i = 0; qs && i < WRITER_INFLIGHT; i++) {
+		if (qs[i].h && qs[i].seq >= 0)
+			curl_multi_remove_handle(m, qs[i].h);
+		curl_easy_cleanup(qs[i].h);
+		free(qs[i].b.p);
+	}
+	curl_multi_cleanup(m);
 	curl_slist_free_all(hdrs);
-	free(b.p);
+	free(qs);
 	return NULL;
 }
 
@@ -254,7 +295,7 @@ static void on_event(struct watcher *w, const char *l, size_t n, int64_t t)
 }
 
 /* Body bytes (after the chunk framing is removed): split into lines. */
-static int on_body_bytes(struct watcher *w, const char *p, size_t n, int64_t t)
+static int bench_buf_write_bytes(struct watcher *w, const char *p, size_t n, int64_t t)
 {
 	while (n) {
 		const char *nl = memchr(p, '\n', n);
@@ -310,7 +351,7 @@ static int on_chunked(struct watcher *w, const char *p, size_t n, int64_t t)
 			break;
 		case C_DATA: {
 			size_t k = n - i < w->chunk_left ? n - i : w->chunk_left;
-			int err = on_body_bytes(w, p + i, k, t);
+			int err = bench_buf_write_bytes(w, p + i, k, t);
 			if (err)
 				return err;
 			i += k;
@@ -420,7 +461,7 @@ static int raise_nofile(rlim_t want)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: api_watch --unix PATH --watchers N --rate R --seconds S [--prefix P] "
-		   "[--namespace NS]\n");
+		   "[--namespace NS] [--server-pid PID]\n");
 }
 
 int main(int argc, char **argv)
@@ -432,6 +473,7 @@ int main(int argc, char **argv)
 		{ "seconds", required_argument, NULL, 's' },
 		{ "prefix", required_argument, NULL, 'p' },
 		{ "namespace", required_argument, NULL, 'n' },
+		{ "server-pid", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -446,14 +488,33 @@ int main(int argc, char **argv)
 			    .seconds = 10 };
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (o) {
-		case 'u': cfg.unix_path = optarg; break;
-		case 'w': cfg.watchers = atoi(optarg); break;
-		case 'r': cfg.rate = atof(optarg); break;
-		case 's': cfg.seconds = atof(optarg); break;
-		case 'p': cfg.prefix = optarg; break;
-		case 'n': cfg.ns = optarg; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'u':
+			cfg.unix_path = optarg;
+			break;
+		case 'w':
+			cfg.watchers = atoi(optarg);
+			break;
+		case 'r':
+			cfg.rate = atof(optarg);
+			break;
+		case 's':
+			cfg.seconds = atof(optarg);
+			break;
+		case 'p':
+			cfg.prefix = optarg;
+			break;
+		case 'n':
+			cfg.ns = optarg;
+			break;
+		case 'S':
+			cfg.server_pid = atoi(optarg);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (!cfg.unix_path || cfg.watchers < 1 || cfg.watchers > 1000000 || cfg.rate <= 0 ||
@@ -498,7 +559,8 @@ int main(int argc, char **argv)
 					 cfg.ns, rv);
 
 	/* Establish every watch before the first write, a bounded number in flight at once. */
-	int64_t t_setup = now_ns(), t_drain_end = 0;
+	int64_t t_setup = bench_now_ns(), t_drain_end = 0, t_run = 0, t_end = 0;
+	double cpu_srv0 = 0, cpu_self0 = 0;
 	int next = 0, pending = 0, ready = 0, failed = 0;
 	long deliveries_due = 0;
 	struct epoll_event evs[1024];
@@ -527,20 +589,23 @@ int main(int argc, char **argv)
 				goto out;
 			}
 			log_info("%d watchers established in %.2f s from revision %s", ready,
-				 (double)(now_ns() - t_setup) / 1e9, rv);
+				 (double)(bench_now_ns() - t_setup) / 1e9, rv);
+			cpu_srv0 = cfg.server_pid ? bench_cpu_seconds(cfg.server_pid) : -1;
+			cpu_self0 = bench_cpu_seconds(0);
+			t_run = bench_now_ns();
 			if (pthread_create(&writer, NULL, writer_main, NULL)) {
 				log_error("pthread_create failed");
 				goto out;
 			}
 			writer_started = true;
 		}
-		if (!writer_started && now_ns() - t_setup > (int64_t)SETUP_TIMEOUT_S * 1000000000) {
+		if (!writer_started && bench_now_ns() - t_setup > (int64_t)SETUP_TIMEOUT_S * 1000000000) {
 			log_error("only %d of %d watchers established after %d s", ready,
 				  cfg.watchers, SETUP_TIMEOUT_S);
 			goto out;
 		}
 		if (writer_started && atomic_load(&writer_finished)) {
-			int64_t t = now_ns();
+			int64_t t = bench_now_ns();
 			if (!t_drain_end) {
 				t_drain_end = t + (int64_t)DRAIN_TIMEOUT_S * 1000000000;
 				for (long i = 0; i < total_writes; i++)
@@ -550,8 +615,10 @@ int main(int argc, char **argv)
 			long got = 0;
 			for (int i = 0; i < cfg.watchers; i++)
 				got += ws[i].events;
-			if (got >= deliveries_due || t > t_drain_end)
+			if (got >= deliveries_due || t > t_drain_end) {
+				t_end = t;
 				break;
+			}
 		}
 		int n = epoll_wait(ep, evs, 1024, next < cfg.watchers ? 2 : 20);
 		if (n < 0 && errno != EINTR) {
@@ -561,7 +628,7 @@ int main(int argc, char **argv)
 		for (int k = 0; k < n; k++) {
 			struct watcher *w = &ws[evs[k].data.u32];
 			ssize_t r = read(w->fd, rbuf, 256 * 1024);
-			int64_t t = now_ns();
+			int64_t t = bench_now_ns();
 			if (r < 0 && (errno == EAGAIN || errno == EINTR))
 				continue;
 			if (r <= 0) {
@@ -592,7 +659,7 @@ int main(int argc, char **argv)
 				p += used;
 				len -= (size_t)used;
 			}
-			int rc = w->chunked ? on_chunked(w, p, len, t) : on_body_bytes(w, p, len, t);
+			int rc = w->chunked ? on_chunked(w, p, len, t) : bench_buf_write_bytes(w, p, len, t);
 			if (rc) {
 				if (rc < 0)
 					log_warn("watcher %u: bad stream: %s", evs[k].data.u32,
@@ -601,6 +668,8 @@ int main(int argc, char **argv)
 			}
 		}
 	}
+	double cpu_srv = cfg.server_pid && cpu_srv0 >= 0 ? bench_cpu_seconds(cfg.server_pid) - cpu_srv0 : -1;
+	double cpu_self = bench_cpu_seconds(0) - cpu_self0;
 	if (writer_started)
 		pthread_join(writer, NULL);
 	writer_started = false;
@@ -661,6 +730,8 @@ int main(int argc, char **argv)
 	       nd ? (double)delays[nd - 1] / 1e6 : 0, pct_ms(wlat, ns, 0.5), pct_ms(wlat, ns, 0.99),
 	       pct_ms(spread, ns, 0.5), pct_ms(spread, ns, 0.99), pct_ms(fsend, nd, 0.5),
 	       pct_ms(fsend, nd, 0.99));
+	printf("run_s=%.3f\nserver_cpu_s=%.2f\nwatchers_cpu_s=%.2f\n", (double)(t_end - t_run) / 1e9,
+	       cpu_srv, cpu_self);
 	if (missing || acked < total_writes)
 		log_warn("%ld of %ld writes acknowledged; %ld deliveries missing", acked,
 			 total_writes, missing);
