@@ -43,7 +43,8 @@ static bool qualified_name_chars_ok(const char *s, size_t n)
 	return true;
 }
 
-/* DNS-1123 subdomain: lower-case labels [a-z0-9]([-a-z0-9]*[a-z0-9])? joined by dots. */
+/* DNS-1123 subdomain: lower-case parts [a-z0-9]([-a-z0-9]*[a-z0-9])? joined by dots, 253
+ * characters in all (Kubernetes' IsDNS1123Subdomain does not limit each part). */
 static bool dns1123_subdomain_ok(const char *s, size_t n)
 {
 	if (n == 0 || n > 253)
@@ -53,7 +54,7 @@ static bool dns1123_subdomain_ok(const char *s, size_t n)
 		if (i < n && s[i] != '.')
 			continue;
 		size_t l = i - start;
-		if (l == 0 || l > 63)
+		if (l == 0)
 			return false;
 		for (size_t j = start; j < i; j++) {
 			char c = s[j];

@@ -320,7 +320,40 @@ static void test_labels_field_selector(void **state)
 	json_decref(pending);
 }
 
-SHOAL_TEST_MAIN(cmocka_unit_test(test_labels_selector_equality),
+/* Random strings over the selector alphabet: parsing never crashes, and a parsed selector
+ * prints no error and matches without crashing. */
+static void test_labels_selector_parser_survives_random_input(void **state)
+{
+	(void)state;
+	static const char alphabet[] = "ab=!(),<> \tinotx9-._/\\";
+	unsigned seed = 12345;
+	json_t *labels = L("{\"a\":\"b\",\"in\":\"9\",\"x\":\"\"}");
+	size_t parsed = 0;
+	for (int iter = 0; iter < 20000; iter++) {
+		char s[24];
+		size_t n = (size_t)(rand_r(&seed) % (sizeof(s) - 1));
+		for (size_t i = 0; i < n; i++)
+			s[i] = alphabet[rand_r(&seed) % (sizeof(alphabet) - 1)];
+		s[n] = 0;
+		char err[128];
+		struct selector *sel = selector_parse(s, err, sizeof(err));
+		if (sel) {
+			parsed++;
+			selector_matches(sel, labels);
+			selector_free(sel);
+		}
+		struct field_selector *fs = field_selector_parse(s, NULL, err, sizeof(err));
+		if (fs) {
+			field_selector_matches(fs, labels);
+			field_selector_free(fs);
+		}
+	}
+	json_decref(labels);
+	assert_true(parsed > 0);
+}
+
+SHOAL_TEST_MAIN(cmocka_unit_test(test_labels_selector_parser_survives_random_input),
+		cmocka_unit_test(test_labels_selector_equality),
 		cmocka_unit_test(test_labels_selector_sets_and_existence),
 		cmocka_unit_test(test_labels_selector_gt_lt),
 		cmocka_unit_test(test_labels_selector_empty_matches_everything),

@@ -186,7 +186,37 @@ static void test_quantity_format_round_trips(void **state)
 	}
 }
 
-SHOAL_TEST_MAIN(cmocka_unit_test(test_quantity_parses_decimal_and_milli),
+/* Random strings over the quantity alphabet: never a crash; a parsed value formats and parses
+ * back to itself. */
+static void test_quantity_survives_random_input(void **state)
+{
+	(void)state;
+	static const char alphabet[] = "0123456789.+-eEKMGTPinumk 9";
+	unsigned seed = 4242;
+	size_t ok = 0;
+	for (int iter = 0; iter < 50000; iter++) {
+		char s[32];
+		size_t n = (size_t)(rand_r(&seed) % 24);
+		for (size_t i = 0; i < n; i++)
+			s[i] = alphabet[rand_r(&seed) % (sizeof(alphabet) - 1)];
+		s[n] = 0;
+		int64_t v, w;
+		int ret = quantity_parse_milli(s, &v);
+		assert_true(ret == 0 || ret == -EINVAL || ret == -ERANGE);
+		if (ret == 0) {
+			char buf[40];
+			ok++;
+			quantity_format(v, buf, sizeof(buf));
+			assert_int_equal(quantity_parse_milli(buf, &w), 0);
+			if (v != w)
+				fail_msg("%s -> %lld -> %s -> %lld", s, (long long)v, buf, (long long)w);
+		}
+	}
+	assert_true(ok > 100);
+}
+
+SHOAL_TEST_MAIN(cmocka_unit_test(test_quantity_survives_random_input),
+		cmocka_unit_test(test_quantity_parses_decimal_and_milli),
 		cmocka_unit_test(test_quantity_parses_binary_suffixes),
 		cmocka_unit_test(test_quantity_parses_exponents),
 		cmocka_unit_test(test_quantity_rounds_sub_milli_up),
