@@ -224,11 +224,16 @@ struct wc_obj *wc_obj_from_stored(const struct api_kind *k, const char *key, con
 	o->refcnt = 1;
 	o->kind = k;
 	o->rev = rev;
-	o->key = strdup(key);
+	/* One allocation holds the key and, after it, a copy that is split into ns and name,
+	 * so the key itself stays whole (it is the cache's map key). */
+	size_t kl = strlen(key);
+	o->key = malloc(2 * kl + 2);
 	if (!o->key)
 		goto err;
+	memcpy(o->key, key, kl + 1);
+	memcpy(o->key + kl + 1, key, kl + 1);
 	/* key: /registry/<resource>/[<ns>/]<name> */
-	p = strchr(o->key + strlen("/registry/"), '/');
+	p = kl < strlen("/registry/") ? NULL : strchr(o->key + kl + 1 + strlen("/registry/"), '/');
 	if (!p)
 		goto bad;
 	p++;
