@@ -701,7 +701,8 @@ void wc_watch_stop(struct wc_watcher *w)
 		w->next->prevw = w->prevw;
 	wc->nwatchers--;
 	pthread_mutex_unlock(&wc->watchers_mu);
-	wc_list_free(w->initial + w->initial_pos, w->ninitial - w->initial_pos);
+	for (size_t i = w->initial_pos; i < w->ninitial; i++)
+		wc_obj_unref(w->initial[i]); /* the initial state not sent yet */
 	free(w->initial);
 	selector_free(w->lsel);
 	field_selector_free(w->fsel);
