@@ -260,7 +260,9 @@ static int run_create(const struct cfg *c)
 			goto out;
 		}
 	}
-	double cpu0 = c->server_pid ? bench_cpu_seconds(c->server_pid) : -1;
+	double cpu0 = c->server_pid ? bench_cpu_seconds(c->server_pid) : -1, run0 = 0, wait0 = 0;
+	if (c->server_pid)
+		bench_sched_seconds(c->server_pid, &run0, &wait0);
 	double t0 = now_s();
 	deadline = t0 + c->seconds;
 	gate_release();
@@ -286,9 +288,12 @@ static int run_create(const struct cfg *c)
 	       "p50_ms=%.3f\np99_ms=%.3f\nmax_ms=%.3f\n",
 	       c->clients, ok, errs, el, el > 0 ? (double)ok / el : 0, pct(all, n, 0.50) * 1e3,
 	       pct(all, n, 0.99) * 1e3, n ? all[n - 1] * 1e3 : 0);
+	double run1, wait1;
 	if (cpu >= 0)
 		printf("server_cpu_s=%.2f\nserver_cpu_us_per_op=%.1f\n", cpu,
 		       ok ? cpu * 1e6 / (double)ok : 0);
+	if (c->server_pid && bench_sched_seconds(c->server_pid, &run1, &wait1) == 0)
+		printf("server_runqueue_wait_s=%.2f\n", wait1 - wait0);
 	free(all);
 	ret = ok > 0 && errs == 0 ? 0 : 1;
 	if (errs)

@@ -560,7 +560,7 @@ int main(int argc, char **argv)
 
 	/* Establish every watch before the first write, a bounded number in flight at once. */
 	int64_t t_setup = bench_now_ns(), t_drain_end = 0, t_run = 0, t_end = 0;
-	double cpu_srv0 = 0, cpu_self0 = 0;
+	double cpu_srv0 = 0, cpu_self0 = 0, run0 = 0, wait0 = 0, run1 = 0, wait1 = 0;
 	int next = 0, pending = 0, ready = 0, failed = 0;
 	long deliveries_due = 0;
 	struct epoll_event evs[1024];
@@ -592,6 +592,8 @@ int main(int argc, char **argv)
 				 (double)(bench_now_ns() - t_setup) / 1e9, rv);
 			cpu_srv0 = cfg.server_pid ? bench_cpu_seconds(cfg.server_pid) : -1;
 			cpu_self0 = bench_cpu_seconds(0);
+			if (cfg.server_pid)
+				bench_sched_seconds(cfg.server_pid, &run0, &wait0);
 			t_run = bench_now_ns();
 			if (pthread_create(&writer, NULL, writer_main, NULL)) {
 				log_error("pthread_create failed");
@@ -670,6 +672,8 @@ int main(int argc, char **argv)
 	}
 	double cpu_srv = cfg.server_pid && cpu_srv0 >= 0 ? bench_cpu_seconds(cfg.server_pid) - cpu_srv0 : -1;
 	double cpu_self = bench_cpu_seconds(0) - cpu_self0;
+	if (cfg.server_pid && bench_sched_seconds(cfg.server_pid, &run1, &wait1) == 0)
+		printf("server_runqueue_wait_s=%.2f\n", wait1 - wait0);
 	if (writer_started)
 		pthread_join(writer, NULL);
 	writer_started = false;

@@ -2,12 +2,13 @@
 /*
  * Small helpers shared by the load generators under bench/ (each bench/NAME.c is its own
  * program, so these are header-only): a growing response buffer for libcurl, the monotonic
- * clock, and a process's CPU time, which tells a server's cost from its clients' when both
- * share a small machine.
+ * clock, and a process's CPU time and run-queue wait, which tell a server's cost from its
+ * clients' and from other work when they all share a small machine.
  */
 #ifndef SHOAL_BENCH_UTIL_H
 #define SHOAL_BENCH_UTIL_H
 
+#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +77,40 @@ static inline double bench_cpu_seconds(int pid)
 			 &st) != 2)
 		return -1;
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Time the threads of process pid (0: this process) spent running and waiting on a run queue
+ * for a CPU, in seconds, summed over the threads alive now (/proc/PID/task/TID/schedstat).
+ * Returns 0 or -1. The wait tells how much other work on the machine held the process back. */
+static inline int bench_sched_seconds(int pid, double *run_s, double *wait_s)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/task", pid ? pid : (int)getpid());
+	DIR *d = opendir(path);
+	struct dirent *e;
+	unsigned long long run = 0, wait = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d))) {
+		char f[400];
+		unsigned long long r, w;
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(f, sizeof(f), "%s/%s/schedstat", path, e->d_name);
+		FILE *fp = fopen(f, "r");
+		if (!fp)
+			continue;
+		if (fscanf(fp, "%llu %llu", &r, &w) == 2) {
+			run += r;
+			wait += w;
+		}
+		fclose(fp);
+	}
+	closedir(d);
+	*run_s = (double)run / 1e9;
+	*wait_s = (double)wait / 1e9;
+	return 0;
 }
 
 #endif
