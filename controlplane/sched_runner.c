@@ -39,7 +39,7 @@ struct sched_runner {
 	bool pending; /* a wake-up came (events or a failed bind) */
 	bool stop;
 	struct failed_bind *failed;
-	int binds_in_flight; /* under mu */
+	int writes_in_flight; /* under mu */
 	char *buf;
 	size_t cap;
 	int64_t last_refresh_ms;
@@ -117,7 +117,7 @@ static void bind_done(void *arg, int err, int64_t rev, struct store_result *res,
 	(void)res;
 	(void)n;
 	pthread_mutex_lock(&r->mu);
-	r->binds_in_flight--;
+	r->writes_in_flight--;
 	pthread_cond_broadcast(&r->cond);
 	pthread_mutex_unlock(&r->mu);
 	if (err) {
@@ -138,7 +138,24 @@ static void bind_done(void *arg, int err, int64_t rev, struct store_result *res,
 	free(b);
 }
 
-/* Writes pod (with its resourceVersion removed) conditional on rev. */
+/* Status writes (unschedulable, preemption) are fire-and-forget: a lost race is retried by
+ * the next scheduling cycle of that pod. */
+static void status_done(void *arg, int err, int64_t rev, struct store_result *res, size_t n)
+{
+	struct sched_runner *r = arg;
+	(void)rev;
+	(void)res;
+	(void)n;
+	if (err && err != -ECONFLICT && err != -ENOENT)
+		log_warn("scheduler: status write: %s", shoal_strerror(err));
+	pthread_mutex_lock(&r->mu);
+	r->writes_in_flight--;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* Writes pod (with its resourceVersion removed) conditional on rev, without waiting: done
+ * (or status_done) is called from the commit thread. Counts the write in flight. */
 static int put_pod(struct sched_runner *r, const char *ns, const char *name, json_t *pod,
 		   int64_t rev, store_done_fn done, void *arg)
 {
@@ -154,9 +171,20 @@ static int put_pod(struct sched_runner *r, const char *ns, const char *name, jso
 	pod_key(ns, name, key, sizeof(key));
 	struct store_op op = { .type = STORE_PUT, .key = key, .value = value, .value_len = len,
 			       .expect_mod_rev = rev };
-	err = done ? store_txn_async(r->srv->st, &op, 1, done, arg)
-		   : store_txn(r->srv->st, &op, 1, NULL, NULL);
+	if (!done) {
+		done = status_done;
+		arg = r;
+	}
+	pthread_mutex_lock(&r->mu);
+	r->writes_in_flight++;
+	pthread_mutex_unlock(&r->mu);
+	err = store_txn_async(r->srv->st, &op, 1, done, arg);
 	free(value);
+	if (err) {
+		pthread_mutex_lock(&r->mu);
+		r->writes_in_flight--;
+		pthread_mutex_unlock(&r->mu);
+	}
 	return err;
 }
 
@@ -183,15 +211,7 @@ static int op_bind(void *ctx, const char *ns, const char *name, const char *uid,
 		b->r = r;
 		snprintf(b->ns, sizeof(b->ns), "%s", ns);
 		snprintf(b->name, sizeof(b->name), "%s", name);
-		pthread_mutex_lock(&r->mu);
-		r->binds_in_flight++;
-		pthread_mutex_unlock(&r->mu);
 		err = put_pod(r, ns, name, pod, rev, bind_done, b);
-		if (err) {
-			pthread_mutex_lock(&r->mu);
-			r->binds_in_flight--;
-			pthread_mutex_unlock(&r->mu);
-		}
 	}
 	if (err)
 		free(b);
@@ -222,7 +242,15 @@ static int op_evict(void *ctx, const char *ns, const char *name, const char *uid
 		char key[600];
 		pod_key(ns, name, key, sizeof(key));
 		struct store_op op = { .type = STORE_DELETE, .key = key, .expect_mod_rev = rev };
-		err = store_txn(r->srv->st, &op, 1, NULL, NULL);
+		pthread_mutex_lock(&r->mu);
+		r->writes_in_flight++;
+		pthread_mutex_unlock(&r->mu);
+		err = store_txn_async(r->srv->st, &op, 1, status_done, r);
+		if (err) {
+			pthread_mutex_lock(&r->mu);
+			r->writes_in_flight--;
+			pthread_mutex_unlock(&r->mu);
+		}
 	} else {
 		time_t t = time(NULL) + grace;
 		struct tm tm;
@@ -596,9 +624,9 @@ void sched_runner_stop(struct sched_runner *r)
 	pthread_cond_signal(&r->cond);
 	pthread_mutex_unlock(&r->mu);
 	pthread_join(r->thread, NULL);
-	/* bind_done still to come would find r gone: wait for the commits in flight. */
+	/* Callbacks still to come would find r gone: wait for the commits in flight. */
 	pthread_mutex_lock(&r->mu);
-	while (r->binds_in_flight > 0)
+	while (r->writes_in_flight > 0)
 		pthread_cond_wait(&r->cond, &r->mu);
 	pthread_mutex_unlock(&r->mu);
 	for (int i = 0; i < W_COUNT; i++)
