@@ -13,6 +13,13 @@
  * Objects are parsed into compact structs once, when they enter the snapshot: nothing on the
  * scheduling path reads JSON. Not thread-safe: one thread calls into a struct sched (the
  * filter's worker threads are internal).
+ *
+ * In shoald: list-watch Nodes, Pods, PodGroups and Namespaces into the upsert/delete calls;
+ * bind as POST .../pods/NAME/binding (a conflict returned as -ECONFLICT is retried after
+ * back-off); evict as a graceful DELETE, then sched_pod_delete() when the watch says the pod
+ * is gone; write PodScheduled=False and status.nominatedNodeName from the unschedulable
+ * callback; publish sched_node_info()'s batch-allocatable on the Node; call
+ * sched_predict_refresh() about once a minute when prediction is on.
  */
 #ifndef SHOAL_SCHED_H
 #define SHOAL_SCHED_H
