@@ -813,8 +813,6 @@ static int parse_nsf(struct sched *s, const json_t *term, sid_t own, struct nsf 
 			return rc;
 		f->has_sel = true;
 	}
-	if (!n && !f->has_sel)
-		n = 0;
 	f->ns = calloc(n + 1, sizeof(*f->ns));
 	if (!f->ns)
 		return -ENOMEM;
