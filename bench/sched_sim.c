@@ -25,7 +25,7 @@
 #include <time.h>
 
 #include "hashmap.h"
-#include "sched.h"
+#include "scheduler.h"
 
 static double cpu_s(void)
 {

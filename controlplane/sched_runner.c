@@ -19,7 +19,7 @@
 #include "api_internal.h"
 #include "hashmap.h"
 #include "log.h"
-#include "sched.h"
+#include "scheduler.h"
 #include "sched_runner.h"
 
 enum { W_NAMESPACES, W_NODES, W_PODGROUPS, W_PODS, W_COUNT };

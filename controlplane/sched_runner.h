@@ -11,7 +11,7 @@
 struct api_server;
 struct sched_runner;
 
-/* Starts the scheduler; config_path (JSON, see scheduler/sched.h) may be NULL for the
+/* Starts the scheduler; config_path (JSON, see scheduler/scheduler.h) may be NULL for the
  * defaults. NULL and errno on failure (the cause is logged). */
 struct sched_runner *sched_runner_start(struct api_server *srv, const char *config_path);
 /* The scheduler's figures in Prometheus' text format (counters, queue lengths, and per node

@@ -21,7 +21,7 @@
 
 #include "hashmap.h"
 #include "labels.h"
-#include "sched.h"
+#include "scheduler.h"
 
 typedef uint32_t sid_t; /* interned string; 0 is none */
 

@@ -24,10 +24,6 @@
 #ifndef SHOAL_SCHED_H
 #define SHOAL_SCHED_H
 
-/* The build puts scheduler/ on the include path, so this file is also what <sched.h> finds
- * (pthread.h includes it): pass the C library's <sched.h> through first. */
-#include_next <sched.h>
-
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
