@@ -1,0 +1,190 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * tc (clsact ingress) service load balancing, for traffic the socket hooks do not see:
+ * attached to the host side of every pod veth (lb_tc_pod: east-west, internalTrafficPolicy)
+ * and to the node's uplink (lb_tc_uplink: north-south, externalTrafficPolicy, Maglev, SNAT to
+ * other nodes; it also serves where XDP is not attached). DNAT of new flows, conntrack,
+ * reverse NAT of replies. Checksums go through bpf_l3/l4_csum_replace because an skb's L4
+ * checksum may be CHECKSUM_PARTIAL (a pod's own packet) and only the kernel knows.
+ */
+#include "lib/common.h"
+#include "lib/maps.h"
+#include "lib/parse.h"
+#include "lib/csum.h"
+#include "lib/ct.h"
+#include "lib/maglev.h"
+#include "lib/lb.h"
+#include "lib/reject.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define IP_CSUM_OFF (sizeof(struct ethhdr) + offsetof(struct iphdr, check))
+#define IP_SRC_OFF (sizeof(struct ethhdr) + offsetof(struct iphdr, saddr))
+#define IP_DST_OFF (sizeof(struct ethhdr) + offsetof(struct iphdr, daddr))
+
+/*
+ * Verifier workaround: the verifier only accepts skb->data and skb->data_end as loads at a
+ * constant offset from the context register, but clang hoists `ctx + offset` into a register
+ * when the field is read twice ("dereference of modified ctx ptr"). One asm load each.
+ */
+static __always_inline void *skb_data(struct __sk_buff *skb)
+{
+	void *p;
+
+	asm volatile("%0 = *(u32 *)(%1 + %2)"
+		     : "=r"(p)
+		     : "r"(skb), "i"(offsetof(struct __sk_buff, data)));
+	return p;
+}
+
+static __always_inline void *skb_data_end(struct __sk_buff *skb)
+{
+	void *p;
+
+	asm volatile("%0 = *(u32 *)(%1 + %2)"
+		     : "=r"(p)
+		     : "r"(skb), "i"(offsetof(struct __sk_buff, data_end)));
+	return p;
+}
+
+static __always_inline int tc_set_addr(struct __sk_buff *skb, const struct pkt_v4 *p, __u32 off,
+				       __be32 from, __be32 to)
+{
+	__u64 l4flags = BPF_F_PSEUDO_HDR | sizeof(to);
+
+	if (from == to)
+		return 0;
+	if (p->proto == IPPROTO_UDP)
+		l4flags |= BPF_F_MARK_MANGLED_0;
+	if (bpf_l4_csum_replace(skb, p->l4_csum_off, from, to, l4flags) ||
+	    bpf_l3_csum_replace(skb, IP_CSUM_OFF, from, to, sizeof(to)) ||
+	    bpf_skb_store_bytes(skb, off, &to, sizeof(to), 0))
+		return -1;
+	return 0;
+}
+
+static __always_inline int tc_set_port(struct __sk_buff *skb, const struct pkt_v4 *p, __u32 off,
+				       __be16 from, __be16 to)
+{
+	__u64 l4flags = sizeof(to);
+
+	if (from == to)
+		return 0;
+	if (p->proto == IPPROTO_UDP)
+		l4flags |= BPF_F_MARK_MANGLED_0;
+	if (bpf_l4_csum_replace(skb, p->l4_csum_off, from, to, l4flags) ||
+	    bpf_skb_store_bytes(skb, off, &to, sizeof(to), 0))
+		return -1;
+	return 0;
+}
+
+/* Rewrites the packet per the plan. Packet pointers in p are stale afterwards. */
+static __always_inline int tc_rewrite(struct __sk_buff *skb, const struct pkt_v4 *p,
+				      const struct nat_plan *pl)
+{
+	if (tc_set_addr(skb, p, IP_SRC_OFF, p->saddr, pl->saddr) ||
+	    tc_set_addr(skb, p, IP_DST_OFF, p->daddr, pl->daddr) ||
+	    tc_set_port(skb, p, p->l4_off, p->sport, pl->sport) ||
+	    tc_set_port(skb, p, p->l4_off + sizeof(__be16), p->dport, pl->dport))
+		return -1;
+	return 0;
+}
+
+static __always_inline int tc_reject(struct __sk_buff *skb, const struct pkt_v4 *p)
+{
+	struct reject_info r = {};
+	void *data, *data_end;
+	int err;
+
+	if (reject_save(p, skb_data_end(skb), &r))
+		return -1;
+	if (r.proto == IPPROTO_TCP) {
+		if (r.tcp_flags & TCP_RST)
+			return -1;
+		if (bpf_skb_change_tail(skb, REJECT_TCP_LEN, 0))
+			return -1;
+		data = skb_data(skb);
+		data_end = skb_data_end(skb);
+		err = reject_build_tcp(data, data_end, &r);
+	} else {
+		/* Keep the IP and UDP headers, then open room for the new IP + ICMP headers. */
+		if (bpf_skb_change_tail(skb, sizeof(struct ethhdr) + sizeof(r.orig), 0) ||
+		    bpf_skb_adjust_room(skb, sizeof(struct iphdr) + 8, BPF_ADJ_ROOM_MAC, 0))
+			return -1;
+		data = skb_data(skb);
+		data_end = skb_data_end(skb);
+		err = reject_build_icmp(data, data_end, &r);
+	}
+	return err;
+}
+
+static __always_inline int tc_lb(struct __sk_buff *skb, bool external)
+{
+	struct nat_plan pl = {};
+	struct pkt_v4 p = {};
+	void *data, *data_end;
+	__u32 want = REJECT_TCP_LEN;
+	int cls, v;
+
+	/* Headers must be in the linear part for direct access. */
+	if (skb->len < want)
+		want = skb->len;
+	if (skb_data_end(skb) - skb_data(skb) < want && bpf_skb_pull_data(skb, want))
+		return TC_ACT_OK;
+	data = skb_data(skb);
+	data_end = skb_data_end(skb);
+
+	cls = parse_v4(data, data_end, skb->len, &p);
+	switch (cls) {
+	case PARSE_OK:
+		break;
+	case PARSE_NOT_IPV4:
+		return TC_ACT_OK;
+	case PARSE_OTHER_L4:
+		return TC_ACT_OK;
+	case PARSE_FRAGMENT:
+		count_reason(DR_FRAGMENT, skb->len);
+		return TC_ACT_OK;
+	case PARSE_IP_OPTIONS:
+		count_reason(DR_IP_OPTIONS, skb->len);
+		return TC_ACT_OK;
+	default:
+		count_reason(DR_MALFORMED, skb->len);
+		return TC_ACT_SHOT;
+	}
+
+	v = lb_v4(&p, external, skb->ifindex, &pl);
+	switch (v) {
+	case LB_XLATE:
+		if (tc_rewrite(skb, &p, &pl)) {
+			count_reason(DR_CSUM, p.tot_len);
+			return TC_ACT_SHOT;
+		}
+		count_reason(DR_OK, p.tot_len);
+		return TC_ACT_OK;
+	case LB_REJECT:
+		count_reason(DR_NO_BACKEND, p.tot_len);
+		if (tc_reject(skb, &p)) {
+			count_reason(DR_REJECT_FAILED, p.tot_len);
+			return TC_ACT_SHOT;
+		}
+		return bpf_redirect(skb->ifindex, 0);
+	case LB_DROP:
+		count_reason(pl.reason, p.tot_len);
+		return TC_ACT_SHOT;
+	default:
+		return TC_ACT_OK;
+	}
+}
+
+SEC("tc")
+int lb_tc_pod(struct __sk_buff *skb)
+{
+	return tc_lb(skb, false);
+}
+
+SEC("tc")
+int lb_tc_uplink(struct __sk_buff *skb)
+{
+	return tc_lb(skb, true);
+}
