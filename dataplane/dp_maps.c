@@ -244,6 +244,20 @@ static int map_delete_many(int fd, const void *keys, size_t n, size_t ksz)
 	return 0;
 }
 
+/* A reused id starts its counters from zero. */
+static int counters_reset(struct dp *dp, int fd, uint32_t id)
+{
+	struct shoal_counter *z = calloc((size_t)dp->ncpus, sizeof(*z));
+	int err = 0;
+
+	if (!z)
+		return -ENOMEM;
+	if (bpf_map_update_elem(fd, &id, z, BPF_ANY))
+		err = -errno;
+	free(z);
+	return err;
+}
+
 /* ---- backends ----------------------------------------------------------------------------- */
 
 static void be_unref(struct dp *dp, struct dp_be *b, uint32_t *del_ids, size_t *n_del)
@@ -409,6 +423,11 @@ int dp_service_upsert(struct dp *dp, const struct dp_service *svc, const struct 
 			return -ENOMEM;
 		strcpy(s->name, svc->name);
 		err = ids_get(&dp->svc_ids, &s->id);
+		if (!err) {
+			err = counters_reset(dp, dp->fd_svc_stats, s->id);
+			if (err)
+				ids_put(&dp->svc_ids, s->id);
+		}
 		if (err) {
 			free(s);
 			return err;
@@ -501,6 +520,8 @@ int dp_service_upsert(struct dp *dp, const struct dp_service *svc, const struct 
 			}
 			b->key = k;
 			err = ids_get(&dp->be_ids, &b->id);
+			if (!err)
+				err = counters_reset(dp, dp->fd_be_stats, b->id);
 			if (!err)
 				err = be_insert(dp, b);
 			if (!err)
