@@ -161,6 +161,13 @@ static __always_inline int tc_lb(struct __sk_buff *skb, bool external)
 			return TC_ACT_SHOT;
 		}
 		count_reason(DR_OK, p.tot_len);
+		/*
+		 * A reply goes straight back out the interface its flow came in on: its source
+		 * is now the frontend, which may be this node's own address (NodePort), and the
+		 * stack would drop such a packet as a martian if it were routed.
+		 */
+		if (pl.reply && pl.ifindex)
+			return bpf_redirect_neigh(pl.ifindex, NULL, 0, 0);
 		return TC_ACT_OK;
 	case LB_REJECT:
 		count_reason(DR_NO_BACKEND, p.tot_len);

@@ -68,14 +68,16 @@ static __always_inline int xdp_forward(struct xdp_md *ctx)
 	fib.ipv4_dst = ip->daddr;
 	fib.ifindex = ctx->ingress_ifindex;
 	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS || fib.ifindex != ctx->ingress_ifindex)
-		return XDP_PASS; /* no neighbour yet, or another device: the stack forwards */
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return XDP_PASS; /* no route or no neighbour yet: the stack forwards */
 	csum_replace2((__u16 *)&ip->check, bpf_htons((__u16)ip->ttl << 8),
 		      bpf_htons((__u16)(ip->ttl - 1) << 8));
 	ip->ttl--;
 	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
-	return XDP_TX;
+	if (fib.ifindex == ctx->ingress_ifindex)
+		return XDP_TX;
+	return bpf_redirect(fib.ifindex, 0);
 }
 
 static __always_inline int xdp_reject(struct xdp_md *ctx, const struct pkt_v4 *p)
@@ -130,7 +132,11 @@ int lb_xdp(struct xdp_md *ctx)
 	case LB_XLATE:
 		xdp_rewrite(&p, &pl);
 		count_reason(DR_OK, p.tot_len);
-		if (!pl.reply && !pl.local && pl.snat)
+		/*
+		 * To another node, and replies (whose source may now be this node's own
+		 * address, which the stack would drop as a martian): forwarded here.
+		 */
+		if (pl.reply || (!pl.local && pl.snat))
 			return xdp_forward(ctx);
 		return XDP_PASS;
 	case LB_REJECT:

@@ -309,8 +309,10 @@ int dp_attach_xdp(struct dp *dp, int ifindex, enum dp_xdp_mode mode)
 	}
 	if (mode != DP_XDP_GENERIC) {
 		err = bpf_xdp_attach(ifindex, fd, XDP_FLAGS_DRV_MODE, NULL);
-		if (!err)
+		if (!err) {
+			log_info("attached xdp to ifindex %d (native)", ifindex);
 			return attach_note(dp, ifindex, ATTACH_XDP, ATTACH_XDP_GENERIC);
+		}
 		if (mode == DP_XDP_NATIVE) {
 			log_warn("attach xdp to ifindex %d: %s", ifindex, strerror(-err));
 			return err;
@@ -323,6 +325,7 @@ int dp_attach_xdp(struct dp *dp, int ifindex, enum dp_xdp_mode mode)
 		log_warn("attach xdp to ifindex %d: %s", ifindex, strerror(-err));
 		return err;
 	}
+	log_info("attached xdp to ifindex %d (generic)", ifindex);
 	return attach_note(dp, ifindex, ATTACH_XDP | ATTACH_XDP_GENERIC, 0);
 }
 
@@ -365,13 +368,18 @@ int dp_attach_tc(struct dp *dp, int ifindex, bool uplink)
 
 	if (ifindex <= 0)
 		return -EINVAL;
-	err = bpf_tc_hook_create(&hook);
-	if (err && err != -EEXIST) {
-		log_warn("create clsact on ifindex %d: %s", ifindex, strerror(-err));
-		return err;
-	}
 	to.prog_fd = bpf_program__fd(prog);
+	/* Replace in place where clsact is there already (a restart); else create it first. */
 	err = bpf_tc_attach(&hook, &to);
+	if (err) {
+		err = bpf_tc_hook_create(&hook);
+		if (err && err != -EEXIST) {
+			log_warn("create clsact on ifindex %d: %s", ifindex, strerror(-err));
+			return err;
+		}
+		to.prog_id = 0;
+		err = bpf_tc_attach(&hook, &to);
+	}
 	if (err) {
 		log_warn("attach tc to ifindex %d: %s", ifindex, strerror(-err));
 		return err;
@@ -425,7 +433,7 @@ int dp_attach_cgroup(struct dp *dp, const char *cgroup_path)
 		err = cg_link_path(dp, cgroup_path, cg_hooks[i].tag, pin, sizeof(pin));
 		if (err)
 			break;
-		link = bpf_link__open(pin);
+		link = access(pin, F_OK) ? NULL : bpf_link__open(pin);
 		if (link) {
 			/* A previous run's link: swap its program in place, no gap. */
 			err = bpf_link__update_program(link, prog);
@@ -450,11 +458,14 @@ int dp_attach_cgroup(struct dp *dp, const char *cgroup_path)
 
 static int cg_unlink_pin(const char *pin)
 {
-	struct bpf_link *link = bpf_link__open(pin);
+	struct bpf_link *link;
 	int err;
 
+	if (access(pin, F_OK))
+		return 0;
+	link = bpf_link__open(pin);
 	if (!link)
-		return errno == ENOENT ? 0 : -errno;
+		return -errno;
 	/* Without its pin and its last fd, the link goes and the program is detached. */
 	err = bpf_link__unpin(link);
 	bpf_link__destroy(link);

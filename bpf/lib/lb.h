@@ -36,6 +36,7 @@ struct nat_plan {
 	__u8 snat;
 	__u8 local; /* forward: the backend is on this node */
 	__u8 pad;
+	__u32 ifindex; /* reply: where the flow's first packet came in (send the reply back out) */
 	enum shoal_reason reason; /* with LB_DROP */
 };
 
@@ -134,6 +135,7 @@ static __always_inline int lb_reply(const struct pkt_v4 *p, struct nat_plan *pl)
 	if (!e)
 		return DP_CONTINUE;
 	pl->reply = 1;
+	pl->ifindex = e->ifindex;
 	pl->svc_id = e->svc_id;
 	pl->be_id = e->backend_id;
 	pl->saddr = e->nat_addr;
