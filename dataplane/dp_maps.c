@@ -402,7 +402,9 @@ int dp_service_upsert(struct dp *dp, const struct dp_service *svc, const struct 
 	struct dp_svc *s;
 	struct sel *sel = NULL;
 	struct shoal_slot_key *skeys = NULL;
-	uint32_t *ids = NULL, *old_ids = NULL, *del_be = NULL;
+	uint32_t *ids = NULL, *old_ids = NULL, *del_be = NULL, *wr_ids = NULL, *rst_ids = NULL;
+	struct shoal_backend_v4 *wr_vals = NULL;
+	size_t n_wr = 0, n_rst = 0;
 	const struct dp_backend **mg = NULL;
 	struct dp_be **refs = NULL;
 	size_t nsel = 0, n_old = 0, n_del = 0, n_mg = 0, n_slots, old_slots;
@@ -443,7 +445,10 @@ int dp_service_upsert(struct dp *dp, const struct dp_service *svc, const struct 
 	mg = calloc(n + 1, sizeof(*mg));
 	skeys = calloc(n + s->n_be + 1, sizeof(*skeys));
 	del_be = calloc(s->n_be + n + 1, sizeof(*del_be));
-	if (!sel || !ids || !refs || !mg || !skeys || !del_be) {
+	wr_ids = calloc(n + 1, sizeof(*wr_ids));
+	rst_ids = calloc(n + 1, sizeof(*rst_ids));
+	wr_vals = calloc(n + 1, sizeof(*wr_vals));
+	if (!sel || !ids || !refs || !mg || !skeys || !del_be || !wr_ids || !rst_ids || !wr_vals) {
 		err = -ENOMEM;
 		goto out;
 	}
@@ -521,30 +526,41 @@ int dp_service_upsert(struct dp *dp, const struct dp_service *svc, const struct 
 			b->key = k;
 			err = ids_get(&dp->be_ids, &b->id);
 			if (!err)
-				err = counters_reset(dp, dp->fd_be_stats, b->id);
-			if (!err)
 				err = be_insert(dp, b);
-			if (!err)
-				dp->be_by_id[b->id] = b;
 			if (err) {
 				ids_put(&dp->be_ids, b->id);
 				free(b);
 				goto undo_refs;
 			}
-			b->val.addr = 0; /* forces the write below */
+			dp->be_by_id[b->id] = b;
+			rst_ids[n_rst++] = b->id;
 		}
 		if (memcmp(&b->val, &v, sizeof(v))) {
 			b->val = v;
-			if (bpf_map_update_elem(dp->fd_be, &b->id, &v, BPF_ANY)) {
-				err = -errno;
-				b->refs++;
-				refs[i] = b;
-				goto undo_refs;
-			}
+			wr_ids[n_wr] = b->id;
+			wr_vals[n_wr++] = v;
 		}
 		b->refs++;
 		refs[i] = b;
 		ids[i] = b->id;
+	}
+	/* A reused id starts its counters from zero; then the entries, in batches. */
+	if (n_rst) {
+		void *zero = calloc(n_rst * (size_t)dp->ncpus, sizeof(struct shoal_counter));
+
+		err = zero ? map_update_many(dp->fd_be_stats, rst_ids, zero, n_rst, sizeof(*rst_ids),
+					     (size_t)dp->ncpus * sizeof(struct shoal_counter)) :
+			     -ENOMEM;
+		free(zero);
+		if (err)
+			goto undo_refs;
+	}
+	err = map_update_many(dp->fd_be, wr_ids, wr_vals, n_wr, sizeof(*wr_ids), sizeof(*wr_vals));
+	if (err) {
+		for (size_t i = 0; i < n_wr; i++)
+			if (dp->be_by_id[wr_ids[i]])
+				dp->be_by_id[wr_ids[i]]->val.addr = 0; /* unknown: rewrite next time */
+		goto undo_refs;
 	}
 
 	/* 2. the idle generation's slots */
@@ -700,6 +716,9 @@ out:
 	free(mg);
 	free(skeys);
 	free(del_be);
+	free(wr_ids);
+	free(rst_ids);
+	free(wr_vals);
 	return err;
 }
 

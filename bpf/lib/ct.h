@@ -51,7 +51,7 @@ static __always_inline struct shoal_ct_v4 *ct_lookup(struct shoal_ct_key_v4 *k,
 						     const struct pkt_v4 *p, bool reply)
 {
 	struct shoal_ct_v4 *e = bpf_map_lookup_elem(&shoal_ct_v4, k);
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = bpf_ktime_get_coarse_ns();
 
 	if (!e)
 		return NULL;
@@ -67,7 +67,7 @@ static __always_inline struct shoal_ct_v4 *ct_lookup(struct shoal_ct_key_v4 *k,
 
 static __always_inline int ct_create(struct shoal_ct_key_v4 *k, struct shoal_ct_v4 *e, __u8 proto)
 {
-	e->expires = bpf_ktime_get_ns() + ct_timeout(e, proto);
+	e->expires = bpf_ktime_get_coarse_ns() + ct_timeout(e, proto);
 	return bpf_map_update_elem(&shoal_ct_v4, k, e, BPF_ANY);
 }
 

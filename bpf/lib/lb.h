@@ -59,7 +59,7 @@ static __always_inline __u32 lb_select(const struct shoal_svc_v4 *svc, const str
 		struct shoal_affinity_key_v4 ak = { .client = p->saddr, .svc_id = svc->id };
 		struct shoal_affinity_v4 *a = bpf_map_lookup_elem(&shoal_affin_v4, &ak);
 
-		if (a && bpf_ktime_get_ns() - a->last_used <= AFFINITY_NS(svc->affinity_timeout) &&
+		if (a && bpf_ktime_get_coarse_ns() - a->last_used <= AFFINITY_NS(svc->affinity_timeout) &&
 		    lb_backend(a->backend_id))
 			return a->backend_id;
 	}
@@ -88,7 +88,7 @@ static __always_inline void lb_affinity_note(const struct shoal_svc_v4 *svc,
 					     const struct pkt_v4 *p, __u32 be_id)
 {
 	struct shoal_affinity_key_v4 ak = { .client = p->saddr, .svc_id = svc->id };
-	struct shoal_affinity_v4 a = { .last_used = bpf_ktime_get_ns(), .backend_id = be_id };
+	struct shoal_affinity_v4 a = { .last_used = bpf_ktime_get_coarse_ns(), .backend_id = be_id };
 
 	if (svc->flags & SVC_F_AFFINITY)
 		bpf_map_update_elem(&shoal_affin_v4, &ak, &a, BPF_ANY);
@@ -128,7 +128,7 @@ static __always_inline int lb_reply(const struct pkt_v4 *p, struct nat_plan *pl)
 
 	ct_key_reply(&k, p);
 	e = bpf_map_lookup_elem(&shoal_ct_v4, &k);
-	if (!e || e->expires < bpf_ktime_get_ns())
+	if (!e || e->expires < bpf_ktime_get_coarse_ns())
 		return DP_CONTINUE;
 	first = !(e->flags & CT_F_SEEN_REPLY);
 	e = ct_lookup(&k, p, true);
@@ -161,7 +161,7 @@ static __always_inline int lb_reply(const struct pkt_v4 *p, struct nat_plan *pl)
 
 		if (f) {
 			f->flags |= CT_F_SEEN_REPLY;
-			f->expires = bpf_ktime_get_ns() + ct_timeout(f, p->proto);
+			f->expires = bpf_ktime_get_coarse_ns() + ct_timeout(f, p->proto);
 		}
 	}
 	return LB_XLATE;

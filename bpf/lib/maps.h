@@ -58,10 +58,14 @@ struct {
 	__array(values, struct shoal_maglev_inner);
 } shoal_maglev_v4 SEC(".maps");
 
-/* Conntrack, both directions of each translated flow (LRU: the oldest flows go first). */
+/*
+ * Conntrack, both directions of each translated flow (LRU: the oldest flows go first). Per-CPU
+ * LRU lists (BPF_F_NO_COMMON_LRU): a new flow takes no global lock.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 2000000);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 	__type(key, struct shoal_ct_key_v4);
 	__type(value, struct shoal_ct_v4);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
