@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * What the API server's files share: the server, one request's state, and the helpers that
+ * answer it. api_server.c owns the HTTP side (libmicrohttpd, routing, auth, limits),
+ * api_handlers.c the verbs, api_objects.c object metadata, api_metrics.c /metrics.
+ */
+#ifndef SHOAL_API_INTERNAL_H
+#define SHOAL_API_INTERNAL_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "api_alloc.h"
+#include "api_kinds.h"
+#include "api_server.h"
+#include "auth.h"
+#include "store.h"
+#include "watch_cache.h"
+
+#define API_MAX_BODY (3u << 20) /* 3 MiB, as Kubernetes */
+#define API_MAX_DEPTH 100
+
+struct api_metrics;
+
+struct api_server {
+	struct store *st;
+	struct watch_cache *wc;
+	struct api_alloc *alloc;
+	struct auth *auth;
+	struct MHD_Daemon *daemons[4];
+	int ndaemons;
+	char *unix_paths[4];
+	struct api_metrics *metrics;
+	atomic_int inflight;
+	atomic_bool stopping;
+};
+
+enum req_state {
+	REQ_NEW,     /* headers seen, body arriving */
+	REQ_WAITING, /* suspended on a store transaction */
+	REQ_DONE,    /* the transaction finished: respond */
+	REQ_RETRY,   /* the transaction lost a race that the verb retries (patch, allocation) */
+};
+
+#define RETRY_CONFLICT 0x1 /* unconditional write: run again after a lost race */
+#define RETRY_NAME 0x2	   /* generated name taken: run again with another */
+#define RETRY_ALLOC 0x4	   /* picked ClusterIP or nodePort taken: pick again */
+#define USER_ALLOC 0x8	   /* the client chose the ClusterIP or nodePort */
+
+/* Holds what a write must undo or keep once its transaction finishes. */
+struct req_alloc {
+	uint32_t ips[2];
+	int nips;
+	int ports[16];
+	int nports;
+	uint32_t release_ips[2]; /* released when the write commits (service deleted/changed) */
+	int nrelease_ips;
+	int release_ports[16];
+	int nrelease_ports;
+};
+
+struct api_req {
+	struct api_server *srv;
+	struct MHD_Connection *conn;
+	const char *method;
+	char *url;
+	struct timespec start;
+	/* body */
+	char *body;
+	size_t body_len, body_cap;
+	bool body_too_large;
+	/* route */
+	const struct api_kind *kind;
+	char ns[256];
+	char name[256];
+	char sub[16];
+	bool has_name;
+	const char *verb; /* for metrics and authorization */
+	struct auth_user user;
+	/* async write */
+	_Atomic int state;
+	int attempts;
+	int txn_err;
+	int64_t txn_rev;
+	struct store_kv txn_prev; /* the first op's previous value */
+	char *written;		  /* the value written by the first op (PUT) */
+	size_t written_len;
+	int success_code; /* 200 or 201 */
+	bool respond_deleted; /* a delete answers with the previous object */
+	struct req_alloc alloc;
+	json_t *unknown; /* unknown fields dropped, for the Warning header */
+	int code;	 /* the answer's status, for metrics */
+	unsigned retry;	 /* RETRY_* and USER_ALLOC, for the write in flight */
+};
+
+/* ---- responses (api_server.c) ---- */
+int api_respond_json(struct api_req *r, int code, const char *body, size_t len);
+int api_respond_status(struct api_req *r, int code, const char *reason, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+const char *api_query(struct api_req *r, const char *name);
+
+/* ---- verbs (api_handlers.c) ---- */
+int api_handle(struct api_req *r);
+/* Called from the store's commit thread with a write's outcome. */
+void api_write_done(void *arg, int err, int64_t rev, struct store_result *res, size_t n);
+/* The reply for a write whose transaction finished. */
+int api_finish_write(struct api_req *r);
+int api_serve_watch(struct api_req *r);
+void api_req_release_alloc(struct api_req *r, bool committed);
+
+/* ---- objects (api_objects.c) ---- */
+/* Serializes obj for the store: apiVersion, kind, metadata first; no resourceVersion. */
+char *api_obj_dump(const json_t *obj, size_t *len);
+void api_new_uid(char out[37]);
+void api_now(char out[32]);
+/* Appends five random characters of Kubernetes' alphabet to prefix. */
+void api_generate_name(const char *prefix, char *out, size_t len);
+/* The store key of an object. */
+void api_key(const struct api_kind *k, const char *ns, const char *name, char *buf, size_t len);
+/* Nesting depth of a JSON text, outside strings (for the 100-level limit). */
+int api_json_depth(const char *s, size_t len);
+
+/* ---- metrics (api_metrics.c) ---- */
+struct api_metrics *api_metrics_new(void);
+void api_metrics_free(struct api_metrics *m);
+void api_metrics_observe(struct api_metrics *m, const char *verb, const char *resource, int code,
+			 double seconds);
+/* Renders Prometheus text. Returns a malloc'd string. */
+char *api_metrics_render(struct api_server *srv, size_t *len);
+
+#endif

@@ -1,0 +1,233 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * shoald: the control daemon. Opens the store, serves the API, and on SIGTERM or SIGINT stops
+ * accepting, ends watch streams, lets requests in flight finish (their writes are durable
+ * before they are answered) and closes the store.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "api_server.h"
+#include "log.h"
+#include "store.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: shoald [options]\n"
+		"  --listen ADDR            HOST:PORT or unix:PATH (repeatable; default\n"
+		"                           unix:/run/shoal/shoald.sock)\n"
+		"  --state DIR              state directory (default /var/lib/shoal); the store is\n"
+		"                           lmdb:DIR/store unless --store is given\n"
+		"  --store URI              lmdb:DIR\n"
+		"  --token-file FILE        bearer tokens: token,user,group lines\n"
+		"  --tls-cert FILE --tls-key FILE   serve TCP listeners over TLS\n"
+		"  --service-cidr CIDR      ClusterIP range (default 10.96.0.0/16)\n"
+		"  --service-node-port-range MIN-MAX  (default 30000-32767)\n"
+		"  --history-revisions N    store history kept for watches (default 100000)\n"
+		"  --history-seconds S      and at least this much time (default 300)\n"
+		"  --compact-interval-ms MS how often compaction runs (default 10000)\n"
+		"  --watch-cache-events N   events kept in memory for resuming watches (100000)\n"
+		"  --bookmark-interval-ms MS  (default 1000)\n"
+		"  --threads N              HTTP threads (default 2)\n"
+		"  --log-level LEVEL        error, warn, info or debug\n"
+		"  --version, --help\n");
+}
+
+static int parse_long(const char *opt, const char *s, long min, long max, long *out)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+	if (*end || v < min || v > max) {
+		fprintf(stderr, "shoald: %s: want an integer in %ld..%ld, got \"%s\"\n", opt, min,
+			max, s);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+static int mkdir_p(const char *path)
+{
+	char buf[4096];
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, 0755) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	enum { O_LISTEN = 256, O_STATE, O_STORE, O_TOKENS, O_CERT, O_KEY, O_CIDR, O_PORTS, O_HREV,
+	       O_HSEC, O_COMPACT, O_WCE, O_BOOKMARK, O_THREADS, O_LOG, O_VERSION };
+	static const struct option longopts[] = {
+		{ "listen", required_argument, NULL, O_LISTEN },
+		{ "state", required_argument, NULL, O_STATE },
+		{ "store", required_argument, NULL, O_STORE },
+		{ "token-file", required_argument, NULL, O_TOKENS },
+		{ "tls-cert", required_argument, NULL, O_CERT },
+		{ "tls-key", required_argument, NULL, O_KEY },
+		{ "service-cidr", required_argument, NULL, O_CIDR },
+		{ "service-node-port-range", required_argument, NULL, O_PORTS },
+		{ "history-revisions", required_argument, NULL, O_HREV },
+		{ "history-seconds", required_argument, NULL, O_HSEC },
+		{ "compact-interval-ms", required_argument, NULL, O_COMPACT },
+		{ "watch-cache-events", required_argument, NULL, O_WCE },
+		{ "bookmark-interval-ms", required_argument, NULL, O_BOOKMARK },
+		{ "threads", required_argument, NULL, O_THREADS },
+		{ "log-level", required_argument, NULL, O_LOG },
+		{ "version", no_argument, NULL, O_VERSION },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct api_server_opts ao = { 0 };
+	struct store_opts so = { 0 };
+	const char *state = "/var/lib/shoal", *store_uri = NULL;
+	enum log_level lvl = LOG_LVL_INFO;
+	char uri[4200];
+	int nlisten = 0, c;
+	long v;
+
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case O_LISTEN:
+			if (nlisten == 4) {
+				fprintf(stderr, "shoald: at most 4 --listen addresses\n");
+				return 2;
+			}
+			ao.listen[nlisten++] = optarg;
+			break;
+		case O_STATE:
+			state = optarg;
+			break;
+		case O_STORE:
+			store_uri = optarg;
+			break;
+		case O_TOKENS:
+			ao.token_file = optarg;
+			break;
+		case O_CERT:
+			ao.tls_cert = optarg;
+			break;
+		case O_KEY:
+			ao.tls_key = optarg;
+			break;
+		case O_CIDR:
+			ao.service_cidr = optarg;
+			break;
+		case O_PORTS:
+			if (sscanf(optarg, "%d-%d", &ao.node_port_min, &ao.node_port_max) != 2) {
+				fprintf(stderr, "shoald: --service-node-port-range: want MIN-MAX\n");
+				return 2;
+			}
+			break;
+		case O_HREV:
+			if (parse_long("--history-revisions", optarg, 1, 1L << 40, &v))
+				return 2;
+			so.history_revisions = v;
+			break;
+		case O_HSEC:
+			if (parse_long("--history-seconds", optarg, 0, 1L << 30, &v))
+				return 2;
+			so.history_seconds = v;
+			break;
+		case O_COMPACT:
+			if (parse_long("--compact-interval-ms", optarg, -1, 1L << 30, &v))
+				return 2;
+			so.compact_interval_ms = v;
+			break;
+		case O_WCE:
+			if (parse_long("--watch-cache-events", optarg, 16, 1L << 26, &v))
+				return 2;
+			ao.watch_ring_events = (int)v;
+			break;
+		case O_BOOKMARK:
+			if (parse_long("--bookmark-interval-ms", optarg, 10, 3600000, &v))
+				return 2;
+			ao.bookmark_interval_ms = (int)v;
+			break;
+		case O_THREADS:
+			if (parse_long("--threads", optarg, 1, 64, &v))
+				return 2;
+			ao.threads = (int)v;
+			break;
+		case O_LOG:
+			if (log_parse_level(optarg, &lvl)) {
+				fprintf(stderr, "shoald: --log-level: want error, warn, info or debug\n");
+				return 2;
+			}
+			break;
+		case O_VERSION:
+			printf("shoald 0.1.0\n");
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "shoald: unexpected argument \"%s\"\n", argv[optind]);
+		return 2;
+	}
+	log_init("shoald", lvl);
+	if (!nlisten) {
+		if (mkdir_p("/run/shoal"))
+			log_warn("create /run/shoal: %s", strerror(errno));
+		ao.listen[0] = "unix:/run/shoal/shoald.sock";
+	}
+	if (!store_uri) {
+		int err = mkdir_p(state);
+		if (err) {
+			log_error("state directory %s: %s", state, strerror(-err));
+			return 1;
+		}
+		snprintf(uri, sizeof(uri), "lmdb:%s/store", state);
+		store_uri = uri;
+	}
+
+	/* Signals are taken synchronously by this thread; every other thread blocks them. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	struct store *st = store_open(store_uri, &so);
+	if (!st) {
+		log_error("open store %s: %s", store_uri, shoal_strerror(errno));
+		return 1;
+	}
+	struct api_server *srv = api_server_start(st, &ao);
+	if (!srv) {
+		log_error("start API server: %s", shoal_strerror(errno));
+		store_close(st);
+		return 1;
+	}
+	log_info("ready (store %s, revision %lld)", store_uri, (long long)store_revision(st));
+	int sig = 0;
+	if (sigwait(&set, &sig))
+		log_error("sigwait failed");
+	log_info("%s: draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	api_server_stop(srv, 10000);
+	store_close(st);
+	log_info("stopped");
+	return 0;
+}

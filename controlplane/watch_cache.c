@@ -1,0 +1,920 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The watch cache (see watch_cache.h). One store watch on "/registry/" feeds, from the
+ * store's commit thread, a map per kind of current objects and a ring of events shared by
+ * every watcher. The design choice to know: objects are kept as their final serialized bytes
+ * (resourceVersion spliced in once, when the event arrives), so a get is a reference, a list
+ * is a concatenation and a watch event is a copy: no JSON is encoded per reader.
+ *
+ * Locking: one rwlock guards the maps and the ring (the commit thread writes; HTTP threads
+ * read); watchers_mu guards the watcher list and is taken, after the rwlock is released, to
+ * wake parked watchers. A watcher is parked under the read lock, so a writer that appends
+ * after the check always finds it parked and wakes it.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "hashmap.h"
+#include "log.h"
+#include "watch_cache.h"
+
+#define WC_EV_ADDED 0
+#define WC_EV_MODIFIED 1
+#define WC_EV_DELETED 2
+
+struct wc_event {
+	int64_t rev;
+	int type;
+	struct wc_obj *obj;  /* the object after the event (the last state for DELETED) */
+	struct wc_obj *prev; /* the object before (NULL for ADDED) */
+};
+
+struct wc_kind {
+	const struct api_kind *kind;
+	struct hashmap *objs; /* key -> struct wc_obj * */
+};
+
+struct wc_watcher {
+	struct watch_cache *wc;
+	const struct api_kind *kind;
+	char *ns;
+	char *name;
+	struct selector *lsel;
+	struct field_selector *fsel;
+	bool bookmarks;
+	struct timespec deadline; /* zero: none */
+	void (*wake)(void *);
+	void *arg;
+	/* Read position and state: touched only by the reader (one HTTP thread at a time). */
+	uint64_t next_seq;
+	struct wc_obj **initial; /* current state to send first */
+	size_t ninitial, initial_pos;
+	int64_t sent_rev;	     /* newest revision the client knows of */
+	int64_t bookmark_rev;	     /* revision of the last bookmark sent */
+	struct timespec last_bookmark;
+	atomic_int parked;
+	bool ended;
+	struct wc_watcher *next, *prevw; /* in wc->watchers */
+};
+
+struct watch_cache {
+	struct store *st;
+	struct store_watch *sw;
+	pthread_rwlock_t lock;
+	struct wc_kind *kinds;
+	size_t nkinds;
+	struct hashmap *by_resource; /* resource -> struct wc_kind * */
+	int64_t rev;
+	/* Ring of events: seq is a running count; slot = seq % cap. */
+	struct wc_event *ring;
+	size_t cap;
+	uint64_t head;	     /* next seq to write */
+	uint64_t tail;	     /* oldest seq held */
+	int64_t ring_min_rev; /* every event with rev >= this is in the ring */
+	pthread_mutex_t watchers_mu;
+	struct wc_watcher *watchers;
+	size_t nwatchers;
+	pthread_mutex_t rev_mu;
+	pthread_cond_t rev_cond;
+	int bookmark_ms;
+	pthread_t ticker;
+	bool ticker_started;
+	atomic_bool closing;
+};
+
+/* ---- objects ---------------------------------------------------------------------------- */
+
+void wc_obj_ref(struct wc_obj *o)
+{
+	if (o)
+		__atomic_add_fetch(&o->refcnt, 1, __ATOMIC_RELAXED);
+}
+
+void wc_obj_unref(struct wc_obj *o)
+{
+	if (!o || __atomic_sub_fetch(&o->refcnt, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	free(o->key);
+	free(o->json);
+	json_decref(o->sel);
+	free(o);
+}
+
+/* The fields a field selector may name, per kind, besides metadata.name/namespace. */
+static const char *const pod_fields[] = { "spec.nodeName", "spec.schedulerName", "status.phase",
+					  "spec.restartPolicy", NULL };
+static const char *const event_fields[] = { "involvedObject.kind", "involvedObject.name",
+					    "involvedObject.namespace", "involvedObject.uid",
+					    "reason", "type", NULL };
+static const char *const node_fields[] = { "spec.unschedulable", NULL };
+
+static const char *const *extra_fields(const struct api_kind *k)
+{
+	if (!k->kind)
+		return NULL;
+	if (strcmp(k->kind, "Pod") == 0)
+		return pod_fields;
+	if (strcmp(k->kind, "Event") == 0)
+		return event_fields;
+	if (strcmp(k->kind, "Node") == 0)
+		return node_fields;
+	return NULL;
+}
+
+/* Sets a dotted path in dst to the value at the same path in src, when present. */
+static int copy_path(json_t *dst, const json_t *src, const char *path)
+{
+	char buf[128], *save = NULL, *tok, *next;
+	const json_t *s = src;
+	json_t *d = dst;
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	tok = strtok_r(buf, ".", &save);
+	while (tok) {
+		next = strtok_r(NULL, ".", &save);
+		s = json_object_get(s, tok);
+		if (!s)
+			return 0;
+		if (!next)
+			return json_object_set(d, tok, (json_t *)s);
+		json_t *child = json_object_get(d, tok);
+		if (!child) {
+			child = json_object();
+			if (!child || json_object_set_new(d, tok, child))
+				return -ENOMEM;
+		}
+		d = child;
+		tok = next;
+	}
+	return 0;
+}
+
+static json_t *selectable(const struct api_kind *k, const json_t *obj)
+{
+	static const char *const meta_fields[] = { "metadata.name", "metadata.namespace",
+						   "metadata.labels", NULL };
+	const char *const *extra = extra_fields(k);
+	json_t *sel = json_object();
+
+	if (!sel)
+		return NULL;
+	for (const char *const *p = meta_fields; *p; p++)
+		if (copy_path(sel, obj, *p))
+			goto err;
+	for (const char *const *p = extra; p && *p; p++)
+		if (copy_path(sel, obj, *p))
+			goto err;
+	return sel;
+err:
+	json_decref(sel);
+	return NULL;
+}
+
+const char *const *wc_field_paths(const struct api_kind *k)
+{
+	return extra_fields(k);
+}
+
+/*
+ * Stored objects carry no resourceVersion (it is the store's mod revision, known only after
+ * the commit); it is spliced in here, as the first member of metadata. shoald writes every
+ * object with apiVersion, kind and metadata first, so the first '"metadata":{' in the text is
+ * the top-level one (a string value cannot hold an unescaped quote).
+ */
+char *wc_splice_rv(const char *value, size_t len, int64_t rev, size_t *out_len)
+{
+	static const char needle[] = "\"metadata\":{";
+	const char *at = memmem(value, len, needle, sizeof(needle) - 1);
+	char rv[48];
+	int rvlen;
+	char *out;
+
+	if (!at)
+		return NULL;
+	at += sizeof(needle) - 1;
+	rvlen = snprintf(rv, sizeof(rv), "\"resourceVersion\":\"%lld\"%s", (long long)rev,
+			 *at == '}' ? "" : ",");
+	out = malloc(len + rvlen + 1);
+	if (!out)
+		return NULL;
+	size_t head = at - value;
+	memcpy(out, value, head);
+	memcpy(out + head, rv, rvlen);
+	memcpy(out + head + rvlen, at, len - head);
+	out[len + rvlen] = '\0';
+	*out_len = len + rvlen;
+	return out;
+}
+
+struct wc_obj *wc_obj_from_stored(const struct api_kind *k, const char *key, const char *value,
+				  size_t len, int64_t rev)
+{
+	struct wc_obj *o = calloc(1, sizeof(*o));
+	json_error_t jerr;
+	json_t *obj = NULL;
+	const char *p;
+
+	if (!o)
+		return NULL;
+	o->refcnt = 1;
+	o->kind = k;
+	o->rev = rev;
+	o->key = strdup(key);
+	if (!o->key)
+		goto err;
+	/* key: /registry/<resource>/[<ns>/]<name> */
+	p = strchr(o->key + strlen("/registry/"), '/');
+	if (!p)
+		goto bad;
+	p++;
+	if (k->namespaced) {
+		char *slash = strchr(p, '/');
+		if (!slash)
+			goto bad;
+		*slash = '\0';
+		o->ns = p;
+		o->name = slash + 1;
+	} else {
+		o->ns = "";
+		o->name = p;
+	}
+	obj = json_loadb(value, len, 0, &jerr);
+	if (!obj) {
+		log_warn("watch cache: stored value of %s is not JSON: %s", key, jerr.text);
+		goto bad;
+	}
+	o->sel = selectable(k, obj);
+	json_decref(obj);
+	if (!o->sel)
+		goto err;
+	o->json = wc_splice_rv(value, len, rev, &o->len);
+	if (!o->json) {
+		log_warn("watch cache: stored value of %s has no metadata", key);
+		goto bad;
+	}
+	return o;
+bad:
+	free(o->key);
+	json_decref(o->sel);
+	free(o);
+	errno = EINVAL;
+	return NULL;
+err:
+	free(o->key);
+	json_decref(o->sel);
+	free(o);
+	errno = ENOMEM;
+	return NULL;
+}
+
+const json_t *wc_obj_labels(const struct wc_obj *o)
+{
+	return json_object_get(json_object_get(o->sel, "metadata"), "labels");
+}
+
+bool wc_obj_matches(const struct wc_obj *o, const char *ns, const struct selector *lsel,
+		    const struct field_selector *fsel)
+{
+	if (ns && *ns && strcmp(o->ns, ns) != 0)
+		return false;
+	if (lsel && !selector_matches(lsel, wc_obj_labels(o)))
+		return false;
+	if (fsel && !field_selector_matches(fsel, o->sel))
+		return false;
+	return true;
+}
+
+/* ---- applying store events -------------------------------------------------------------- */
+
+static struct wc_kind *kind_of_key(struct watch_cache *wc, const char *key)
+{
+	char res[96];
+	const char *p = key + strlen("/registry/"), *slash;
+
+	if (strncmp(key, "/registry/", 10) != 0)
+		return NULL;
+	slash = strchr(p, '/');
+	if (!slash || (size_t)(slash - p) >= sizeof(res))
+		return NULL;
+	memcpy(res, p, slash - p);
+	res[slash - p] = '\0';
+	return hashmap_get(wc->by_resource, res);
+}
+
+static void ring_push(struct watch_cache *wc, struct wc_event ev)
+{
+	if (wc->head - wc->tail == wc->cap) {
+		struct wc_event *old = &wc->ring[wc->tail % wc->cap];
+		wc->ring_min_rev = old->rev + 1;
+		wc_obj_unref(old->obj);
+		wc_obj_unref(old->prev);
+		wc->tail++;
+	}
+	wc->ring[wc->head % wc->cap] = ev;
+	wc->head++;
+}
+
+/* Applies one store event under the write lock. */
+static void apply_event(struct watch_cache *wc, const struct store_event *e)
+{
+	struct wc_kind *wk = kind_of_key(wc, e->kv.key);
+	struct wc_obj *obj, *old = NULL;
+	struct wc_event ev = { .rev = e->kv.mod_rev };
+
+	if (!wk)
+		return;
+	if (e->type == STORE_EVENT_PUT) {
+		obj = wc_obj_from_stored(wk->kind, e->kv.key, e->kv.value, e->kv.value_len,
+					 e->kv.mod_rev);
+		if (!obj) {
+			log_error("watch cache: cannot apply %s at revision %lld: %s", e->kv.key,
+				  (long long)e->kv.mod_rev, strerror(errno));
+			return;
+		}
+		if (hashmap_put(wk->objs, obj->key, obj, (void **)&old)) {
+			log_error("watch cache: out of memory applying %s", e->kv.key);
+			wc_obj_unref(obj);
+			return;
+		}
+		ev.type = old ? WC_EV_MODIFIED : WC_EV_ADDED;
+		ev.obj = obj;
+		wc_obj_ref(obj);
+		ev.prev = old; /* the map's reference moves to the event */
+	} else {
+		old = hashmap_del(wk->objs, e->kv.key);
+		if (!old)
+			return;
+		/* The deleted object is served with the deletion's revision. */
+		struct wc_obj *gone = NULL;
+		if (e->prev.value)
+			gone = wc_obj_from_stored(wk->kind, e->kv.key, e->prev.value,
+						  e->prev.value_len, e->kv.mod_rev);
+		if (!gone) {
+			gone = old;
+			wc_obj_ref(gone);
+		}
+		ev.type = WC_EV_DELETED;
+		ev.obj = gone;
+		ev.prev = old;
+	}
+	ring_push(wc, ev);
+}
+
+static void wake_parked(struct watch_cache *wc)
+{
+	pthread_mutex_lock(&wc->watchers_mu);
+	for (struct wc_watcher *w = wc->watchers; w; w = w->next)
+		if (atomic_exchange(&w->parked, 0))
+			w->wake(w->arg);
+	pthread_mutex_unlock(&wc->watchers_mu);
+}
+
+static void on_store_events(void *arg, const struct store_event *evs, size_t n)
+{
+	struct watch_cache *wc = arg;
+	int64_t rev = 0;
+
+	pthread_rwlock_wrlock(&wc->lock);
+	for (size_t i = 0; i < n; i++) {
+		apply_event(wc, &evs[i]);
+		if (evs[i].kv.mod_rev > rev)
+			rev = evs[i].kv.mod_rev;
+	}
+	if (rev > wc->rev)
+		wc->rev = rev;
+	pthread_rwlock_unlock(&wc->lock);
+
+	pthread_mutex_lock(&wc->rev_mu);
+	pthread_cond_broadcast(&wc->rev_cond);
+	pthread_mutex_unlock(&wc->rev_mu);
+	wake_parked(wc);
+}
+
+/* ---- the ticker: bookmarks, deadlines, compaction ------------------------------------ */
+
+static void *ticker_main(void *arg)
+{
+	struct watch_cache *wc = arg;
+	struct timespec ts = { .tv_sec = wc->bookmark_ms / 1000,
+			       .tv_nsec = (long)(wc->bookmark_ms % 1000) * 1000000L };
+
+	while (!atomic_load(&wc->closing)) {
+		nanosleep(&ts, NULL);
+		/* History the store compacted away cannot be promised to a resuming watcher. */
+		int64_t compacted = store_compacted_revision(wc->st);
+		pthread_rwlock_wrlock(&wc->lock);
+		while (wc->tail < wc->head && wc->ring[wc->tail % wc->cap].rev <= compacted) {
+			struct wc_event *old = &wc->ring[wc->tail % wc->cap];
+			wc_obj_unref(old->obj);
+			wc_obj_unref(old->prev);
+			wc->tail++;
+		}
+		if (compacted + 1 > wc->ring_min_rev)
+			wc->ring_min_rev = compacted + 1;
+		pthread_rwlock_unlock(&wc->lock);
+		/* Parked watchers get a chance to send a bookmark or to end at their deadline. */
+		wake_parked(wc);
+	}
+	return NULL;
+}
+
+/* ---- open / close ----------------------------------------------------------------------- */
+
+static int load(struct watch_cache *wc)
+{
+	struct store_range_req req = { .prefix = "/registry/" };
+	struct store_range_resp resp = { 0 };
+	int err = store_range(wc->st, &req, &resp);
+
+	if (err) {
+		log_error("watch cache: list /registry/: %s", shoal_strerror(err));
+		return err;
+	}
+	for (size_t i = 0; i < resp.n; i++) {
+		struct store_kv *kv = &resp.kvs[i];
+		struct wc_kind *wk = kind_of_key(wc, kv->key);
+		if (!wk)
+			continue;
+		struct wc_obj *o =
+			wc_obj_from_stored(wk->kind, kv->key, kv->value, kv->value_len, kv->mod_rev);
+		if (!o) {
+			log_error("watch cache: skipping unreadable %s", kv->key);
+			continue;
+		}
+		if (hashmap_put(wk->objs, o->key, o, NULL)) {
+			wc_obj_unref(o);
+			store_range_resp_free(&resp);
+			return -ENOMEM;
+		}
+	}
+	wc->rev = resp.rev;
+	wc->ring_min_rev = resp.rev + 1;
+	store_range_resp_free(&resp);
+	return 0;
+}
+
+struct watch_cache *wc_open(struct store *st, const struct wc_opts *opts)
+{
+	struct watch_cache *wc = calloc(1, sizeof(*wc));
+	int err = -ENOMEM;
+
+	if (!wc)
+		return NULL;
+	wc->st = st;
+	wc->cap = opts && opts->ring_events ? opts->ring_events : 100000;
+	wc->bookmark_ms = opts && opts->bookmark_interval_ms > 0 ? opts->bookmark_interval_ms : 1000;
+	pthread_rwlock_init(&wc->lock, NULL);
+	pthread_mutex_init(&wc->watchers_mu, NULL);
+	pthread_mutex_init(&wc->rev_mu, NULL);
+	pthread_cond_init(&wc->rev_cond, NULL);
+	wc->ring = calloc(wc->cap, sizeof(*wc->ring));
+	for (const struct api_kind *k = api_kinds; k->kind; k++)
+		wc->nkinds++;
+	wc->kinds = calloc(wc->nkinds, sizeof(*wc->kinds));
+	wc->by_resource = hashmap_new(wc->nkinds);
+	if (!wc->ring || !wc->kinds || !wc->by_resource)
+		goto err;
+	for (size_t i = 0; i < wc->nkinds; i++) {
+		wc->kinds[i].kind = &api_kinds[i];
+		wc->kinds[i].objs = hashmap_new(64);
+		if (!wc->kinds[i].objs ||
+		    hashmap_put(wc->by_resource, api_kinds[i].resource, &wc->kinds[i], NULL))
+			goto err;
+	}
+	err = load(wc);
+	if (err)
+		goto err;
+	wc->sw = store_watch(st, "/registry/", wc->rev + 1, on_store_events, wc);
+	if (!wc->sw) {
+		err = -errno;
+		log_error("watch cache: watch /registry/ from %lld: %s", (long long)wc->rev + 1,
+			  shoal_strerror(err));
+		goto err;
+	}
+	err = -pthread_create(&wc->ticker, NULL, ticker_main, wc);
+	if (err)
+		goto err;
+	wc->ticker_started = true;
+	return wc;
+err:
+	wc_close(wc);
+	errno = -err;
+	return NULL;
+}
+
+void wc_shutdown_watchers(struct watch_cache *wc)
+{
+	atomic_store(&wc->closing, true);
+	wake_parked(wc);
+}
+
+void wc_close(struct watch_cache *wc)
+{
+	if (!wc)
+		return;
+	atomic_store(&wc->closing, true);
+	store_watch_cancel(wc->sw);
+	if (wc->ticker_started)
+		pthread_join(wc->ticker, NULL);
+	wake_parked(wc);
+	for (size_t i = 0; wc->kinds && i < wc->nkinds; i++) {
+		struct hashmap *m = wc->kinds[i].objs;
+		size_t it = 0;
+		void *v;
+		if (!m)
+			continue;
+		while (hashmap_next(m, &it, NULL, &v))
+			wc_obj_unref(v);
+		hashmap_free(m);
+	}
+	for (uint64_t s = wc->tail; wc->ring && s < wc->head; s++) {
+		wc_obj_unref(wc->ring[s % wc->cap].obj);
+		wc_obj_unref(wc->ring[s % wc->cap].prev);
+	}
+	free(wc->ring);
+	free(wc->kinds);
+	hashmap_free(wc->by_resource);
+	pthread_rwlock_destroy(&wc->lock);
+	pthread_mutex_destroy(&wc->watchers_mu);
+	pthread_mutex_destroy(&wc->rev_mu);
+	pthread_cond_destroy(&wc->rev_cond);
+	free(wc);
+}
+
+int64_t wc_revision(struct watch_cache *wc)
+{
+	int64_t r;
+	pthread_rwlock_rdlock(&wc->lock);
+	r = wc->rev;
+	pthread_rwlock_unlock(&wc->lock);
+	return r;
+}
+
+int wc_wait_revision(struct watch_cache *wc, int64_t rev, int timeout_ms)
+{
+	struct timespec until;
+	int err = 0;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&wc->rev_mu);
+	while (wc_revision(wc) < rev && err == 0)
+		err = pthread_cond_timedwait(&wc->rev_cond, &wc->rev_mu, &until);
+	pthread_mutex_unlock(&wc->rev_mu);
+	return wc_revision(wc) >= rev ? 0 : -ETIMEDOUT;
+}
+
+/* ---- reads ------------------------------------------------------------------------------ */
+
+struct wc_obj *wc_get(struct watch_cache *wc, const char *key)
+{
+	struct wc_kind *wk = kind_of_key(wc, key);
+	struct wc_obj *o = NULL;
+
+	if (!wk)
+		return NULL;
+	pthread_rwlock_rdlock(&wc->lock);
+	o = hashmap_get(wk->objs, key);
+	wc_obj_ref(o);
+	pthread_rwlock_unlock(&wc->lock);
+	return o;
+}
+
+static struct wc_kind *wkind(struct watch_cache *wc, const struct api_kind *k)
+{
+	return hashmap_get(wc->by_resource, k->resource);
+}
+
+static int cmp_obj_key(const void *a, const void *b)
+{
+	const struct wc_obj *x = *(struct wc_obj *const *)a, *y = *(struct wc_obj *const *)b;
+	return strcmp(x->key, y->key);
+}
+
+int wc_list(struct watch_cache *wc, const struct api_kind *k, const char *ns,
+	    const struct selector *lsel, const struct field_selector *fsel, struct wc_obj ***out,
+	    size_t *n, int64_t *rev)
+{
+	struct wc_kind *wk = wkind(wc, k);
+	struct wc_obj **objs;
+	size_t cnt = 0, it = 0;
+	void *v;
+
+	*out = NULL;
+	*n = 0;
+	if (!wk)
+		return -ENOENT;
+	pthread_rwlock_rdlock(&wc->lock);
+	objs = malloc((hashmap_count(wk->objs) + 1) * sizeof(*objs));
+	if (!objs) {
+		pthread_rwlock_unlock(&wc->lock);
+		return -ENOMEM;
+	}
+	while (hashmap_next(wk->objs, &it, NULL, &v)) {
+		struct wc_obj *o = v;
+		if (!wc_obj_matches(o, ns, lsel, fsel))
+			continue;
+		wc_obj_ref(o);
+		objs[cnt++] = o;
+	}
+	*rev = wc->rev;
+	pthread_rwlock_unlock(&wc->lock);
+	qsort(objs, cnt, sizeof(*objs), cmp_obj_key);
+	*out = objs;
+	*n = cnt;
+	return 0;
+}
+
+void wc_list_free(struct wc_obj **objs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		wc_obj_unref(objs[i]);
+	free(objs);
+}
+
+size_t wc_count(struct watch_cache *wc, const struct api_kind *k)
+{
+	struct wc_kind *wk = wkind(wc, k);
+	size_t n;
+
+	if (!wk)
+		return 0;
+	pthread_rwlock_rdlock(&wc->lock);
+	n = hashmap_count(wk->objs);
+	pthread_rwlock_unlock(&wc->lock);
+	return n;
+}
+
+size_t wc_watchers(struct watch_cache *wc)
+{
+	size_t n;
+	pthread_mutex_lock(&wc->watchers_mu);
+	n = wc->nwatchers;
+	pthread_mutex_unlock(&wc->watchers_mu);
+	return n;
+}
+
+/* ---- watchers --------------------------------------------------------------------------- */
+
+/* First seq whose event has rev > from (binary search; revisions grow along the ring). */
+static uint64_t seq_after(struct watch_cache *wc, int64_t from)
+{
+	uint64_t lo = wc->tail, hi = wc->head;
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		if (wc->ring[mid % wc->cap].rev <= from)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+void wc_watch_stop(struct wc_watcher *w)
+{
+	struct watch_cache *wc;
+
+	if (!w)
+		return;
+	wc = w->wc;
+	pthread_mutex_lock(&wc->watchers_mu);
+	if (w->prevw)
+		w->prevw->next = w->next;
+	else if (wc->watchers == w)
+		wc->watchers = w->next;
+	if (w->next)
+		w->next->prevw = w->prevw;
+	wc->nwatchers--;
+	pthread_mutex_unlock(&wc->watchers_mu);
+	wc_list_free(w->initial + w->initial_pos, w->ninitial - w->initial_pos);
+	free(w->initial);
+	selector_free(w->lsel);
+	field_selector_free(w->fsel);
+	free(w->ns);
+	free(w->name);
+	free(w);
+}
+
+struct wc_watcher *wc_watch_start(struct watch_cache *wc, const struct wc_watch_req *req)
+{
+	struct wc_watcher *w = calloc(1, sizeof(*w));
+	int err = 0;
+
+	if (!w) {
+		selector_free(req->lsel);
+		field_selector_free(req->fsel);
+		errno = ENOMEM;
+		return NULL;
+	}
+	w->wc = wc;
+	w->kind = req->kind;
+	w->lsel = req->lsel;
+	w->fsel = req->fsel;
+	w->bookmarks = req->bookmarks;
+	w->wake = req->wake;
+	w->arg = req->arg;
+	w->ns = req->ns && *req->ns ? strdup(req->ns) : NULL;
+	w->name = req->name ? strdup(req->name) : NULL;
+	if ((req->ns && *req->ns && !w->ns) || (req->name && !w->name)) {
+		err = ENOMEM;
+		goto err;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &w->last_bookmark);
+	if (req->timeout_s > 0) {
+		clock_gettime(CLOCK_MONOTONIC, &w->deadline);
+		w->deadline.tv_sec += req->timeout_s;
+	}
+
+	if (req->from_rev < 0) {
+		/* The current state first, then every event after its revision. The list and the
+		 * ring position are taken under one read lock so nothing falls between them. */
+		struct wc_kind *wk = wkind(wc, req->kind);
+		size_t it = 0;
+		void *v;
+		pthread_rwlock_rdlock(&wc->lock);
+		w->initial = malloc((hashmap_count(wk->objs) + 1) * sizeof(*w->initial));
+		if (!w->initial) {
+			pthread_rwlock_unlock(&wc->lock);
+			err = ENOMEM;
+			goto err;
+		}
+		while (hashmap_next(wk->objs, &it, NULL, &v)) {
+			struct wc_obj *o = v;
+			if (!wc_obj_matches(o, w->ns, w->lsel, w->fsel) ||
+			    (w->name && strcmp(o->name, w->name) != 0))
+				continue;
+			wc_obj_ref(o);
+			w->initial[w->ninitial++] = o;
+		}
+		w->next_seq = wc->head;
+		w->sent_rev = wc->rev;
+		pthread_rwlock_unlock(&wc->lock);
+		qsort(w->initial, w->ninitial, sizeof(*w->initial), cmp_obj_key);
+	} else {
+		pthread_rwlock_rdlock(&wc->lock);
+		if (req->from_rev + 1 < wc->ring_min_rev) {
+			pthread_rwlock_unlock(&wc->lock);
+			err = ECOMPACTED;
+			goto err;
+		}
+		w->next_seq = seq_after(wc, req->from_rev);
+		w->sent_rev = req->from_rev < wc->rev ? req->from_rev : wc->rev;
+		pthread_rwlock_unlock(&wc->lock);
+	}
+	w->bookmark_rev = w->sent_rev;
+
+	pthread_mutex_lock(&wc->watchers_mu);
+	w->next = wc->watchers;
+	if (wc->watchers)
+		wc->watchers->prevw = w;
+	wc->watchers = w;
+	wc->nwatchers++;
+	pthread_mutex_unlock(&wc->watchers_mu);
+	return w;
+err:
+	selector_free(w->lsel);
+	field_selector_free(w->fsel);
+	free(w->ns);
+	free(w->name);
+	free(w->initial);
+	free(w);
+	errno = err;
+	return NULL;
+}
+
+static int buf_append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+{
+	if (*len + n + 1 > *cap) {
+		size_t ncap = *cap ? *cap : 4096;
+		while (ncap < *len + n + 1)
+			ncap *= 2;
+		char *nb = realloc(*buf, ncap);
+		if (!nb)
+			return -ENOMEM;
+		*buf = nb;
+		*cap = ncap;
+	}
+	memcpy(*buf + *len, s, n);
+	*len += n;
+	(*buf)[*len] = '\0';
+	return 0;
+}
+
+static int emit(char **buf, size_t *len, size_t *cap, const char *type, const struct wc_obj *o)
+{
+	char head[48];
+	int n = snprintf(head, sizeof(head), "{\"type\":\"%s\",\"object\":", type);
+
+	if (buf_append(buf, len, cap, head, n) || buf_append(buf, len, cap, o->json, o->len) ||
+	    buf_append(buf, len, cap, "}\n", 2))
+		return -ENOMEM;
+	return 0;
+}
+
+static bool watcher_sees(const struct wc_watcher *w, const struct wc_obj *o)
+{
+	if (!o || o->kind != w->kind)
+		return false;
+	if (w->name && strcmp(o->name, w->name) != 0)
+		return false;
+	return wc_obj_matches(o, w->ns, w->lsel, w->fsel);
+}
+
+static long ms_since(const struct timespec *t)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - t->tv_sec) * 1000L + (now.tv_nsec - t->tv_nsec) / 1000000L;
+}
+
+ssize_t wc_watch_read(struct wc_watcher *w, char **buf, size_t *cap, size_t max,
+		      void (*park)(void *arg), void *park_arg)
+{
+	struct watch_cache *wc = w->wc;
+	size_t len = 0;
+	char av[16];
+
+	if (w->ended || atomic_load(&wc->closing))
+		return -1;
+	if (w->deadline.tv_sec && ms_since(&w->deadline) >= 0) {
+		w->ended = true;
+		return -1;
+	}
+	/* The initial state, as ADDED events. */
+	while (w->initial_pos < w->ninitial && len < max) {
+		struct wc_obj *o = w->initial[w->initial_pos++];
+		int err = emit(buf, &len, cap, "ADDED", o);
+		wc_obj_unref(o);
+		if (err)
+			return -1;
+	}
+	if (w->initial_pos < w->ninitial)
+		return len;
+
+	pthread_rwlock_rdlock(&wc->lock);
+	if (w->next_seq < wc->tail) {
+		/* Fell behind the ring: the client must resume (and relist if it is gone). */
+		pthread_rwlock_unlock(&wc->lock);
+		log_warn("watcher of %s fell behind the event history; closing its stream",
+			 w->kind->resource);
+		w->ended = true;
+		return len ? (ssize_t)len : -1;
+	}
+	while (w->next_seq < wc->head && len < max) {
+		const struct wc_event *e = &wc->ring[w->next_seq % wc->cap];
+		const char *type = NULL;
+		bool now = watcher_sees(w, e->obj), before = watcher_sees(w, e->prev);
+
+		w->next_seq++;
+		switch (e->type) {
+		case WC_EV_ADDED:
+			type = now ? "ADDED" : NULL;
+			break;
+		case WC_EV_MODIFIED:
+			type = now ? (before ? "MODIFIED" : "ADDED") : (before ? "DELETED" : NULL);
+			break;
+		default:
+			type = before ? "DELETED" : NULL;
+			break;
+		}
+		if (type && emit(buf, &len, cap, type, e->obj)) {
+			pthread_rwlock_unlock(&wc->lock);
+			return -1;
+		}
+		if (e->rev > w->sent_rev)
+			w->sent_rev = e->rev;
+	}
+	if (w->next_seq == wc->head && wc->rev > w->sent_rev)
+		w->sent_rev = wc->rev;
+	if (len == 0 && w->bookmarks && w->sent_rev > w->bookmark_rev &&
+	    ms_since(&w->last_bookmark) >= wc->bookmark_ms) {
+		char bm[256];
+		int n = snprintf(bm, sizeof(bm),
+				 "{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"%s\",\"apiVersion\":"
+				 "\"%s\",\"metadata\":{\"resourceVersion\":\"%lld\"}}}\n",
+				 w->kind->kind, api_kind_api_version(w->kind, av, sizeof(av)),
+				 (long long)w->sent_rev);
+		if (buf_append(buf, &len, cap, bm, n)) {
+			pthread_rwlock_unlock(&wc->lock);
+			return -1;
+		}
+		w->bookmark_rev = w->sent_rev;
+		clock_gettime(CLOCK_MONOTONIC, &w->last_bookmark);
+	}
+	if (len == 0) {
+		atomic_store(&w->parked, 1);
+		park(park_arg);
+	}
+	pthread_rwlock_unlock(&wc->lock);
+	return len;
+}
