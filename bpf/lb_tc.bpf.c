@@ -90,6 +90,55 @@ static __always_inline int tc_rewrite(struct __sk_buff *skb, const struct pkt_v4
 	return 0;
 }
 
+/* Rewrites the IPv4 header's length fields after the DSR option went in or out. */
+static __always_inline int tc_fix_ip(struct __sk_buff *skb, __u8 ihl, int delta)
+{
+	struct iphdr ip;
+	__u16 *w = (__u16 *)&ip;
+	__u64 s = 0;
+
+	if (bpf_skb_load_bytes(skb, sizeof(struct ethhdr), &ip, sizeof(ip)))
+		return -1;
+	ip.ihl = ihl;
+	ip.tot_len = bpf_htons(bpf_ntohs(ip.tot_len) + delta);
+	ip.check = 0;
+#pragma unroll
+	for (int i = 0; i < 10; i++)
+		s += w[i];
+	if (ihl == 7) {
+		struct dsr_opt o;
+		__u16 *ow = (__u16 *)&o;
+
+		if (bpf_skb_load_bytes(skb, sizeof(struct ethhdr) + sizeof(ip), &o, sizeof(o)))
+			return -1;
+#pragma unroll
+		for (int i = 0; i < 4; i++)
+			s += ow[i];
+	}
+	ip.check = ~csum_fold(s);
+	return bpf_skb_store_bytes(skb, sizeof(struct ethhdr), &ip, sizeof(ip), 0) ? -1 : 0;
+}
+
+/* Direct server return, sending end: the frontend rides along in an IPv4 option. */
+static __always_inline int tc_dsr_insert(struct __sk_buff *skb, __be32 fe_addr, __be16 fe_port)
+{
+	struct dsr_opt o = { .type = DSR_OPT_TYPE, .len = DSR_OPT_LEN, .port = fe_port,
+			     .addr = fe_addr };
+
+	/* BPF_ADJ_ROOM_NET opens room right after the base 20-byte IPv4 header. */
+	if (bpf_skb_adjust_room(skb, sizeof(o), BPF_ADJ_ROOM_NET, 0) ||
+	    bpf_skb_store_bytes(skb, sizeof(struct ethhdr) + sizeof(struct iphdr), &o, sizeof(o), 0))
+		return -1;
+	return tc_fix_ip(skb, 7, sizeof(o));
+}
+
+static __always_inline int tc_dsr_strip(struct __sk_buff *skb)
+{
+	if (bpf_skb_adjust_room(skb, -(int)sizeof(struct dsr_opt), BPF_ADJ_ROOM_NET, 0))
+		return -1;
+	return tc_fix_ip(skb, 5, -(int)sizeof(struct dsr_opt));
+}
+
 static __always_inline int tc_reject(struct __sk_buff *skb, const struct pkt_v4 *p)
 {
 	struct reject_info r = {};
@@ -153,6 +202,19 @@ static __always_inline int tc_lb(struct __sk_buff *skb, bool external)
 		return TC_ACT_SHOT;
 	}
 
+	if (p.dsr) {
+		__be32 fe_addr = p.dsr->addr;
+		__be16 fe_port = p.dsr->port;
+
+		lb_dsr_learn(&p, fe_addr, fe_port, skb->ifindex);
+		if (tc_dsr_strip(skb)) {
+			count_reason(DR_MALFORMED, p.tot_len);
+			return TC_ACT_SHOT;
+		}
+		count_reason(DR_OK, p.tot_len);
+		return TC_ACT_OK;
+	}
+
 	v = lb_v4(&p, external, skb->ifindex, &pl);
 	switch (v) {
 	case LB_XLATE:
@@ -161,6 +223,10 @@ static __always_inline int tc_lb(struct __sk_buff *skb, bool external)
 			return TC_ACT_SHOT;
 		}
 		count_reason(DR_OK, p.tot_len);
+		if (pl.dsr && !pl.reply && tc_dsr_insert(skb, p.daddr, p.dport)) {
+			count_reason(DR_CSUM, p.tot_len);
+			return TC_ACT_SHOT;
+		}
 		/*
 		 * A reply goes straight back out the interface its flow came in on: its source
 		 * is now the frontend, which may be this node's own address (NodePort), and the

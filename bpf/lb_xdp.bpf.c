@@ -80,6 +80,60 @@ static __always_inline int xdp_forward(struct xdp_md *ctx)
 	return bpf_redirect(fib.ifindex, 0);
 }
 
+#define L2L3 (sizeof(struct ethhdr) + sizeof(struct iphdr))
+
+/* Direct server return, sending end: opens 8 bytes after the IPv4 header for the option. */
+static __always_inline int xdp_dsr_insert(struct xdp_md *ctx, __be32 fe_addr, __be16 fe_port)
+{
+	void *data, *data_end;
+	struct dsr_opt *o;
+	struct iphdr *ip;
+	__u8 hdr[L2L3];
+
+	if (bpf_xdp_adjust_head(ctx, -(int)sizeof(struct dsr_opt)))
+		return -1;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	if (data + sizeof(struct dsr_opt) + L2L3 > data_end)
+		return -1;
+	__builtin_memcpy(hdr, data + sizeof(struct dsr_opt), L2L3);
+	__builtin_memcpy(data, hdr, L2L3);
+	ip = data + sizeof(struct ethhdr);
+	o = data + L2L3;
+	o->type = DSR_OPT_TYPE;
+	o->len = DSR_OPT_LEN;
+	o->port = fe_port;
+	o->addr = fe_addr;
+	ip->ihl = 7;
+	ip->tot_len = bpf_htons(bpf_ntohs(ip->tot_len) + sizeof(struct dsr_opt));
+	ip->check = ip_csum_full28(ip);
+	return 0;
+}
+
+/* Direct server return, receiving end: takes the option out again. */
+static __always_inline int xdp_dsr_strip(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+	struct iphdr *ip;
+	__u8 hdr[L2L3];
+
+	if (data + L2L3 + sizeof(struct dsr_opt) > data_end)
+		return -1;
+	__builtin_memcpy(hdr, data, L2L3);
+	__builtin_memcpy(data + sizeof(struct dsr_opt), hdr, L2L3);
+	if (bpf_xdp_adjust_head(ctx, sizeof(struct dsr_opt)))
+		return -1;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	ip = data + sizeof(struct ethhdr);
+	if ((void *)(ip + 1) > data_end)
+		return -1;
+	ip->ihl = 5;
+	ip->tot_len = bpf_htons(bpf_ntohs(ip->tot_len) - sizeof(struct dsr_opt));
+	ip->check = ip_csum_full(ip);
+	return 0;
+}
+
 static __always_inline int xdp_reject(struct xdp_md *ctx, const struct pkt_v4 *p)
 {
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
@@ -127,11 +181,30 @@ int lb_xdp(struct xdp_md *ctx)
 		return XDP_DROP;
 	}
 
+	if (p.dsr) {
+		/* For a backend here, sent by another node's shoal with direct server return. */
+		__be32 fe_addr = p.dsr->addr;
+		__be16 fe_port = p.dsr->port;
+
+		lb_dsr_learn(&p, fe_addr, fe_port, ctx->ingress_ifindex);
+		if (xdp_dsr_strip(ctx)) {
+			count_reason(DR_MALFORMED, p.tot_len);
+			return XDP_DROP;
+		}
+		count_reason(DR_OK, p.tot_len);
+		return XDP_PASS;
+	}
+
 	v = lb_v4(&p, true, ctx->ingress_ifindex, &pl);
 	switch (v) {
 	case LB_XLATE:
 		xdp_rewrite(&p, &pl);
 		count_reason(DR_OK, p.tot_len);
+		if (pl.dsr && !pl.reply) {
+			if (xdp_dsr_insert(ctx, p.daddr, p.dport))
+				return XDP_DROP;
+			return xdp_forward(ctx);
+		}
 		/*
 		 * To another node, and replies (whose source may now be this node's own
 		 * address, which the stack would drop as a martian): forwarded here.

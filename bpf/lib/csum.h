@@ -60,7 +60,7 @@ static __always_inline void l4_csum_replace2(__u16 *sum, __u8 proto, __u16 from,
 		*sum = 0xffff;
 }
 
-/* Sum of 16-bit words of a 20-byte IPv4 header with its checksum field zeroed first. */
+/* Checksum of a 20-byte IPv4 header, its checksum field zeroed first. */
 static __always_inline __u16 ip_csum_full(struct iphdr *ip)
 {
 	__u16 *w = (__u16 *)ip;
@@ -69,6 +69,19 @@ static __always_inline __u16 ip_csum_full(struct iphdr *ip)
 	ip->check = 0;
 #pragma unroll
 	for (int i = 0; i < 10; i++)
+		s += w[i];
+	return ~csum_fold(s);
+}
+
+/* The same for a 28-byte header (one 8-byte option: shoal's DSR option). */
+static __always_inline __u16 ip_csum_full28(struct iphdr *ip)
+{
+	__u16 *w = (__u16 *)ip;
+	__u64 s = 0;
+
+	ip->check = 0;
+#pragma unroll
+	for (int i = 0; i < 14; i++)
 		s += w[i];
 	return ~csum_fold(s);
 }

@@ -35,7 +35,7 @@ struct nat_plan {
 	__u8 reply; /* a reverse translation */
 	__u8 snat;
 	__u8 local; /* forward: the backend is on this node */
-	__u8 pad;
+	__u8 dsr; /* forward: to another node by direct server return (carry the frontend) */
 	__u32 ifindex; /* reply: where the flow's first packet came in (send the reply back out) */
 	enum shoal_reason reason; /* with LB_DROP */
 };
@@ -203,6 +203,7 @@ static __always_inline int lb_v4(const struct pkt_v4 *p, bool external, __u32 if
 			pl->daddr = e->nat_addr;
 			pl->dport = e->nat_port;
 			pl->local = (be->flags & BE_F_LOCAL) != 0;
+			pl->dsr = (e->flags & CT_F_DSR) != 0;
 			if (e->flags & CT_F_SNAT) {
 				pl->snat = 1;
 				pl->saddr = e->snat_addr;
@@ -240,6 +241,24 @@ static __always_inline int lb_v4(const struct pkt_v4 *p, bool external, __u32 if
 		}
 	}
 
+	/*
+	 * Direct server return: the backend's node answers the client itself (its shoal learns
+	 * the frontend from the IP option the packet carries), so there is no reply entry here.
+	 */
+	if (external && !pl->local && (svc->flags & SVC_F_DSR)) {
+		pl->dsr = 1;
+		fe.backend_id = be_id;
+		fe.svc_id = svc->id;
+		fe.nat_addr = pl->daddr;
+		fe.nat_port = pl->dport;
+		fe.flags = CT_F_DSR;
+		fe.ifindex = ifindex;
+		ct_create(&fk, &fe, p->proto);
+		lb_affinity_note(svc, p, be_id);
+		count(&shoal_be_stats, be_id, p->tot_len);
+		return LB_XLATE;
+	}
+
 	/* The reply entry first: a reply can only come after the forward packet leaves. */
 	__builtin_memset(&rk, 0, sizeof(rk));
 	rk.saddr = pl->daddr;
@@ -274,6 +293,37 @@ static __always_inline int lb_v4(const struct pkt_v4 *p, bool external, __u32 if
 	lb_affinity_note(svc, p, be_id);
 	count(&shoal_be_stats, be_id, p->tot_len);
 	return LB_XLATE;
+}
+
+/*
+ * The receiving end of direct server return: a packet that carries the frontend in a shoal
+ * DSR option reaches a backend on this node; remember how to translate the backend's reply
+ * back to the frontend (sent out where the request came in).
+ */
+static __always_inline void lb_dsr_learn(const struct pkt_v4 *p, __be32 fe_addr, __be16 fe_port,
+					 __u32 ifindex)
+{
+	struct shoal_ct_key_v4 rk = {
+		.saddr = p->daddr,
+		.daddr = p->saddr,
+		.sport = p->dport,
+		.dport = p->sport,
+		.proto = p->proto,
+		.dir = CT_DIR_REPLY,
+	};
+	struct shoal_ct_v4 re = {
+		.nat_addr = fe_addr,
+		.nat_port = fe_port,
+		.flags = CT_F_SEEN_REPLY,
+		.ifindex = ifindex,
+	};
+	struct shoal_ct_v4 *e = bpf_map_lookup_elem(&shoal_ct_v4, &rk);
+
+	if (e && e->nat_addr == fe_addr && e->nat_port == fe_port) {
+		e->expires = bpf_ktime_get_coarse_ns() + ct_timeout(e, p->proto);
+		return;
+	}
+	ct_create(&rk, &re, p->proto);
 }
 
 #endif

@@ -35,6 +35,7 @@ struct pkt_v4 {
 	__be16 *sport_p; /* where the ports are, for rewriting */
 	__be16 *dport_p;
 	__u16 *l4_check; /* the L4 checksum field */
+	struct dsr_opt *dsr; /* shoal's DSR option, when the header carries it */
 	__be32 saddr;
 	__be32 daddr;
 	__be16 sport;
@@ -45,6 +46,19 @@ struct pkt_v4 {
 	__u16 l3_off;
 	__u16 l4_off;
 	__u16 tot_len; /* IPv4 total length */
+};
+
+/*
+ * The DSR option: the frontend a packet was sent to, carried to the backend's node. Option
+ * type 158 is RFC 4727's experimental option 30 with the copied flag (fragments keep it).
+ */
+#define DSR_OPT_TYPE 0x9e
+#define DSR_OPT_LEN 8
+struct dsr_opt {
+	__u8 type;
+	__u8 len;
+	__be16 port;
+	__be32 addr;
 };
 
 #define TCP_FIN 0x01
@@ -83,14 +97,23 @@ static __always_inline enum parse_class parse_v4(void *data, void *data_end, __u
 		return PARSE_MALFORMED;
 	if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET))
 		return PARSE_FRAGMENT;
-	if (ip->ihl != 5)
-		return PARSE_IP_OPTIONS;
-	p->l4_off = p->l3_off + sizeof(*ip);
-	p->l4 = ip + 1;
+	if (ip->ihl == 5) {
+		p->l4 = ip + 1;
+	} else {
+		struct dsr_opt *o = (void *)(ip + 1);
+
+		/* Options other than shoal's own DSR option are left to the stack. */
+		if (ip->ihl != 7 || (void *)(o + 1) > data_end || o->type != DSR_OPT_TYPE ||
+		    o->len != DSR_OPT_LEN)
+			return PARSE_IP_OPTIONS;
+		p->dsr = o;
+		p->l4 = o + 1;
+	}
+	p->l4_off = p->l3_off + ip->ihl * 4;
 	if (ip->protocol == IPPROTO_TCP) {
 		struct tcphdr *tcp = p->l4;
 
-		if ((void *)(tcp + 1) > data_end || p->tot_len < sizeof(*ip) + sizeof(*tcp) ||
+		if ((void *)(tcp + 1) > data_end || p->tot_len < ip->ihl * 4 + sizeof(*tcp) ||
 		    tcp->doff < 5)
 			return PARSE_MALFORMED;
 		p->sport_p = &tcp->source;
@@ -101,9 +124,9 @@ static __always_inline enum parse_class parse_v4(void *data, void *data_end, __u
 	} else if (ip->protocol == IPPROTO_UDP) {
 		struct udphdr *udp = p->l4;
 
-		if ((void *)(udp + 1) > data_end || p->tot_len < sizeof(*ip) + sizeof(*udp) ||
+		if ((void *)(udp + 1) > data_end || p->tot_len < ip->ihl * 4 + sizeof(*udp) ||
 		    bpf_ntohs(udp->len) < sizeof(*udp) ||
-		    bpf_ntohs(udp->len) > p->tot_len - sizeof(*ip))
+		    bpf_ntohs(udp->len) > p->tot_len - ip->ihl * 4)
 			return PARSE_MALFORMED;
 		p->sport_p = &udp->source;
 		p->dport_p = &udp->dest;

@@ -13,7 +13,10 @@
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -719,6 +722,80 @@ static void test_bpf_xdp_snat_to_remote_backend(void **state)
 	assert_int_equal(dp_service_delete(dp, s.name), 0);
 }
 
+/* ---- direct server return ------------------------------------------------------------ */
+
+static void check_dsr(int send_prog, int recv_prog, uint16_t cport, uint32_t send_ret,
+		      uint32_t recv_ret, const char *which)
+{
+	struct pkt_spec ps = { .proto = IPPROTO_TCP, .saddr = "172.16.5.5", .daddr = NODE_IP,
+			       .sport = cport, .dport = 30100, .tcp_flags = 0x02, .seq = 9,
+			       .payload = 21 };
+	uint8_t in[PKT_MAX], out[PKT_MAX], out2[PKT_MAX], r[PKT_MAX], rout[PKT_MAX];
+	uint32_t ol, ol2, ret;
+	size_t len = pkt_build(in, &ps), rlen;
+	uint32_t a;
+	const char *bad;
+
+	/* Sending node: DNAT, client address kept, the frontend in an IPv4 option. */
+	assert_int_equal(run(send_prog, in, len, out, &ol, &ret), 0);
+	assert_int_equal(ret, send_ret);
+	assert_int_equal(ol, len + 8);
+	assert_int_equal(out[14], 0x47);
+	assert_int_equal(out[34], 0x9e);
+	assert_int_equal(out[35], 8);
+	assert_int_equal(out[36] << 8 | out[37], 30100);
+	memcpy(&a, out + 38, 4);
+	assert_int_equal(a, pkt_ip(NODE_IP));
+	assert_int_equal(pkt_saddr(out), pkt_ip("172.16.5.5"));
+	assert_int_equal(pkt_daddr(out), pkt_ip("10.100.3.9"));
+	assert_int_equal(out[44] << 8 | out[45], 8080); /* L4 after the option */
+	bad = pkt_check_csums(out, ol);
+	if (bad)
+		fail_msg("%s DSR sent: %s", which, bad);
+
+	/* Backend's node: the option comes out, the packet is the plain DNATed one. */
+	assert_int_equal(run(recv_prog, out, ol, out2, &ol2, &ret), 0);
+	assert_int_equal(ret, recv_ret);
+	assert_int_equal(ol2, len);
+	assert_int_equal(out2[14], 0x45);
+	assert_int_equal(pkt_daddr(out2), pkt_ip("10.100.3.9"));
+	assert_int_equal(pkt_dport(out2), 8080);
+	assert_int_equal(pkt_saddr(out2), pkt_ip("172.16.5.5"));
+	assert_memory_equal(out2 + 54, in + 54, 21);
+	bad = pkt_check_csums(out2, ol2);
+	if (bad)
+		fail_msg("%s DSR received: %s", which, bad);
+
+	/* And the backend's answer leaves from the frontend. */
+	ps.saddr = "10.100.3.9";
+	ps.sport = 8080;
+	ps.daddr = "172.16.5.5";
+	ps.dport = cport;
+	ps.tcp_flags = 0x12;
+	rlen = pkt_build(r, &ps);
+	assert_int_equal(run(fd_tc_pod, r, rlen, rout, &ol, &ret), 0);
+	assert_int_equal(ret, TC_ACT_REDIRECT);
+	assert_int_equal(pkt_saddr(rout), pkt_ip(NODE_IP));
+	assert_int_equal(pkt_sport(rout), 30100);
+	bad = pkt_check_csums(rout, ol);
+	if (bad)
+		fail_msg("%s DSR reply: %s", which, bad);
+}
+
+static void test_bpf_dsr_option_round_trip(void **state)
+{
+	struct dp_service s = svc1("default/dsr:30100/tcp", IPPROTO_TCP, NODE_IP, 30100,
+				   SVC_F_NODEPORT | SVC_F_MAGLEV | SVC_F_DSR);
+	struct dp_backend b = be("10.100.3.9", 8080, 0);
+
+	(void)state;
+	flush_flows();
+	assert_int_equal(dp_service_upsert(dp, &s, &b, 1), 0);
+	check_dsr(fd_xdp, fd_xdp, 6000, XDP_PASS, XDP_PASS, "xdp");
+	check_dsr(fd_tc_up, fd_tc_up, 6001, TC_ACT_OK, TC_ACT_OK, "tc");
+	assert_int_equal(dp_service_delete(dp, s.name), 0);
+}
+
 /* ---- malformed and unusual packets -------------------------------------------------- */
 
 enum mal_expect { M_PASS, M_DROP };
@@ -941,6 +1018,87 @@ static void test_bpf_upsert_rejects_bad_input(void **state)
 	assert_int_equal(dp_service_id(dp, s.name), -ENOENT);
 }
 
+/* ---- socket LB (cgroup hooks) ---------------------------------------------------------- */
+
+static int sock_child(const char *cg, uint16_t be_port)
+{
+	struct sockaddr_in vip = { .sin_family = AF_INET, .sin_port = htons(80),
+				   .sin_addr.s_addr = pkt_ip("10.96.0.77") };
+	struct sockaddr_in empty = { .sin_family = AF_INET, .sin_port = htons(80),
+				     .sin_addr.s_addr = pkt_ip("10.96.0.78") };
+	struct sockaddr_in peer;
+	socklen_t pl = sizeof(peer);
+	char path[600], pid[16];
+	int fd, cgfd;
+
+	snprintf(path, sizeof(path), "%s/cgroup.procs", cg);
+	cgfd = open(path, O_WRONLY);
+	snprintf(pid, sizeof(pid), "%d", getpid());
+	if (cgfd < 0 || write(cgfd, pid, strlen(pid)) < 0)
+		return 10;
+	close(cgfd);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (connect(fd, (void *)&vip, sizeof(vip)))
+		return 11;
+	if (getpeername(fd, (void *)&peer, &pl) || peer.sin_addr.s_addr != vip.sin_addr.s_addr ||
+	    peer.sin_port != htons(80))
+		return 12;
+	close(fd);
+	(void)be_port;
+	/* No endpoint: connect fails at once instead of timing out. */
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (connect(fd, (void *)&empty, sizeof(empty)) == 0 || errno != EPERM)
+		return 13;
+	close(fd);
+	return 0;
+}
+
+static void test_bpf_sock_connect_translates_and_rejects(void **state)
+{
+	struct dp_service s = svc1("default/sock:80/tcp", IPPROTO_TCP, "10.96.0.77", 80, 0);
+	struct dp_service e = svc1("default/sockempty:80/tcp", IPPROTO_TCP, "10.96.0.78", 80, 0);
+	struct dp_backend b = be("127.0.0.1", 18080, BE_F_LOCAL);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(18080),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	char cg[512], root[256] = "";
+	char line[512], dev[64], mnt[256], type[64];
+	FILE *f = fopen("/proc/self/mounts", "r");
+	int l, st, one = 1;
+	pid_t pid;
+
+	(void)state;
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%63s %255s %63s", dev, mnt, type) == 3 && !strcmp(type, "cgroup2"))
+			snprintf(root, sizeof(root), "%s", mnt);
+	if (f)
+		fclose(f);
+	if (!*root)
+		skip();
+	assert_int_equal(system("ip link set lo up"), 0);
+	snprintf(cg, sizeof(cg), "%s/shoal-%s", root, node);
+	assert_int_equal(mkdir(cg, 0755), 0);
+	l = socket(AF_INET, SOCK_STREAM, 0);
+	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	assert_int_equal(bind(l, (void *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(l, 8), 0);
+	assert_int_equal(dp_service_upsert(dp, &s, &b, 1), 0);
+	assert_int_equal(dp_service_upsert(dp, &e, NULL, 0), 0);
+	assert_int_equal(dp_attach_cgroup(dp, cg), 0);
+	pid = fork();
+	if (pid == 0)
+		_exit(sock_child(cg, 18080));
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	close(l);
+	assert_int_equal(dp_detach_cgroup(dp, cg), 0);
+	assert_int_equal(rmdir(cg), 0);
+	if (!WIFEXITED(st) || WEXITSTATUS(st))
+		fail_msg("socket-LB child failed at step %d (11 connect, 12 getpeername, 13 "
+			 "no-endpoint EPERM)",
+			 WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	assert_int_equal(dp_service_delete(dp, s.name), 0);
+	assert_int_equal(dp_service_delete(dp, e.name), 0);
+}
+
 SHOAL_TEST_MAIN_SETUP(setup, teardown, cmocka_unit_test(test_bpf_tc_dnat_and_reverse_nat),
 		      cmocka_unit_test(test_bpf_xdp_dnat_and_reverse_nat),
 		      cmocka_unit_test(test_bpf_non_service_passes_unchanged),
@@ -955,7 +1113,9 @@ SHOAL_TEST_MAIN_SETUP(setup, teardown, cmocka_unit_test(test_bpf_tc_dnat_and_rev
 		      cmocka_unit_test(test_bpf_no_endpoint_rejects_tc),
 		      cmocka_unit_test(test_bpf_no_endpoint_rejects_xdp),
 		      cmocka_unit_test(test_bpf_xdp_snat_to_remote_backend),
+		      cmocka_unit_test(test_bpf_dsr_option_round_trip),
 		      cmocka_unit_test(test_bpf_malformed_packet_table),
 		      cmocka_unit_test(test_bpf_sync_applies_only_the_difference),
 		      cmocka_unit_test(test_bpf_counters_per_service),
-		      cmocka_unit_test(test_bpf_upsert_rejects_bad_input))
+		      cmocka_unit_test(test_bpf_upsert_rejects_bad_input),
+		      cmocka_unit_test(test_bpf_sock_connect_translates_and_rejects))
