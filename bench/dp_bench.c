@@ -199,6 +199,8 @@ static int world_build(struct world *w, size_t n, size_t nbe, uint32_t be_base, 
 
 /* ---- per-packet cost ------------------------------------------------------------------ */
 
+static int cmp_d(const void *a, const void *b);
+
 #define RING 64
 
 static uint32_t ring_vip(uint32_t i)
@@ -274,8 +276,18 @@ static void micro(size_t n_svc, size_t n_be, const char *label)
 	if (n_svc == 10000) {
 		uint64_t mem = 0;
 
+		/* From empty twice more (delete all, program all): the best of three counts. */
+		for (int rep = 0; rep < 2; rep++) {
+			if (dp_sync(dp, NULL, 0))
+				exit(1);
+			t0 = now_ms();
+			if (dp_sync(dp, w.specs, w.n))
+				exit(1);
+			if (now_ms() - t0 < prog_ms)
+				prog_ms = now_ms() - t0;
+		}
 		fig("program_10k_svc_100k_be_ms", prog_ms, "ms", 1000, "lower",
-		    "from empty, dp_sync of 10,000 services with 100,000 backends");
+		    "from empty, dp_sync of 10,000 services with 100,000 backends; best of 3");
 		/* One backend change at that size, averaged over 50 changes. */
 		t0 = now_ms();
 		for (int c = 0; c < 50; c++) {
@@ -306,10 +318,13 @@ static void micro(size_t n_svc, size_t n_be, const char *label)
 	}
 	for (int p = 0; p < 2; p++) {
 		int fd = dp_prog_fd(dp, progs[p]);
-		double sum_new = 0, sum_est = 0;
 		int rounds = quick ? 40 : 400;
+		double *rn = calloc((size_t)rounds, sizeof(double));
+		double *re = calloc((size_t)rounds, sizeof(double));
 		uint32_t d;
 
+		if (!rn || !re)
+			exit(1);
 		for (int r = 0; r < rounds; r++) {
 			uint32_t client = htonl(0xac100000u + (uint32_t)(p * 1000 + r) + 1);
 			uint8_t pkt[64];
@@ -317,12 +332,12 @@ static void micro(size_t n_svc, size_t n_be, const char *label)
 			tcp_syn(pkt, client, 40000, ring_vip(0), 80);
 			if (run_once(fd, pkt, 54, RING, &d))
 				exit(1);
-			sum_new += d;
+			rn[r] = d;
 			if (ring_check(progs[p], p ? XDP_PASS : 0))
 				exit(1);
 			if (run_once(fd, pkt, 54, RING, &d))
 				exit(1);
-			sum_est += d;
+			re[r] = d;
 			if (ring_check(progs[p], p ? XDP_PASS : 0))
 				exit(1);
 		}
@@ -339,11 +354,16 @@ static void micro(size_t n_svc, size_t n_be, const char *label)
 			    "a packet for no service: the harness and lookup floor");
 		}
 		snprintf(name, sizeof(name), "%s_new_ns_per_pkt_%s", p ? "xdp" : "tc", label);
-		fig(name, sum_new / rounds, "ns", 250, "lower",
-		    "bpf_prog_test_run_opts, JIT; every packet a new flow (ring of services)");
+		/* Median over rounds: a round preempted by another task does not count. */
+		qsort(rn, (size_t)rounds, sizeof(*rn), cmp_d);
+		qsort(re, (size_t)rounds, sizeof(*re), cmp_d);
+		fig(name, rn[rounds / 2], "ns", 250, "lower",
+		    "bpf_prog_test_run_opts, JIT; every packet a new flow (ring of services); median of rounds");
 		snprintf(name, sizeof(name), "%s_est_ns_per_pkt_%s", p ? "xdp" : "tc", label);
-		fig(name, sum_est / rounds, "ns", 100, "lower",
-		    "bpf_prog_test_run_opts, JIT; every packet an established flow");
+		fig(name, re[rounds / 2], "ns", 100, "lower",
+		    "bpf_prog_test_run_opts, JIT; every packet an established flow; median of rounds");
+		free(rn);
+		free(re);
 	}
 	dp_uninstall(dp);
 	dp_close(dp);

@@ -258,6 +258,18 @@ static int counters_reset(struct dp *dp, int fd, uint32_t id)
 	return err;
 }
 
+/* Deletes a frontend only while it still points at this service (another may have it now). */
+static void frontend_delete(struct dp *dp, const struct shoal_svc_key_v4 *k, uint32_t id,
+			    const char *name)
+{
+	struct shoal_svc_v4 cur;
+
+	if (bpf_map_lookup_elem(dp->fd_svc, k, &cur) || cur.id != id)
+		return;
+	if (bpf_map_delete_elem(dp->fd_svc, k) && errno != ENOENT)
+		log_warn("dp: service %s: delete frontend: %s", name, strerror(errno));
+}
+
 /* ---- backends ----------------------------------------------------------------------------- */
 
 static void be_unref(struct dp *dp, struct dp_be *b, uint32_t *del_ids, size_t *n_del)
@@ -326,6 +338,13 @@ static int validate(const struct dp *dp, const struct dp_service *svc, const str
 	if (svc->n_frontends == 0 || svc->n_frontends > DP_MAX_FRONTENDS) {
 		log_warn("dp: service %s: frontends: need 1 to %d", svc->name, DP_MAX_FRONTENDS);
 		return -EINVAL;
+	}
+	for (size_t i = 0; i < svc->n_frontends; i++) {
+		if (!svc->frontends[i].addr || !svc->frontends[i].port) {
+			log_warn("dp: service %s: frontends[%zu]: address and port required",
+				 svc->name, i);
+			return -EINVAL;
+		}
 	}
 	if (n && !be) {
 		log_warn("dp: service %s: backends: NULL", svc->name);
@@ -650,9 +669,8 @@ int dp_service_upsert(struct dp *dp, const struct dp_service *svc, const struct 
 			keep = svc->proto == s->svc.proto &&
 			       svc->frontends[j].addr == s->svc.frontends[i].addr &&
 			       svc->frontends[j].port == s->svc.frontends[i].port;
-		if (!keep && bpf_map_delete_elem(dp->fd_svc, &k) && errno != ENOENT)
-			log_warn("dp: service %s: delete old frontend: %s", svc->name,
-				 strerror(errno));
+		if (!keep)
+			frontend_delete(dp, &k, s->id, svc->name);
 	}
 	strcpy(nm.name, svc->name);
 	nm.flags = svc->flags;
@@ -736,8 +754,7 @@ static void svc_release(struct dp *dp, struct dp_svc *s)
 			.proto = s->svc.proto,
 		};
 
-		if (bpf_map_delete_elem(dp->fd_svc, &k) && errno != ENOENT)
-			log_warn("dp: service %s: delete frontend: %s", s->name, strerror(errno));
+		frontend_delete(dp, &k, s->id, s->name);
 	}
 	if (bpf_map_delete_elem(dp->fd_maglev, &s->id) && errno != ENOENT)
 		log_warn("dp: service %s: delete maglev: %s", s->name, strerror(errno));

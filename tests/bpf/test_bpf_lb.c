@@ -985,6 +985,25 @@ static void test_bpf_sync_applies_only_the_difference(void **state)
 	}
 }
 
+static void test_bpf_sync_rename_keeps_the_frontend(void **state)
+{
+	struct dp_backend b = be("10.1.7.7", 8080, BE_F_LOCAL);
+	struct dp_service_spec sp = { .svc = svc1("ns/old:80/tcp", IPPROTO_TCP, "10.96.2.1", 80, 0),
+				      .backends = &b, .n_backends = 1 };
+
+	(void)state;
+	flush_flows();
+	assert_int_equal(dp_sync(dp, &sp, 1), 0);
+	/* The same frontend under a new name: the new service keeps it after the old goes. */
+	sp.svc.name = "ns/new:80/tcp";
+	assert_int_equal(dp_sync(dp, &sp, 1), 0);
+	assert_int_equal(dp_service_id(dp, "ns/old:80/tcp"), -ENOENT);
+	assert_true(svc_gen("10.96.2.1", 80, IPPROTO_TCP) >= 0);
+	assert_int_equal(flow_backend(fd_tc_pod, CLIENT, 12345, "10.96.2.1", 80, IPPROTO_TCP),
+			 b.addr);
+	assert_int_equal(dp_sync(dp, NULL, 0), 0);
+}
+
 static void test_bpf_counters_per_service(void **state)
 {
 	struct dp_service s = svc1("default/cnt:80/tcp", IPPROTO_TCP, VIP, 80, 0);
@@ -1116,6 +1135,7 @@ SHOAL_TEST_MAIN_SETUP(setup, teardown, cmocka_unit_test(test_bpf_tc_dnat_and_rev
 		      cmocka_unit_test(test_bpf_dsr_option_round_trip),
 		      cmocka_unit_test(test_bpf_malformed_packet_table),
 		      cmocka_unit_test(test_bpf_sync_applies_only_the_difference),
+		      cmocka_unit_test(test_bpf_sync_rename_keeps_the_frontend),
 		      cmocka_unit_test(test_bpf_counters_per_service),
 		      cmocka_unit_test(test_bpf_upsert_rejects_bad_input),
 		      cmocka_unit_test(test_bpf_sock_connect_translates_and_rejects))
