@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -698,8 +699,11 @@ int main(int argc, char **argv)
 	f = fopen(out, "w");
 	if (!f)
 		return 1;
-	fprintf(f, "{\"bench\": \"dp\", \"quick\": %s, \"machine\": \"%ld cores, Linux\",\n \"figures\": [\n",
-		quick ? "true" : "false", sysconf(_SC_NPROCESSORS_ONLN));
+	struct utsname u;
+
+	uname(&u);
+	fprintf(f, "{\"bench\": \"dp\", \"quick\": %s, \"machine\": \"%ld cores, Linux %s\",\n \"figures\": [\n",
+		quick ? "true" : "false", sysconf(_SC_NPROCESSORS_ONLN), u.release);
 	for (int i = 0; i < nfig; i++) {
 		fprintf(f, "  {\"name\": \"%s\", \"value\": %.3f, \"unit\": \"%s\"", figs[i].name,
 			figs[i].value, figs[i].unit);

@@ -9,14 +9,25 @@
  * while the agent restarts; the next dp_open() picks the state up from the pinned maps.
  * dp_uninstall() detaches everything and removes the pins.
  *
- * Memory at the defaults (10,000 services, 100,000 backends, 1,000,000 flows; 2 CPUs):
- *   ct (2 entries a flow, LRU, preallocated, ~120 B each)          ~240 MiB
- *   backends, slots, frontends (hash, allocated on use, ~80 B)     ~ 25 MiB in use
- *   per-service and per-backend counters (per-CPU arrays, 16 B/CPU) ~  4 MiB
- *   one Maglev table per north-south service (4 B x 16381)          64 KiB each
- * dp_mem_bytes() reports what the kernel charges for the maps.
+ * Memory at the defaults (10,000 services, 100,000 backends, 1,000,000 flows), as the kernel
+ * charges it (dp_mem_bytes; bench/dp measured 313 MiB in all on 2 CPUs):
+ *   shoal_ct_v4: 2 entries a flow, LRU, preallocated (~140 B each)      ~270 MiB
+ *   shoal_be_v4, shoal_slot_v4, shoal_svc_v4 (hash, allocated on use)   ~ 30 MiB full
+ *   per-service and per-backend counters (per-CPU arrays, 16 B a CPU)   ~  4 MiB on 2 CPUs
+ *   one Maglev table per north-south service (4 B x 16,381)             64 KiB each
+ * Map sizes are fixed when the maps are first created; reopening pinned maps with other
+ * sizes fails (dp_uninstall first).
  *
- * Errors: functions return 0 or a negative errno; dp_open() returns NULL and sets errno.
+ * Services (struct dp_service): frontends are ClusterIP, node addresses (NodePort: the caller
+ * lists one frontend per node address) and external IPs; flags are shoal_abi.h's SVC_F_*.
+ * SVC_F_MAGLEV picks north-south backends through a Maglev table (XDP and the uplink tc
+ * program), east-west picks at random. SVC_F_DSR sends north-south traffic for another
+ * node's backend without SNAT, the frontend carried in an IPv4 option (type 158, RFC 4727's
+ * experimental value) that the backend node's shoal strips and turns into reply NAT.
+ * A Service without a serving endpoint answers TCP with RST and UDP with ICMP port
+ * unreachable (tc and XDP), and fails connect() with EPERM (socket hooks).
+ *
+  * Errors: functions return 0 or a negative errno; dp_open() returns NULL and sets errno.
  */
 #ifndef SHOAL_DP_H
 #define SHOAL_DP_H

@@ -59,8 +59,25 @@ int nslab_leave_ns(void)
 	return setns(orig_ns, CLONE_NEWNET) ? -errno : 0;
 }
 
+/* The answer's prefix: the tag, or with tag "%peer" the sender's address (to see NAT). */
+static void prefix(const char *tag, int fd, const struct sockaddr_in *from, char *buf, size_t len)
+{
+	struct sockaddr_in a;
+	socklen_t al = sizeof(a);
+
+	if (strcmp(tag, "%peer")) {
+		snprintf(buf, len, "%s", tag);
+		return;
+	}
+	if (!from && getpeername(fd, (void *)&a, &al) == 0)
+		from = &a;
+	if (!from || !inet_ntop(AF_INET, &from->sin_addr, buf, (socklen_t)len))
+		snprintf(buf, len, "?");
+}
+
 static void echo_loop(uint16_t port, const char *tag)
 {
+	char pre[64];
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
 	struct pollfd pf[66];
 	int one = 1, n = 2;
@@ -94,7 +111,8 @@ static void echo_loop(uint16_t port, const char *tag)
 
 			if (r >= 0) {
 				buf[r] = '\0';
-				int m = snprintf(out, sizeof(out), "%s:%s", tag, buf);
+				prefix(tag, pf[1].fd, &from, pre, sizeof(pre));
+				int m = snprintf(out, sizeof(out), "%s:%s", pre, buf);
 
 				sendto(pf[1].fd, out, (size_t)m, 0, (void *)&from, fl);
 			}
@@ -111,7 +129,8 @@ static void echo_loop(uint16_t port, const char *tag)
 				continue;
 			}
 			buf[r] = '\0';
-			int m = snprintf(out, sizeof(out), "%s:%s", tag, buf);
+			prefix(tag, pf[i].fd, NULL, pre, sizeof(pre));
+			int m = snprintf(out, sizeof(out), "%s:%s", pre, buf);
 
 			if (write(pf[i].fd, out, (size_t)m) < 0)
 				continue;

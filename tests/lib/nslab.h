@@ -19,7 +19,8 @@ int nslab_enter_ns(const char *name);
 int nslab_leave_ns(void);
 /*
  * Forks an echo server in namespace `ns`: TCP and UDP on `port`, answering each message with
- * "<tag>:" followed by the message. Lives at most `secs` seconds. Returns its pid.
+ * "<tag>:" followed by the message (tag "%peer": the sender's address as the server sees it).
+ * Lives at most `secs` seconds. Returns its pid.
  */
 pid_t nslab_echo_server(const char *ns, uint16_t port, const char *tag, unsigned secs);
 /* Stops a child started above (SIGTERM, then waits). */
