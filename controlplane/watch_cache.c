@@ -100,6 +100,7 @@ void wc_obj_unref(struct wc_obj *o)
 	if (!o || __atomic_sub_fetch(&o->refcnt, 1, __ATOMIC_ACQ_REL) != 0)
 		return;
 	free(o->key);
+	free(o->names);
 	free(o->json);
 	json_decref(o->sel);
 	free(o);
@@ -227,21 +228,25 @@ struct wc_obj *wc_obj_from_stored(const struct api_kind *k, const char *key, con
 	o->key = strdup(key);
 	if (!o->key)
 		goto err;
-	/* key: /registry/<resource>/[<ns>/]<name> */
+	/* key: /registry/<resource>/[<ns>/]<name>; ns and name are kept in one buffer of their
+	 * own so that key stays whole. */
 	p = strchr(o->key + strlen("/registry/"), '/');
 	if (!p)
 		goto bad;
 	p++;
+	o->names = strdup(p);
+	if (!o->names)
+		goto err;
 	if (k->namespaced) {
-		char *slash = strchr(p, '/');
+		char *slash = strchr(o->names, '/');
 		if (!slash)
 			goto bad;
 		*slash = '\0';
-		o->ns = p;
+		o->ns = o->names;
 		o->name = slash + 1;
 	} else {
 		o->ns = "";
-		o->name = p;
+		o->name = o->names;
 	}
 	obj = json_loadb(value, len, 0, &jerr);
 	if (!obj) {
@@ -260,12 +265,14 @@ struct wc_obj *wc_obj_from_stored(const struct api_kind *k, const char *key, con
 	return o;
 bad:
 	free(o->key);
+	free(o->names);
 	json_decref(o->sel);
 	free(o);
 	errno = EINVAL;
 	return NULL;
 err:
 	free(o->key);
+	free(o->names);
 	json_decref(o->sel);
 	free(o);
 	errno = ENOMEM;
@@ -696,7 +703,8 @@ void wc_watch_stop(struct wc_watcher *w)
 		w->next->prevw = w->prevw;
 	wc->nwatchers--;
 	pthread_mutex_unlock(&wc->watchers_mu);
-	wc_list_free(w->initial + w->initial_pos, w->ninitial - w->initial_pos);
+	for (size_t i = w->initial_pos; i < w->ninitial; i++)
+		wc_obj_unref(w->initial[i]);
 	free(w->initial);
 	selector_free(w->lsel);
 	field_selector_free(w->fsel);
