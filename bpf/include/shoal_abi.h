@@ -200,6 +200,7 @@ enum shoal_reason {
 	DR_FIB, /* no route or neighbour to forward to */
 	DR_NO_SNAT_PORT, /* SNAT port space exhausted */
 	DR_REJECT_FAILED, /* could not build the reject reply */
+	DR_STRAY_RST, /* a TCP RST for no known flow of a service: dropped */
 	DR_MAX,
 };
 

@@ -215,8 +215,10 @@ static __always_inline int lb_v4(const struct pkt_v4 *p, bool external, __u32 if
 		/* Its backend is gone: the flow is chosen anew below. */
 	}
 
-	if (p->proto == IPPROTO_TCP && (p->tcp_flags & TCP_RST))
-		return LB_DROP; /* nothing to reset: an RST for an unknown flow */
+	if (p->proto == IPPROTO_TCP && (p->tcp_flags & TCP_RST)) {
+		pl->reason = DR_STRAY_RST; /* nothing to reset: an RST for an unknown flow */
+		return LB_DROP;
+	}
 
 	be_id = lb_select(svc, p, external);
 	be = lb_backend(be_id);

@@ -634,12 +634,17 @@ static void check_reject(int prog, uint32_t want_ret)
 	if (bad)
 		fail_msg("RST for ACK: %s", bad);
 
-	/* An RST to a service without endpoints is dropped, never answered. */
+	/* An RST to a service without endpoints is dropped and counted, never answered. */
 	ps.tcp_flags = 0x04;
 	ps.payload = 0;
 	len = pkt_build(in, &ps);
-	assert_int_equal(run(prog, in, len, out, &ol, &ret), 0);
-	assert_true(ret == XDP_DROP || ret == TC_ACT_SHOT);
+	{
+		uint64_t stray = reason_count(DR_STRAY_RST);
+
+		assert_int_equal(run(prog, in, len, out, &ol, &ret), 0);
+		assert_true(ret == XDP_DROP || ret == TC_ACT_SHOT);
+		assert_int_equal(reason_count(DR_STRAY_RST), stray + 1);
+	}
 
 	/* UDP: ICMP port unreachable quoting the datagram's IP header and 8 bytes. */
 	ps.proto = IPPROTO_UDP;
