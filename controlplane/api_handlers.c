@@ -903,10 +903,11 @@ static int handle_list(struct api_req *r)
 	if (!err)
 		err = ob_add(&b, "]}", 2);
 	wc_list_free(objs, n);
-	ret = err ? api_respond_status(r, 500, NULL, "out of memory")
-		  : api_respond_json(r, 200, b.s, b.len);
-	free(b.s);
-	return ret;
+	if (err) {
+		free(b.s);
+		return api_respond_status(r, 500, NULL, "out of memory");
+	}
+	return api_respond_json_take(r, 200, b.s, b.len);
 }
 
 /* ---- writes ------------------------------------------------------------------------------ */

@@ -101,6 +101,8 @@ struct api_req {
 
 /* ---- responses (api_server.c) ---- */
 int api_respond_json(struct api_req *r, int code, const char *body, size_t len);
+/* The same, handing body (malloc'd) over instead of copying it: for large lists. */
+int api_respond_json_take(struct api_req *r, int code, char *body, size_t len);
 int api_respond_status(struct api_req *r, int code, const char *reason, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 const char *api_query(struct api_req *r, const char *name);

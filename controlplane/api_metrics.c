@@ -14,6 +14,7 @@
 
 #include "api_internal.h"
 #include "hashmap.h"
+#include "sched_runner.h"
 
 static const double buckets[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
 				  0.1,	 0.25,	 0.5,	1,    2.5,   5 };
@@ -201,6 +202,16 @@ char *api_metrics_render(struct api_server *srv, size_t *len)
 		"shoal_store_fsync_duration_seconds_count %llu\n",
 	    (unsigned long long)ss.fsync_count, ss.fsync_sum_us / 1e6,
 	    (unsigned long long)ss.fsync_count);
+	if (srv->sched) {
+		char *sm;
+		size_t sl;
+		if (sched_runner_render(srv->sched, &sm, &sl) == 0) {
+			add(&t, "%s", sm);
+			free(sm);
+		} else {
+			t.err = -ENOMEM;
+		}
+	}
 	if (t.err) {
 		free(t.s);
 		return NULL;

@@ -60,14 +60,17 @@ const char *api_query(struct api_req *r, const char *name)
 	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
-int api_respond_json(struct api_req *r, int code, const char *body, size_t len)
+static int respond(struct api_req *r, int code, char *body, size_t len, bool take)
 {
-	struct MHD_Response *resp =
-		MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+	struct MHD_Response *resp = MHD_create_response_from_buffer(
+		len, body, take ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_MUST_COPY);
 	int ret;
 
-	if (!resp)
+	if (!resp) {
+		if (take)
+			free(body);
 		return MHD_NO;
+	}
 	if (MHD_add_response_header(resp, "Content-Type", "application/json") != MHD_YES)
 		log_warn("cannot add Content-Type header");
 	if (r->unknown && json_array_size(r->unknown)) {
@@ -89,6 +92,16 @@ int api_respond_json(struct api_req *r, int code, const char *body, size_t len)
 	ret = MHD_queue_response(r->conn, code, resp);
 	MHD_destroy_response(resp);
 	return ret;
+}
+
+int api_respond_json(struct api_req *r, int code, const char *body, size_t len)
+{
+	return respond(r, code, (char *)body, len, false);
+}
+
+int api_respond_json_take(struct api_req *r, int code, char *body, size_t len)
+{
+	return respond(r, code, body, len, true);
 }
 
 int api_respond_status(struct api_req *r, int code, const char *reason, const char *fmt, ...)

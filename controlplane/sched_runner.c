@@ -17,8 +17,9 @@
 #include <time.h>
 
 #include "api_internal.h"
+#include "hashmap.h"
 #include "log.h"
-#include "sched.h"
+#include "scheduler.h"
 #include "sched_runner.h"
 
 enum { W_NAMESPACES, W_NODES, W_PODGROUPS, W_PODS, W_COUNT };
@@ -38,10 +39,16 @@ struct sched_runner {
 	bool pending; /* a wake-up came (events or a failed bind) */
 	bool stop;
 	struct failed_bind *failed;
-	int binds_in_flight; /* under mu */
+	int writes_in_flight; /* under mu */
 	char *buf;
 	size_t cap;
 	int64_t last_refresh_ms;
+	/* What /metrics publishes, refreshed by the thread at most once a second (under mu):
+	 * node name -> struct sched_node_info, and the scheduler's counters. */
+	struct hashmap *published;
+	struct sched_stats stats;
+	int64_t last_publish_ms;
+	bool dirty;
 };
 
 static int64_t mono_ms(void)
@@ -110,7 +117,7 @@ static void bind_done(void *arg, int err, int64_t rev, struct store_result *res,
 	(void)res;
 	(void)n;
 	pthread_mutex_lock(&r->mu);
-	r->binds_in_flight--;
+	r->writes_in_flight--;
 	pthread_cond_broadcast(&r->cond);
 	pthread_mutex_unlock(&r->mu);
 	if (err) {
@@ -131,7 +138,24 @@ static void bind_done(void *arg, int err, int64_t rev, struct store_result *res,
 	free(b);
 }
 
-/* Writes pod (with its resourceVersion removed) conditional on rev. */
+/* Status writes (unschedulable, preemption) are fire-and-forget: a lost race is retried by
+ * the next scheduling cycle of that pod. */
+static void status_done(void *arg, int err, int64_t rev, struct store_result *res, size_t n)
+{
+	struct sched_runner *r = arg;
+	(void)rev;
+	(void)res;
+	(void)n;
+	if (err && err != -ECONFLICT && err != -ENOENT)
+		log_warn("scheduler: status write: %s", shoal_strerror(err));
+	pthread_mutex_lock(&r->mu);
+	r->writes_in_flight--;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* Writes pod (with its resourceVersion removed) conditional on rev, without waiting: done
+ * (or status_done) is called from the commit thread. Counts the write in flight. */
 static int put_pod(struct sched_runner *r, const char *ns, const char *name, json_t *pod,
 		   int64_t rev, store_done_fn done, void *arg)
 {
@@ -147,9 +171,20 @@ static int put_pod(struct sched_runner *r, const char *ns, const char *name, jso
 	pod_key(ns, name, key, sizeof(key));
 	struct store_op op = { .type = STORE_PUT, .key = key, .value = value, .value_len = len,
 			       .expect_mod_rev = rev };
-	err = done ? store_txn_async(r->srv->st, &op, 1, done, arg)
-		   : store_txn(r->srv->st, &op, 1, NULL, NULL);
+	if (!done) {
+		done = status_done;
+		arg = r;
+	}
+	pthread_mutex_lock(&r->mu);
+	r->writes_in_flight++;
+	pthread_mutex_unlock(&r->mu);
+	err = store_txn_async(r->srv->st, &op, 1, done, arg);
 	free(value);
+	if (err) {
+		pthread_mutex_lock(&r->mu);
+		r->writes_in_flight--;
+		pthread_mutex_unlock(&r->mu);
+	}
 	return err;
 }
 
@@ -176,15 +211,7 @@ static int op_bind(void *ctx, const char *ns, const char *name, const char *uid,
 		b->r = r;
 		snprintf(b->ns, sizeof(b->ns), "%s", ns);
 		snprintf(b->name, sizeof(b->name), "%s", name);
-		pthread_mutex_lock(&r->mu);
-		r->binds_in_flight++;
-		pthread_mutex_unlock(&r->mu);
 		err = put_pod(r, ns, name, pod, rev, bind_done, b);
-		if (err) {
-			pthread_mutex_lock(&r->mu);
-			r->binds_in_flight--;
-			pthread_mutex_unlock(&r->mu);
-		}
 	}
 	if (err)
 		free(b);
@@ -215,7 +242,15 @@ static int op_evict(void *ctx, const char *ns, const char *name, const char *uid
 		char key[600];
 		pod_key(ns, name, key, sizeof(key));
 		struct store_op op = { .type = STORE_DELETE, .key = key, .expect_mod_rev = rev };
-		err = store_txn(r->srv->st, &op, 1, NULL, NULL);
+		pthread_mutex_lock(&r->mu);
+		r->writes_in_flight++;
+		pthread_mutex_unlock(&r->mu);
+		err = store_txn_async(r->srv->st, &op, 1, status_done, r);
+		if (err) {
+			pthread_mutex_lock(&r->mu);
+			r->writes_in_flight--;
+			pthread_mutex_unlock(&r->mu);
+		}
 	} else {
 		time_t t = time(NULL) + grace;
 		struct tm tm;
@@ -299,6 +334,18 @@ static void apply_line(struct sched_runner *r, int which, const char *line, size
 	if (rc && rc != -ENOENT)
 		log_warn("scheduler: %s %s%s%s: %s", type, ns ? ns : "", ns ? "/" : "", name,
 			 *err ? err : shoal_strerror(rc));
+	if (which == W_NODES) {
+		pthread_mutex_lock(&r->mu);
+		if (del) {
+			free(hashmap_del(r->published, name));
+		} else if (!hashmap_get(r->published, name)) {
+			struct sched_node_info *ni = calloc(1, sizeof(*ni));
+			if (ni && hashmap_put(r->published, name, ni, NULL))
+				free(ni);
+		}
+		pthread_mutex_unlock(&r->mu);
+	}
+	r->dirty = true;
 	json_decref(ev);
 }
 
@@ -346,6 +393,26 @@ static void retry_failed(struct sched_runner *r)
 	}
 }
 
+/* Copies each node's requests, predicted peak and batch-allocatable for /metrics. */
+static void publish(struct sched_runner *r)
+{
+	int64_t now = mono_ms();
+	size_t it = 0;
+	const char *name;
+	void *v;
+
+	if (!r->dirty || now - r->last_publish_ms < 1000)
+		return;
+	pthread_mutex_lock(&r->mu);
+	while (hashmap_next(r->published, &it, &name, &v))
+		if (sched_node_info(r->s, name, v))
+			memset(v, 0, sizeof(struct sched_node_info));
+	sched_stats(r->s, &r->stats);
+	pthread_mutex_unlock(&r->mu);
+	r->last_publish_ms = now;
+	r->dirty = false;
+}
+
 static void *runner_main(void *arg)
 {
 	struct sched_runner *r = arg;
@@ -368,6 +435,8 @@ static void *runner_main(void *arg)
 		int placed = sched_run(r->s, 256);
 		if (placed < 0)
 			log_warn("scheduler: %s", shoal_strerror(placed));
+		r->dirty |= placed > 0;
+		publish(r);
 		if (placed == 256)
 			continue;
 
@@ -375,6 +444,8 @@ static void *runner_main(void *arg)
 		int64_t refresh_due = r->last_refresh_ms + 60000;
 		if (due < 0 || due > refresh_due)
 			due = refresh_due;
+		if (r->dirty && due > r->last_publish_ms + 1000)
+			due = r->last_publish_ms + 1000;
 		pthread_mutex_lock(&r->mu);
 		while (!r->pending && !r->stop) {
 			int64_t wait = due - mono_ms();
@@ -396,6 +467,88 @@ static void *runner_main(void *arg)
 	return NULL;
 }
 
+static void free_published(struct hashmap *h)
+{
+	size_t it = 0;
+	void *v;
+	while (h && hashmap_next(h, &it, NULL, &v))
+		free(v);
+	hashmap_free(h);
+}
+
+int sched_runner_render(struct sched_runner *r, char **out, size_t *outlen)
+{
+	size_t cap = 4096, len = 0;
+	char *buf = malloc(cap);
+	size_t it = 0;
+	const char *name;
+	void *v;
+
+#define EMIT(...)                                                                                  \
+	do {                                                                                       \
+		int n_ = snprintf(buf + len, cap - len, __VA_ARGS__);                              \
+		if (n_ >= 0 && (size_t)n_ >= cap - len) {                                          \
+			cap = (cap + n_) * 2;                                                      \
+			char *nb_ = realloc(buf, cap);                                             \
+			if (!nb_)                                                                  \
+				goto nomem;                                                        \
+			buf = nb_;                                                                 \
+			n_ = snprintf(buf + len, cap - len, __VA_ARGS__);                          \
+		}                                                                                  \
+		len += n_ > 0 ? (size_t)n_ : 0;                                                    \
+	} while (0)
+
+	if (!buf)
+		return -ENOMEM;
+	pthread_mutex_lock(&r->mu);
+	struct sched_stats st = r->stats;
+	EMIT("# HELP shoal_scheduler_pods_total Scheduling outcomes.\n"
+	     "# TYPE shoal_scheduler_pods_total counter\n"
+	     "shoal_scheduler_pods_total{result=\"scheduled\"} %llu\n"
+	     "shoal_scheduler_pods_total{result=\"unschedulable\"} %llu\n"
+	     "shoal_scheduler_pods_total{result=\"bind_error\"} %llu\n"
+	     "shoal_scheduler_preemption_victims_total %llu\n"
+	     "# HELP shoal_scheduler_pending_pods Pods waiting, by queue.\n"
+	     "# TYPE shoal_scheduler_pending_pods gauge\n"
+	     "shoal_scheduler_pending_pods{queue=\"active\"} %d\n"
+	     "shoal_scheduler_pending_pods{queue=\"backoff\"} %d\n"
+	     "shoal_scheduler_pending_pods{queue=\"unschedulable\"} %d\n"
+	     "shoal_scheduler_pending_pods{queue=\"gang\"} %d\n",
+	     (unsigned long long)st.scheduled, (unsigned long long)st.unschedulable,
+	     (unsigned long long)st.bind_errors, (unsigned long long)st.victims, st.active,
+	     st.backoff, st.unsched, st.waiting);
+	EMIT("# HELP shoal_scheduler_node_resource Per node: allocatable, requested, predicted peak "
+	     "and the capacity batch pods may use (cpu in millicores, memory in bytes).\n"
+	     "# TYPE shoal_scheduler_node_resource gauge\n");
+	while (hashmap_next(r->published, &it, &name, &v)) {
+		const struct sched_node_info *ni = v;
+		const struct {
+			const char *what;
+			int64_t cpu, mem;
+		} rows[] = {
+			{ "allocatable", ni->alloc_cpu, ni->alloc_mem },
+			{ "requested", ni->req_cpu, ni->req_mem },
+			{ "predicted_peak", ni->peak_cpu, ni->peak_mem },
+			{ "batch_allocatable", ni->batch_alloc_cpu, ni->batch_alloc_mem },
+		};
+		for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+			EMIT("shoal_scheduler_node_resource{node=\"%s\",kind=\"%s\",resource=\"cpu\"} "
+			     "%lld\nshoal_scheduler_node_resource{node=\"%s\",kind=\"%s\",resource="
+			     "\"memory\"} %lld\n",
+			     name, rows[i].what, (long long)rows[i].cpu, name, rows[i].what,
+			     (long long)(rows[i].mem / 1000));
+	}
+	pthread_mutex_unlock(&r->mu);
+	*out = buf;
+	*outlen = len;
+	return 0;
+nomem:
+	pthread_mutex_unlock(&r->mu);
+	free(buf);
+	return -ENOMEM;
+#undef EMIT
+}
+
 struct sched_runner *sched_runner_start(struct api_server *srv, const char *config_path)
 {
 	static const char *const kinds[W_COUNT] = { "Namespace", "Node", "PodGroup", "Pod" };
@@ -406,6 +559,11 @@ struct sched_runner *sched_runner_start(struct api_server *srv, const char *conf
 	if (!r)
 		return NULL;
 	r->srv = srv;
+	r->published = hashmap_new(64);
+	if (!r->published) {
+		free(r);
+		return NULL;
+	}
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_cond_init(&r->cond, NULL);
 	if (config_path) {
@@ -449,6 +607,7 @@ fail:
 	for (int i = 0; i < W_COUNT; i++)
 		wc_watch_stop(r->w[i]);
 	sched_free(r->s);
+	free_published(r->published);
 	pthread_mutex_destroy(&r->mu);
 	pthread_cond_destroy(&r->cond);
 	free(r);
@@ -465,9 +624,9 @@ void sched_runner_stop(struct sched_runner *r)
 	pthread_cond_signal(&r->cond);
 	pthread_mutex_unlock(&r->mu);
 	pthread_join(r->thread, NULL);
-	/* bind_done still to come would find r gone: wait for the commits in flight. */
+	/* Callbacks still to come would find r gone: wait for the commits in flight. */
 	pthread_mutex_lock(&r->mu);
-	while (r->binds_in_flight > 0)
+	while (r->writes_in_flight > 0)
 		pthread_cond_wait(&r->cond, &r->mu);
 	pthread_mutex_unlock(&r->mu);
 	for (int i = 0; i < W_COUNT; i++)
@@ -478,6 +637,7 @@ void sched_runner_stop(struct sched_runner *r)
 		free(f);
 	}
 	sched_free(r->s);
+	free_published(r->published);
 	free(r->buf);
 	pthread_mutex_destroy(&r->mu);
 	pthread_cond_destroy(&r->cond);

@@ -85,6 +85,7 @@ struct watch_cache {
 	pthread_t ticker;
 	bool ticker_started;
 	atomic_bool closing;
+	bool notify; /* under rev_mu: events arrived, parked watchers to wake */
 };
 
 /* ---- objects ---------------------------------------------------------------------------- */
@@ -396,35 +397,56 @@ static void on_store_events(void *arg, const struct store_event *evs, size_t n)
 		wc->rev = rev;
 	pthread_rwlock_unlock(&wc->lock);
 
+	/* Waking thousands of parked watchers is the notifier's job, not the commit thread's:
+	 * the writers of this commit are answered right after this returns. */
 	pthread_mutex_lock(&wc->rev_mu);
+	wc->notify = true;
 	pthread_cond_broadcast(&wc->rev_cond);
 	pthread_mutex_unlock(&wc->rev_mu);
-	wake_parked(wc);
 }
 
-/* ---- the ticker: bookmarks, deadlines, compaction ------------------------------------ */
+/* ---- the notifier: wake-ups, bookmarks, deadlines, compaction ------------------------ */
 
-static void *ticker_main(void *arg)
+static void trim_compacted(struct watch_cache *wc)
+{
+	/* History the store compacted away cannot be promised to a resuming watcher. */
+	int64_t compacted = store_compacted_revision(wc->st);
+	pthread_rwlock_wrlock(&wc->lock);
+	while (wc->tail < wc->head && wc->ring[wc->tail % wc->cap].rev <= compacted) {
+		struct wc_event *old = &wc->ring[wc->tail % wc->cap];
+		wc_obj_unref(old->obj);
+		wc_obj_unref(old->prev);
+		wc->tail++;
+	}
+	if (compacted + 1 > wc->ring_min_rev)
+		wc->ring_min_rev = compacted + 1;
+	pthread_rwlock_unlock(&wc->lock);
+}
+
+static void *notifier_main(void *arg)
 {
 	struct watch_cache *wc = arg;
-	struct timespec ts = { .tv_sec = wc->bookmark_ms / 1000,
-			       .tv_nsec = (long)(wc->bookmark_ms % 1000) * 1000000L };
+	struct timespec next;
 
+	clock_gettime(CLOCK_REALTIME, &next);
 	while (!atomic_load(&wc->closing)) {
-		nanosleep(&ts, NULL);
-		/* History the store compacted away cannot be promised to a resuming watcher. */
-		int64_t compacted = store_compacted_revision(wc->st);
-		pthread_rwlock_wrlock(&wc->lock);
-		while (wc->tail < wc->head && wc->ring[wc->tail % wc->cap].rev <= compacted) {
-			struct wc_event *old = &wc->ring[wc->tail % wc->cap];
-			wc_obj_unref(old->obj);
-			wc_obj_unref(old->prev);
-			wc->tail++;
+		struct timespec now;
+		pthread_mutex_lock(&wc->rev_mu);
+		while (!wc->notify && !atomic_load(&wc->closing) &&
+		       pthread_cond_timedwait(&wc->rev_cond, &wc->rev_mu, &next) != ETIMEDOUT)
+			;
+		wc->notify = false;
+		pthread_mutex_unlock(&wc->rev_mu);
+		clock_gettime(CLOCK_REALTIME, &now);
+		if (now.tv_sec > next.tv_sec || (now.tv_sec == next.tv_sec && now.tv_nsec >= next.tv_nsec)) {
+			trim_compacted(wc);
+			next = now;
+			next.tv_nsec += (long)wc->bookmark_ms * 1000000L;
+			next.tv_sec += next.tv_nsec / 1000000000L;
+			next.tv_nsec %= 1000000000L;
 		}
-		if (compacted + 1 > wc->ring_min_rev)
-			wc->ring_min_rev = compacted + 1;
-		pthread_rwlock_unlock(&wc->lock);
-		/* Parked watchers get a chance to send a bookmark or to end at their deadline. */
+		/* Parked watchers read what arrived, or send a bookmark, or end at their
+		 * deadline. */
 		wake_parked(wc);
 	}
 	return NULL;
@@ -475,7 +497,13 @@ struct watch_cache *wc_open(struct store *st, const struct wc_opts *opts)
 	wc->st = st;
 	wc->cap = opts && opts->ring_events ? opts->ring_events : 100000;
 	wc->bookmark_ms = opts && opts->bookmark_interval_ms > 0 ? opts->bookmark_interval_ms : 1000;
-	pthread_rwlock_init(&wc->lock, NULL);
+	/* The commit thread must not starve behind thousands of watch readers: glibc's default
+	 * rwlock lets new readers in while a writer waits. */
+	pthread_rwlockattr_t la;
+	pthread_rwlockattr_init(&la);
+	pthread_rwlockattr_setkind_np(&la, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&wc->lock, &la);
+	pthread_rwlockattr_destroy(&la);
 	pthread_mutex_init(&wc->watchers_mu, NULL);
 	pthread_mutex_init(&wc->rev_mu, NULL);
 	pthread_cond_init(&wc->rev_cond, NULL);
@@ -503,7 +531,7 @@ struct watch_cache *wc_open(struct store *st, const struct wc_opts *opts)
 			  shoal_strerror(err));
 		goto err;
 	}
-	err = -pthread_create(&wc->ticker, NULL, ticker_main, wc);
+	err = -pthread_create(&wc->ticker, NULL, notifier_main, wc);
 	if (err)
 		goto err;
 	wc->ticker_started = true;
@@ -526,6 +554,9 @@ void wc_close(struct watch_cache *wc)
 		return;
 	atomic_store(&wc->closing, true);
 	store_watch_cancel(wc->sw);
+	pthread_mutex_lock(&wc->rev_mu);
+	pthread_cond_broadcast(&wc->rev_cond);
+	pthread_mutex_unlock(&wc->rev_mu);
 	if (wc->ticker_started)
 		pthread_join(wc->ticker, NULL);
 	wake_parked(wc);

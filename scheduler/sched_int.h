@@ -21,7 +21,7 @@
 
 #include "hashmap.h"
 #include "labels.h"
-#include "sched.h"
+#include "scheduler.h"
 
 typedef uint32_t sid_t; /* interned string; 0 is none */
 
@@ -387,7 +387,7 @@ struct sched {
 	struct snode **slots;
 	uint32_t nslots, slotcap;
 	int *freeslots;
-	uint32_t nfree;
+	uint32_t nfree, freecap;
 	struct snode **live;
 	uint32_t nlive;
 	uint32_t next_start;

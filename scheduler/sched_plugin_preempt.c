@@ -131,7 +131,8 @@ int plugin_preempt(struct sched *s, struct cycle *c)
 	uint32_t *fail = malloc((s->nslots ? s->nslots : 1) * sizeof(*fail));
 	if (!fail)
 		return -ENOMEM;
-	memcpy(fail, s->fail, s->nslots * sizeof(*fail));
+	if (s->nslots)
+		memcpy(fail, s->fail, s->nslots * sizeof(*fail));
 	for (uint32_t j = 0; j < nl && found < limit; j++) {
 		struct snode *n = s->live[(start + j) % nl];
 		if (!resolvable(fail[n->slot]))

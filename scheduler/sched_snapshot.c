@@ -645,7 +645,7 @@ int sched_node_upsert(struct sched *s, const json_t *node, char *err, size_t err
 		if (nl)
 			s->live = nl;
 		s->slots[slot] = NULL;
-		if (ARRAY_GROW(s->freeslots, s->nfree, s->nslots) == 0)
+		if (ARRAY_GROW(s->freeslots, s->nfree, s->freecap) == 0)
 			s->freeslots[s->nfree++] = slot;
 		node_free(n);
 		return -ENOMEM;
@@ -696,7 +696,7 @@ int sched_node_delete(struct sched *s, const char *name)
 		if ((uint32_t)n->slot < t->ncap)
 			t->m_node[n->slot] = 0;
 	}
-	if (ARRAY_GROW(s->freeslots, s->nfree, s->nslots) == 0)
+	if (ARRAY_GROW(s->freeslots, s->nfree, s->freecap) == 0)
 		s->freeslots[s->nfree++] = n->slot;
 	int slot = n->slot;
 	struct spod *p;
@@ -813,8 +813,6 @@ static int parse_nsf(struct sched *s, const json_t *term, sid_t own, struct nsf 
 			return rc;
 		f->has_sel = true;
 	}
-	if (!n && !f->has_sel)
-		n = 0;
 	f->ns = calloc(n + 1, sizeof(*f->ns));
 	if (!f->ns)
 		return -ENOMEM;

@@ -19,7 +19,7 @@
 #include "hashmap.h"
 #include "labels.h"
 #include "quantity.h"
-#include "sched.h"
+#include "scheduler.h"
 
 #include <jansson.h>
 

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * shoald as a daemon: authentication and authorization from a token file, 410 Gone once
- * history is compacted, durability of acknowledged writes across kill -9, and a clean exit
- * on SIGTERM. Each test starts its own shoald with the flags it needs.
+ * shoald as a daemon: authentication and authorization from a token file, 410
+ * Gone once history is compacted, durability of acknowledged writes across kill
+ * -9, and a clean exit on SIGTERM. Each test starts its own shoald with the
+ * flags it needs.
  */
 #include <curl/curl.h>
 #include <pthread.h>
@@ -43,25 +44,30 @@ static void test_api_auth_tokens_and_groups(void **state)
 		   "k8s-style,alice,1001,\"readonly,devs\"\n");
 	fclose(f);
 	snprintf(flag, sizeof(flag), "%s", tokens);
-	const char *args[] = { "--token-file", flag, "--log-level", "warn", NULL };
+	const char *args[] = { "--disable-scheduler", "--token-file", flag,
+			       "--log-level",	      "warn",	      NULL };
 	assert_int_equal(shoald_start(&s, args), 0);
 
 	const char *node1 = "{\"metadata\":{\"name\":\"node-1\"},\"spec\":{}}";
 	const char *node2 = "{\"metadata\":{\"name\":\"node-2\"},\"spec\":{}}";
-	const char *pod = "{\"metadata\":{\"name\":\"p\"},\"spec\":{\"containers\":[{\"name\":\"c\","
+	const char *pod = "{\"metadata\":{\"name\":\"p\"},\"spec\":{\"containers\":[{"
+			  "\"name\":\"c\","
 			  "\"image\":\"x\"}]}}";
 	assert_int_equal(req(&s, "GET", "/api/v1/pods", NULL, NULL), 401);
 	assert_int_equal(req(&s, "GET", "/api/v1/pods", NULL, "wrong"), 401);
 	assert_int_equal(req(&s, "GET", "/healthz", NULL, NULL), 200);
 	assert_int_equal(req(&s, "GET", "/api/v1/pods", NULL, "reader-token"), 200);
 	assert_int_equal(req(&s, "GET", "/api/v1/pods", NULL, "k8s-style"), 200);
-	assert_int_equal(req(&s, "POST", "/api/v1/namespaces/default/pods", pod, "reader-token"), 403);
+	assert_int_equal(req(&s, "POST", "/api/v1/namespaces/default/pods", pod, "reader-token"),
+			 403);
 	assert_int_equal(req(&s, "POST", "/api/v1/nodes", node2, "node1-token"), 403);
 	assert_int_equal(req(&s, "POST", "/api/v1/nodes", node1, "node1-token"), 201);
 	assert_int_equal(req(&s, "POST", "/api/v1/nodes", node2, "admin-token"), 201);
 	assert_int_equal(req(&s, "PATCH", "/api/v1/nodes/node-2", "{}", "node1-token"), 403);
-	assert_int_equal(req(&s, "POST", "/api/v1/namespaces/default/pods", pod, "node1-token"), 403);
-	assert_int_equal(req(&s, "POST", "/api/v1/namespaces/default/pods", pod, "admin-token"), 201);
+	assert_int_equal(req(&s, "POST", "/api/v1/namespaces/default/pods", pod, "node1-token"),
+			 403);
+	assert_int_equal(req(&s, "POST", "/api/v1/namespaces/default/pods", pod, "admin-token"),
+			 201);
 	/* Unbound pod: a node may not touch its status; bound to it: it may. */
 	assert_int_equal(req(&s, "PUT", "/api/v1/namespaces/default/pods/p/status",
 			     "{\"status\":{\"phase\":\"Running\"}}", "node1-token"),
@@ -72,8 +78,8 @@ static void test_api_auth_tokens_and_groups(void **state)
 	assert_int_equal(req(&s, "PUT", "/api/v1/namespaces/default/pods/p/status",
 			     "{\"status\":{\"phase\":\"Running\"}}", "node1-token"),
 			 200);
-	assert_int_equal(req(&s, "DELETE", "/api/v1/namespaces/default/pods/p", NULL, "reader-token"),
-			 403);
+	assert_int_equal(
+		req(&s, "DELETE", "/api/v1/namespaces/default/pods/p", NULL, "reader-token"), 403);
 	assert_int_equal(shoald_stop(&s), 0);
 	shoald_destroy(&s);
 	unlink(tokens);
@@ -84,31 +90,46 @@ static void test_api_watch_gone_after_compaction(void **state)
 {
 	(void)state;
 	struct shoald s;
-	const char *args[] = { "--history-revisions", "5", "--history-seconds", "0",
-			       "--compact-interval-ms", "50", "--watch-cache-events", "16",
-			       "--bookmark-interval-ms", "50", "--log-level", "warn", NULL };
+	const char *args[] = { "--disable-scheduler",
+			       "--history-revisions",
+			       "5",
+			       "--history-seconds",
+			       "0",
+			       "--compact-interval-ms",
+			       "50",
+			       "--watch-cache-events",
+			       "16",
+			       "--bookmark-interval-ms",
+			       "50",
+			       "--log-level",
+			       "warn",
+			       NULL };
 	assert_int_equal(shoald_start(&s, args), 0);
 	for (int i = 0; i < 60; i++) {
 		char body[256];
 		snprintf(body, sizeof(body),
-			 "{\"metadata\":{\"name\":\"c-%d\"},\"spec\":{\"containers\":[{\"name\":\"c\","
+			 "{\"metadata\":{\"name\":\"c-%d\"},\"spec\":{\"containers\":[{"
+			 "\"name\":\"c\","
 			 "\"image\":\"x\"}]}}",
 			 i);
-		assert_int_equal(req(&s, "POST", "/api/v1/namespaces/default/pods", body, NULL), 201);
+		assert_int_equal(req(&s, "POST", "/api/v1/namespaces/default/pods", body, NULL),
+				 201);
 	}
 	usleep(400 * 1000); /* compaction and the cache's trim run every 50 ms */
 	long code;
-	json_t *evs = http_watch(&s, "/api/v1/namespaces/default/pods?watch=1&resourceVersion=2", 3000,
-				 &code);
+	json_t *evs = http_watch(&s, "/api/v1/namespaces/default/pods?watch=1&resourceVersion=2",
+				 3000, &code);
 	assert_int_equal(code, 410);
 	json_decref(evs);
-	json_t *st = http_json(&s, "GET", "/api/v1/namespaces/default/pods?watch=1&resourceVersion=2",
-			       NULL, &code);
+	json_t *st =
+		http_json(&s, "GET", "/api/v1/namespaces/default/pods?watch=1&resourceVersion=2",
+			  NULL, &code);
 	assert_int_equal(code, 410);
 	assert_string_equal(json_string_value(json_object_get(st, "reason")), "Expired");
 	json_decref(st);
 	/* A fresh watch (no resourceVersion) still works: current state first. */
-	evs = http_watch(&s, "/api/v1/namespaces/default/pods?watch=1&timeoutSeconds=1", 3000, &code);
+	evs = http_watch(&s, "/api/v1/namespaces/default/pods?watch=1&timeoutSeconds=1", 3000,
+			 &code);
 	assert_int_equal(code, 200);
 	assert_int_equal(json_array_size(evs), 60);
 	json_decref(evs);
@@ -129,7 +150,8 @@ static void *crash_writer_main(void *p)
 	for (int i = 0; !atomic_load(w->stop) && i < 100000; i++) {
 		char body[512];
 		snprintf(body, sizeof(body),
-			 "{\"metadata\":{\"name\":\"w%d-%d\",\"annotations\":{\"payload\":\"%0200d\"}},"
+			 "{\"metadata\":{\"name\":\"w%d-%d\",\"annotations\":{\"payload\":"
+			 "\"%0200d\"}},"
 			 "\"spec\":{\"containers\":[{\"name\":\"c\",\"image\":\"x\"}]}}",
 			 w->id, i, i);
 		if (req(w->s, "POST", "/api/v1/namespaces/default/pods", body, NULL) != 201)
@@ -147,7 +169,7 @@ static void test_api_acknowledged_writes_survive_kill9(void **state)
 	struct crash_writer w[WRITERS];
 	pthread_t th[WRITERS];
 	atomic_int stop = 0;
-	const char *args[] = { "--log-level", "error", NULL };
+	const char *args[] = { "--disable-scheduler", "--log-level", "error", NULL };
 
 	assert_int_equal(shoald_start(&s, args), 0);
 	for (int i = 0; i < WRITERS; i++) {
@@ -168,11 +190,12 @@ static void test_api_acknowledged_writes_survive_kill9(void **state)
 		for (int j = 0; j < w[i].acked; j++) {
 			char path[256];
 			long code;
-			snprintf(path, sizeof(path), "/api/v1/namespaces/default/pods/w%d-%d", i, j);
+			snprintf(path, sizeof(path), "/api/v1/namespaces/default/pods/w%d-%d", i,
+				 j);
 			json_t *o = http_json(&s, "GET", path, NULL, &code);
 			if (code != 200)
-				fail_msg("acknowledged write w%d-%d lost after kill -9 (HTTP %ld)", i, j,
-					 code);
+				fail_msg("acknowledged write w%d-%d lost after kill -9 (HTTP %ld)",
+					 i, j, code);
 			const char *payload = json_string_value(json_object_get(
 				json_object_get(json_object_get(o, "metadata"), "annotations"),
 				"payload"));
@@ -183,17 +206,17 @@ static void test_api_acknowledged_writes_survive_kill9(void **state)
 			json_decref(o);
 		}
 	}
-	/* Every pod that is there is whole (the list parses and each has its payload). */
+	/* Every pod that is there is whole (the list parses and each has its
+   * payload). */
 	long code;
 	json_t *list = http_json(&s, "GET", "/api/v1/namespaces/default/pods", NULL, &code);
 	assert_int_equal(code, 200);
 	size_t i;
 	json_t *it;
-	json_array_foreach(json_object_get(list, "items"), i, it)
-	{
-		assert_non_null(json_object_get(json_object_get(json_object_get(it, "metadata"),
-								 "annotations"),
-						"payload"));
+	json_array_foreach (json_object_get(list, "items"), i, it) {
+		assert_non_null(json_object_get(
+			json_object_get(json_object_get(it, "metadata"), "annotations"),
+			"payload"));
 	}
 	assert_true(json_array_size(json_object_get(list, "items")) >= (size_t)total);
 	print_message("# %d acknowledged writes before kill -9, all present; %zu stored\n", total,
@@ -207,7 +230,7 @@ static void test_api_sigterm_drains_and_exits_cleanly(void **state)
 {
 	(void)state;
 	struct shoald s;
-	const char *args[] = { "--log-level", "warn", NULL };
+	const char *args[] = { "--disable-scheduler", "--log-level", "warn", NULL };
 	assert_int_equal(shoald_start(&s, args), 0);
 	assert_int_equal(req(&s, "POST", "/api/v1/namespaces/default/pods",
 			     "{\"metadata\":{\"name\":\"p\"},\"spec\":{\"containers\":[{\"name\":"
@@ -248,8 +271,10 @@ static void test_api_tls_on_tcp(void **state)
 		int port = 20000 + (getpid() * 7 + attempt * 131) % 9000;
 		snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
 		snprintf(url, sizeof(url), "https://127.0.0.1:%d/api/v1/namespaces/default", port);
-		const char *args[] = { "--listen", listen, "--tls-cert", cert, "--tls-key", key,
-				       "--log-level", "warn", NULL };
+		const char *args[] = {
+			"--disable-scheduler", "--listen", listen,	  "--tls-cert", cert,
+			"--tls-key",	       key,	   "--log-level", "warn",	NULL
+		};
 		started = shoald_start(&s, args);
 		if (started)
 			shoald_destroy(&s);

@@ -145,5 +145,26 @@ static void test_api_sched_unschedulable_until_a_node_fits(void **state)
 	json_decref(p);
 }
 
+static void test_api_sched_publishes_node_figures(void **state)
+{
+	(void)state;
+	struct http_resp r;
+	bool found = false;
+	/* Published at most once a second. */
+	for (int i = 0; i < 40 && !found; i++) {
+		assert_int_equal(http_do(&srv, "GET", "/metrics", NULL, NULL, 0, NULL, &r), 0);
+		found = r.body &&
+			strstr(r.body, "shoal_scheduler_node_resource{node=\"node-a\",kind=\"requested\","
+				       "resource=\"cpu\"}") &&
+			strstr(r.body, "kind=\"batch_allocatable\"") &&
+			strstr(r.body, "shoal_scheduler_pods_total{result=\"scheduled\"} 7");
+		http_resp_free(&r);
+		if (!found)
+			usleep(100000);
+	}
+	assert_true(found);
+}
+
 SHOAL_TEST_MAIN_SETUP(setup, teardown, cmocka_unit_test(test_api_sched_binds_created_pods),
-		      cmocka_unit_test(test_api_sched_unschedulable_until_a_node_fits))
+		      cmocka_unit_test(test_api_sched_unschedulable_until_a_node_fits),
+		      cmocka_unit_test(test_api_sched_publishes_node_figures))

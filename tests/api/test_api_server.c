@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * shoald's API against a real daemon on a temporary store and unix socket: CRUD for every
- * kind, optimistic concurrency, watches (resume, selectors, bookmarks, 410), pagination,
- * allocation, graceful deletion, binding, scale, auth, bad input, and a crash during writes.
+ * shoald's API against a real daemon on a temporary store and unix socket: CRUD
+ * for every kind, optimistic concurrency, watches (resume, selectors,
+ * bookmarks, 410), pagination, allocation, graceful deletion, binding, scale,
+ * auth, bad input, and a crash during writes.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -18,7 +19,8 @@ static struct shoald srv;
 static int setup(void **state)
 {
 	(void)state;
-	const char *args[] = { "--log-level", "warn", "--bookmark-interval-ms", "100", NULL };
+	const char *args[] = { "--disable-scheduler",	 "--log-level", "warn",
+			       "--bookmark-interval-ms", "100",		NULL };
 	return shoald_start(&srv, args);
 }
 
@@ -64,53 +66,76 @@ static json_t *create(const char *kind, const char *ns, const char *body, long *
 	return http_json(&srv, "POST", collection(kind, ns, path, sizeof(path)), body, code);
 }
 
-/* ---- every kind: create, get, list, update, patch, delete ---------------------------- */
+/* ---- every kind: create, get, list, update, patch, delete
+ * ---------------------------- */
 
 static const struct {
 	const char *kind, *name, *body;
 } fixtures[] = {
 	{ "Namespace", "crud-ns", "{\"metadata\":{\"name\":\"crud-ns\"}}" },
 	{ "Node", "crud-node",
-	  "{\"metadata\":{\"name\":\"crud-node\"},\"spec\":{\"podCIDR\":\"10.100.9.0/24\"}}" },
+	  "{\"metadata\":{\"name\":\"crud-node\"},\"spec\":{\"podCIDR\":\"10.100.9."
+	  "0/24\"}}" },
 	{ "Pod", "crud-pod",
-	  "{\"metadata\":{\"name\":\"crud-pod\"},\"spec\":{\"containers\":[{\"name\":\"c\","
+	  "{\"metadata\":{\"name\":\"crud-pod\"},\"spec\":{\"containers\":[{"
+	  "\"name\":\"c\","
 	  "\"image\":\"web\",\"command\":[\"sleep\",\"3600\"]}]}}" },
 	{ "Service", "crud-svc",
-	  "{\"metadata\":{\"name\":\"crud-svc\"},\"spec\":{\"selector\":{\"app\":\"a\"},"
+	  "{\"metadata\":{\"name\":\"crud-svc\"},\"spec\":{\"selector\":{\"app\":"
+	  "\"a\"},"
 	  "\"ports\":[{\"port\":80}]}}" },
 	{ "Endpoints", "crud-svc",
-	  "{\"metadata\":{\"name\":\"crud-svc\"},\"subsets\":[{\"addresses\":[{\"ip\":\"10.100.1."
+	  "{\"metadata\":{\"name\":\"crud-svc\"},\"subsets\":[{\"addresses\":[{"
+	  "\"ip\":\"10.100.1."
 	  "5\"}],\"ports\":[{\"port\":80}]}]}" },
 	{ "EndpointSlice", "crud-svc-x",
-	  "{\"metadata\":{\"name\":\"crud-svc-x\",\"labels\":{\"kubernetes.io/service-name\":"
-	  "\"crud-svc\"}},\"addressType\":\"IPv4\",\"endpoints\":[{\"addresses\":[\"10.100.1.5\"],"
-	  "\"conditions\":{\"ready\":true}}],\"ports\":[{\"port\":80,\"protocol\":\"TCP\"}]}" },
+	  "{\"metadata\":{\"name\":\"crud-svc-x\",\"labels\":{\"kubernetes.io/"
+	  "service-name\":"
+	  "\"crud-svc\"}},\"addressType\":\"IPv4\",\"endpoints\":[{\"addresses\":["
+	  "\"10.100.1.5\"],"
+	  "\"conditions\":{\"ready\":true}}],\"ports\":[{\"port\":80,\"protocol\":"
+	  "\"TCP\"}]}" },
 	{ "Lease", "crud-lease",
-	  "{\"metadata\":{\"name\":\"crud-lease\"},\"spec\":{\"holderIdentity\":\"n1\","
+	  "{\"metadata\":{\"name\":\"crud-lease\"},\"spec\":{\"holderIdentity\":"
+	  "\"n1\","
 	  "\"leaseDurationSeconds\":40}}" },
 	{ "Event", "crud-event",
-	  "{\"metadata\":{\"name\":\"crud-event\"},\"involvedObject\":{\"kind\":\"Pod\",\"name\":"
-	  "\"crud-pod\",\"namespace\":\"default\"},\"reason\":\"Started\",\"message\":\"started\","
+	  "{\"metadata\":{\"name\":\"crud-event\"},\"involvedObject\":{\"kind\":"
+	  "\"Pod\",\"name\":"
+	  "\"crud-pod\",\"namespace\":\"default\"},\"reason\":\"Started\","
+	  "\"message\":\"started\","
 	  "\"type\":\"Normal\"}" },
 	{ "Deployment", "crud-deploy",
-	  "{\"metadata\":{\"name\":\"crud-deploy\"},\"spec\":{\"replicas\":2,\"selector\":{"
-	  "\"matchLabels\":{\"app\":\"d\"}},\"template\":{\"metadata\":{\"labels\":{\"app\":\"d\"}},"
-	  "\"spec\":{\"containers\":[{\"name\":\"c\",\"image\":\"web\",\"command\":[\"sleep\","
+	  "{\"metadata\":{\"name\":\"crud-deploy\"},\"spec\":{\"replicas\":2,"
+	  "\"selector\":{"
+	  "\"matchLabels\":{\"app\":\"d\"}},\"template\":{\"metadata\":{\"labels\":{"
+	  "\"app\":\"d\"}},"
+	  "\"spec\":{\"containers\":[{\"name\":\"c\",\"image\":\"web\",\"command\":["
+	  "\"sleep\","
 	  "\"1\"]}]}}}}" },
 	{ "ReplicaSet", "crud-rs",
-	  "{\"metadata\":{\"name\":\"crud-rs\"},\"spec\":{\"replicas\":1,\"selector\":{"
-	  "\"matchLabels\":{\"app\":\"r\"}},\"template\":{\"metadata\":{\"labels\":{\"app\":\"r\"}},"
-	  "\"spec\":{\"containers\":[{\"name\":\"c\",\"image\":\"web\",\"command\":[\"sleep\","
+	  "{\"metadata\":{\"name\":\"crud-rs\"},\"spec\":{\"replicas\":1,"
+	  "\"selector\":{"
+	  "\"matchLabels\":{\"app\":\"r\"}},\"template\":{\"metadata\":{\"labels\":{"
+	  "\"app\":\"r\"}},"
+	  "\"spec\":{\"containers\":[{\"name\":\"c\",\"image\":\"web\",\"command\":["
+	  "\"sleep\","
 	  "\"1\"]}]}}}}" },
 	{ "DaemonSet", "crud-ds",
-	  "{\"metadata\":{\"name\":\"crud-ds\"},\"spec\":{\"selector\":{\"matchLabels\":{\"app\":"
-	  "\"ds\"}},\"template\":{\"metadata\":{\"labels\":{\"app\":\"ds\"}},\"spec\":{"
-	  "\"containers\":[{\"name\":\"c\",\"image\":\"web\",\"command\":[\"sleep\",\"1\"]}]}}}}" },
+	  "{\"metadata\":{\"name\":\"crud-ds\"},\"spec\":{\"selector\":{"
+	  "\"matchLabels\":{\"app\":"
+	  "\"ds\"}},\"template\":{\"metadata\":{\"labels\":{\"app\":\"ds\"}},"
+	  "\"spec\":{"
+	  "\"containers\":[{\"name\":\"c\",\"image\":\"web\",\"command\":[\"sleep\","
+	  "\"1\"]}]}}}}" },
 	{ "Job", "crud-job",
-	  "{\"metadata\":{\"name\":\"crud-job\"},\"spec\":{\"template\":{\"metadata\":{\"labels\":{"
-	  "\"job\":\"j\"}},\"spec\":{\"restartPolicy\":\"Never\",\"containers\":[{\"name\":\"c\","
+	  "{\"metadata\":{\"name\":\"crud-job\"},\"spec\":{\"template\":{"
+	  "\"metadata\":{\"labels\":{"
+	  "\"job\":\"j\"}},\"spec\":{\"restartPolicy\":\"Never\",\"containers\":[{"
+	  "\"name\":\"c\","
 	  "\"image\":\"web\",\"command\":[\"true\"]}]}}}}" },
-	{ "PodGroup", "crud-gang", "{\"metadata\":{\"name\":\"crud-gang\"},\"spec\":{\"minMember\":2}}" },
+	{ "PodGroup", "crud-gang",
+	  "{\"metadata\":{\"name\":\"crud-gang\"},\"spec\":{\"minMember\":2}}" },
 };
 
 static void test_api_crud_every_kind(void **state)
@@ -123,7 +148,8 @@ static void test_api_crud_every_kind(void **state)
 		if (code != 201)
 			print_message("# kind %s\n", fixtures[i].kind);
 		expect_code(code, 201, o);
-		assert_string_equal(json_string_value(json_object_get(o, "kind")), fixtures[i].kind);
+		assert_string_equal(json_string_value(json_object_get(o, "kind")),
+				    fixtures[i].kind);
 		assert_true(obj_rv(o) > 0);
 		assert_non_null(json_object_get(json_object_get(o, "metadata"), "uid"));
 		json_decref(o);
@@ -140,8 +166,7 @@ static void test_api_crud_every_kind(void **state)
 		bool found = false;
 		size_t j;
 		json_t *it;
-		json_array_foreach(json_object_get(o, "items"), j, it)
-		{
+		json_array_foreach (json_object_get(o, "items"), j, it) {
 			const char *n = json_string_value(
 				json_object_get(json_object_get(it, "metadata"), "name"));
 			found |= n && strcmp(n, fixtures[i].name) == 0;
@@ -149,17 +174,18 @@ static void test_api_crud_every_kind(void **state)
 		assert_true(found);
 		json_decref(o);
 
-		o = http_json(&srv, "PATCH", path, "{\"metadata\":{\"labels\":{\"patched\":\"yes\"}}}",
-			      &code);
+		o = http_json(&srv, "PATCH", path,
+			      "{\"metadata\":{\"labels\":{\"patched\":\"yes\"}}}", &code);
 		expect_code(code, 200, o);
 		assert_true(obj_rv(o) > rv);
-		assert_string_equal(json_string_value(json_object_get(
-					    json_object_get(json_object_get(o, "metadata"), "labels"),
-					    "patched")),
-				    "yes");
+		assert_string_equal(
+			json_string_value(json_object_get(
+				json_object_get(json_object_get(o, "metadata"), "labels"),
+				"patched")),
+			"yes");
 		/* A PUT of what was read, with its resourceVersion. */
-		json_object_set_new(json_object_get(json_object_get(o, "metadata"), "labels"), "put",
-				    json_string("yes"));
+		json_object_set_new(json_object_get(json_object_get(o, "metadata"), "labels"),
+				    "put", json_string("yes"));
 		char *body = json_dumps(o, JSON_COMPACT);
 		json_decref(o);
 		o = http_json(&srv, "PUT", path, body, &code);
@@ -180,7 +206,8 @@ static void test_api_crud_every_kind(void **state)
 }
 
 #define POD(name, labels)                                                                          \
-	"{\"metadata\":{\"name\":\"" name "\",\"labels\":{" labels "}},\"spec\":{\"containers\":[{"    \
+	"{\"metadata\":{\"name\":\"" name "\",\"labels\":{" labels                                 \
+	"}},\"spec\":{\"containers\":[{"                                                           \
 	"\"name\":\"c\",\"image\":\"web\",\"command\":[\"sleep\",\"3600\"]}]}}"
 
 static void test_api_stale_resource_version_conflicts(void **state)
@@ -211,20 +238,23 @@ struct rmw_arg {
 	int conflicts;
 };
 
-/* Read-modify-write of one counter annotation, retrying on 409 as a client must. */
+/* Read-modify-write of one counter annotation, retrying on 409 as a client
+ * must. */
 static void *rmw_worker(void *p)
 {
 	struct rmw_arg *a = p;
 	for (int i = 0; i < a->iterations; i++) {
 		for (int attempt = 0; attempt < 1000; attempt++) {
 			long code;
-			json_t *o = http_json(&srv, "GET", "/api/v1/namespaces/default/pods/counter",
-					      NULL, &code);
+			json_t *o =
+				http_json(&srv, "GET", "/api/v1/namespaces/default/pods/counter",
+					  NULL, &code);
 			if (code != 200) {
 				json_decref(o);
 				return (void *)1;
 			}
-			json_t *ann = json_object_get(json_object_get(o, "metadata"), "annotations");
+			json_t *ann =
+				json_object_get(json_object_get(o, "metadata"), "annotations");
 			int n = atoi(json_string_value(json_object_get(ann, "n")));
 			char nb[16];
 			snprintf(nb, sizeof(nb), "%d", n + 1);
@@ -273,9 +303,10 @@ static void test_api_concurrent_writers_lose_no_update(void **state)
 	assert_int_equal(failed, 0);
 	o = http_json(&srv, "GET", "/api/v1/namespaces/default/pods/counter", NULL, &code);
 	expect_code(code, 200, o);
-	assert_int_equal(atoi(json_string_value(json_object_get(
-				 json_object_get(json_object_get(o, "metadata"), "annotations"), "n"))),
-			 WRITERS * EACH);
+	assert_int_equal(
+		atoi(json_string_value(json_object_get(
+			json_object_get(json_object_get(o, "metadata"), "annotations"), "n"))),
+		WRITERS * EACH);
 	print_message("# %d updates, %d conflicts retried\n", WRITERS * EACH, conflicts);
 	json_decref(o);
 }
@@ -294,8 +325,10 @@ static void *delayed_writer(void *p)
 		char body[512];
 		long code;
 		snprintf(body, sizeof(body),
-			 "{\"metadata\":{\"name\":\"%s-%d\",\"labels\":{\"w\":\"%s\"}},\"spec\":{"
-			 "\"containers\":[{\"name\":\"c\",\"image\":\"web\",\"command\":[\"sleep\","
+			 "{\"metadata\":{\"name\":\"%s-%d\",\"labels\":{\"w\":\"%s\"}},"
+			 "\"spec\":{"
+			 "\"containers\":[{\"name\":\"c\",\"image\":\"web\",\"command\":["
+			 "\"sleep\","
 			 "\"1\"]}]}}",
 			 a->prefix, i, a->prefix);
 		json_decref(create("Pod", "default", body, &code));
@@ -320,7 +353,8 @@ static void test_api_watch_resumes_without_gap_or_repeat(void **state)
 	/* From rv0: exactly the 20 later creations, in order, each once. */
 	char path[256];
 	snprintf(path, sizeof(path),
-		 "/api/v1/namespaces/default/pods?watch=1&resourceVersion=%lld&labelSelector=w%%3Dresume"
+		 "/api/v1/namespaces/default/"
+		 "pods?watch=1&resourceVersion=%lld&labelSelector=w%%3Dresume"
 		 "&timeoutSeconds=1",
 		 rv0);
 	json_t *evs = http_watch(&srv, path, 5000, &code);
@@ -333,8 +367,8 @@ static void test_api_watch_resumes_without_gap_or_repeat(void **state)
 		snprintf(want, sizeof(want), "resume-%zu", i + 1);
 		assert_string_equal(json_string_value(json_object_get(ev, "type")), "ADDED");
 		json_t *obj = json_object_get(ev, "object");
-		assert_string_equal(json_string_value(json_object_get(json_object_get(obj, "metadata"),
-								      "name")),
+		assert_string_equal(json_string_value(json_object_get(
+					    json_object_get(obj, "metadata"), "name")),
 				    want);
 		assert_true(obj_rv(obj) > last);
 		last = obj_rv(obj);
@@ -343,7 +377,8 @@ static void test_api_watch_resumes_without_gap_or_repeat(void **state)
 	long long mid = obj_rv(json_object_get(json_array_get(evs, 9), "object"));
 	json_decref(evs);
 	snprintf(path, sizeof(path),
-		 "/api/v1/namespaces/default/pods?watch=1&resourceVersion=%lld&labelSelector=w%%3Dresume"
+		 "/api/v1/namespaces/default/"
+		 "pods?watch=1&resourceVersion=%lld&labelSelector=w%%3Dresume"
 		 "&timeoutSeconds=1",
 		 mid);
 	evs = http_watch(&srv, path, 5000, &code);
@@ -372,9 +407,8 @@ static void test_api_watch_sees_live_writes_and_selectors_filter(void **state)
 	size_t live = 0;
 	for (size_t i = 0; i < json_array_size(evs); i++) {
 		json_t *obj = json_object_get(json_array_get(evs, i), "object");
-		const char *w = json_string_value(
-			json_object_get(json_object_get(json_object_get(obj, "metadata"), "labels"),
-					"w"));
+		const char *w = json_string_value(json_object_get(
+			json_object_get(json_object_get(obj, "metadata"), "labels"), "w"));
 		assert_non_null(w);
 		assert_string_equal(w, "live");
 		live++;
@@ -382,7 +416,8 @@ static void test_api_watch_sees_live_writes_and_selectors_filter(void **state)
 	assert_int_equal(live, 5);
 	json_decref(evs);
 
-	/* An object that stops matching is DELETED for the watcher that selected it. */
+	/* An object that stops matching is DELETED for the watcher that selected it.
+   */
 	json_t *o = http_json(&srv, "GET", "/api/v1/namespaces/default/pods?limit=1", NULL, &code);
 	long long rv = atoll(json_string_value(
 		json_object_get(json_object_get(o, "metadata"), "resourceVersion")));
@@ -393,7 +428,8 @@ static void test_api_watch_sees_live_writes_and_selectors_filter(void **state)
 	json_decref(o);
 	char path[256];
 	snprintf(path, sizeof(path),
-		 "/api/v1/namespaces/default/pods?watch=1&labelSelector=w%%3Dlive&resourceVersion=%lld"
+		 "/api/v1/namespaces/default/"
+		 "pods?watch=1&labelSelector=w%%3Dlive&resourceVersion=%lld"
 		 "&timeoutSeconds=1",
 		 rv);
 	evs = http_watch(&srv, path, 4000, &code);
@@ -415,7 +451,8 @@ static void test_api_watch_bookmarks_arrive(void **state)
 		json_object_get(json_object_get(o, "metadata"), "resourceVersion")));
 	json_decref(o);
 	char path[256];
-	/* Watch only a label nothing has: the write is invisible, a bookmark still comes. */
+	/* Watch only a label nothing has: the write is invisible, a bookmark still
+   * comes. */
 	snprintf(path, sizeof(path),
 		 "/api/v1/namespaces/default/pods?watch=1&labelSelector=none%%3Dnone&"
 		 "allowWatchBookmarks=true&resourceVersion=%lld&timeoutSeconds=2",
@@ -444,12 +481,13 @@ static void test_api_pagination_is_one_snapshot(void **state)
 		json_decref(create("Pod", "default", body, &code));
 		assert_int_equal(code, 201);
 	}
-	json_t *p1 = http_json(&srv, "GET", "/api/v1/namespaces/default/pods?labelSelector=p%3D1&limit=10",
-			       NULL, &code);
+	json_t *p1 = http_json(&srv, "GET",
+			       "/api/v1/namespaces/default/pods?labelSelector=p%3D1&limit=10", NULL,
+			       &code);
 	expect_code(code, 200, p1);
 	assert_int_equal(json_array_size(json_object_get(p1, "items")), 10);
-	const char *rv1 = json_string_value(json_object_get(json_object_get(p1, "metadata"),
-							    "resourceVersion"));
+	const char *rv1 = json_string_value(
+		json_object_get(json_object_get(p1, "metadata"), "resourceVersion"));
 	/* A write between pages is not in the list. */
 	json_decref(create("Pod", "default", POD("page-00a", "\"p\":\"1\""), &code));
 	assert_int_equal(code, 201);
@@ -461,23 +499,25 @@ static void test_api_pagination_is_one_snapshot(void **state)
 	json_t *page = NULL;
 	while (cont) {
 		snprintf(path, sizeof(path),
-			 "/api/v1/namespaces/default/pods?labelSelector=p%%3D1&limit=10&continue=%s", cont);
+			 "/api/v1/namespaces/default/"
+			 "pods?labelSelector=p%%3D1&limit=10&continue=%s",
+			 cont);
 		json_decref(page);
 		page = http_json(&srv, "GET", path, NULL, &code);
 		expect_code(code, 200, page);
-		assert_string_equal(json_string_value(json_object_get(json_object_get(page, "metadata"),
-								      "resourceVersion")),
+		assert_string_equal(json_string_value(json_object_get(
+					    json_object_get(page, "metadata"), "resourceVersion")),
 				    rv1);
 		size_t j;
 		json_t *it;
-		json_array_foreach(json_object_get(page, "items"), j, it)
-		{
-			assert_string_not_equal(
-				json_string_value(json_object_get(json_object_get(it, "metadata"), "name")),
-				"page-00a");
+		json_array_foreach (json_object_get(page, "items"), j, it) {
+			assert_string_not_equal(json_string_value(json_object_get(
+							json_object_get(it, "metadata"), "name")),
+						"page-00a");
 		}
 		total += json_array_size(json_object_get(page, "items"));
-		cont = json_string_value(json_object_get(json_object_get(page, "metadata"), "continue"));
+		cont = json_string_value(
+			json_object_get(json_object_get(page, "metadata"), "continue"));
 	}
 	assert_int_equal(total, 25);
 	json_decref(page);
@@ -499,32 +539,39 @@ static void test_api_service_gets_unique_cluster_ip_and_node_port(void **state)
 			   &code);
 	expect_code(code, 201, a);
 	json_t *b = create("Service", "default",
-			   "{\"metadata\":{\"name\":\"svc-b\"},\"spec\":{\"selector\":{\"app\":\"b\"},"
+			   "{\"metadata\":{\"name\":\"svc-b\"},\"spec\":{"
+			   "\"selector\":{\"app\":\"b\"},"
 			   "\"ports\":[{\"port\":80}]}}",
 			   &code);
 	expect_code(code, 201, b);
-	const char *ipa = json_string_value(json_object_get(json_object_get(a, "spec"), "clusterIP"));
-	const char *ipb = json_string_value(json_object_get(json_object_get(b, "spec"), "clusterIP"));
+	const char *ipa =
+		json_string_value(json_object_get(json_object_get(a, "spec"), "clusterIP"));
+	const char *ipb =
+		json_string_value(json_object_get(json_object_get(b, "spec"), "clusterIP"));
 	assert_non_null(ipa);
 	assert_non_null(ipb);
 	assert_string_not_equal(ipa, ipb);
 	assert_true(strncmp(ipa, "10.96.", 6) == 0);
 	json_int_t np = json_integer_value(json_object_get(
-		json_array_get(json_object_get(json_object_get(a, "spec"), "ports"), 0), "nodePort"));
+		json_array_get(json_object_get(json_object_get(a, "spec"), "ports"), 0),
+		"nodePort"));
 	assert_true(np >= 30000 && np <= 32767);
 
 	/* Asking for a taken address or port is a clear 422. */
 	char body[512];
 	snprintf(body, sizeof(body),
-		 "{\"metadata\":{\"name\":\"svc-c\"},\"spec\":{\"clusterIP\":\"%s\",\"selector\":{"
+		 "{\"metadata\":{\"name\":\"svc-c\"},\"spec\":{\"clusterIP\":\"%s\","
+		 "\"selector\":{"
 		 "\"app\":\"c\"},\"ports\":[{\"port\":80}]}}",
 		 ipa);
 	json_t *c = create("Service", "default", body, &code);
 	expect_code(code, 422, c);
-	assert_non_null(strstr(json_string_value(json_object_get(c, "message")), "already allocated"));
+	assert_non_null(
+		strstr(json_string_value(json_object_get(c, "message")), "already allocated"));
 	json_decref(c);
 	snprintf(body, sizeof(body),
-		 "{\"metadata\":{\"name\":\"svc-d\"},\"spec\":{\"type\":\"NodePort\",\"selector\":{"
+		 "{\"metadata\":{\"name\":\"svc-d\"},\"spec\":{\"type\":\"NodePort\","
+		 "\"selector\":{"
 		 "\"app\":\"d\"},\"ports\":[{\"port\":80,\"nodePort\":%lld}]}}",
 		 (long long)np);
 	c = create("Service", "default", body, &code);
@@ -534,10 +581,12 @@ static void test_api_service_gets_unique_cluster_ip_and_node_port(void **state)
 	/* Deleting releases the address: it can be asked for again. */
 	char ip[32];
 	snprintf(ip, sizeof(ip), "%s", ipa);
-	json_decref(http_json(&srv, "DELETE", "/api/v1/namespaces/default/services/svc-a", NULL, &code));
+	json_decref(http_json(&srv, "DELETE", "/api/v1/namespaces/default/services/svc-a", NULL,
+			      &code));
 	assert_int_equal(code, 200);
 	snprintf(body, sizeof(body),
-		 "{\"metadata\":{\"name\":\"svc-e\"},\"spec\":{\"clusterIP\":\"%s\",\"selector\":{"
+		 "{\"metadata\":{\"name\":\"svc-e\"},\"spec\":{\"clusterIP\":\"%s\","
+		 "\"selector\":{"
 		 "\"app\":\"e\"},\"ports\":[{\"port\":80}]}}",
 		 ip);
 	c = create("Service", "default", body, &code);
@@ -565,8 +614,9 @@ static void test_api_bound_pod_deletes_gracefully(void **state)
 	expect_code(code, 409, o);
 	json_decref(o);
 	o = http_json(&srv, "GET", "/api/v1/namespaces/default/pods/grace", NULL, &code);
-	assert_string_equal(json_string_value(json_object_get(json_object_get(o, "spec"), "nodeName")),
-			    "node-1");
+	assert_string_equal(
+		json_string_value(json_object_get(json_object_get(o, "spec"), "nodeName")),
+		"node-1");
 	json_decref(o);
 
 	o = http_json(&srv, "DELETE", "/api/v1/namespaces/default/pods/grace", NULL, &code);
@@ -591,9 +641,12 @@ static void test_api_scale_subresource(void **state)
 	(void)state;
 	long code;
 	json_t *o = create("Deployment", "default",
-			   "{\"metadata\":{\"name\":\"scaled\"},\"spec\":{\"replicas\":1,\"selector\":{"
-			   "\"matchLabels\":{\"app\":\"s\"}},\"template\":{\"metadata\":{\"labels\":{"
-			   "\"app\":\"s\"}},\"spec\":{\"containers\":[{\"name\":\"c\",\"image\":\"web\","
+			   "{\"metadata\":{\"name\":\"scaled\"},\"spec\":{"
+			   "\"replicas\":1,\"selector\":{"
+			   "\"matchLabels\":{\"app\":\"s\"}},\"template\":{"
+			   "\"metadata\":{\"labels\":{"
+			   "\"app\":\"s\"}},\"spec\":{\"containers\":[{\"name\":"
+			   "\"c\",\"image\":\"web\","
 			   "\"command\":[\"sleep\",\"1\"]}]}}}}",
 			   &code);
 	expect_code(code, 201, o);
@@ -602,14 +655,18 @@ static void test_api_scale_subresource(void **state)
 		      "{\"spec\":{\"replicas\":5}}", &code);
 	expect_code(code, 200, o);
 	json_decref(o);
-	o = http_json(&srv, "GET", "/apis/apps/v1/namespaces/default/deployments/scaled/scale", NULL,
-		      &code);
+	o = http_json(&srv, "GET", "/apis/apps/v1/namespaces/default/deployments/scaled/scale",
+		      NULL, &code);
 	expect_code(code, 200, o);
 	assert_string_equal(json_string_value(json_object_get(o, "kind")), "Scale");
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "spec"), "replicas")), 5);
+	assert_int_equal(
+		json_integer_value(json_object_get(json_object_get(o, "spec"), "replicas")), 5);
 	json_decref(o);
-	o = http_json(&srv, "GET", "/apis/apps/v1/namespaces/default/deployments/scaled", NULL, &code);
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "metadata"), "generation")), 2);
+	o = http_json(&srv, "GET", "/apis/apps/v1/namespaces/default/deployments/scaled", NULL,
+		      &code);
+	assert_int_equal(
+		json_integer_value(json_object_get(json_object_get(o, "metadata"), "generation")),
+		2);
 	json_decref(o);
 }
 
@@ -623,16 +680,20 @@ static void test_api_status_write_keeps_spec(void **state)
 			      "\"spec\":{\"nodeName\":\"sneaky\"}}",
 			      &code);
 	expect_code(code, 200, o);
-	assert_string_equal(json_string_value(json_object_get(json_object_get(o, "status"), "phase")),
-			    "Running");
+	assert_string_equal(
+		json_string_value(json_object_get(json_object_get(o, "status"), "phase")),
+		"Running");
 	assert_null(json_object_get(json_object_get(o, "spec"), "nodeName"));
 	json_decref(o);
 	/* And a write of the main resource keeps the status. */
 	o = http_json(&srv, "PATCH", "/api/v1/namespaces/default/pods/st",
-		      "{\"status\":{\"phase\":\"Failed\"},\"metadata\":{\"labels\":{\"x\":\"y\"}}}", &code);
+		      "{\"status\":{\"phase\":\"Failed\"},\"metadata\":{\"labels\":{"
+		      "\"x\":\"y\"}}}",
+		      &code);
 	expect_code(code, 200, o);
-	assert_string_equal(json_string_value(json_object_get(json_object_get(o, "status"), "phase")),
-			    "Running");
+	assert_string_equal(
+		json_string_value(json_object_get(json_object_get(o, "status"), "phase")),
+		"Running");
 	json_decref(o);
 }
 
@@ -640,8 +701,9 @@ static void test_api_unknown_fields_warn_or_fail_strict(void **state)
 {
 	(void)state;
 	struct http_resp r;
-	const char *body = "{\"metadata\":{\"name\":\"unk\"},\"spec\":{\"bogus\":1,\"containers\":[{"
-			   "\"name\":\"c\",\"image\":\"web\",\"command\":[\"sleep\",\"1\"]}]}}";
+	const char *body =
+		"{\"metadata\":{\"name\":\"unk\"},\"spec\":{\"bogus\":1,\"containers\":[{"
+		"\"name\":\"c\",\"image\":\"web\",\"command\":[\"sleep\",\"1\"]}]}}";
 	assert_int_equal(http_do(&srv, "POST", "/api/v1/namespaces/default/pods", NULL, body,
 				 strlen(body), NULL, &r),
 			 0);
@@ -649,7 +711,8 @@ static void test_api_unknown_fields_warn_or_fail_strict(void **state)
 	assert_non_null(strstr(r.warning, "spec.bogus"));
 	assert_null(strstr(r.body, "bogus"));
 	http_resp_free(&r);
-	body = "{\"metadata\":{\"name\":\"unk2\"},\"spec\":{\"bogus\":1,\"containers\":[{"
+	body = "{\"metadata\":{\"name\":\"unk2\"},\"spec\":{\"bogus\":1,"
+	       "\"containers\":[{"
 	       "\"name\":\"c\",\"image\":\"web\",\"command\":[\"sleep\",\"1\"]}]}}";
 	assert_int_equal(http_do(&srv, "POST",
 				 "/api/v1/namespaces/default/pods?fieldValidation=Strict", NULL,
@@ -660,7 +723,8 @@ static void test_api_unknown_fields_warn_or_fail_strict(void **state)
 	http_resp_free(&r);
 }
 
-/* ---- bad input: a 4xx naming the problem, nothing stored, the daemon serving on ------- */
+/* ---- bad input: a 4xx naming the problem, nothing stored, the daemon serving
+ * on ------- */
 
 static void test_api_bad_input_table(void **state)
 {
@@ -683,66 +747,79 @@ static void test_api_bad_input_table(void **state)
 		long code;
 		const char *needle;
 	} cases[] = {
-		{ "malformed JSON", "POST", "/api/v1/namespaces/default/pods", "{\"metadata\":", 400,
-		  "malformed JSON" },
-		{ "not an object", "POST", "/api/v1/namespaces/default/pods", "[1,2]", 400, "object" },
+		{ "malformed JSON", "POST", "/api/v1/namespaces/default/pods",
+		  "{\"metadata\":", 400, "malformed JSON" },
+		{ "not an object", "POST", "/api/v1/namespaces/default/pods", "[1,2]", 400,
+		  "object" },
 		{ "wrong type", "POST", "/api/v1/namespaces/default/pods",
 		  "{\"metadata\":{\"name\":\"bad1\"},\"spec\":{\"containers\":\"x\"}}", 422,
 		  "spec.containers" },
 		{ "missing containers", "POST", "/api/v1/namespaces/default/pods",
 		  "{\"metadata\":{\"name\":\"bad2\"},\"spec\":{}}", 422, "spec.containers" },
-		{ "1,000-deep nesting", "POST", "/api/v1/namespaces/default/pods", deep, 400, "deeper" },
+		{ "1,000-deep nesting", "POST", "/api/v1/namespaces/default/pods", deep, 400,
+		  "deeper" },
 		{ "4 MiB body", "POST", "/api/v1/namespaces/default/pods", big, 413, "limit" },
 		{ "invalid name", "POST", "/api/v1/namespaces/default/pods",
-		  "{\"metadata\":{\"name\":\"Bad_Name\"},\"spec\":{\"containers\":[{\"name\":\"c\","
+		  "{\"metadata\":{\"name\":\"Bad_Name\"},\"spec\":{\"containers\":[{"
+		  "\"name\":\"c\","
 		  "\"image\":\"x\"}]}}",
 		  422, "metadata.name" },
 		{ "name too long", "POST", "/api/v1/namespaces/default/services",
-		  "{\"metadata\":{\"name\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		  "{\"metadata\":{\"name\":"
+		  "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 		  "aaaaaaaaaa\"},\"spec\":{\"ports\":[{\"port\":80}]}}",
 		  422, "metadata.name" },
 		{ "label value too long", "POST", "/api/v1/namespaces/default/pods",
-		  "{\"metadata\":{\"name\":\"lbl\",\"labels\":{\"a\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-		  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}},\"spec\":{\"containers\":[{\"name\":"
+		  "{\"metadata\":{\"name\":\"lbl\",\"labels\":{\"a\":"
+		  "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}},\"spec\":{\"containers\":[{"
+		  "\"name\":"
 		  "\"c\",\"image\":\"x\"}]}}",
 		  422, "metadata.labels" },
 		{ "negative replicas", "POST", "/apis/apps/v1/namespaces/default/deployments",
-		  "{\"metadata\":{\"name\":\"neg\"},\"spec\":{\"replicas\":-1,\"selector\":{"
-		  "\"matchLabels\":{\"a\":\"b\"}},\"template\":{\"metadata\":{\"labels\":{\"a\":\"b\"}},"
+		  "{\"metadata\":{\"name\":\"neg\"},\"spec\":{\"replicas\":-1,"
+		  "\"selector\":{"
+		  "\"matchLabels\":{\"a\":\"b\"}},\"template\":{\"metadata\":{\"labels\":{"
+		  "\"a\":\"b\"}},"
 		  "\"spec\":{\"containers\":[{\"name\":\"c\",\"image\":\"x\"}]}}}}",
 		  422, "spec.replicas" },
 		{ "bad quantity", "POST", "/api/v1/namespaces/default/pods",
-		  "{\"metadata\":{\"name\":\"q\"},\"spec\":{\"containers\":[{\"name\":\"c\",\"image\":"
+		  "{\"metadata\":{\"name\":\"q\"},\"spec\":{\"containers\":[{\"name\":"
+		  "\"c\",\"image\":"
 		  "\"x\",\"resources\":{\"requests\":{\"cpu\":\"1.5.5\"}}}]}}",
 		  422, "cpu" },
-		{ "unknown kind", "POST", "/api/v1/namespaces/default/widgets", "{}", 404, "not find" },
+		{ "unknown kind", "POST", "/api/v1/namespaces/default/widgets", "{}", 404,
+		  "not find" },
 		{ "kind mismatch", "POST", "/api/v1/namespaces/default/pods",
 		  "{\"kind\":\"Service\",\"metadata\":{\"name\":\"km\"}}", 400, "kind" },
 		{ "namespace mismatch", "POST", "/api/v1/namespaces/default/pods",
-		  "{\"metadata\":{\"name\":\"nm\",\"namespace\":\"other\"},\"spec\":{\"containers\":[{"
+		  "{\"metadata\":{\"name\":\"nm\",\"namespace\":\"other\"},\"spec\":{"
+		  "\"containers\":[{"
 		  "\"name\":\"c\",\"image\":\"x\"}]}}",
 		  400, "namespace" },
 		{ "missing namespace", "POST", "/api/v1/namespaces/nowhere/pods",
-		  "{\"metadata\":{\"name\":\"mn\"},\"spec\":{\"containers\":[{\"name\":\"c\","
+		  "{\"metadata\":{\"name\":\"mn\"},\"spec\":{\"containers\":[{\"name\":"
+		  "\"c\","
 		  "\"image\":\"x\"}]}}",
 		  404, "nowhere" },
 		{ "bad label selector", "GET", "/api/v1/pods?labelSelector=a%20in%20(", NULL, 400,
 		  "labelSelector" },
-		{ "bad field selector", "GET", "/api/v1/pods?fieldSelector=spec.bogus%3Dx", NULL, 400,
-		  "fieldSelector" },
-		{ "bad resourceVersion", "GET", "/api/v1/pods?watch=1&resourceVersion=abc", NULL, 400,
-		  "resourceVersion" },
+		{ "bad field selector", "GET", "/api/v1/pods?fieldSelector=spec.bogus%3Dx", NULL,
+		  400, "fieldSelector" },
+		{ "bad resourceVersion", "GET", "/api/v1/pods?watch=1&resourceVersion=abc", NULL,
+		  400, "resourceVersion" },
 		{ "bad patch type", "PATCH", "/api/v1/namespaces/default/pods/none", "{}", 415,
 		  "merge-patch" },
 	};
 	long code;
 	json_t *before = http_json(&srv, "GET", "/api/v1/pods", NULL, &code);
-	const char *rv_before = json_string_value(json_object_get(json_object_get(before, "metadata"),
-								  "resourceVersion"));
+	const char *rv_before = json_string_value(
+		json_object_get(json_object_get(before, "metadata"), "resourceVersion"));
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct http_resp r;
-		const char *ctype = strcmp(cases[i].method, "PATCH") == 0 ? "application/json-patch+json"
-									  : NULL;
+		const char *ctype = strcmp(cases[i].method, "PATCH") == 0
+					    ? "application/json-patch+json"
+					    : NULL;
 		int err = http_do(&srv, cases[i].method, cases[i].path, ctype, cases[i].body,
 				  cases[i].body ? strlen(cases[i].body) : 0, NULL, &r);
 		if (err || r.code != cases[i].code || !r.body || !strstr(r.body, cases[i].needle) ||
@@ -774,7 +851,8 @@ static void test_api_health_version_metrics(void **state)
 	http_resp_free(&r);
 	assert_int_equal(http_do(&srv, "GET", "/metrics", NULL, NULL, 0, NULL, &r), 0);
 	assert_int_equal(r.code, 200);
-	assert_non_null(strstr(r.body, "shoal_apiserver_requests_total{verb=\"create\",resource=\"pods\",code=\"201\"}"));
+	assert_non_null(strstr(r.body, "shoal_apiserver_requests_total{verb="
+				       "\"create\",resource=\"pods\",code=\"201\"}"));
 	assert_non_null(strstr(r.body, "shoal_store_fsync_duration_seconds_bucket"));
 	assert_non_null(strstr(r.body, "shoal_store_revision"));
 	assert_non_null(strstr(r.body, "shoal_apiserver_watchers"));

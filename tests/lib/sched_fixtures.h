@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sched.h"
+#include "scheduler.h"
 
 /* A JSON value from printf-style text in which ' stands for ". Fails the test on bad JSON. */
 static inline json_t *J(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -103,6 +103,8 @@ int shoald_restart(struct shoald *s)
 	return spawn(s);
 }
 
+static void show_log(const struct shoald *s, const char *why);
+
 int shoald_stop(struct shoald *s)
 {
 	int st = 0;
@@ -112,6 +114,8 @@ int shoald_stop(struct shoald *s)
 	if (waitpid(s->pid, &st, 0) != s->pid)
 		return -1;
 	s->pid = 0;
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		show_log(s, "shoald did not exit cleanly");
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
@@ -132,8 +136,32 @@ static int rm_rf(const char *path)
 	return system(cmd);
 }
 
+/* Prints the end of the daemon's log as TAP comments. */
+static void show_log(const struct shoald *s, const char *why)
+{
+	char path[400], line[1024];
+	snprintf(path, sizeof(path), "%s/shoald.log", s->dir);
+	FILE *f = fopen(path, "r");
+	long n = 0;
+	if (!f)
+		return;
+	fprintf(stdout, "# %s; the end of its log:\n", why);
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 4096 && fseek(f, n - 4096, SEEK_SET))
+		n = 0;
+	if (n <= 4096)
+		rewind(f);
+	while (fgets(line, sizeof(line), f))
+		fprintf(stdout, "#   %s", line);
+	fclose(f);
+}
+
 void shoald_destroy(struct shoald *s)
 {
+	int st;
+	if (s->pid && waitpid(s->pid, &st, WNOHANG) == s->pid) {
+		s->pid = 0;
+		show_log(s, "shoald had exited");
+	}
 	if (s->pid)
 		shoald_kill9(s);
 	if (s->dir[0] && rm_rf(s->dir) != 0)

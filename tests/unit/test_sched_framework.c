@@ -278,6 +278,44 @@ static void test_sched_parallel_filter_agrees_with_sequential(void **state)
 	assert_string_equal(msgs[0], msgs[1]);
 }
 
+static void test_sched_node_delete_and_relabel_keep_counts_right(void **state)
+{
+	(void)state;
+	struct harness *h = h_new(NULL);
+	h_node(h, node_json("a", "4", "8Gi", "{'zone':'z1'}", NULL));
+	h_node(h, node_json("b", "4", "8Gi", "{'zone':'z2'}", NULL));
+	h_pod(h, pod_json("default", "x", "1", "1Gi", "{'app':'x'}", "'nodeName':'a'"));
+	/* a deleted node takes its pods' usage with it; back, it has them again */
+	assert_int_equal(sched_node_delete(h->s, "a"), 0);
+	struct sched_node_info ni;
+	assert_int_equal(sched_node_info(h->s, "a", &ni), -ENOENT);
+	h_node(h, node_json("a", "4", "8Gi", "{'zone':'z1'}", NULL));
+	assert_int_equal(sched_node_info(h->s, "a", &ni), 0);
+	assert_int_equal(ni.req_cpu, 1000);
+	assert_string_equal(h_where(h, "default", "x"), "a");
+	/* a moves to z2: anti-affinity by zone now sees x in z2, not z1 */
+	h_node(h, node_json("a", "4", "8Gi", "{'zone':'z2'}", NULL));
+	h_node(h, node_json("c", "4", "8Gi", "{'zone':'z1'}", NULL));
+	h_pod(h, pod_json("default", "y", "100m", "10Mi", NULL,
+			  "'affinity':{'podAntiAffinity':{'requiredDuringSchedulingIgnoredDuringExecution':"
+			  "[{'labelSelector':{'matchLabels':{'app':'x'}},'topologyKey':'zone'}]}}"));
+	h_run(h, 1);
+	assert_string_equal(h_where(h, "default", "y"), "c");
+	char err[256];
+	assert_int_equal(sched_verify(h->nodes, h->pods, err, sizeof(err)), 0);
+	/* bad input is refused with the field named, and changes nothing */
+	json_t *bad = J("{'metadata':{'name':'d'},'spec':{'taints':[{'key':'k','effect':'Sometimes'}]}}");
+	assert_int_equal(sched_node_upsert(h->s, bad, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "spec.taints[0]"));
+	assert_int_equal(sched_node_info(h->s, "d", &ni), -ENOENT);
+	json_decref(bad);
+	bad = J("{'metadata':{'name':'g'},'spec':{'minMember':0}}");
+	assert_int_equal(sched_podgroup_upsert(h->s, bad, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "spec.minMember"));
+	json_decref(bad);
+	h_free(h);
+}
+
 SHOAL_TEST_MAIN(cmocka_unit_test(test_sched_binds_pod_to_the_node_that_fits),
 		cmocka_unit_test(test_sched_unschedulable_message_counts_reasons),
 		cmocka_unit_test(test_sched_unschedulable_pod_placed_when_node_added),
@@ -290,4 +328,5 @@ SHOAL_TEST_MAIN(cmocka_unit_test(test_sched_binds_pod_to_the_node_that_fits),
 		cmocka_unit_test(test_sched_config_errors_name_the_field),
 		cmocka_unit_test(test_sched_invalid_pod_rejected_with_field),
 		cmocka_unit_test(test_sched_pod_update_and_delete_free_capacity),
-		cmocka_unit_test(test_sched_parallel_filter_agrees_with_sequential))
+		cmocka_unit_test(test_sched_parallel_filter_agrees_with_sequential),
+		cmocka_unit_test(test_sched_node_delete_and_relabel_keep_counts_right))

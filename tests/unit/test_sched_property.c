@@ -7,7 +7,7 @@
  * anti-affinity violated, no DoNotSchedule spread above maxSkew; and no pod left pending
  * that would fit somewhere.
  *
- * Pods come from a few "apps" whose constraints are fixed per app (as a workload's replicas
+ * Nodes leave and come back, and pods leave, meanwhile. Pods come from a few "apps" whose constraints are fixed per app (as a workload's replicas
  * share a template), so that a final placement can be judged without knowing the order.
  */
 #include "shoal_test.h"
@@ -103,6 +103,31 @@ static void one_cluster(uint64_t seed, int *pods_total, int *pending_total)
 		assert_int_equal(h_pod(h, pod_json(ns, name, cpu, mem, labels, app_spec(app))), 0);
 		if (rnd(3) == 0)
 			h_run(h, rnd(2));
+		if (rnd(6) == 0) {
+			/* a pod leaves: only of apps that no other app's constraints depend on
+			 * (freed room must reach the pods waiting for it) */
+			size_t np_ = json_array_size(h->pods), k = rnd((uint32_t)np_);
+			json_t *md = json_object_get(json_array_get(h->pods, k), "metadata");
+			const char *app = json_string_value(
+				json_object_get(json_object_get(md, "labels"), "app"));
+			if (!strcmp(app, "a1") || !strcmp(app, "a7") || !strcmp(app, "a8")) {
+				char dn[16], dns[16];
+				snprintf(dn, sizeof(dn), "%s", json_string_value(json_object_get(md, "name")));
+				snprintf(dns, sizeof(dns), "%s",
+					 json_string_value(json_object_get(md, "namespace")));
+				h_delete(h, dns, dn);
+			}
+		}
+		if (rnd(12) == 0) {
+			/* node churn: a node leaves (its pods stay bound to it) and comes back before
+			 * anything is scheduled (while it is away its pods count nowhere, as in
+			 * kube-scheduler, which a final placement cannot judge) */
+			json_t *nj = json_array_get(h->nodes, rnd((uint32_t)nn));
+			const char *nname = json_string_value(
+				json_object_get(json_object_get(nj, "metadata"), "name"));
+			assert_int_equal(sched_node_delete(h->s, nname), 0);
+			assert_int_equal(sched_node_upsert(h->s, nj, NULL, 0), 0);
+		}
 	}
 	h_run(h, 1);
 	char err[512];

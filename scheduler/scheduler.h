@@ -13,11 +13,14 @@
  * Objects are parsed into compact structs once, when they enter the snapshot: nothing on the
  * scheduling path reads JSON. Not thread-safe: one thread calls into a struct sched (the
  * filter's worker threads are internal).
+ *
+ * In shoald: list-watch Nodes, Pods, PodGroups and Namespaces into the upsert/delete calls;
+ * bind as POST .../pods/NAME/binding (a conflict returned as -ECONFLICT is retried after
+ * back-off); evict as a graceful DELETE, then sched_pod_delete() when the watch says the pod
+ * is gone; write PodScheduled=False and status.nominatedNodeName from the unschedulable
+ * callback; publish sched_node_info()'s batch-allocatable on the Node; call
+ * sched_predict_refresh() about once a minute when prediction is on.
  */
-/* The build puts scheduler/ on the include path, so this file is also what <sched.h> finds
- * (pthread.h includes it): pass the C library's <sched.h> through first. */
-#include_next <sched.h>
-
 #ifndef SHOAL_SCHED_H
 #define SHOAL_SCHED_H
 
@@ -130,9 +133,8 @@ int sched_usage_sample(struct sched *s, const char *ns, const char *pod, int64_t
  * after a batch of samples, e.g. every minute); now_wall_ms picks the time-of-day. */
 void sched_predict_refresh(struct sched *s, int64_t now_wall_ms);
 
-/* Facts about one node, for status publication and tests. Resources in milli-units (cpu
- * millicores * 1000 is not used: cpu is in millicores, memory in milli-bytes, as
- * common/quantity.h). */
+/* Facts about one node, for status publication (batch-allocatable) and tests. Quantities in
+ * common/quantity.h's milli-units: cpu in millicores, memory in thousandths of a byte. */
 struct sched_node_info {
 	int64_t alloc_cpu, alloc_mem;	  /* allocatable */
 	int64_t req_cpu, req_mem;	  /* requested by placed pods (batch pods excluded) */

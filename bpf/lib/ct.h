@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Service conntrack. Every translated flow has two entries in shoal_ct_v4: the forward one,
+ * keyed by the packet as the client sends it, remembers the backend (so a flow stays on its
+ * backend while the backend set changes, until that backend is gone); the reply one, keyed
+ * by the packet as the backend sends it back, says what to restore. Entries carry their own
+ * deadline: an expired entry counts as a miss, and the LRU evicts the oldest under pressure.
+ */
+#ifndef SHOAL_CT_H
+#define SHOAL_CT_H
+
+#include "shoal_abi.h"
+#include "parse.h"
+
+#define NSEC_PER_SEC 1000000000ULL
+#define CT_TIMEOUT_TCP (6 * 3600ULL * NSEC_PER_SEC) /* established TCP */
+#define CT_TIMEOUT_TCP_SYN (60ULL * NSEC_PER_SEC) /* TCP without a reply yet */
+#define CT_TIMEOUT_TCP_CLOSE (10ULL * NSEC_PER_SEC) /* after FIN or RST */
+#define CT_TIMEOUT_UDP (60ULL * NSEC_PER_SEC)
+
+static __always_inline void ct_key_fwd(struct shoal_ct_key_v4 *k, const struct pkt_v4 *p)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->saddr = p->saddr;
+	k->daddr = p->daddr;
+	k->sport = p->sport;
+	k->dport = p->dport;
+	k->proto = p->proto;
+	k->dir = CT_DIR_FWD;
+}
+
+static __always_inline void ct_key_reply(struct shoal_ct_key_v4 *k, const struct pkt_v4 *p)
+{
+	ct_key_fwd(k, p);
+	k->dir = CT_DIR_REPLY;
+}
+
+static __always_inline __u64 ct_timeout(const struct shoal_ct_v4 *e, __u8 proto)
+{
+	if (proto != IPPROTO_TCP)
+		return CT_TIMEOUT_UDP;
+	if (e->flags & CT_F_CLOSING)
+		return CT_TIMEOUT_TCP_CLOSE;
+	if (!(e->flags & CT_F_SEEN_REPLY))
+		return CT_TIMEOUT_TCP_SYN;
+	return CT_TIMEOUT_TCP;
+}
+
+/* Looks up an entry and refreshes it; NULL when absent or expired. */
+static __always_inline struct shoal_ct_v4 *ct_lookup(struct shoal_ct_key_v4 *k,
+						     const struct pkt_v4 *p, bool reply)
+{
+	struct shoal_ct_v4 *e = bpf_map_lookup_elem(&shoal_ct_v4, k);
+	__u64 now = bpf_ktime_get_coarse_ns();
+
+	if (!e)
+		return NULL;
+	if (e->expires < now)
+		return NULL;
+	if (reply && !(e->flags & CT_F_SEEN_REPLY))
+		e->flags |= CT_F_SEEN_REPLY;
+	if (p->tcp_flags & (TCP_FIN | TCP_RST))
+		e->flags |= CT_F_CLOSING;
+	e->expires = now + ct_timeout(e, p->proto);
+	return e;
+}
+
+static __always_inline int ct_create(struct shoal_ct_key_v4 *k, struct shoal_ct_v4 *e, __u8 proto)
+{
+	e->expires = bpf_ktime_get_coarse_ns() + ct_timeout(e, proto);
+	return bpf_map_update_elem(&shoal_ct_v4, k, e, BPF_ANY);
+}
+
+#endif

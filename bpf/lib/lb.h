@@ -1,0 +1,331 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The service load-balancing decision shared by the XDP and tc programs: reverse NAT of a
+ * reply, frontend lookup, conntrack, backend choice (session affinity, Maglev for
+ * north-south, random for east-west, local-only policies, terminating endpoints as a last
+ * resort) and SNAT for north-south traffic to another node. It returns a plan; rewriting the
+ * packet is the attach point's business, since XDP writes memory and tc must use helpers.
+ */
+#ifndef SHOAL_LB_H
+#define SHOAL_LB_H
+
+#include "shoal_abi.h"
+#include "parse.h"
+#include "ct.h"
+#include "maglev.h"
+
+/* Set by the loader before load. */
+volatile const __be32 node_addr = 0; /* SNAT source for north-south to other nodes */
+volatile const __u16 snat_port_min = 61000;
+volatile const __u16 snat_port_max = 65535;
+volatile const __u8 snat_remote = 1; /* north-south to a remote backend: SNAT (else pass) */
+
+enum lb_verdict {
+	LB_PASS = 0, /* not a service packet: leave it alone */
+	LB_XLATE, /* rewrite per the plan */
+	LB_REJECT, /* service without a serving endpoint: reply RST / ICMP unreachable */
+	LB_DROP, /* counted drop */
+};
+
+struct nat_plan {
+	__be32 saddr, daddr; /* addresses and ports after translation */
+	__be16 sport, dport;
+	__u32 svc_id;
+	__u32 be_id;
+	__u8 reply; /* a reverse translation */
+	__u8 snat;
+	__u8 local; /* forward: the backend is on this node */
+	__u8 dsr; /* forward: to another node by direct server return (carry the frontend) */
+	__u32 ifindex; /* reply: where the flow's first packet came in (send the reply back out) */
+	enum shoal_reason reason; /* with LB_DROP */
+};
+
+#define AFFINITY_NS(s) ((__u64)(s) * NSEC_PER_SEC)
+
+static __always_inline struct shoal_backend_v4 *lb_backend(__u32 id)
+{
+	return id ? bpf_map_lookup_elem(&shoal_be_v4, &id) : NULL;
+}
+
+/* Picks a backend for a new flow; 0 when the service has none that may serve it. */
+static __always_inline __u32 lb_select(const struct shoal_svc_v4 *svc, const struct pkt_v4 *p,
+				       bool external)
+{
+	bool local_only = (svc->flags & (external ? SVC_F_ETP_LOCAL : SVC_F_ITP_LOCAL)) != 0;
+	struct shoal_slot_key sk = {};
+	__u32 n, base = 0, *be, id;
+
+	if (svc->flags & SVC_F_AFFINITY) {
+		struct shoal_affinity_key_v4 ak = { .client = p->saddr, .svc_id = svc->id };
+		struct shoal_affinity_v4 *a = bpf_map_lookup_elem(&shoal_affin_v4, &ak);
+
+		if (a && bpf_ktime_get_coarse_ns() - a->last_used <= AFFINITY_NS(svc->affinity_timeout) &&
+		    lb_backend(a->backend_id))
+			return a->backend_id;
+	}
+
+	n = local_only ? svc->n_local : svc->n_ready;
+	if (n == 0) {
+		n = local_only ? svc->n_term_local : svc->n_term;
+		base = svc->n_ready;
+	}
+	if (n == 0)
+		return 0;
+	/* The loader builds the Maglev table over the same set that the prefix choice selects. */
+	if (external && (svc->flags & SVC_F_MAGLEV)) {
+		id = maglev_pick(svc, p);
+		if (id)
+			return id;
+	}
+	sk.svc_id = svc->id;
+	sk.gen = svc->gen;
+	sk.slot = base + bpf_get_prandom_u32() % n;
+	be = bpf_map_lookup_elem(&shoal_slot_v4, &sk);
+	return be ? *be : 0;
+}
+
+static __always_inline void lb_affinity_note(const struct shoal_svc_v4 *svc,
+					     const struct pkt_v4 *p, __u32 be_id)
+{
+	struct shoal_affinity_key_v4 ak = { .client = p->saddr, .svc_id = svc->id };
+	struct shoal_affinity_v4 a = { .last_used = bpf_ktime_get_coarse_ns(), .backend_id = be_id };
+
+	if (svc->flags & SVC_F_AFFINITY)
+		bpf_map_update_elem(&shoal_affin_v4, &ak, &a, BPF_ANY);
+}
+
+/* Finds a free SNAT port for (backend, node) in a bounded number of tries. */
+static __always_inline int lb_snat_port(const struct pkt_v4 *p, const struct shoal_backend_v4 *be,
+					__be16 *port)
+{
+	struct shoal_ct_key_v4 k = {
+		.saddr = be->addr,
+		.daddr = node_addr,
+		.sport = be->port,
+		.proto = p->proto,
+		.dir = CT_DIR_REPLY,
+	};
+	__u32 span = (__u32)snat_port_max - snat_port_min + 1;
+
+	for (int i = 0; i < 8; i++) {
+		__u16 cand = snat_port_min + bpf_get_prandom_u32() % span;
+
+		k.dport = bpf_htons(cand);
+		if (!bpf_map_lookup_elem(&shoal_ct_v4, &k)) {
+			*port = k.dport;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* The reply path: a packet of a translated flow coming back. */
+static __always_inline int lb_reply(const struct pkt_v4 *p, struct nat_plan *pl)
+{
+	struct shoal_ct_key_v4 k;
+	struct shoal_ct_v4 *e;
+	bool first;
+
+	ct_key_reply(&k, p);
+	e = bpf_map_lookup_elem(&shoal_ct_v4, &k);
+	if (!e || e->expires < bpf_ktime_get_coarse_ns())
+		return DP_CONTINUE;
+	first = !(e->flags & CT_F_SEEN_REPLY);
+	e = ct_lookup(&k, p, true);
+	if (!e)
+		return DP_CONTINUE;
+	pl->reply = 1;
+	pl->ifindex = e->ifindex;
+	pl->svc_id = e->svc_id;
+	pl->be_id = e->backend_id;
+	pl->saddr = e->nat_addr;
+	pl->sport = e->nat_port;
+	pl->daddr = p->daddr;
+	pl->dport = p->dport;
+	pl->snat = (e->flags & CT_F_SNAT) != 0;
+	if (pl->snat) {
+		pl->daddr = e->snat_addr;
+		pl->dport = e->snat_port;
+	}
+	if (first) {
+		/* Promote the forward entry out of its short "no reply yet" timeout. */
+		struct shoal_ct_key_v4 fk = {
+			.saddr = pl->daddr,
+			.daddr = pl->saddr,
+			.sport = pl->dport,
+			.dport = pl->sport,
+			.proto = p->proto,
+			.dir = CT_DIR_FWD,
+		};
+		struct shoal_ct_v4 *f = bpf_map_lookup_elem(&shoal_ct_v4, &fk);
+
+		if (f) {
+			f->flags |= CT_F_SEEN_REPLY;
+			f->expires = bpf_ktime_get_coarse_ns() + ct_timeout(f, p->proto);
+		}
+	}
+	return LB_XLATE;
+}
+
+/*
+ * The whole decision for one IPv4 TCP/UDP packet. `external` is true where traffic comes
+ * from outside the node (the uplink): it selects externalTrafficPolicy, Maglev and SNAT.
+ */
+static __always_inline int lb_v4(const struct pkt_v4 *p, bool external, __u32 ifindex,
+				 struct nat_plan *pl)
+{
+	struct shoal_svc_key_v4 sk = { .addr = p->daddr, .port = p->dport, .proto = p->proto };
+	struct shoal_ct_key_v4 fk, rk;
+	struct shoal_ct_v4 fe = {}, re = {}, *e;
+	struct shoal_backend_v4 *be;
+	struct shoal_svc_v4 *svc;
+	__u32 be_id = 0;
+	int ret;
+
+	ret = lb_reply(p, pl);
+	if (ret != DP_CONTINUE)
+		return ret;
+
+	svc = bpf_map_lookup_elem(&shoal_svc_v4, &sk);
+	if (!svc)
+		return LB_PASS;
+	pl->svc_id = svc->id;
+	count(&shoal_svc_stats, svc->id, p->tot_len);
+
+	ct_key_fwd(&fk, p);
+	e = ct_lookup(&fk, p, false);
+	if (e) {
+		be = lb_backend(e->backend_id);
+		if (be && be->addr == e->nat_addr && be->port == e->nat_port) {
+			pl->be_id = e->backend_id;
+			pl->saddr = p->saddr;
+			pl->sport = p->sport;
+			pl->daddr = e->nat_addr;
+			pl->dport = e->nat_port;
+			pl->local = (be->flags & BE_F_LOCAL) != 0;
+			pl->dsr = (e->flags & CT_F_DSR) != 0;
+			if (e->flags & CT_F_SNAT) {
+				pl->snat = 1;
+				pl->saddr = e->snat_addr;
+				pl->sport = e->snat_port;
+			}
+			count(&shoal_be_stats, pl->be_id, p->tot_len);
+			return LB_XLATE;
+		}
+		/* Its backend is gone: the flow is chosen anew below. */
+	}
+
+	if (p->proto == IPPROTO_TCP && (p->tcp_flags & TCP_RST)) {
+		pl->reason = DR_STRAY_RST; /* nothing to reset: an RST for an unknown flow */
+		return LB_DROP;
+	}
+
+	be_id = lb_select(svc, p, external);
+	be = lb_backend(be_id);
+	if (!be) {
+		pl->reason = be_id ? DR_BACKEND_GONE : DR_NO_BACKEND;
+		return be_id ? LB_DROP : LB_REJECT;
+	}
+
+	pl->be_id = be_id;
+	pl->saddr = p->saddr;
+	pl->sport = p->sport;
+	pl->daddr = be->addr;
+	pl->dport = be->port;
+	pl->local = (be->flags & BE_F_LOCAL) != 0;
+	if (external && !pl->local && snat_remote && node_addr &&
+	    !(svc->flags & (SVC_F_ETP_LOCAL | SVC_F_DSR))) {
+		pl->snat = 1;
+		pl->saddr = node_addr;
+		if (lb_snat_port(p, be, &pl->sport)) {
+			pl->reason = DR_NO_SNAT_PORT;
+			return LB_DROP;
+		}
+	}
+
+	/*
+	 * Direct server return: the backend's node answers the client itself (its shoal learns
+	 * the frontend from the IP option the packet carries), so there is no reply entry here.
+	 */
+	if (external && !pl->local && (svc->flags & SVC_F_DSR)) {
+		pl->dsr = 1;
+		fe.backend_id = be_id;
+		fe.svc_id = svc->id;
+		fe.nat_addr = pl->daddr;
+		fe.nat_port = pl->dport;
+		fe.flags = CT_F_DSR;
+		fe.ifindex = ifindex;
+		ct_create(&fk, &fe, p->proto);
+		lb_affinity_note(svc, p, be_id);
+		count(&shoal_be_stats, be_id, p->tot_len);
+		return LB_XLATE;
+	}
+
+	/* The reply entry first: a reply can only come after the forward packet leaves. */
+	__builtin_memset(&rk, 0, sizeof(rk));
+	rk.saddr = pl->daddr;
+	rk.daddr = pl->saddr;
+	rk.sport = pl->dport;
+	rk.dport = pl->sport;
+	rk.proto = p->proto;
+	rk.dir = CT_DIR_REPLY;
+	re.backend_id = be_id;
+	re.svc_id = svc->id;
+	re.nat_addr = p->daddr;
+	re.nat_port = p->dport;
+	re.ifindex = ifindex;
+	if (pl->snat) {
+		re.flags = CT_F_SNAT;
+		re.snat_addr = p->saddr;
+		re.snat_port = p->sport;
+	}
+	ct_create(&rk, &re, p->proto);
+
+	fe.backend_id = be_id;
+	fe.svc_id = svc->id;
+	fe.nat_addr = pl->daddr;
+	fe.nat_port = pl->dport;
+	fe.ifindex = ifindex;
+	if (pl->snat) {
+		fe.flags = CT_F_SNAT;
+		fe.snat_addr = pl->saddr;
+		fe.snat_port = pl->sport;
+	}
+	ct_create(&fk, &fe, p->proto);
+	lb_affinity_note(svc, p, be_id);
+	count(&shoal_be_stats, be_id, p->tot_len);
+	return LB_XLATE;
+}
+
+/*
+ * The receiving end of direct server return: a packet that carries the frontend in a shoal
+ * DSR option reaches a backend on this node; remember how to translate the backend's reply
+ * back to the frontend (sent out where the request came in).
+ */
+static __always_inline void lb_dsr_learn(const struct pkt_v4 *p, __be32 fe_addr, __be16 fe_port,
+					 __u32 ifindex)
+{
+	struct shoal_ct_key_v4 rk = {
+		.saddr = p->daddr,
+		.daddr = p->saddr,
+		.sport = p->dport,
+		.dport = p->sport,
+		.proto = p->proto,
+		.dir = CT_DIR_REPLY,
+	};
+	struct shoal_ct_v4 re = {
+		.nat_addr = fe_addr,
+		.nat_port = fe_port,
+		.flags = CT_F_SEEN_REPLY,
+		.ifindex = ifindex,
+	};
+	struct shoal_ct_v4 *e = bpf_map_lookup_elem(&shoal_ct_v4, &rk);
+
+	if (e && e->nat_addr == fe_addr && e->nat_port == fe_port) {
+		e->expires = bpf_ktime_get_coarse_ns() + ct_timeout(e, p->proto);
+		return;
+	}
+	ct_create(&rk, &re, p->proto);
+}
+
+#endif

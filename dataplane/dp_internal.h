@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * What the dp_*.c files share and nobody else sees: the handle, the in-memory index of
+ * services and backends (rebuilt from the pinned maps by dp_open), the map fds.
+ */
+#ifndef SHOAL_DP_INTERNAL_H
+#define SHOAL_DP_INTERNAL_H
+
+#include "dp.h"
+
+struct lb_xdp;
+struct lb_tc;
+struct lb_sock;
+
+struct dp_be {
+	struct dp_be *next; /* hash chain */
+	uint64_t key; /* addr << 16 | port */
+	uint32_t id;
+	uint32_t refs; /* services whose live slots name it */
+	struct shoal_backend_v4 val;
+};
+
+struct dp_svc {
+	struct dp_svc *next; /* hash chain */
+	char name[SHOAL_SVC_NAME_LEN];
+	uint32_t id;
+	uint64_t fingerprint;
+	struct shoal_svc_v4 rec; /* as written to every frontend */
+	struct dp_service svc; /* frontends, flags (svc.name points at name) */
+	uint32_t *be_ids; /* live slots, n_ready + n_term of them */
+	size_t n_be;
+	bool seen; /* dp_sync mark */
+};
+
+struct dp_ids {
+	uint32_t *free; /* stack of released ids */
+	size_t n_free;
+	uint32_t next; /* lowest never-used id */
+	uint32_t max; /* ids are 1..max-1 */
+};
+
+struct dp {
+	char dir[256]; /* pin directory */
+	char root[200]; /* pin root */
+	struct dp_opts opts;
+	struct lb_xdp *xdp;
+	struct lb_tc *tc;
+	struct lb_sock *sock;
+	int fd_svc, fd_slot, fd_be, fd_maglev, fd_ct, fd_revnat, fd_affin, fd_svc_stats,
+		fd_be_stats, fd_drops, fd_sk, fd_names, fd_attach;
+
+	struct dp_svc **svc_tab;
+	size_t svc_buckets, n_svc;
+	struct dp_be **be_tab;
+	size_t be_buckets, n_be;
+	struct dp_ids svc_ids, be_ids;
+	struct dp_be **be_by_id; /* backend id -> backend */
+	int ncpus;
+};
+
+/* dp_maps.c */
+int dp_state_load(struct dp *dp);
+void dp_state_free(struct dp *dp);
+
+#endif
