@@ -140,9 +140,11 @@ static void ipt_svc_chains(FILE *f, const struct svcset *ss, int i, bool decl)
 		if (k < EPS - 1)
 			fprintf(f, " -m statistic --mode random --probability %.11f",
 				1.0 / (double)(EPS - k));
-		fprintf(f, " -j KUBE-SEP-%08X%08X\n", (unsigned)i, ntohl(s->endpoints[k].addr.s_addr));
+		fprintf(f, " -j KUBE-SEP-%08X%08X\n", (unsigned)i,
+			ntohl(s->endpoints[k].addr.s_addr));
 		fprintf(f,
-			"-A KUBE-SEP-%08X%08X -m comment --comment \"%s\" -s %s/32 -j KUBE-MARK-MASQ\n",
+			"-A KUBE-SEP-%08X%08X -m comment --comment \"%s\" -s %s/32 -j "
+			"KUBE-MARK-MASQ\n",
 			(unsigned)i, ntohl(s->endpoints[k].addr.s_addr), s->name, ep);
 		fprintf(f,
 			"-A KUBE-SEP-%08X%08X -m comment --comment \"%s\" -p tcp -m tcp -j DNAT "
@@ -157,7 +159,8 @@ static void ipt_services_chain(FILE *f, const struct svcset *ss)
 		char vip[INET_ADDRSTRLEN];
 		inet_ntop(AF_INET, &ss->s[i].cluster_ip, vip, sizeof(vip));
 		fprintf(f,
-			"-A KUBE-SERVICES -m comment --comment \"%s cluster IP\" -d %s/32 -p tcp -m "
+			"-A KUBE-SERVICES -m comment --comment \"%s cluster IP\" -d %s/32 -p tcp "
+			"-m "
 			"tcp --dport 80 -j KUBE-SVC-%08X%08X\n",
 			ss->s[i].name, vip, (unsigned)i, (unsigned)i * 2654435761u);
 	}
@@ -208,7 +211,8 @@ static double ipt_restore(const char *path, bool noflush)
 		if (fd < 0 || dup2(fd, 0) < 0)
 			_exit(127);
 		if (noflush)
-			execlp("iptables-restore", "iptables-restore", "--noflush", "-w", (char *)NULL);
+			execlp("iptables-restore", "iptables-restore", "--noflush", "-w",
+			       (char *)NULL);
 		else
 			execlp("iptables-restore", "iptables-restore", "-w", (char *)NULL);
 		_exit(127);
@@ -225,7 +229,8 @@ static double ipt_restore(const char *path, bool noflush)
 		if (now_ms() - t0 > ipt_limit_ms) {
 			kill(pid, SIGKILL);
 			waitpid(pid, &st, 0);
-			fprintf(stderr, "iptables-restore: stopped after %.0f s\n", ipt_limit_ms / 1000);
+			fprintf(stderr, "iptables-restore: stopped after %.0f s\n",
+				ipt_limit_ms / 1000);
 			return -2;
 		}
 		usleep(2000);
@@ -241,8 +246,8 @@ static double ipt_restore(const char *path, bool noflush)
 
 static bool first_fig = true;
 
-static void fig(const char *name, double value, const char *unit, double target,
-		 const char *better, const char *reference)
+static void fig(const char *name, double value, const char *unit, double target, const char *better,
+		const char *reference)
 {
 	printf("%s\n  {\"name\": \"%s\", \"value\": %.3f, \"unit\": \"%s\"", first_fig ? "" : ",",
 	       name, value, unit);
@@ -283,7 +288,9 @@ static int run_size(int n, int changes, struct result *res)
 	svcset_init(&ss, n);
 	struct nft_cidr pods;
 	nft_cidr_parse("10.100.0.0/16", &pods);
-	struct nft_config cfg = { .pod_cidrs = &pods, .n_pod_cidrs = 1, .proxy = true, .nodeports = true };
+	struct nft_config cfg = {
+		.pod_cidrs = &pods, .n_pod_cidrs = 1, .proxy = true, .nodeports = true
+	};
 	struct nft_engine *e = nft_open(&cfg);
 	if (!e) {
 		perror("nft_open");
@@ -424,7 +431,8 @@ static int run_size(int n, int changes, struct result *res)
 	    "kube-proxy partial restore: KUBE-SERVICES and the changed service's chains");
 	if (res->ipt_kmem >= 0) {
 		snprintf(name, sizeof(name), "iptables_kernel_mem_mib_%s_svc", sz);
-		fig(name, res->ipt_kmem, "MiB", 0, "lower", "memory cgroup kmem delta of the restore");
+		fig(name, res->ipt_kmem, "MiB", 0, "lower",
+		    "memory cgroup kmem delta of the restore");
 	}
 	snprintf(name, sizeof(name), "ratio_iptables_over_nft_full_sync_%s_svc", sz);
 	fig(name, res->ipt_full / res->nft_full, "x", 0, "higher", "iptables-restore time / shoal");
@@ -468,8 +476,8 @@ int main(int argc, char **argv)
 			   "nft_kmem_mib ipt_kmem_mib\n");
 		for (int i = 0; i < 2; i++)
 			fprintf(f, "%d %.3f %.3f %.3f %.3f %.3f %.3f\n", res[i].n, res[i].nft_full,
-				res[i].ipt_full, res[i].nft_change, res[i].ipt_change, res[i].nft_kmem,
-				res[i].ipt_kmem);
+				res[i].ipt_full, res[i].nft_change, res[i].ipt_change,
+				res[i].nft_kmem, res[i].ipt_kmem);
 		fclose(f);
 	}
 	return 0;

@@ -31,7 +31,7 @@
 
 #define NFT_TABLE_NAME "shoal"
 /* A service's name ("namespace/name/protocol/port") is at most this long, NUL included. */
-#define NFT_SVC_NAME_MAX 96
+#define NFT_SVC_NAME_MAX      96
 #define NFT_DEFAULT_MASQ_MARK 0x4000u
 /* A service's endpoint map: "eID.SEQ". */
 #define NFT_VMAP_NAME_MAX 32
@@ -53,15 +53,15 @@ struct nft_endpoint {
  */
 struct nft_service {
 	char name[NFT_SVC_NAME_MAX]; /* unique key, e.g. "default/web/tcp/80" */
-	uint8_t protocol;            /* IPPROTO_TCP, IPPROTO_UDP or IPPROTO_SCTP */
+	uint8_t protocol;	     /* IPPROTO_TCP, IPPROTO_UDP or IPPROTO_SCTP */
 	struct in_addr cluster_ip;   /* INADDR_ANY: none (headless) */
-	uint16_t port;               /* the Service port, host order */
-	uint16_t node_port;          /* 0: none */
+	uint16_t port;		     /* the Service port, host order */
+	uint16_t node_port;	     /* 0: none */
 	struct in_addr *external_ips;
 	size_t n_external_ips;
 	struct nft_endpoint *endpoints;
 	size_t n_endpoints;
-	uint32_t affinity_timeout; /* ClientIP session affinity in seconds; 0: none */
+	uint32_t affinity_timeout;	/* ClientIP session affinity in seconds; 0: none */
 	struct nft_cidr *source_ranges; /* loadBalancerSourceRanges, applied to external IPs */
 	size_t n_source_ranges;
 };
@@ -72,8 +72,8 @@ struct nft_config {
 	 * ClusterIP traffic from outside them is masqueraded. */
 	const struct nft_cidr *pod_cidrs;
 	size_t n_pod_cidrs;
-	bool proxy;         /* program ClusterIPs and external IPs (--proxy=nftables) */
-	bool nodeports;     /* NodePort DNAT (the proxy, or when XDP is not attached) */
+	bool proxy;	    /* program ClusterIPs and external IPs (--proxy=nftables) */
+	bool nodeports;	    /* NodePort DNAT (the proxy, or when XDP is not attached) */
 	uint32_t masq_mark; /* 0: NFT_DEFAULT_MASQ_MARK */
 };
 
@@ -102,8 +102,8 @@ const char *nft_last_error(const struct nft_engine *e);
 /* Counters of the last applied batch (for tests and benchmarks). */
 struct nft_batch_stats {
 	uint32_t messages; /* netlink messages in the batch, begin/end excluded */
-	uint32_t acks;     /* ACKs received for them */
-	size_t bytes;      /* size of the batch */
+	uint32_t acks;	   /* ACKs received for them */
+	size_t bytes;	   /* size of the batch */
 };
 void nft_last_batch(const struct nft_engine *e, struct nft_batch_stats *out);
 size_t nft_service_count(const struct nft_engine *e);
@@ -118,13 +118,13 @@ struct nft_object {
 	char *name;
 	bool anonymous;
 	uint64_t handle; /* kernel handle (0 for elements) */
-	char *text;      /* rules: libnftnl's rendering; elements: key => verdict # comment */
+	char *text;	 /* rules: libnftnl's rendering; elements: key => verdict # comment */
 };
 
 struct nft_state {
-	bool present;   /* the table exists */
+	bool present;	/* the table exists */
 	uint32_t genid; /* ruleset generation the dump is consistent with */
-	char *comment;  /* the table's comment (the engine's configuration signature) */
+	char *comment;	/* the table's comment (the engine's configuration signature) */
 	struct nft_service *services; /* decoded back from the kernel's objects */
 	size_t n_services;
 	/* The engine's bookkeeping, read back with each service: its number and the name of

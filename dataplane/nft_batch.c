@@ -140,8 +140,8 @@ static bool nft_batch_desc(struct nft_batch *b, const char *fmt, va_list ap)
 	return true;
 }
 
-struct nlmsghdr *nft_batch_msg(struct nft_batch *b, uint16_t type, uint16_t flags,
-			       const char *fmt, ...)
+struct nlmsghdr *nft_batch_msg(struct nft_batch *b, uint16_t type, uint16_t flags, const char *fmt,
+			       ...)
 {
 	if (b->oom || !nft_batch_reserve(b, NFT_MSG_ROOM))
 		return NULL;
@@ -251,7 +251,8 @@ int nft_batch_send(struct nft_batch *b)
 	for (;;) {
 		for (int i = 0; i < NVEC; i++) {
 			iov[i] = (struct iovec){ b->rbuf + (size_t)i * ABUF, ABUF };
-			mm[i] = (struct mmsghdr){ .msg_hdr = { .msg_iov = &iov[i], .msg_iovlen = 1 } };
+			mm[i] = (struct mmsghdr){ .msg_hdr = { .msg_iov = &iov[i],
+							       .msg_iovlen = 1 } };
 		}
 		int got = recvmmsg(mnl_socket_get_fd(b->nl), mm, NVEC, MSG_DONTWAIT, NULL);
 		if (got < 0) {
@@ -299,9 +300,9 @@ int nft_batch_send(struct nft_batch *b)
 
 int nft_put_table(struct nft_batch *b, uint16_t type, uint16_t flags, struct nftnl_table *t)
 {
-	struct nlmsghdr *nlh =
-		nft_batch_msg(b, type, flags, "%s table %s", type == NFT_MSG_DELTABLE ? "delete" : "add",
-			      nftnl_table_get_str(t, NFTNL_TABLE_NAME));
+	struct nlmsghdr *nlh = nft_batch_msg(b, type, flags, "%s table %s",
+					     type == NFT_MSG_DELTABLE ? "delete" : "add",
+					     nftnl_table_get_str(t, NFTNL_TABLE_NAME));
 	if (!nlh)
 		return -ENOMEM;
 	nftnl_table_nlmsg_build_payload(nlh, t);
@@ -336,12 +337,12 @@ int nft_put_chain(struct nft_batch *b, uint16_t type, uint16_t flags, struct nft
 
 int nft_put_rule(struct nft_batch *b, uint16_t type, uint16_t flags, struct nftnl_rule *r)
 {
-	const char *verb = type == NFT_MSG_DELRULE ? (nftnl_rule_is_set(r, NFTNL_RULE_HANDLE)
-							      ? "delete rule in"
-							      : "flush chain")
-						   : "add rule to chain";
-	struct nlmsghdr *nlh =
-		nft_batch_msg(b, type, flags, "%s %s", verb, nftnl_rule_get_str(r, NFTNL_RULE_CHAIN));
+	const char *verb = type == NFT_MSG_DELRULE
+				   ? (nftnl_rule_is_set(r, NFTNL_RULE_HANDLE) ? "delete rule in"
+									      : "flush chain")
+				   : "add rule to chain";
+	struct nlmsghdr *nlh = nft_batch_msg(b, type, flags, "%s %s", verb,
+					     nftnl_rule_get_str(r, NFTNL_RULE_CHAIN));
 	if (!nlh)
 		return -ENOMEM;
 	nftnl_rule_nlmsg_build_payload(nlh, r);
@@ -363,8 +364,8 @@ int nft_put_set(struct nft_batch *b, uint16_t type, uint16_t flags, struct nftnl
 int nft_put_elems(struct nft_batch *b, uint16_t type, uint16_t flags, struct nftnl_set *s,
 		  const char *which)
 {
-	struct nlmsghdr *nlh = nft_batch_msg(b, type, flags, "%s elements of %s%s%s", nft_verb(type),
-					     nftnl_set_get_str(s, NFTNL_SET_NAME),
+	struct nlmsghdr *nlh = nft_batch_msg(b, type, flags, "%s elements of %s%s%s",
+					     nft_verb(type), nftnl_set_get_str(s, NFTNL_SET_NAME),
 					     which ? " " : "", which ? which : "");
 	if (!nlh)
 		return -ENOMEM;

@@ -23,7 +23,7 @@
 
 #include "log.h"
 
-#define NFT_DUMP_BUF (64 * 1024)
+#define NFT_DUMP_BUF	   (64 * 1024)
 #define NFT_DUMP_PER_CHAIN 2000
 
 struct nft_dchain {
@@ -89,8 +89,8 @@ static int nft_gen_cb(const struct nlmsghdr *nlh, void *data)
 static int nft_genid_on(struct mnl_socket *nl, uint32_t *genid)
 {
 	char buf[256];
-	struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETGEN, NFPROTO_UNSPEC,
-						     NLM_F_ACK, ++nft_dump_seq);
+	struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETGEN, NFPROTO_UNSPEC, NLM_F_ACK,
+						     ++nft_dump_seq);
 	return nft_talk(nl, nlh, nft_gen_cb, genid);
 }
 
@@ -337,7 +337,8 @@ static int nft_dump_once(struct mnl_socket *nl, const char *table, struct nft_du
 		if (!q)
 			return -ENOMEM;
 		nftnl_set_set_str(q, NFTNL_SET_TABLE, table);
-		nftnl_set_set_str(q, NFTNL_SET_NAME, nftnl_set_get_str(c->sets[i].set, NFTNL_SET_NAME));
+		nftnl_set_set_str(q, NFTNL_SET_NAME,
+				  nftnl_set_get_str(c->sets[i].set, NFTNL_SET_NAME));
 		nlh = nft_req(buf, NFT_MSG_GETSETELEM, NLM_F_DUMP);
 		nftnl_set_elems_nlmsg_build_payload(nlh, q);
 		nftnl_set_free(q);
@@ -366,7 +367,8 @@ static bool nft_ip_in_list(struct in_addr ip, const struct in_addr *v, size_t n)
 #define NFT_FOR_EXPR(r, e, it)                                                                     \
 	for (struct nftnl_expr_iter *it = nftnl_expr_iter_create(r); it;                           \
 	     nftnl_expr_iter_destroy(it), it = NULL)                                               \
-		for (struct nftnl_expr *e = nftnl_expr_iter_next(it); e; e = nftnl_expr_iter_next(it))
+		for (struct nftnl_expr *e = nftnl_expr_iter_next(it); e;                           \
+		     e = nftnl_expr_iter_next(it))
 
 static const char *nft_ename(const struct nftnl_expr *e)
 {
@@ -462,7 +464,7 @@ static struct nft_svc_acc *nft_dec_get(struct nft_dec *d, const char *name)
 	({                                                                                         \
 		bool ok_ = true;                                                                   \
 		if ((n) == (cap)) {                                                                \
-			size_t nc_ = (cap) ? (cap) * 2 : 4;                                        \
+			size_t nc_ = (cap) ? (cap)*2 : 4;                                          \
 			void *p_ = realloc((arr), nc_ * sizeof(*(arr)));                           \
 			if (p_) {                                                                  \
 				(arr) = p_;                                                        \
@@ -623,8 +625,8 @@ static int nft_dec_svc_chain(struct nft_dump_ctx *c, struct nft_svc_acc *a)
 			return -ENOMEM;
 		size_t n = 0;
 		bool extra = false;
-		for (size_t j = lo; j < c->n_chains && !strncmp(c->chains[j].name, prefix, (size_t)pl);
-		     j++) {
+		for (size_t j = lo;
+		     j < c->n_chains && !strncmp(c->chains[j].name, prefix, (size_t)pl); j++) {
 			uint32_t aff = 0;
 			struct nft_endpoint ep = { 0 };
 			if (!nft_dec_ep(&c->chains[j], &ep, &aff))
@@ -674,7 +676,8 @@ static int nft_dec_fw_chain(struct nft_dump_ctx *c, struct nft_svc_acc *a)
 				}
 			} else if (!strcmp(n, "immediate") &&
 				   nftnl_expr_is_set(e, NFTNL_EXPR_IMM_VERDICT)) {
-				ret = nftnl_expr_get_u32(e, NFTNL_EXPR_IMM_VERDICT) == (uint32_t)NFT_RETURN;
+				ret = nftnl_expr_get_u32(e, NFTNL_EXPR_IMM_VERDICT) ==
+				      (uint32_t)NFT_RETURN;
 			}
 		}
 		if (!cmp || !ret)
@@ -742,7 +745,8 @@ static int nft_collect(struct nft_dump_ctx *c, struct nft_state *st, bool rule_t
 		err = nft_obj_add(&o, NFT_OBJ_CHAIN, ch->name, ch->handle, NULL, false);
 		for (size_t j = 0; j < ch->n_rules && !err; j++) {
 			if (rule_text)
-				nftnl_rule_snprintf(text, 8192, ch->rules[j], NFTNL_OUTPUT_DEFAULT, 0);
+				nftnl_rule_snprintf(text, 8192, ch->rules[j], NFTNL_OUTPUT_DEFAULT,
+						    0);
 			err = nft_obj_add(&o, NFT_OBJ_RULE, ch->name,
 					  nftnl_rule_get_u64(ch->rules[j], NFTNL_RULE_HANDLE),
 					  rule_text ? text : NULL, false);
@@ -757,7 +761,10 @@ static int nft_collect(struct nft_dump_ctx *c, struct nft_state *st, bool rule_t
 		snprintf(owner, sizeof(owner), "endpoints of %s",
 			 c->sets[i].owner ? c->sets[i].owner : "");
 		err = nft_obj_add(&o, NFT_OBJ_SET, name, nftnl_set_get_u64(s, NFTNL_SET_HANDLE),
-				  anon ? sname : c->sets[i].owner ? owner : NULL, anon);
+				  anon		     ? sname
+				  : c->sets[i].owner ? owner
+						     : NULL,
+				  anon);
 		struct nftnl_set_elems_iter *it = nftnl_set_elems_iter_create(s);
 		for (struct nftnl_set_elem *el = it ? nftnl_set_elems_iter_next(it) : NULL;
 		     el && !err; el = nftnl_set_elems_iter_next(it)) {

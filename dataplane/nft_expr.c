@@ -6,12 +6,11 @@
  */
 #include "nft_int.h"
 
+#include <arpa/inet.h>
 #include <libnftnl/udata.h>
 #include <linux/netfilter/nf_nat.h>
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
-
 
 static struct nftnl_expr *nft_x(struct nftnl_rule *r, const char *name)
 {
@@ -63,7 +62,7 @@ void nft_x_cmp(struct nftnl_rule *r, uint32_t sreg, uint32_t op, const void *dat
 }
 
 void nft_x_bitwise(struct nftnl_rule *r, uint32_t sreg, uint32_t dreg, uint32_t len,
-		   const void *mask, const void *xor)
+		   const void *mask, const void * xor)
 {
 	struct nftnl_expr *e = nft_x(r, "bitwise");
 	if (!e)
@@ -170,8 +169,7 @@ void nft_x_ct_state(struct nftnl_rule *r, uint32_t dreg)
 	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, dreg);
 }
 
-void nft_x_dynset_update(struct nftnl_rule *r, uint32_t sreg, const char *set,
-			 uint64_t timeout_ms)
+void nft_x_dynset_update(struct nftnl_rule *r, uint32_t sreg, const char *set, uint64_t timeout_ms)
 {
 	struct nftnl_expr *e = nft_x(r, "dynset");
 	if (!e)

@@ -19,7 +19,7 @@
 #include <stdarg.h>
 
 #define NFT_OBJ_NAME_MAX 160
-#define NFT_ERR_MAX 512
+#define NFT_ERR_MAX	 512
 
 /* Names of the shared maps, indexed by enum nft_map. */
 enum nft_map {
@@ -42,7 +42,7 @@ struct nft_batch {
 	uint32_t portid;
 	char *buf;
 	size_t len, cap, msg_start;
-	char *rbuf; /* ACK buffers */
+	char *rbuf;	    /* ACK buffers */
 	uint32_t seq0, seq; /* seq0: the batch-begin message */
 	uint32_t n_msgs;
 	/* Per message (index seq - seq0 - 1): offset of its description in `names`. */
@@ -67,8 +67,8 @@ void nft_batch_reset(struct nft_batch *b);
 /* Appends one message header (family inet); the payload is written by a libnftnl builder
  * into the returned header, then nft_batch_done() records its length. `what` describes the
  * object for error reports ("add chain svc-x"). Returns NULL when out of memory. */
-struct nlmsghdr *nft_batch_msg(struct nft_batch *b, uint16_t type, uint16_t flags,
-			       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+struct nlmsghdr *nft_batch_msg(struct nft_batch *b, uint16_t type, uint16_t flags, const char *fmt,
+			       ...) __attribute__((format(printf, 4, 5)));
 void nft_batch_done(struct nft_batch *b, struct nlmsghdr *nlh);
 /* Sends the batch (begin ... end) and reads every ACK. On a kernel error returns it and
  * leaves a message naming the object in b->err. An empty batch sends nothing. */
@@ -87,14 +87,12 @@ int nft_put_elems(struct nft_batch *b, uint16_t type, uint16_t flags, struct nft
 		  const char *which);
 
 /* Expression helpers (nft_expr.c): each appends one expression to r. */
-void nft_x_payload(struct nftnl_rule *r, uint32_t base, uint32_t off, uint32_t len,
-		   uint32_t dreg);
+void nft_x_payload(struct nftnl_rule *r, uint32_t base, uint32_t off, uint32_t len, uint32_t dreg);
 void nft_x_meta(struct nftnl_rule *r, uint32_t key, uint32_t dreg);
 void nft_x_meta_set(struct nftnl_rule *r, uint32_t key, uint32_t sreg);
-void nft_x_cmp(struct nftnl_rule *r, uint32_t sreg, uint32_t op, const void *data,
-	       uint32_t len);
+void nft_x_cmp(struct nftnl_rule *r, uint32_t sreg, uint32_t op, const void *data, uint32_t len);
 void nft_x_bitwise(struct nftnl_rule *r, uint32_t sreg, uint32_t dreg, uint32_t len,
-		   const void *mask, const void *xor);
+		   const void *mask, const void * xor);
 void nft_x_imm_data(struct nftnl_rule *r, uint32_t dreg, const void *data, uint32_t len);
 void nft_x_verdict(struct nftnl_rule *r, int verdict, const char *chain);
 /* dreg NFT_NO_DREG: a set membership test rather than a map lookup. */
@@ -107,8 +105,7 @@ void nft_x_masq(struct nftnl_rule *r, uint32_t flags);
 void nft_x_reject(struct nftnl_rule *r);
 void nft_x_fib_daddr_type(struct nftnl_rule *r, uint32_t dreg);
 void nft_x_ct_state(struct nftnl_rule *r, uint32_t dreg);
-void nft_x_dynset_update(struct nftnl_rule *r, uint32_t sreg, const char *set,
-			 uint64_t timeout_ms);
+void nft_x_dynset_update(struct nftnl_rule *r, uint32_t sreg, const char *set, uint64_t timeout_ms);
 /* Sets the rule's comment (NFTNL_UDATA_RULE_COMMENT). */
 void nft_rule_comment(struct nftnl_rule *r, const char *comment);
 void nft_elem_comment(struct nftnl_set_elem *e, const char *comment);
@@ -157,7 +154,7 @@ void nft_render_free(struct nft_render *r);
 /* The skeleton's chains (plain and base), named sets (the maps and the affinity set), and its
  * number of rules for this configuration. */
 #define NFT_SKELETON_CHAINS 16
-#define NFT_SKELETON_SETS (NFT_MAP__COUNT + 1)
+#define NFT_SKELETON_SETS   (NFT_MAP__COUNT + 1)
 size_t nft_skeleton_rules(const struct nft_rcfg *cfg);
 /* Emits the skeleton: table (with comment `sig`), base chains, shared chains and maps. */
 int nft_emit_skeleton(const struct nft_rcfg *cfg, struct nft_batch *b, const char *sig);
@@ -170,8 +167,8 @@ int nft_emit_del_set(const struct nft_rcfg *cfg, struct nft_batch *b, const char
 int nft_emit_chain(const struct nft_rcfg *cfg, struct nft_batch *b, uint16_t type,
 		   const char *name);
 /* Adds (type NFT_MSG_NEWSETELEM) or deletes elements; all of them for one map per call. */
-int nft_emit_elems(const struct nft_rcfg *cfg, struct nft_batch *b, uint16_t type,
-		   enum nft_map map, const struct nft_r_elem *const *elems, size_t n);
+int nft_emit_elems(const struct nft_rcfg *cfg, struct nft_batch *b, uint16_t type, enum nft_map map,
+		   const struct nft_r_elem *const *elems, size_t n);
 /* The configuration signature kept as the table's comment. */
 void nft_cfg_signature(const struct nft_rcfg *cfg, char *buf, size_t len);
 

@@ -26,8 +26,8 @@ struct nft_entry {
 	struct nft_service svc;
 	struct nft_entry *next;
 	uint32_t mark;
-	uint32_t id;                   /* in its affinity keys and map name */
-	char vmap[NFT_VMAP_NAME_MAX];  /* its endpoint map, "" when none */
+	uint32_t id;		      /* in its affinity keys and map name */
+	char vmap[NFT_VMAP_NAME_MAX]; /* its endpoint map, "" when none */
 };
 
 struct nft_engine {
@@ -40,7 +40,7 @@ struct nft_engine {
 	uint32_t epoch;
 	uint32_t next_id;
 	bool table_present; /* the kernel has a table of that name */
-	bool rebuild;       /* the next change replaces the whole table */
+	bool rebuild;	    /* the next change replaces the whole table */
 	char err[NFT_ERR_MAX];
 	struct nft_batch_stats last;
 };
@@ -77,9 +77,10 @@ int nft_service_copy(struct nft_service *dst, const struct nft_service *src)
 {
 	bool ok = true;
 	*dst = *src;
-	dst->external_ips = nft_dup(src->external_ips, src->n_external_ips, sizeof(struct in_addr),
-				    &ok);
-	dst->endpoints = nft_dup(src->endpoints, src->n_endpoints, sizeof(struct nft_endpoint), &ok);
+	dst->external_ips =
+		nft_dup(src->external_ips, src->n_external_ips, sizeof(struct in_addr), &ok);
+	dst->endpoints =
+		nft_dup(src->endpoints, src->n_endpoints, sizeof(struct nft_endpoint), &ok);
 	dst->source_ranges =
 		nft_dup(src->source_ranges, src->n_source_ranges, sizeof(struct nft_cidr), &ok);
 	if (!ok) {
@@ -264,12 +265,12 @@ static void nft_forget_all(struct nft_engine *e)
 /* ---- the plan: one batch for a set of changes ---- */
 
 struct nft_change {
-	const struct nft_service *old; /* NULL: new service */
-	const struct nft_service *new; /* NULL: deleted */
-	uint32_t id;                   /* 0: a new service, given the next free id */
-	const char *old_vmap;          /* the endpoint map it has (NULL or "": none) */
+	const struct nft_service *old;	  /* NULL: new service */
+	const struct nft_service *new;	  /* NULL: deleted */
+	uint32_t id;			  /* 0: a new service, given the next free id */
+	const char *old_vmap;		  /* the endpoint map it has (NULL or "": none) */
 	char new_vmap[NFT_VMAP_NAME_MAX]; /* the one written by this batch */
-	bool has_svc_chain;            /* the new rendering has a service chain */
+	bool has_svc_chain;		  /* the new rendering has a service chain */
 	struct nft_render ro, rn;
 };
 
@@ -396,7 +397,8 @@ static int nft_emit_plan(struct nft_engine *e, const struct nft_plan *p)
 	/* service chains to delete are emptied first, which unbinds their endpoint maps */
 	for (size_t i = 0; i < p->n[P_DEL_CHAIN]; i++) {
 		const struct nft_r_chain *c = p->v[P_DEL_CHAIN][i].obj;
-		if (c->kind == NFT_CH_SVC && (err = nft_emit_chain(&e->cfg, b, NFT_MSG_DELRULE, c->name)))
+		if (c->kind == NFT_CH_SVC &&
+		    (err = nft_emit_chain(&e->cfg, b, NFT_MSG_DELRULE, c->name)))
 			return err;
 	}
 	/* a rewritten or deleted service chain no longer uses its endpoint map; the map
@@ -476,7 +478,8 @@ static int nft_commit(struct nft_engine *e, struct nft_change *changes, size_t n
 		struct nft_change *c = &changes[i];
 		if (!c->id)
 			c->id = next_id++;
-		if (c->old && !rebuild && (err = nft_render_service(&e->cfg, c->old, c->id, &c->ro)))
+		if (c->old && !rebuild &&
+		    (err = nft_render_service(&e->cfg, c->old, c->id, &c->ro)))
 			goto out;
 		if (c->new && (err = nft_render_service(&e->cfg, c->new, c->id, &c->rn)))
 			goto out;
@@ -507,9 +510,9 @@ static int nft_commit(struct nft_engine *e, struct nft_change *changes, size_t n
 	for (size_t i = 0; i < n && !err; i++) {
 		struct nft_change *c = &changes[i];
 		const char *vmap = !c->has_svc_chain ? ""
-				   : c->new_vmap[0] ? c->new_vmap
-				   : c->old_vmap    ? c->old_vmap
-						    : "";
+				   : c->new_vmap[0]  ? c->new_vmap
+				   : c->old_vmap     ? c->old_vmap
+						     : "";
 		if (c->new)
 			err = nft_store(e, c->new, c->id, vmap);
 		else if (!rebuild)
@@ -853,7 +856,8 @@ static int nft_adopt(struct nft_engine *e)
 	}
 	if (st->present && st->comment && !strcmp(st->comment, e->sig) && nft_adopt_verify(e, st)) {
 		for (size_t i = 0; i < st->n_services && !err; i++)
-			err = nft_store(e, &st->services[i], st->service_ids[i], st->service_vmaps[i]);
+			err = nft_store(e, &st->services[i], st->service_ids[i],
+					st->service_vmaps[i]);
 		if (!err)
 			e->rebuild = false;
 		else

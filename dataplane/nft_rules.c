@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 const char *const nft_map_names[NFT_MAP__COUNT] = {
 	[NFT_MAP_SERVICE_IPS] = "service-ips",
 	[NFT_MAP_SERVICE_NODEPORTS] = "service-nodeports",
@@ -34,11 +33,11 @@ const char *const nft_map_names[NFT_MAP__COUNT] = {
 
 /* nft(8)'s datatype numbers, for readable listings: ipv4_addr 7, inet_proto 12,
  * inet_service 13; a concatenation packs them 6 bits apart. */
-#define NFT_TYPE_IPV4 7u
-#define NFT_TYPE_PROTO 12u
+#define NFT_TYPE_IPV4	 7u
+#define NFT_TYPE_PROTO	 12u
 #define NFT_TYPE_SERVICE 13u
 #define NFT_TYPE_INTEGER 4u
-#define NFT_TYPE_BITS 6u
+#define NFT_TYPE_BITS	 6u
 
 uint32_t nft_map_keylen(enum nft_map m)
 {
@@ -96,7 +95,8 @@ int nft_service_validate(const struct nft_service *s, char *err, size_t errlen)
 {
 	size_t nl = strnlen(s->name, sizeof(s->name));
 	if (nl == 0 || nl >= sizeof(s->name)) {
-		snprintf(err, errlen, "service name: must be 1..%d characters", NFT_SVC_NAME_MAX - 1);
+		snprintf(err, errlen, "service name: must be 1..%d characters",
+			 NFT_SVC_NAME_MAX - 1);
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < nl; i++) {
@@ -124,23 +124,25 @@ int nft_service_validate(const struct nft_service *s, char *err, size_t errlen)
 	}
 	for (size_t i = 0; i < s->n_endpoints; i++) {
 		if (s->endpoints[i].port == 0 || s->endpoints[i].addr.s_addr == 0) {
-			snprintf(err, errlen, "service %s: endpoints[%zu]: address and port required",
-				 s->name, i);
+			snprintf(err, errlen,
+				 "service %s: endpoints[%zu]: address and port required", s->name,
+				 i);
 			return -EINVAL;
 		}
 		for (size_t j = 0; j < i; j++) {
 			if (s->endpoints[j].addr.s_addr == s->endpoints[i].addr.s_addr &&
 			    s->endpoints[j].port == s->endpoints[i].port) {
-				snprintf(err, errlen, "service %s: endpoints[%zu]: duplicate of [%zu]",
-					 s->name, i, j);
+				snprintf(err, errlen,
+					 "service %s: endpoints[%zu]: duplicate of [%zu]", s->name,
+					 i, j);
 				return -EINVAL;
 			}
 		}
 	}
 	for (size_t i = 0; i < s->n_source_ranges; i++) {
 		if (s->source_ranges[i].prefix > 32) {
-			snprintf(err, errlen, "service %s: sourceRanges[%zu]: prefix %u > 32", s->name,
-				 i, s->source_ranges[i].prefix);
+			snprintf(err, errlen, "service %s: sourceRanges[%zu]: prefix %u > 32",
+				 s->name, i, s->source_ranges[i].prefix);
 			return -EINVAL;
 		}
 	}
@@ -183,7 +185,7 @@ int nft_ready_order(const struct nft_service *s, size_t **out)
 	({                                                                                         \
 		bool ok_ = true;                                                                   \
 		if ((n) == (cap)) {                                                                \
-			size_t nc_ = (cap) ? (cap) * 2 : 8;                                        \
+			size_t nc_ = (cap) ? (cap)*2 : 8;                                          \
 			void *p_ = realloc((arr), nc_ * sizeof(*(arr)));                           \
 			if (p_) {                                                                  \
 				(arr) = p_;                                                        \
@@ -250,11 +252,12 @@ int nft_render_service(const struct nft_rcfg *cfg, const struct nft_service *s, 
 	if (s->cluster_ip.s_addr) {
 		nft_key_ip(key, s->cluster_ip, s->protocol, s->port);
 		if (n_ready && cfg->proxy) {
-			err = nft_r_add_elem(out, NFT_MAP_SERVICE_IPS, key, svc, s->name, "cluster-ip");
+			err = nft_r_add_elem(out, NFT_MAP_SERVICE_IPS, key, svc, s->name,
+					     "cluster-ip");
 			to_svc = true;
 		} else if (!n_ready) {
-			err = nft_r_add_elem(out, NFT_MAP_NOEP_SERVICES, key, "reject-chain", s->name,
-					     "cluster-ip");
+			err = nft_r_add_elem(out, NFT_MAP_NOEP_SERVICES, key, "reject-chain",
+					     s->name, "cluster-ip");
 		} else {
 			err = 0;
 		}
@@ -269,8 +272,8 @@ int nft_render_service(const struct nft_rcfg *cfg, const struct nft_service *s, 
 					     "external-ip");
 			to_ext = true;
 		} else if (!n_ready) {
-			err = nft_r_add_elem(out, NFT_MAP_NOEP_SERVICES, key, "reject-chain", s->name,
-					     "external-ip");
+			err = nft_r_add_elem(out, NFT_MAP_NOEP_SERVICES, key, "reject-chain",
+					     s->name, "external-ip");
 		}
 		if (!err && s->n_source_ranges)
 			err = nft_r_add_elem(out, NFT_MAP_FIREWALL_IPS, key, fw, s->name,
@@ -286,8 +289,8 @@ int nft_render_service(const struct nft_rcfg *cfg, const struct nft_service *s, 
 					     "node-port");
 			to_ext = true;
 		} else if (!n_ready) {
-			err = nft_r_add_elem(out, NFT_MAP_NOEP_NODEPORTS, key, "reject-chain", s->name,
-					     "node-port");
+			err = nft_r_add_elem(out, NFT_MAP_NOEP_NODEPORTS, key, "reject-chain",
+					     s->name, "node-port");
 		}
 		if (err)
 			goto fail;
@@ -418,8 +421,8 @@ static int nft_rule_vmap_local_port(const struct nft_rcfg *cfg, struct nft_batch
 }
 
 /* ct state new jump chain */
-static int nft_rule_ct_new_jump(const struct nft_rcfg *cfg, struct nft_batch *b,
-				const char *chain, const char *to)
+static int nft_rule_ct_new_jump(const struct nft_rcfg *cfg, struct nft_batch *b, const char *chain,
+				const char *to)
 {
 	struct nftnl_rule *r = nft_rule_new(cfg, chain);
 	if (!r)
@@ -443,9 +446,9 @@ static int nft_rule_verdict(const struct nft_rcfg *cfg, struct nft_batch *b, con
 }
 
 /* meta nfproto ipv4 ip saddr|daddr CIDR verdict [to] */
-static int nft_rule_cidr_verdict(const struct nft_rcfg *cfg, struct nft_batch *b,
-				 const char *chain, uint32_t off, const struct nft_cidr *c,
-				 int verdict, const char *to)
+static int nft_rule_cidr_verdict(const struct nft_rcfg *cfg, struct nft_batch *b, const char *chain,
+				 uint32_t off, const struct nft_cidr *c, int verdict,
+				 const char *to)
 {
 	struct nftnl_rule *r = nft_rule_new(cfg, chain);
 	if (!r)
@@ -456,8 +459,7 @@ static int nft_rule_cidr_verdict(const struct nft_rcfg *cfg, struct nft_batch *b
 	return nft_rule_send(b, r);
 }
 
-int nft_emit_chain(const struct nft_rcfg *cfg, struct nft_batch *b, uint16_t type,
-		   const char *name)
+int nft_emit_chain(const struct nft_rcfg *cfg, struct nft_batch *b, uint16_t type, const char *name)
 {
 	struct nftnl_chain *c = nftnl_chain_alloc();
 	if (!c)
@@ -505,9 +507,10 @@ static int nft_emit_map(const struct nft_rcfg *cfg, struct nft_batch *b, enum nf
 	if (!s)
 		return -ENOMEM;
 	bool ip = nft_map_keylen(m) == 12;
-	uint32_t ktype = ip ? (((NFT_TYPE_IPV4 << NFT_TYPE_BITS) | NFT_TYPE_PROTO) << NFT_TYPE_BITS) |
-				      NFT_TYPE_SERVICE
-			    : (NFT_TYPE_PROTO << NFT_TYPE_BITS) | NFT_TYPE_SERVICE;
+	uint32_t ktype =
+		ip ? (((NFT_TYPE_IPV4 << NFT_TYPE_BITS) | NFT_TYPE_PROTO) << NFT_TYPE_BITS) |
+				NFT_TYPE_SERVICE
+		   : (NFT_TYPE_PROTO << NFT_TYPE_BITS) | NFT_TYPE_SERVICE;
 
 	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
 	nftnl_set_set_str(s, NFTNL_SET_TABLE, cfg->table);
@@ -528,10 +531,11 @@ static int nft_emit_affinity_set(const struct nft_rcfg *cfg, struct nft_batch *b
 	struct nftnl_set *s = nftnl_set_alloc();
 	if (!s)
 		return -ENOMEM;
-	uint32_t ktype = (((((NFT_TYPE_IPV4 << NFT_TYPE_BITS) | NFT_TYPE_INTEGER) << NFT_TYPE_BITS) |
-			   NFT_TYPE_IPV4)
-			  << NFT_TYPE_BITS) |
-			 NFT_TYPE_SERVICE;
+	uint32_t ktype =
+		(((((NFT_TYPE_IPV4 << NFT_TYPE_BITS) | NFT_TYPE_INTEGER) << NFT_TYPE_BITS) |
+		  NFT_TYPE_IPV4)
+		 << NFT_TYPE_BITS) |
+		NFT_TYPE_SERVICE;
 	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
 	nftnl_set_set_str(s, NFTNL_SET_TABLE, cfg->table);
 	nftnl_set_set_str(s, NFTNL_SET_NAME, NFT_AFFINITY_SET);
@@ -547,8 +551,9 @@ static int nft_emit_affinity_set(const struct nft_rcfg *cfg, struct nft_batch *b
 
 void nft_cfg_signature(const struct nft_rcfg *cfg, char *buf, size_t len)
 {
-	size_t o = (size_t)snprintf(buf, len, "shoal/2 mark=0x%x proxy=%d nodeports=%d pods=",
-				    cfg->masq_mark, cfg->proxy, cfg->nodeports);
+	size_t o = (size_t)snprintf(buf, len,
+				    "shoal/2 mark=0x%x proxy=%d nodeports=%d pods=", cfg->masq_mark,
+				    cfg->proxy, cfg->nodeports);
 	for (size_t i = 0; i < cfg->n_pod_cidrs && o < len; i++) {
 		char a[INET_ADDRSTRLEN];
 		inet_ntop(AF_INET, &cfg->pod_cidrs[i].addr, a, sizeof(a));
@@ -590,9 +595,15 @@ int nft_emit_skeleton(const struct nft_rcfg *cfg, struct nft_batch *b, const cha
 		return err;
 
 	static const char *const plain[] = {
-		"services",	"service-endpoints-check", "nodeport-endpoints-check",
-		"firewall-check", "reject-chain",	   "mark-for-masquerade",
-		"masquerading", "mark-from-outside",	   "pod-egress",
+		"services",
+		"service-endpoints-check",
+		"nodeport-endpoints-check",
+		"firewall-check",
+		"reject-chain",
+		"mark-for-masquerade",
+		"masquerading",
+		"mark-from-outside",
+		"pod-egress",
 	};
 	for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
 		if ((err = nft_emit_chain(cfg, b, NFT_MSG_NEWCHAIN, plain[i])))
@@ -667,13 +678,16 @@ int nft_emit_skeleton(const struct nft_rcfg *cfg, struct nft_batch *b, const cha
 		return err;
 
 	/* base chains (priorities as kube-proxy: dstnat, srcnat, filter - 10) */
-	if ((err = nft_emit_base_chain(cfg, b, "nat-prerouting", "nat", NF_INET_PRE_ROUTING, -100)) ||
+	if ((err = nft_emit_base_chain(cfg, b, "nat-prerouting", "nat", NF_INET_PRE_ROUTING,
+				       -100)) ||
 	    (err = nft_emit_base_chain(cfg, b, "nat-output", "nat", NF_INET_LOCAL_OUT, -100)) ||
-	    (err = nft_emit_base_chain(cfg, b, "nat-postrouting", "nat", NF_INET_POST_ROUTING, 100)) ||
+	    (err = nft_emit_base_chain(cfg, b, "nat-postrouting", "nat", NF_INET_POST_ROUTING,
+				       100)) ||
 	    (err = nft_emit_base_chain(cfg, b, "filter-prerouting", "filter", NF_INET_PRE_ROUTING,
 				       -110)) ||
 	    (err = nft_emit_base_chain(cfg, b, "filter-input", "filter", NF_INET_LOCAL_IN, -110)) ||
-	    (err = nft_emit_base_chain(cfg, b, "filter-forward", "filter", NF_INET_FORWARD, -110)) ||
+	    (err = nft_emit_base_chain(cfg, b, "filter-forward", "filter", NF_INET_FORWARD,
+				       -110)) ||
 	    (err = nft_emit_base_chain(cfg, b, "filter-output", "filter", NF_INET_LOCAL_OUT, -110)))
 		return err;
 	if ((err = nft_rule_verdict(cfg, b, "nat-prerouting", NFT_JUMP, "services")) ||
@@ -713,7 +727,7 @@ static void nft_elems_describe(const struct nft_r_elem *const *v, size_t n, char
 		}
 		o += (size_t)snprintf(buf + o, len - o, "%s%s%s%s . %u (%s)", i ? ", " : "", a,
 				      a[0] ? " . " : "",
-				      proto == IPPROTO_TCP	 ? "tcp"
+				      proto == IPPROTO_TCP   ? "tcp"
 				      : proto == IPPROTO_UDP ? "udp"
 							     : "sctp",
 				      ntohs(port), e->comment);
@@ -722,8 +736,8 @@ static void nft_elems_describe(const struct nft_r_elem *const *v, size_t n, char
 		snprintf(buf + o, len - o, n > 2 ? ", +%zu more}" : "}", n - 2);
 }
 
-int nft_emit_elems(const struct nft_rcfg *cfg, struct nft_batch *b, uint16_t type,
-		   enum nft_map map, const struct nft_r_elem *const *elems, size_t n)
+int nft_emit_elems(const struct nft_rcfg *cfg, struct nft_batch *b, uint16_t type, enum nft_map map,
+		   const struct nft_r_elem *const *elems, size_t n)
 {
 	for (size_t off = 0; off < n; off += NFT_ELEMS_PER_MSG) {
 		struct nftnl_set *s = nftnl_set_alloc();
@@ -766,8 +780,8 @@ int nft_emit_elems(const struct nft_rcfg *cfg, struct nft_batch *b, uint16_t typ
  * old map be deleted in the same batch; and the name is short because the kernel finds a set
  * by comparing its name with every set's of the table.
  */
-static int nft_rule_numgen_vmap(const struct nft_rcfg *cfg, struct nft_batch *b,
-				const char *chain, const struct nft_service *s, uint32_t id,
+static int nft_rule_numgen_vmap(const struct nft_rcfg *cfg, struct nft_batch *b, const char *chain,
+				const struct nft_service *s, uint32_t id,
 				char setname[NFT_VMAP_NAME_MAX])
 {
 	uint32_t n = 0, set_id = nft_batch_set_id(b);
@@ -892,7 +906,8 @@ int nft_emit_chain_rules(const struct nft_rcfg *cfg, struct nft_batch *b,
 				r = nft_rule_new(cfg, c->name);
 				if (r) {
 					nft_x_affinity_key(r, id, ep);
-					nft_x_lookup(r, NFT_REG32_00, NFT_NO_DREG, NFT_AFFINITY_SET, 0);
+					nft_x_lookup(r, NFT_REG32_00, NFT_NO_DREG, NFT_AFFINITY_SET,
+						     0);
 					nft_x_verdict(r, NFT_GOTO, name);
 				}
 				err = nft_rule_send(b, r);

@@ -29,10 +29,10 @@ const char *nl_last_error(const struct nl_conn *nl);
 struct nl_link_info {
 	int ifindex;
 	uint32_t mtu;
-	bool up;          /* administratively up (IFF_UP) */
-	bool running;     /* carrier (IFF_RUNNING) */
+	bool up;      /* administratively up (IFF_UP) */
+	bool running; /* carrier (IFF_RUNNING) */
 	uint8_t mac[6];
-	char kind[16];    /* "veth", ... ("" when none) */
+	char kind[16]; /* "veth", ... ("" when none) */
 };
 
 /* A veth pair; the peer is created directly in the namespace of peer_netns_fd (-1: here). */
@@ -49,13 +49,13 @@ int nl_addr_add(struct nl_conn *nl, const char *ifname, const char *cidr);
 int nl_addr_del(struct nl_conn *nl, const char *ifname, const char *cidr);
 
 struct nl_route {
-	const char *dst;   /* "10.100.2.0/24" or "default" */
-	const char *via;   /* gateway, NULL for a directly connected route */
-	const char *dev;   /* output link, NULL to let the kernel choose by the gateway */
-	bool onlink;       /* the gateway is on the link even outside its subnets */
-	uint32_t table;    /* 0: main */
-	uint32_t metric;   /* 0: none */
-	const char *src;   /* preferred source address, NULL for none */
+	const char *dst; /* "10.100.2.0/24" or "default" */
+	const char *via; /* gateway, NULL for a directly connected route */
+	const char *dev; /* output link, NULL to let the kernel choose by the gateway */
+	bool onlink;	 /* the gateway is on the link even outside its subnets */
+	uint32_t table;	 /* 0: main */
+	uint32_t metric; /* 0: none */
+	const char *src; /* preferred source address, NULL for none */
 };
 int nl_route_add(struct nl_conn *nl, const struct nl_route *r);
 int nl_route_replace(struct nl_conn *nl, const struct nl_route *r);

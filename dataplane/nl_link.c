@@ -51,8 +51,7 @@ int nl_veth_create(struct nl_conn *nl, const char *name, const char *peer, int p
 }
 
 /* RTM_NEWLINK on an existing link, addressed by name, with one change. */
-static struct nlmsghdr *nl_link_msg(struct nl_conn *nl, char *buf, uint16_t type,
-				    const char *name)
+static struct nlmsghdr *nl_link_msg(struct nl_conn *nl, char *buf, uint16_t type, const char *name)
 {
 	struct nlmsghdr *nlh = nl_req(nl, buf, type, 0);
 	struct ifinfomsg *ifm = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifm));
@@ -154,7 +153,7 @@ static int nl_link_cb(const struct nlmsghdr *nlh, void *data)
 	out->up = ifm->ifi_flags & IFF_UP;
 	out->running = ifm->ifi_flags & IFF_RUNNING;
 	return mnl_attr_parse(nlh, sizeof(*ifm), nl_link_attr_cb, out) < 0 ? MNL_CB_ERROR
-									    : MNL_CB_OK;
+									   : MNL_CB_OK;
 }
 
 int nl_link_get(struct nl_conn *nl, const char *name, struct nl_link_info *out)

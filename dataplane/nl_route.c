@@ -18,7 +18,9 @@ static int nl_route_req(struct nl_conn *nl, uint16_t type, uint16_t flags, const
 	struct in_addr dst = { 0 }, gw, src;
 	uint8_t plen = 0, gplen, splen;
 	int err, idx = 0;
-	const char *verb = type == RTM_DELROUTE ? "delete" : (flags & NLM_F_REPLACE) ? "replace" : "add";
+	const char *verb = type == RTM_DELROUTE	     ? "delete"
+			   : (flags & NLM_F_REPLACE) ? "replace"
+						     : "add";
 
 	if (!r || !r->dst) {
 		nl_set_err(nl, "%s route: a destination is required", verb);

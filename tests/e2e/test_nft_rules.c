@@ -212,8 +212,8 @@ static size_t count_missing(const struct nft_state *from, const struct nft_state
 			if (!mine) {
 				(*foreign)++;
 				fprintf(stderr, "# changed object not of %s: %s %s %s\n",
-					must_mention, x->kind == NFT_OBJ_RULE ? "rule" : "obj", x->name,
-					x->text ? x->text : "");
+					must_mention, x->kind == NFT_OBJ_RULE ? "rule" : "obj",
+					x->name, x->text ? x->text : "");
 			}
 		}
 	}

@@ -70,8 +70,8 @@ static int peer_setup(void *arg)
 }
 
 /* A namespace `ns` joined to the node by a veth: node side `host_if` with `host_addr`. */
-static int make_peer(struct nl_conn *nl, const char *ns, const char *host_if,
-		     const char *host_addr, const char *peer_addr, const char *gw)
+static int make_peer(struct nl_conn *nl, const char *ns, const char *host_if, const char *host_addr,
+		     const char *peer_addr, const char *gw)
 {
 	int err = nl_netns_create(ns);
 	if (err)

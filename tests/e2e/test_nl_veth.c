@@ -139,9 +139,9 @@ static int setup_in_b(void *arg)
 	};
 	struct nl_route no_onlink = { .dst = "10.203.0.0/24", .via = "10.99.9.1", .dev = vb };
 	int err = 0;
-	if ((err = nl_link_set_up(nl, "lo", true)) || (err = nl_addr_add(nl, vb, "10.200.0.2/30")) ||
-	    (err = nl_link_set_up(nl, vb, true)) || (err = nl_route_add(nl, &via)) ||
-	    (err = nl_route_replace(nl, &via)))
+	if ((err = nl_link_set_up(nl, "lo", true)) ||
+	    (err = nl_addr_add(nl, vb, "10.200.0.2/30")) || (err = nl_link_set_up(nl, vb, true)) ||
+	    (err = nl_route_add(nl, &via)) || (err = nl_route_replace(nl, &via)))
 		goto out;
 	/* the gateway is outside vb's subnet: refused without onlink, accepted with it */
 	if ((err = nl_route_add(nl, &no_onlink)) == 0) {
