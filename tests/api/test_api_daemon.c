@@ -16,6 +16,31 @@
 #include "shoal_test.h"
 #include "shoald_fixture.h"
 
+/* The daemon and scratch directory of the running test, removed by teardown() also when the
+ * test fails half-way (cmocka leaves a failing test at its assertion). */
+static struct shoald d;
+static char scratch[64];
+
+static int teardown(void **state)
+{
+	(void)state;
+	shoald_destroy(&d);
+	if (scratch[0]) {
+		char cmd[128];
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", scratch);
+		if (system(cmd) != 0)
+			fprintf(stderr, "# could not remove %s\n", scratch);
+		scratch[0] = '\0';
+	}
+	return 0;
+}
+
+static char *make_scratch(const char *tmpl)
+{
+	snprintf(scratch, sizeof(scratch), "%s", tmpl);
+	return mkdtemp(scratch);
+}
+
 static long req(struct shoald *s, const char *method, const char *path, const char *body,
 		const char *token)
 {
@@ -30,10 +55,10 @@ static long req(struct shoald *s, const char *method, const char *path, const ch
 static void test_api_auth_tokens_and_groups(void **state)
 {
 	(void)state;
-	struct shoald s;
+	struct shoald *const s_ = &d;
 	char tokens[512], flag[600];
-	char dir[] = "/tmp/shoal-auth.XXXXXX";
-	assert_non_null(mkdtemp(dir));
+	char *dir = make_scratch("/tmp/shoal-auth.XXXXXX");
+	assert_non_null(dir);
 	snprintf(tokens, sizeof(tokens), "%s/tokens.csv", dir);
 	FILE *f = fopen(tokens, "w");
 	assert_non_null(f);
@@ -46,50 +71,48 @@ static void test_api_auth_tokens_and_groups(void **state)
 	snprintf(flag, sizeof(flag), "%s", tokens);
 	const char *args[] = { "--disable-scheduler", "--token-file", flag,
 			       "--log-level",	      "warn",	      NULL };
-	assert_int_equal(shoald_start(&s, args), 0);
+	assert_int_equal(shoald_start(s_, args), 0);
 
 	const char *node1 = "{\"metadata\":{\"name\":\"node-1\"},\"spec\":{}}";
 	const char *node2 = "{\"metadata\":{\"name\":\"node-2\"},\"spec\":{}}";
 	const char *pod = "{\"metadata\":{\"name\":\"p\"},\"spec\":{\"containers\":[{"
 			  "\"name\":\"c\","
 			  "\"image\":\"x\"}]}}";
-	assert_int_equal(req(&s, "GET", "/api/v1/pods", NULL, NULL), 401);
-	assert_int_equal(req(&s, "GET", "/api/v1/pods", NULL, "wrong"), 401);
-	assert_int_equal(req(&s, "GET", "/healthz", NULL, NULL), 200);
-	assert_int_equal(req(&s, "GET", "/api/v1/pods", NULL, "reader-token"), 200);
-	assert_int_equal(req(&s, "GET", "/api/v1/pods", NULL, "k8s-style"), 200);
-	assert_int_equal(req(&s, "POST", "/api/v1/namespaces/default/pods", pod, "reader-token"),
+	assert_int_equal(req(s_, "GET", "/api/v1/pods", NULL, NULL), 401);
+	assert_int_equal(req(s_, "GET", "/api/v1/pods", NULL, "wrong"), 401);
+	assert_int_equal(req(s_, "GET", "/healthz", NULL, NULL), 200);
+	assert_int_equal(req(s_, "GET", "/api/v1/pods", NULL, "reader-token"), 200);
+	assert_int_equal(req(s_, "GET", "/api/v1/pods", NULL, "k8s-style"), 200);
+	assert_int_equal(req(s_, "POST", "/api/v1/namespaces/default/pods", pod, "reader-token"),
 			 403);
-	assert_int_equal(req(&s, "POST", "/api/v1/nodes", node2, "node1-token"), 403);
-	assert_int_equal(req(&s, "POST", "/api/v1/nodes", node1, "node1-token"), 201);
-	assert_int_equal(req(&s, "POST", "/api/v1/nodes", node2, "admin-token"), 201);
-	assert_int_equal(req(&s, "PATCH", "/api/v1/nodes/node-2", "{}", "node1-token"), 403);
-	assert_int_equal(req(&s, "POST", "/api/v1/namespaces/default/pods", pod, "node1-token"),
+	assert_int_equal(req(s_, "POST", "/api/v1/nodes", node2, "node1-token"), 403);
+	assert_int_equal(req(s_, "POST", "/api/v1/nodes", node1, "node1-token"), 201);
+	assert_int_equal(req(s_, "POST", "/api/v1/nodes", node2, "admin-token"), 201);
+	assert_int_equal(req(s_, "PATCH", "/api/v1/nodes/node-2", "{}", "node1-token"), 403);
+	assert_int_equal(req(s_, "POST", "/api/v1/namespaces/default/pods", pod, "node1-token"),
 			 403);
-	assert_int_equal(req(&s, "POST", "/api/v1/namespaces/default/pods", pod, "admin-token"),
+	assert_int_equal(req(s_, "POST", "/api/v1/namespaces/default/pods", pod, "admin-token"),
 			 201);
 	/* Unbound pod: a node may not touch its status; bound to it: it may. */
-	assert_int_equal(req(&s, "PUT", "/api/v1/namespaces/default/pods/p/status",
+	assert_int_equal(req(s_, "PUT", "/api/v1/namespaces/default/pods/p/status",
 			     "{\"status\":{\"phase\":\"Running\"}}", "node1-token"),
 			 403);
-	assert_int_equal(req(&s, "POST", "/api/v1/namespaces/default/pods/p/binding",
+	assert_int_equal(req(s_, "POST", "/api/v1/namespaces/default/pods/p/binding",
 			     "{\"target\":{\"kind\":\"Node\",\"name\":\"node-1\"}}", "admin-token"),
 			 201);
-	assert_int_equal(req(&s, "PUT", "/api/v1/namespaces/default/pods/p/status",
+	assert_int_equal(req(s_, "PUT", "/api/v1/namespaces/default/pods/p/status",
 			     "{\"status\":{\"phase\":\"Running\"}}", "node1-token"),
 			 200);
 	assert_int_equal(
-		req(&s, "DELETE", "/api/v1/namespaces/default/pods/p", NULL, "reader-token"), 403);
-	assert_int_equal(shoald_stop(&s), 0);
-	shoald_destroy(&s);
-	unlink(tokens);
-	rmdir(dir);
+		req(s_, "DELETE", "/api/v1/namespaces/default/pods/p", NULL, "reader-token"), 403);
+	assert_int_equal(shoald_stop(s_), 0);
+	shoald_destroy(s_);
 }
 
 static void test_api_watch_gone_after_compaction(void **state)
 {
 	(void)state;
-	struct shoald s;
+	struct shoald *const s_ = &d;
 	const char *args[] = { "--disable-scheduler",
 			       "--history-revisions",
 			       "5",
@@ -104,7 +127,7 @@ static void test_api_watch_gone_after_compaction(void **state)
 			       "--log-level",
 			       "warn",
 			       NULL };
-	assert_int_equal(shoald_start(&s, args), 0);
+	assert_int_equal(shoald_start(s_, args), 0);
 	for (int i = 0; i < 60; i++) {
 		char body[256];
 		snprintf(body, sizeof(body),
@@ -112,29 +135,29 @@ static void test_api_watch_gone_after_compaction(void **state)
 			 "\"name\":\"c\","
 			 "\"image\":\"x\"}]}}",
 			 i);
-		assert_int_equal(req(&s, "POST", "/api/v1/namespaces/default/pods", body, NULL),
+		assert_int_equal(req(s_, "POST", "/api/v1/namespaces/default/pods", body, NULL),
 				 201);
 	}
 	usleep(400 * 1000); /* compaction and the cache's trim run every 50 ms */
 	long code;
-	json_t *evs = http_watch(&s, "/api/v1/namespaces/default/pods?watch=1&resourceVersion=2",
+	json_t *evs = http_watch(s_, "/api/v1/namespaces/default/pods?watch=1&resourceVersion=2",
 				 3000, &code);
 	assert_int_equal(code, 410);
 	json_decref(evs);
 	json_t *st =
-		http_json(&s, "GET", "/api/v1/namespaces/default/pods?watch=1&resourceVersion=2",
+		http_json(s_, "GET", "/api/v1/namespaces/default/pods?watch=1&resourceVersion=2",
 			  NULL, &code);
 	assert_int_equal(code, 410);
 	assert_string_equal(json_string_value(json_object_get(st, "reason")), "Expired");
 	json_decref(st);
 	/* A fresh watch (no resourceVersion) still works: current state first. */
-	evs = http_watch(&s, "/api/v1/namespaces/default/pods?watch=1&timeoutSeconds=1", 3000,
+	evs = http_watch(s_, "/api/v1/namespaces/default/pods?watch=1&timeoutSeconds=1", 3000,
 			 &code);
 	assert_int_equal(code, 200);
 	assert_int_equal(json_array_size(evs), 60);
 	json_decref(evs);
-	assert_int_equal(shoald_stop(&s), 0);
-	shoald_destroy(&s);
+	assert_int_equal(shoald_stop(s_), 0);
+	shoald_destroy(s_);
 }
 
 struct crash_writer {
@@ -165,19 +188,19 @@ static void test_api_acknowledged_writes_survive_kill9(void **state)
 {
 	(void)state;
 	enum { WRITERS = 8 };
-	struct shoald s;
+	struct shoald *const s_ = &d;
 	struct crash_writer w[WRITERS];
 	pthread_t th[WRITERS];
 	atomic_int stop = 0;
 	const char *args[] = { "--disable-scheduler", "--log-level", "error", NULL };
 
-	assert_int_equal(shoald_start(&s, args), 0);
+	assert_int_equal(shoald_start(s_, args), 0);
 	for (int i = 0; i < WRITERS; i++) {
-		w[i] = (struct crash_writer){ .s = &s, .id = i, .stop = &stop };
+		w[i] = (struct crash_writer){ .s = s_, .id = i, .stop = &stop };
 		assert_int_equal(pthread_create(&th[i], NULL, crash_writer_main, &w[i]), 0);
 	}
 	usleep(700 * 1000);
-	shoald_kill9(&s); /* mid-stream: writers see errors and stop */
+	shoald_kill9(s_); /* mid-stream: writers see errors and stop */
 	atomic_store(&stop, 1);
 	int total = 0;
 	for (int i = 0; i < WRITERS; i++) {
@@ -185,14 +208,14 @@ static void test_api_acknowledged_writes_survive_kill9(void **state)
 		total += w[i].acked;
 	}
 	assert_true(total > 0);
-	assert_int_equal(shoald_restart(&s), 0);
+	assert_int_equal(shoald_restart(s_), 0);
 	for (int i = 0; i < WRITERS; i++) {
 		for (int j = 0; j < w[i].acked; j++) {
 			char path[256];
 			long code;
 			snprintf(path, sizeof(path), "/api/v1/namespaces/default/pods/w%d-%d", i,
 				 j);
-			json_t *o = http_json(&s, "GET", path, NULL, &code);
+			json_t *o = http_json(s_, "GET", path, NULL, &code);
 			if (code != 200)
 				fail_msg("acknowledged write w%d-%d lost after kill -9 (HTTP %ld)",
 					 i, j, code);
@@ -209,7 +232,7 @@ static void test_api_acknowledged_writes_survive_kill9(void **state)
 	/* Every pod that is there is whole (the list parses and each has its
    * payload). */
 	long code;
-	json_t *list = http_json(&s, "GET", "/api/v1/namespaces/default/pods", NULL, &code);
+	json_t *list = http_json(s_, "GET", "/api/v1/namespaces/default/pods", NULL, &code);
 	assert_int_equal(code, 200);
 	size_t i;
 	json_t *it;
@@ -222,26 +245,26 @@ static void test_api_acknowledged_writes_survive_kill9(void **state)
 	print_message("# %d acknowledged writes before kill -9, all present; %zu stored\n", total,
 		      json_array_size(json_object_get(list, "items")));
 	json_decref(list);
-	assert_int_equal(shoald_stop(&s), 0);
-	shoald_destroy(&s);
+	assert_int_equal(shoald_stop(s_), 0);
+	shoald_destroy(s_);
 }
 
 static void test_api_sigterm_drains_and_exits_cleanly(void **state)
 {
 	(void)state;
-	struct shoald s;
+	struct shoald *const s_ = &d;
 	const char *args[] = { "--disable-scheduler", "--log-level", "warn", NULL };
-	assert_int_equal(shoald_start(&s, args), 0);
-	assert_int_equal(req(&s, "POST", "/api/v1/namespaces/default/pods",
+	assert_int_equal(shoald_start(s_, args), 0);
+	assert_int_equal(req(s_, "POST", "/api/v1/namespaces/default/pods",
 			     "{\"metadata\":{\"name\":\"p\"},\"spec\":{\"containers\":[{\"name\":"
 			     "\"c\",\"image\":\"x\"}]}}",
 			     NULL),
 			 201);
-	assert_int_equal(shoald_stop(&s), 0);
-	assert_int_equal(shoald_restart(&s), 0);
-	assert_int_equal(req(&s, "GET", "/api/v1/namespaces/default/pods/p", NULL, NULL), 200);
-	assert_int_equal(shoald_stop(&s), 0);
-	shoald_destroy(&s);
+	assert_int_equal(shoald_stop(s_), 0);
+	assert_int_equal(shoald_restart(s_), 0);
+	assert_int_equal(req(s_, "GET", "/api/v1/namespaces/default/pods/p", NULL, NULL), 200);
+	assert_int_equal(shoald_stop(s_), 0);
+	shoald_destroy(s_);
 }
 
 static size_t sink(char *p, size_t sz, size_t n, void *arg)
@@ -255,11 +278,12 @@ static size_t sink(char *p, size_t sz, size_t n, void *arg)
 static void test_api_tls_on_tcp(void **state)
 {
 	(void)state;
-	char dir[] = "/tmp/shoal-tls.XXXXXX", cmd[1024], cert[300], key[300], listen[64], url[128];
-	struct shoald s;
+	char cmd[1024], cert[300], key[300], listen[64], url[128];
+	char *dir = make_scratch("/tmp/shoal-tls.XXXXXX");
+	struct shoald *const s_ = &d;
 	int started = -1;
 
-	assert_non_null(mkdtemp(dir));
+	assert_non_null(dir);
 	snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
 	snprintf(key, sizeof(key), "%s/key.pem", dir);
 	snprintf(cmd, sizeof(cmd),
@@ -275,9 +299,9 @@ static void test_api_tls_on_tcp(void **state)
 			"--disable-scheduler", "--listen", listen,	  "--tls-cert", cert,
 			"--tls-key",	       key,	   "--log-level", "warn",	NULL
 		};
-		started = shoald_start(&s, args);
+		started = shoald_start(s_, args);
 		if (started)
-			shoald_destroy(&s);
+			shoald_destroy(s_);
 	}
 	assert_int_equal(started, 0);
 	CURL *c = curl_easy_init();
@@ -304,15 +328,12 @@ static void test_api_tls_on_tcp(void **state)
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
 	curl_easy_cleanup(c);
 	assert_int_not_equal(code, 200);
-	assert_int_equal(shoald_stop(&s), 0);
-	shoald_destroy(&s);
-	unlink(cert);
-	unlink(key);
-	rmdir(dir);
+	assert_int_equal(shoald_stop(s_), 0);
+	shoald_destroy(s_);
 }
 
-SHOAL_TEST_MAIN(cmocka_unit_test(test_api_auth_tokens_and_groups),
-		cmocka_unit_test(test_api_tls_on_tcp),
-		cmocka_unit_test(test_api_watch_gone_after_compaction),
-		cmocka_unit_test(test_api_acknowledged_writes_survive_kill9),
-		cmocka_unit_test(test_api_sigterm_drains_and_exits_cleanly))
+SHOAL_TEST_MAIN(cmocka_unit_test_teardown(test_api_auth_tokens_and_groups, teardown),
+		cmocka_unit_test_teardown(test_api_tls_on_tcp, teardown),
+		cmocka_unit_test_teardown(test_api_watch_gone_after_compaction, teardown),
+		cmocka_unit_test_teardown(test_api_acknowledged_writes_survive_kill9, teardown),
+		cmocka_unit_test_teardown(test_api_sigterm_drains_and_exits_cleanly, teardown))
