@@ -403,13 +403,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			return MHD_NO;
 		const char *cl =
 			MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-		if (cl && strtoull(cl, NULL, 10) > API_MAX_BODY) {
+		/* An oversized body is read and dropped, then answered 413: answering before the
+		 * client has sent it makes many clients see a reset instead of the answer. */
+		if (cl && strtoull(cl, NULL, 10) > API_MAX_BODY)
 			r->body_too_large = true;
-			return api_respond_status(r, 413, NULL,
-						  "request body of %s bytes is larger than the "
-						  "limit of %u bytes",
-						  cl, API_MAX_BODY);
-		}
 		return MHD_YES;
 	}
 	if (*upload_size) {

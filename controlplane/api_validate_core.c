@@ -214,7 +214,9 @@ const struct api_schema api_schema_node = API_KIND_SCHEMA(
 				      { "kubeletVersion", S_STR }, { "kubeProxyVersion", S_STR },
 				      { "operatingSystem", S_STR }, { "architecture", S_STR }) },
 		{ "images", API_ARR(API_OBJ({ "names", S_STRS }, { "sizeBytes", S_INT })) },
-		{ "volumesInUse", S_STRS }, { "volumesAttached", S_ANY }));
+		{ "volumesInUse", S_STRS }, { "volumesAttached", S_ANY },
+		/* shoal's own: the agent's latest usage sample of the whole node */
+		{ "usage", API_OBJ({ "cpu", S_QTY }, { "memory", S_QTY }, { "timestamp", S_STR }) }));
 
 const struct api_schema api_schema_service = API_KIND_SCHEMA(
 	API_OBJ({ "ports", API_ARR(API_OBJ({ "name", S_STR }, { "protocol", S_STR },
