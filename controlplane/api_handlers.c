@@ -606,8 +606,7 @@ static int handle_get(struct api_req *r)
 	return ret;
 }
 
-/* Parses labelSelector and fieldSelector; answers 400 on a bad one. */
-static int parse_selectors(struct api_req *r, struct selector **lsel,
+int api_parse_selectors(struct api_req *r, struct selector **lsel,
 			   struct field_selector **fsel, int *ret)
 {
 	const char *ls = api_query(r, "labelSelector"), *fs = api_query(r, "fieldSelector");
@@ -860,7 +859,7 @@ static int handle_list(struct api_req *r)
 	long limit = 0;
 	int ret;
 
-	if (parse_selectors(r, &lsel, &fsel, &ret))
+	if (api_parse_selectors(r, &lsel, &fsel, &ret))
 		return ret;
 	if (lim && *lim) {
 		char *end;

@@ -108,6 +108,12 @@ int api_respond_status(struct api_req *r, int code, const char *reason, const ch
 const char *api_query(struct api_req *r, const char *name);
 
 /* ---- verbs (api_handlers.c) ---- */
+/* Parses the labelSelector and fieldSelector query parameters (NULL when absent); answers 400
+ * naming the bad one and returns -1 (the MHD result in *ret). */
+struct selector;
+struct field_selector;
+int api_parse_selectors(struct api_req *r, struct selector **lsel, struct field_selector **fsel,
+			int *ret);
 int api_handle(struct api_req *r);
 /* Called from the store's commit thread with a write's outcome. */
 void api_write_done(void *arg, int err, int64_t rev, struct store_result *res, size_t n);

@@ -62,14 +62,13 @@ static void stream_free(void *cls)
 int api_serve_watch(struct api_req *r)
 {
 	const char *rv = api_query(r, "resourceVersion"), *to = api_query(r, "timeoutSeconds");
-	const char *fs = api_query(r, "fieldSelector");
 	struct wc_watch_req req = { .kind = r->kind, .ns = r->kind->namespaced ? r->ns : NULL,
 				    .from_rev = -1 };
 	struct selector *lsel = NULL;
 	struct field_selector *fsel = NULL;
 	struct watch_stream *ws;
 	struct MHD_Response *resp;
-	char *end, err[256];
+	char *end;
 	int ret;
 
 	if (rv && *rv && strcmp(rv, "0") != 0) {
@@ -88,27 +87,8 @@ int api_serve_watch(struct api_req *r)
 						  "timeoutSeconds: must be a non-negative integer");
 		req.timeout_s = (int)v;
 	}
-	const char *ls = api_query(r, "labelSelector");
-	if (ls && *ls) {
-		lsel = selector_parse(ls, err, sizeof(err));
-		if (!lsel)
-			return api_respond_status(r, 400, "BadRequest",
-						  "unable to parse requirement: labelSelector: %s",
-						  err);
-	}
-	if (fs && *fs) {
-		const char *paths[16] = { "metadata.name", "metadata.namespace" };
-		const char *const *extra = wc_field_paths(r->kind);
-		int np = 2;
-		for (; extra && *extra && np < 15; extra++)
-			paths[np++] = *extra;
-		paths[np] = NULL;
-		fsel = field_selector_parse(fs, paths, err, sizeof(err));
-		if (!fsel) {
-			selector_free(lsel);
-			return api_respond_status(r, 400, "BadRequest", "fieldSelector: %s", err);
-		}
-	}
+	if (api_parse_selectors(r, &lsel, &fsel, &ret))
+		return ret;
 	req.lsel = lsel;
 	req.fsel = fsel;
 	const char *bm = api_query(r, "allowWatchBookmarks");
