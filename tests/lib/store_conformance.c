@@ -1470,6 +1470,57 @@ void test_store_watch_txn_events_in_op_order(void **state)
 	sc_close(&s);
 }
 
+struct close_count {
+	pthread_mutex_t mu;
+	int done, failed;
+};
+
+static void close_done(void *arg, int err, int64_t rev, struct store_result *res, size_t n)
+{
+	struct close_count *c = arg;
+	(void)rev;
+	(void)res;
+	(void)n;
+	pthread_mutex_lock(&c->mu);
+	c->done++;
+	c->failed += err != 0;
+	pthread_mutex_unlock(&c->mu);
+}
+
+void test_store_close_waits_for_submitted_txns(void **state)
+{
+	enum { N = 300 };
+	struct sc s;
+	struct close_count c = { .done = 0 };
+	(void)state;
+	sc_open(&s);
+	pthread_mutex_init(&c.mu, NULL);
+	int64_t r0 = store_revision(s.st);
+	for (int i = 0; i < N; i++) {
+		char key[32];
+		snprintf(key, sizeof(key), "/q/%03d", i);
+		struct store_op op = { STORE_PUT, key, key, strlen(key), 0 };
+		assert_int_equal(store_txn_async(s.st, &op, 1, close_done, &c), 0);
+	}
+	sc_reopen(&s);
+	assert_int_equal(c.done, N);
+	assert_int_equal(c.failed, 0);
+	assert_int_equal(store_revision(s.st), r0 + N);
+	struct store_range_resp resp;
+	struct store_range_req req = { .prefix = "/q/", .count_only = 1 };
+	assert_int_equal(store_range(s.st, &req, &resp), 0);
+	assert_int_equal(resp.count, N);
+	store_range_resp_free(&resp);
+	/* What accepts NULL does. */
+	store_close(NULL);
+	store_watch_cancel(NULL);
+	store_kv_clear(NULL);
+	store_results_clear(NULL, 3);
+	store_range_resp_free(NULL);
+	pthread_mutex_destroy(&c.mu);
+	sc_close(&s);
+}
+
 void test_store_stats_count_commits_and_txns(void **state)
 {
 	struct sc s;
