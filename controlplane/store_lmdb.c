@@ -65,6 +65,7 @@
 #include "store_backend.h"
 
 #define MAX_BATCH 1024		  /* transactions per LMDB commit */
+#define MAX_BATCH_OPS 16384	  /* and operations, so one commit stays bounded */
 #define MAX_TXN_OPS 4096	  /* operations per transaction */
 #define COMPACT_CHUNK_REVS 256	  /* at most this many revisions compacted per LMDB txn */
 #define COMPACT_CHUNK_KEYS 512	  /* and about this many key versions */
@@ -862,7 +863,9 @@ static void *commit_main(void *arg)
 			break;
 		}
 		st->batch_busy = 1;
-		while (st->q_head && n < MAX_BATCH) {
+		size_t nops = 0;
+		while (st->q_head && n < MAX_BATCH && (n == 0 || nops + st->q_head->n <= MAX_BATCH_OPS)) {
+			nops += st->q_head->n;
 			batch[n++] = st->q_head;
 			st->q_head = st->q_head->next;
 		}
