@@ -727,7 +727,8 @@ static void *writer_main(void *arg)
 	for (int i = 0; i < a->n; i++) {
 		/* Every fourth write goes elsewhere: the watch must not see it. */
 		int inside = i % 4 != 3;
-		snprintf(key, sizeof(key), "%s/t%d/k%d", inside ? "/w" : "/elsewhere", a->id, i % 7);
+		snprintf(key, sizeof(key), "%s/t%d/k%d", inside ? "/w" : "/elsewhere", a->id,
+			 i % 7);
 		struct store_op op = { STORE_PUT, key, key, strlen(key), STORE_ANY };
 		int64_t rev = 0;
 		if (store_txn(a->st, &op, 1, &rev, NULL) != 0)
