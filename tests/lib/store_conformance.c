@@ -865,7 +865,15 @@ struct cancel_arg {
 static void *cancel_main(void *arg)
 {
 	struct cancel_arg *a = arg;
-	usleep(30000);
+	/* Once events flow (while more are still being written), cancel. */
+	for (int i = 0; i < 2000; i++) {
+		pthread_mutex_lock(&a->r->mu);
+		size_t n = a->r->n;
+		pthread_mutex_unlock(&a->r->mu);
+		if (n)
+			break;
+		usleep(5000);
+	}
 	store_watch_cancel(a->w);
 	pthread_mutex_lock(&a->r->mu);
 	a->r->cancelled = 1;
