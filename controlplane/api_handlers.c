@@ -1448,33 +1448,10 @@ static int handle_binding(struct api_req *r)
 					 "%s is being deleted, cannot be assigned to a host",
 					 r->name, r->name);
 	} else {
-		json_t *spec = json_object_get(pod, "spec");
-		json_object_set_new(spec, "nodeName", json_string(node));
-		/* PodScheduled=True, as the binding registry sets it. */
-		json_t *st = json_object_get(pod, "status");
-		if (!st) {
-			st = json_object();
-			json_object_set_new(pod, "status", st);
+		if (api_pod_set_bound(pod, node)) {
+			ret = api_respond_status(r, 422, "Invalid", "Pod \"%s\" has no spec", r->name);
+			goto out_bind;
 		}
-		json_t *conds = json_object_get(st, "conditions");
-		if (!json_is_array(conds)) {
-			conds = json_array();
-			json_object_set_new(st, "conditions", conds);
-		}
-		char now[32];
-		api_now(now);
-		size_t i;
-		json_t *c;
-		json_array_foreach(conds, i, c)
-		{
-			if (strcmp(json_string_value(json_object_get(c, "type")) ?: "",
-				   "PodScheduled") == 0) {
-				json_array_remove(conds, i);
-				break;
-			}
-		}
-		json_array_append_new(conds, json_pack("{s:s, s:s, s:s}", "type", "PodScheduled",
-						       "status", "True", "lastTransitionTime", now));
 		struct write_plan p = { 0 };
 		size_t len;
 		json_object_del(meta_of(pod), "resourceVersion");
@@ -1491,6 +1468,7 @@ static int handle_binding(struct api_req *r)
 			ret = submit(r, &p, value, len, 201);
 		}
 	}
+out_bind:
 	json_decref(pod);
 	json_decref(b);
 	wc_obj_unref(cur);

@@ -21,6 +21,7 @@
 
 #include "api_internal.h"
 #include "log.h"
+#include "sched_runner.h"
 
 #define SHOAL_VERSION "0.1.0"
 
@@ -683,6 +684,13 @@ struct api_server *api_server_start(struct store *st, const struct api_server_op
 		srv->daemons[srv->ndaemons++] = d;
 		log_info("serving on %s%s", o->listen[i], cert && !is_unix ? " (TLS)" : "");
 	}
+	if (!o->no_scheduler) {
+		srv->sched = sched_runner_start(srv, o->scheduler_config);
+		if (!srv->sched) {
+			err = -errno;
+			goto err;
+		}
+	}
 	if (!srv->ndaemons) {
 		log_error("nothing to listen on: give --listen");
 		err = -EINVAL;
@@ -711,6 +719,8 @@ void api_server_stop(struct api_server *srv, int drain_ms)
 		if (s != MHD_INVALID_SOCKET)
 			close(s);
 	}
+	sched_runner_stop(srv->sched);
+	srv->sched = NULL;
 	if (srv->wc)
 		wc_shutdown_watchers(srv->wc);
 	/* Drain: requests in flight (writes waiting for their commit) finish and answer. */
