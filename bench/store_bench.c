@@ -278,7 +278,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "writing history failed\n");
 		rc = 1;
 	}
-	printf("  (history written at %.0f txn/s with many in flight)\n", (double)hist / (now_s() - t0));
+	printf("  (history written at %.0f txn/s with many in flight)\n",
+	       (double)hist / (now_s() - t0));
 	double *lat = NULL, txn_s;
 	size_t nlat = 0;
 	if (run_writers(st, 16, secs, 1 << 20, &txn_s, &lat, &nlat, NULL, NULL))

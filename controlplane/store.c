@@ -172,7 +172,8 @@ int store_txn(struct store *st, const struct store_op *ops, size_t n, int64_t *r
 	if (results)
 		memset(results, 0, n * sizeof(*results));
 	if (st->ops->in_callback && st->ops->in_callback(st)) {
-		log_warn("store: txn from a store callback would wait on itself; use store_txn_async");
+		log_warn("store: txn from a store callback would wait on itself; "
+			 "use store_txn_async");
 		return -EDEADLK;
 	}
 	pthread_mutex_init(&w.mu, NULL);

@@ -65,6 +65,7 @@
 #include "store_backend.h"
 
 #define MAX_BATCH 1024		  /* transactions per LMDB commit */
+#define MAX_BATCH_OPS 16384	  /* and operations, so one commit stays bounded */
 #define MAX_TXN_OPS 4096	  /* operations per transaction */
 #define COMPACT_CHUNK_REVS 256	  /* at most this many revisions compacted per LMDB txn */
 #define COMPACT_CHUNK_KEYS 512	  /* and about this many key versions */
@@ -325,7 +326,8 @@ static int read_begin(struct lstore *st, MDB_txn **txn, int64_t *rev, int64_t *c
 	int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, txn);
 	if (rc)
 		return lmdb_fail(st, "begin read", rc);
-	if ((rc = meta_get(st, *txn, "rev", rev)) || (rc = meta_get(st, *txn, "compacted", compacted))) {
+	if ((rc = meta_get(st, *txn, "rev", rev)) ||
+	    (rc = meta_get(st, *txn, "compacted", compacted))) {
 		mdb_txn_abort(*txn);
 		*txn = NULL;
 	}
@@ -467,7 +469,8 @@ static int lmdb_range(struct store *s, const struct store_range_req *req,
 			v = cur;
 			found = 1;
 			rc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
-			if (rc || kv_key_len(&k) != (ssize_t)klen || memcmp(k.mv_data, key, klen) != 0)
+			if (rc || kv_key_len(&k) != (ssize_t)klen ||
+			    memcmp(k.mv_data, key, klen) != 0)
 				break;
 		}
 		if (found && !(v.h.flags & KV_TOMBSTONE)) {
@@ -515,7 +518,8 @@ static int lmdb_txn_async(struct store *s, const struct store_op *ops, size_t n,
 			  store_done_fn done, void *arg)
 {
 	struct lstore *st = (struct lstore *)s;
-	size_t bytes = sizeof(struct ltxn) + n * (sizeof(struct store_op) + sizeof(struct store_result));
+	size_t bytes = sizeof(struct ltxn) +
+		       n * (sizeof(struct store_op) + sizeof(struct store_result));
 	const char **keys = NULL;
 	int err = 0;
 
@@ -787,7 +791,7 @@ static void deliver(struct lstore *st, struct ltxn **txns, size_t n, int64_t rev
 		st->scratch = malloc(st->scratch_cap * sizeof(*st->scratch));
 		if (!st->scratch) {
 			st->scratch_cap = 0;
-			log_error("store lmdb:%s: out of memory delivering revision %lld to watchers",
+			log_error("store lmdb:%s: out of memory delivering revision %lld",
 				  st->dir, (long long)rev);
 			goto out;
 		}
@@ -862,7 +866,10 @@ static void *commit_main(void *arg)
 			break;
 		}
 		st->batch_busy = 1;
-		while (st->q_head && n < MAX_BATCH) {
+		size_t nops = 0;
+		while (st->q_head && n < MAX_BATCH &&
+		       (n == 0 || nops + st->q_head->n <= MAX_BATCH_OPS)) {
+			nops += st->q_head->n;
 			batch[n++] = st->q_head;
 			st->q_head = st->q_head->next;
 		}
@@ -875,7 +882,8 @@ static void *commit_main(void *arg)
 		if (res >= 0) {
 			deliver(st, batch, n, rev);
 		} else if (n > 1) {
-			/* One of them may be what failed: retry each alone, so the others commit. */
+			/* One of them may be what failed: retry each alone, so that the others
+			 * commit. */
 			for (size_t i = 0; i < n; i++) {
 				int r1 = commit_batch(st, &batch[i], 1, &rev);
 				if (r1 < 0)
@@ -983,7 +991,7 @@ static int replay(struct lstore *st, struct lwatch *w, int64_t upto)
 			if (err < 0)
 				goto out;
 			if (err == 0 || cur.rev != rev) {
-				log_warn("store lmdb:%s: revision %lld lists a key it has no version of",
+				log_warn("store lmdb:%s: revision %lld lists a key it lacks",
 					 st->dir, (long long)rev);
 				err = -EIO;
 				goto out;
@@ -1395,8 +1403,8 @@ static void *compact_main(void *arg)
 		if (c > 0) {
 			int err = lmdb_compact(&st->base, c);
 			if (err && err != -ECOMPACTED)
-				log_warn("store lmdb:%s: background compaction to %lld: %s", st->dir,
-					 (long long)c, shoal_strerror(err));
+				log_warn("store lmdb:%s: background compaction to %lld: %s",
+					 st->dir, (long long)c, shoal_strerror(err));
 		}
 		pthread_mutex_lock(&st->bg_mu);
 	}

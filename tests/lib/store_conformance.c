@@ -727,7 +727,8 @@ static void *writer_main(void *arg)
 	for (int i = 0; i < a->n; i++) {
 		/* Every fourth write goes elsewhere: the watch must not see it. */
 		int inside = i % 4 != 3;
-		snprintf(key, sizeof(key), "%s/t%d/k%d", inside ? "/w" : "/elsewhere", a->id, i % 7);
+		snprintf(key, sizeof(key), "%s/t%d/k%d", inside ? "/w" : "/elsewhere", a->id,
+			 i % 7);
 		struct store_op op = { STORE_PUT, key, key, strlen(key), STORE_ANY };
 		int64_t rev = 0;
 		if (store_txn(a->st, &op, 1, &rev, NULL) != 0)
@@ -864,7 +865,15 @@ struct cancel_arg {
 static void *cancel_main(void *arg)
 {
 	struct cancel_arg *a = arg;
-	usleep(30000);
+	/* Once events flow (while more are still being written), cancel. */
+	for (int i = 0; i < 2000; i++) {
+		pthread_mutex_lock(&a->r->mu);
+		size_t n = a->r->n;
+		pthread_mutex_unlock(&a->r->mu);
+		if (n)
+			break;
+		usleep(5000);
+	}
 	store_watch_cancel(a->w);
 	pthread_mutex_lock(&a->r->mu);
 	a->r->cancelled = 1;
@@ -1467,6 +1476,57 @@ void test_store_watch_txn_events_in_op_order(void **state)
 	store_watch_cancel(w2);
 	recorder_free(&live);
 	recorder_free(&hist);
+	sc_close(&s);
+}
+
+struct close_count {
+	pthread_mutex_t mu;
+	int done, failed;
+};
+
+static void close_done(void *arg, int err, int64_t rev, struct store_result *res, size_t n)
+{
+	struct close_count *c = arg;
+	(void)rev;
+	(void)res;
+	(void)n;
+	pthread_mutex_lock(&c->mu);
+	c->done++;
+	c->failed += err != 0;
+	pthread_mutex_unlock(&c->mu);
+}
+
+void test_store_close_waits_for_submitted_txns(void **state)
+{
+	enum { N = 300 };
+	struct sc s;
+	struct close_count c = { .done = 0 };
+	(void)state;
+	sc_open(&s);
+	pthread_mutex_init(&c.mu, NULL);
+	int64_t r0 = store_revision(s.st);
+	for (int i = 0; i < N; i++) {
+		char key[32];
+		snprintf(key, sizeof(key), "/q/%03d", i);
+		struct store_op op = { STORE_PUT, key, key, strlen(key), 0 };
+		assert_int_equal(store_txn_async(s.st, &op, 1, close_done, &c), 0);
+	}
+	sc_reopen(&s);
+	assert_int_equal(c.done, N);
+	assert_int_equal(c.failed, 0);
+	assert_int_equal(store_revision(s.st), r0 + N);
+	struct store_range_resp resp;
+	struct store_range_req req = { .prefix = "/q/", .count_only = 1 };
+	assert_int_equal(store_range(s.st, &req, &resp), 0);
+	assert_int_equal(resp.count, N);
+	store_range_resp_free(&resp);
+	/* What accepts NULL does. */
+	store_close(NULL);
+	store_watch_cancel(NULL);
+	store_kv_clear(NULL);
+	store_results_clear(NULL, 3);
+	store_range_resp_free(NULL);
+	pthread_mutex_destroy(&c.mu);
 	sc_close(&s);
 }
 

@@ -48,6 +48,7 @@ void test_store_reopen_keeps_everything(void **state);
 void test_store_crash_keeps_acknowledged_writes(void **state);
 void test_store_crash_during_compaction_keeps_state(void **state);
 void test_store_watch_txn_events_in_op_order(void **state);
+void test_store_close_waits_for_submitted_txns(void **state);
 void test_store_stats_count_commits_and_txns(void **state);
 
 #define STORE_CONFORMANCE_TESTS                                                                    \
@@ -80,6 +81,7 @@ void test_store_stats_count_commits_and_txns(void **state);
 		cmocka_unit_test(test_store_crash_keeps_acknowledged_writes),                      \
 		cmocka_unit_test(test_store_crash_during_compaction_keeps_state),                  \
 		cmocka_unit_test(test_store_watch_txn_events_in_op_order),                         \
+		cmocka_unit_test(test_store_close_waits_for_submitted_txns),                       \
 		cmocka_unit_test(test_store_stats_count_commits_and_txns)
 
 #endif
