@@ -5,9 +5,13 @@
 # examples/web.yaml and checks what shoalctl prints and what the server stored: created,
 # unchanged and configured; tables, -o json|yaml|name, selectors, -A; describe; scale; a
 # watch; delete; and that every kind of error exits non-zero with the server's message.
+# The cases build on each other, in order: run the file whole.
 . "$(dirname "$0")/../lib/lib.sh"
 
 BIN=$SHOAL_ROOT/build/bin
+# The daemon built with the sanitizers when there is one, as the other integration tests do.
+SHOALD=${SHOALD_BIN:-$SHOAL_ROOT/build/san-bin/shoald}
+[ -x "$SHOALD" ] || SHOALD=$BIN/shoald
 EX=$SHOAL_ROOT/examples/web.yaml
 DIR=$(mktemp -d "/tmp/${P}-cli.XXXXXX")
 SOCK=$DIR/shoald.sock
@@ -75,7 +79,7 @@ json_field() { # json_field JQ_EXPR: reads $OUT
 start_shoald() {
 	local sock=$1 state=$2 code
 	shift 2
-	"$BIN/shoald" --listen "unix:$sock" --state "$state" --log-level warn "$@" \
+	"$SHOALD" --listen "unix:$sock" --state "$state" --log-level warn "$@" \
 		>"$state.log" 2>&1 &
 	STARTED_PID=$!
 	for _ in $(seq 1 100); do
@@ -370,7 +374,7 @@ case_tls_tcp() {
 	fi
 	for try in 1 2 3 4 5; do
 		port=$((20000 + ($$ * 7 + try * 131 + RANDOM) % 9000))
-		"$BIN/shoald" --listen "127.0.0.1:$port" --state "$DIR/state3" --log-level warn \
+		"$SHOALD" --listen "127.0.0.1:$port" --state "$DIR/state3" --log-level warn \
 			--tls-cert "$cert" --tls-key "$key" >"$DIR/state3.log" 2>&1 &
 		SHOALD3_PID=$!
 		for _ in $(seq 1 50); do
@@ -404,8 +408,23 @@ case_tls_tcp() {
 	SHOALD3_PID=
 }
 
-if [ ! -x "$BIN/shoald" ] || [ ! -x "$BIN/shoalctl" ]; then
-	t_skip api_cli "build/bin/shoald and build/bin/shoalctl are not built"
+# After all of the above, shoald stops cleanly on SIGTERM with nothing from the sanitizers.
+case_shoald_clean_exit() {
+	local st
+	kill -TERM "$SHOALD_PID"
+	wait "$SHOALD_PID"
+	st=$?
+	SHOALD_PID=
+	t_expect "shoald exit status on SIGTERM" 0 "$st" || return 1
+	if grep -qE 'Sanitizer|runtime error' "$DIR/state.log"; then
+		echo "# shoald's log has a sanitizer report:"
+		grep -A20 -E 'Sanitizer|runtime error' "$DIR/state.log" | head -40 | sed 's/^/#   /'
+		return 1
+	fi
+}
+
+if [ ! -x "$SHOALD" ] || [ ! -x "$BIN/shoalctl" ]; then
+	t_skip api_cli "shoald and shoalctl are not built"
 elif start_shoald "$SOCK" "$DIR/state" && SHOALD_PID=$STARTED_PID; then
 	t_case api_cli_apply_creates case_apply_creates
 	t_case api_cli_apply_unchanged case_apply_unchanged
@@ -423,6 +442,7 @@ elif start_shoald "$SOCK" "$DIR/state" && SHOALD_PID=$STARTED_PID; then
 	t_case api_cli_delete case_delete
 	t_case api_cli_tokens case_tokens
 	t_case api_cli_tls_tcp case_tls_tcp
+	t_case api_cli_shoald_clean_exit case_shoald_clean_exit
 else
 	t_case api_cli_shoald_starts false
 fi
