@@ -104,6 +104,12 @@ $(BUILD)/bin/shoal-agent: $(BUILD)/obj/agent/shoal_agent.o $(BUILD)/lib/libshoal
 	@echo "  LD      $@"
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
+# shoald under the sanitizers, for the integration tests.
+$(BUILD)/san-bin/shoald: $(BUILD)/san/controlplane/shoald.o $(BUILD)/lib/libshoal-san.a
+	@mkdir -p $(@D)
+	@echo "  LD-SAN  $@"
+	$(Q)$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/test/%: tests/%.c $(BUILD)/lib/libshoal-san.a $(TEST_HELPERS) $(wildcard tests/lib/*.h)
 	@mkdir -p $(@D)
 	@echo "  TEST    $@"
@@ -115,7 +121,7 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/lib/libshoal.a
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(BUILD)/lib/libshoal.a $(LDLIBS)
 
 test: setup
-	$(Q)$(MAKE) --no-print-directory all $(TEST_BINS) $(BPF_OBJS)
+	$(Q)$(MAKE) --no-print-directory all $(TEST_BINS) $(BPF_OBJS) $(BUILD)/san-bin/shoald
 	$(Q)tests/run "$(T)"
 
 demo: setup

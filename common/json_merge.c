@@ -32,7 +32,7 @@ static int merge_into(json_t **target, const json_t *patch)
 	}
 	const char *key;
 	json_t *pv;
-	json_object_foreach((json_t *)patch, key, pv) {
+	json_object_foreach ((json_t *)patch, key, pv) {
 		if (json_is_null(pv)) {
 			json_object_del(*target, key);
 			continue;
@@ -84,11 +84,11 @@ json_t *json_merge_diff(const json_t *from, const json_t *to)
 	}
 	const char *key;
 	json_t *v;
-	json_object_foreach((json_t *)from, key, v) {
+	json_object_foreach ((json_t *)from, key, v) {
 		if (!json_object_get(to, key) && json_object_set_new(patch, key, json_null()) < 0)
 			goto nomem;
 	}
-	json_object_foreach((json_t *)to, key, v) {
+	json_object_foreach ((json_t *)to, key, v) {
 		json_t *fv = json_object_get(from, key);
 		if (json_is_null(v))
 			continue;
@@ -124,7 +124,7 @@ bool json_merge_equal(const json_t *a, const json_t *b)
 			return false;
 		const char *key;
 		json_t *v;
-		json_object_foreach((json_t *)a, key, v) {
+		json_object_foreach ((json_t *)a, key, v) {
 			if (!json_merge_equal(v, json_object_get(b, key)))
 				return false;
 		}
@@ -141,7 +141,8 @@ bool json_merge_equal(const json_t *a, const json_t *b)
 	}
 	case JSON_STRING:
 		return json_string_length(a) == json_string_length(b) &&
-		       memcmp(json_string_value(a), json_string_value(b), json_string_length(a)) == 0;
+		       memcmp(json_string_value(a), json_string_value(b), json_string_length(a)) ==
+			       0;
 	default:
 		return true; /* true, false, null: same type is same value */
 	}

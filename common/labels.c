@@ -76,7 +76,8 @@ const char *label_key_invalid(const char *key)
 	const char *name = key;
 	if (slash) {
 		if (strchr(slash + 1, '/'))
-			return "must be a qualified name: an optional DNS subdomain prefix and a name "
+			return "must be a qualified name: an optional DNS subdomain prefix and a "
+			       "name "
 			       "separated by one '/'";
 		size_t pl = (size_t)(slash - key);
 		if (pl == 0)
@@ -216,24 +217,30 @@ static int req_check(const struct sel_req *r, const char *where, char *err, size
 	case SEL_IN:
 	case SEL_NOTIN:
 		if (r->nvalues == 0) {
-			seterr(err, errlen, "%svalues: for 'in', 'notin' operators, values set can't "
-					    "be empty", where);
+			seterr(err, errlen,
+			       "%svalues: for 'in', 'notin' operators, values set can't "
+			       "be empty",
+			       where);
 			return -EINVAL;
 		}
 		break;
 	case SEL_EQ:
 	case SEL_NEQ:
 		if (r->nvalues != 1) {
-			seterr(err, errlen, "%svalues: exact-match compatibility requires one single "
-					    "value", where);
+			seterr(err, errlen,
+			       "%svalues: exact-match compatibility requires one single "
+			       "value",
+			       where);
 			return -EINVAL;
 		}
 		break;
 	case SEL_EXISTS:
 	case SEL_NOTEXISTS:
 		if (r->nvalues != 0) {
-			seterr(err, errlen, "%svalues: values set must be empty for exists and does "
-					    "not exist", where);
+			seterr(err, errlen,
+			       "%svalues: values set must be empty for exists and does "
+			       "not exist",
+			       where);
 			return -EINVAL;
 		}
 		break;
@@ -241,13 +248,17 @@ static int req_check(const struct sel_req *r, const char *where, char *err, size
 	case SEL_LT: {
 		int64_t v;
 		if (r->nvalues != 1) {
-			seterr(err, errlen, "%svalues: for 'Gt', 'Lt' operators, exactly one value is "
-					    "required", where);
+			seterr(err, errlen,
+			       "%svalues: for 'Gt', 'Lt' operators, exactly one value is "
+			       "required",
+			       where);
 			return -EINVAL;
 		}
 		if (parse_int64(r->values[0], &v) < 0) {
-			seterr(err, errlen, "%svalues[0]: for 'Gt', 'Lt' operators, the value must be "
-					    "an integer, not \"%s\"", where, r->values[0]);
+			seterr(err, errlen,
+			       "%svalues[0]: for 'Gt', 'Lt' operators, the value must be "
+			       "an integer, not \"%s\"",
+			       where, r->values[0]);
 			return -EINVAL;
 		}
 		return 0;
@@ -256,7 +267,8 @@ static int req_check(const struct sel_req *r, const char *where, char *err, size
 	for (size_t i = 0; i < r->nvalues; i++) {
 		why = label_value_invalid(r->values[i]);
 		if (why) {
-			seterr(err, errlen, "%svalues[%zu] \"%s\": %s", where, i, r->values[i], why);
+			seterr(err, errlen, "%svalues[%zu] \"%s\": %s", where, i, r->values[i],
+			       why);
 			return -EINVAL;
 		}
 	}
@@ -279,17 +291,17 @@ static struct sel_req *sel_push(struct selector *sel)
 enum tok {
 	T_END,
 	T_IDENT,
-	T_NOT,	   /* ! */
-	T_NEQ,	   /* != */
-	T_EQ,	   /* = */
-	T_DEQ,	   /* == */
-	T_GT,	   /* > */
-	T_LT,	   /* < */
-	T_OPEN,	   /* ( */
-	T_CLOSE,   /* ) */
-	T_COMMA,   /* , */
-	T_IN,	   /* in (only where a keyword is expected) */
-	T_NOTIN,   /* notin */
+	T_NOT,	 /* ! */
+	T_NEQ,	 /* != */
+	T_EQ,	 /* = */
+	T_DEQ,	 /* == */
+	T_GT,	 /* > */
+	T_LT,	 /* < */
+	T_OPEN,	 /* ( */
+	T_CLOSE, /* ) */
+	T_COMMA, /* , */
+	T_IN,	 /* in (only where a keyword is expected) */
+	T_NOTIN, /* notin */
 	T_ERROR,
 };
 
@@ -455,8 +467,10 @@ static int parse_requirement(struct lexer *lx, struct sel_req *r, char *err, siz
 			if (t == T_CLOSE)
 				return 0;
 			if (t != T_COMMA) {
-				seterr(err, errlen, "found %s in the values of '%s', expected: ',' or "
-						    "')'", tok_text(lx, tb, sizeof(tb)), r->key);
+				seterr(err, errlen,
+				       "found %s in the values of '%s', expected: ',' or "
+				       "')'",
+				       tok_text(lx, tb, sizeof(tb)), r->key);
 				return -EINVAL;
 			}
 		}
@@ -527,12 +541,9 @@ static int op_from_json(const char *s, bool allow_gt_lt, enum sel_op *op)
 	static const struct {
 		const char *name;
 		enum sel_op op;
-	} ops[] = { { "In", SEL_IN },
-		    { "NotIn", SEL_NOTIN },
-		    { "Exists", SEL_EXISTS },
-		    { "DoesNotExist", SEL_NOTEXISTS },
-		    { "Gt", SEL_GT },
-		    { "Lt", SEL_LT } };
+	} ops[] = { { "In", SEL_IN },	      { "NotIn", SEL_NOTIN },
+		    { "Exists", SEL_EXISTS }, { "DoesNotExist", SEL_NOTEXISTS },
+		    { "Gt", SEL_GT },	      { "Lt", SEL_LT } };
 	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
 		if (strcmp(s, ops[i].name) == 0) {
 			if ((ops[i].op == SEL_GT || ops[i].op == SEL_LT) && !allow_gt_lt)
@@ -566,7 +577,7 @@ int selector_from_json(const json_t *ls, bool allow_gt_lt, struct selector **out
 		}
 		const char *k;
 		json_t *v;
-		json_object_foreach((json_t *)ml, k, v) {
+		json_object_foreach ((json_t *)ml, k, v) {
 			if (!json_is_string(v)) {
 				seterr(err, errlen, "matchLabels.%s: must be a string", k);
 				goto fail;
@@ -591,7 +602,7 @@ int selector_from_json(const json_t *ls, bool allow_gt_lt, struct selector **out
 		}
 		size_t i;
 		json_t *e;
-		json_array_foreach(me, i, e) {
+		json_array_foreach (me, i, e) {
 			if (!json_is_object(e)) {
 				seterr(err, errlen, "matchExpressions[%zu]: must be an object", i);
 				goto fail;
@@ -600,39 +611,49 @@ int selector_from_json(const json_t *ls, bool allow_gt_lt, struct selector **out
 			const json_t *op = json_object_get(e, "operator");
 			const json_t *vals = json_object_get(e, "values");
 			if (!json_is_string(key)) {
-				seterr(err, errlen, "matchExpressions[%zu].key: Required value (a "
-						    "string)", i);
+				seterr(err, errlen,
+				       "matchExpressions[%zu].key: Required value (a "
+				       "string)",
+				       i);
 				goto fail;
 			}
 			if (!json_is_string(op)) {
-				seterr(err, errlen, "matchExpressions[%zu].operator: Required value (a "
-						    "string)", i);
+				seterr(err, errlen,
+				       "matchExpressions[%zu].operator: Required value (a "
+				       "string)",
+				       i);
 				goto fail;
 			}
 			struct sel_req *r = sel_push(sel);
 			if (!r || !(r->key = strdup(json_string_value(key))))
 				goto nomem;
 			if (op_from_json(json_string_value(op), allow_gt_lt, &r->op) < 0) {
-				seterr(err, errlen, "matchExpressions[%zu].operator: Unsupported value "
-						    "\"%s\": supported values: %s", i,
-				       json_string_value(op),
-				       allow_gt_lt ? "\"In\", \"NotIn\", \"Exists\", \"DoesNotExist\", "
-						     "\"Gt\", \"Lt\""
-						   : "\"In\", \"NotIn\", \"Exists\", \"DoesNotExist\"");
+				seterr(err, errlen,
+				       "matchExpressions[%zu].operator: Unsupported value "
+				       "\"%s\": supported values: %s",
+				       i, json_string_value(op),
+				       allow_gt_lt
+					       ? "\"In\", \"NotIn\", \"Exists\", \"DoesNotExist\", "
+						 "\"Gt\", \"Lt\""
+					       : "\"In\", \"NotIn\", \"Exists\", \"DoesNotExist\"");
 				goto fail;
 			}
 			if (vals && !json_is_null(vals)) {
 				if (!json_is_array(vals)) {
-					seterr(err, errlen, "matchExpressions[%zu].values: must be an "
-							    "array of strings", i);
+					seterr(err, errlen,
+					       "matchExpressions[%zu].values: must be an "
+					       "array of strings",
+					       i);
 					goto fail;
 				}
 				size_t j;
 				json_t *v;
-				json_array_foreach(vals, j, v) {
+				json_array_foreach (vals, j, v) {
 					if (!json_is_string(v)) {
-						seterr(err, errlen, "matchExpressions[%zu].values[%zu]: "
-								    "must be a string", i, j);
+						seterr(err, errlen,
+						       "matchExpressions[%zu].values[%zu]: "
+						       "must be a string",
+						       i, j);
 						goto fail;
 					}
 					if (req_add_value(r, json_string_value(v),
@@ -773,6 +794,13 @@ struct field_selector *field_selector_parse(const char *s, const char *const *al
 		/* one term up to an unescaped ',' */
 		char sep;
 		const char *term_start = p;
+		/* empty terms ("a=b,,c=d", "a=b,") are skipped, as Kubernetes does */
+		if (*p == ',') {
+			p++;
+			continue;
+		}
+		if (!*p)
+			break;
 		char *path = NULL, *value = NULL;
 		bool neq = false, have_op = false;
 		/* the path ends at the first unescaped '=' or '!=' */
@@ -800,8 +828,9 @@ struct field_selector *field_selector_parse(const char *s, const char *const *al
 		}
 		path[n] = 0;
 		if (!have_op) {
-			seterr(err, errlen, "invalid field selector term \"%.*s\": expected "
-					    "path=value, path==value or path!=value",
+			seterr(err, errlen,
+			       "invalid field selector term \"%.*s\": expected "
+			       "path=value, path==value or path!=value",
 			       (int)strcspn(term_start, ","), term_start);
 			free(path);
 			goto fail;

@@ -123,8 +123,9 @@ static void map_text(const json_t *m, char *buf, size_t len)
 	char kv[512];
 	if (!json_is_object(m))
 		goto out;
-	json_object_foreach((json_t *)m, k, v) {
-		snprintf(kv, sizeof(kv), "%s=%s", k, json_string_value(v) ? json_string_value(v) : "");
+	json_object_foreach ((json_t *)m, k, v) {
+		snprintf(kv, sizeof(kv), "%s=%s", k,
+			 json_string_value(v) ? json_string_value(v) : "");
 		append(buf, len, ",", kv);
 	}
 out:
@@ -141,7 +142,7 @@ static void selector_text(const json_t *ls, char *buf, size_t len)
 	size_t i;
 	json_t *e;
 	char t[512];
-	json_array_foreach(me, i, e) {
+	json_array_foreach (me, i, e) {
 		const char *op = api_str(e, "operator");
 		const char *key = api_str(e, "key");
 		if (!op || !key)
@@ -154,8 +155,9 @@ static void selector_text(const json_t *ls, char *buf, size_t len)
 			char vals[400] = "";
 			size_t j;
 			json_t *v;
-			json_array_foreach(api_get(e, "values"), j, v)
-				append(vals, sizeof(vals), ",", json_string_value(v) ? json_string_value(v) : "");
+			json_array_foreach (api_get(e, "values"), j, v)
+				append(vals, sizeof(vals), ",",
+				       json_string_value(v) ? json_string_value(v) : "");
 			snprintf(t, sizeof(t), "%s %s (%s)", key,
 				 strcmp(op, "In") == 0 ? "in" : "notin", vals);
 		}
@@ -169,7 +171,7 @@ static void containers_field(const json_t *spec, const char *field, char *buf, s
 	buf[0] = 0;
 	size_t i;
 	json_t *c;
-	json_array_foreach(api_get(spec, "containers"), i, c)
+	json_array_foreach (api_get(spec, "containers"), i, c)
 		append(buf, len, ",", api_str(c, field) ? api_str(c, field) : "");
 	or_none(buf, len);
 }
@@ -205,7 +207,7 @@ static void node_status(const json_t *o, char *buf, size_t len)
 	const char *ready = NULL;
 	size_t i;
 	json_t *c;
-	json_array_foreach(api_get_path(o, "status.conditions"), i, c) {
+	json_array_foreach (api_get_path(o, "status.conditions"), i, c) {
 		const char *t = api_str(c, "type");
 		if (t && strcmp(t, "Ready") == 0)
 			ready = api_str(c, "status");
@@ -224,7 +226,7 @@ static void node_roles(const json_t *o, char *buf, size_t len)
 	buf[0] = 0;
 	const char *k;
 	json_t *v;
-	json_object_foreach((json_t *)api_get_path(o, "metadata.labels"), k, v) {
+	json_object_foreach ((json_t *)api_get_path(o, "metadata.labels"), k, v) {
 		if (strncmp(k, prefix, sizeof(prefix) - 1) == 0 && k[sizeof(prefix) - 1])
 			append(buf, len, ",", k + sizeof(prefix) - 1);
 		else if (strcmp(k, "kubernetes.io/role") == 0 && json_string_value(v) &&
@@ -239,7 +241,7 @@ static void node_address(const json_t *o, const char *type, char *buf, size_t le
 	buf[0] = 0;
 	size_t i;
 	json_t *a;
-	json_array_foreach(api_get_path(o, "status.addresses"), i, a) {
+	json_array_foreach (api_get_path(o, "status.addresses"), i, a) {
 		const char *t = api_str(a, "type");
 		if (t && strcmp(t, type) == 0 && api_str(a, "address")) {
 			snprintf(buf, len, "%s", api_str(a, "address"));
@@ -279,7 +281,7 @@ static void pod_ready(const json_t *o, char *buf, size_t len)
 {
 	size_t total = json_array_size(api_get_path(o, "spec.containers")), ready = 0, i;
 	json_t *cs;
-	json_array_foreach(api_get_path(o, "status.containerStatuses"), i, cs)
+	json_array_foreach (api_get_path(o, "status.containerStatuses"), i, cs)
 		if (api_bool(cs, "ready"))
 			ready++;
 	snprintf(buf, len, "%zu/%zu", ready, total);
@@ -296,7 +298,7 @@ static void pod_status(const json_t *o, char *buf, size_t len)
 	bool initializing = false;
 	size_t i, ninit = json_array_size(api_get_path(o, "spec.initContainers"));
 	json_t *cs;
-	json_array_foreach(api_get(st, "initContainerStatuses"), i, cs) {
+	json_array_foreach (api_get(st, "initContainerStatuses"), i, cs) {
 		const json_t *term = api_get_path(cs, "state.terminated");
 		const json_t *wait = api_get_path(cs, "state.waiting");
 		int64_t code = 0;
@@ -357,7 +359,7 @@ static void pod_restarts(const json_t *o, char *buf, size_t len)
 	int64_t total = 0, last = -1;
 	size_t i;
 	json_t *cs;
-	json_array_foreach(api_get_path(o, "status.containerStatuses"), i, cs) {
+	json_array_foreach (api_get_path(o, "status.containerStatuses"), i, cs) {
 		int64_t n = 0;
 		if (api_int(cs, "restartCount", &n))
 			total += n;
@@ -395,21 +397,22 @@ static void svc_external_ip(const json_t *o, char *buf, size_t len)
 	const char *type = api_str(spec, "type");
 	buf[0] = 0;
 	if (type && strcmp(type, "ExternalName") == 0) {
-		snprintf(buf, len, "%s", api_str(spec, "externalName") ? api_str(spec, "externalName") : "");
+		snprintf(buf, len, "%s",
+			 api_str(spec, "externalName") ? api_str(spec, "externalName") : "");
 		or_none(buf, len);
 		return;
 	}
 	size_t i;
 	json_t *v;
 	if (type && strcmp(type, "LoadBalancer") == 0) {
-		json_array_foreach(api_get_path(o, "status.loadBalancer.ingress"), i, v) {
+		json_array_foreach (api_get_path(o, "status.loadBalancer.ingress"), i, v) {
 			if (api_nonempty(v, "ip"))
 				append(buf, len, ",", api_str(v, "ip"));
 			else if (api_nonempty(v, "hostname"))
 				append(buf, len, ",", api_str(v, "hostname"));
 		}
 	}
-	json_array_foreach(api_get(spec, "externalIPs"), i, v)
+	json_array_foreach (api_get(spec, "externalIPs"), i, v)
 		if (json_string_value(v))
 			append(buf, len, ",", json_string_value(v));
 	if (!buf[0] && type && strcmp(type, "LoadBalancer") == 0)
@@ -423,7 +426,7 @@ static void svc_ports(const json_t *o, char *buf, size_t len)
 	size_t i;
 	json_t *p;
 	char t[64];
-	json_array_foreach(api_get_path(o, "spec.ports"), i, p) {
+	json_array_foreach (api_get_path(o, "spec.ports"), i, p) {
 		int64_t port = 0, np = 0;
 		api_int(p, "port", &port);
 		const char *proto = api_str(p, "protocol") ? api_str(p, "protocol") : "TCP";
@@ -461,9 +464,9 @@ static void ep_endpoints(const json_t *o, char *buf, size_t len)
 	size_t shown = 0, total = 0, i, j, k;
 	json_t *ss, *a, *p;
 	char t[128];
-	json_array_foreach(api_get(o, "subsets"), i, ss) {
+	json_array_foreach (api_get(o, "subsets"), i, ss) {
 		const json_t *ports = api_get(ss, "ports");
-		json_array_foreach(api_get(ss, "addresses"), j, a) {
+		json_array_foreach (api_get(ss, "addresses"), j, a) {
 			const char *ip = api_str(a, "ip") ? api_str(a, "ip") : "";
 			if (json_array_size(ports) == 0) {
 				if (total++ < 3) {
@@ -471,7 +474,7 @@ static void ep_endpoints(const json_t *o, char *buf, size_t len)
 					shown++;
 				}
 			}
-			json_array_foreach(ports, k, p) {
+			json_array_foreach (ports, k, p) {
 				int64_t port = 0;
 				api_int(p, "port", &port);
 				if (total++ < 3) {
@@ -502,7 +505,7 @@ static void eps_ports(const json_t *o, char *buf, size_t len)
 	size_t i;
 	json_t *p;
 	char t[32];
-	json_array_foreach(api_get(o, "ports"), i, p) {
+	json_array_foreach (api_get(o, "ports"), i, p) {
 		int64_t port;
 		if (api_int(p, "port", &port)) {
 			snprintf(t, sizeof(t), "%" PRId64, port);
@@ -518,8 +521,8 @@ static void eps_endpoints(const json_t *o, char *buf, size_t len)
 	buf[0] = 0;
 	size_t total = 0, i, j;
 	json_t *e, *a;
-	json_array_foreach(api_get(o, "endpoints"), i, e) {
-		json_array_foreach(api_get(e, "addresses"), j, a) {
+	json_array_foreach (api_get(o, "endpoints"), i, e) {
+		json_array_foreach (api_get(e, "addresses"), j, a) {
 			if (total++ < 3 && json_string_value(a))
 				append(buf, len, ",", json_string_value(a));
 		}
@@ -534,12 +537,9 @@ static void eps_endpoints(const json_t *o, char *buf, size_t len)
 }
 
 const struct api_column api_columns_endpointslice[] = {
-	{ "NAME", "metadata.name", false, NULL },
-	{ "ADDRESSTYPE", "addressType", false, NULL },
-	{ "PORTS", NULL, false, eps_ports },
-	{ "ENDPOINTS", NULL, false, eps_endpoints },
-	{ "AGE", NULL, false, api_col_age },
-	{ NULL, NULL, false, NULL },
+	{ "NAME", "metadata.name", false, NULL }, { "ADDRESSTYPE", "addressType", false, NULL },
+	{ "PORTS", NULL, false, eps_ports },	  { "ENDPOINTS", NULL, false, eps_endpoints },
+	{ "AGE", NULL, false, api_col_age },	  { NULL, NULL, false, NULL },
 };
 
 /* ---- Event, Lease ---- */
@@ -569,12 +569,9 @@ static void ev_object(const json_t *o, char *buf, size_t len)
 }
 
 const struct api_column api_columns_event[] = {
-	{ "LAST SEEN", NULL, false, ev_last_seen },
-	{ "TYPE", "type", false, NULL },
-	{ "REASON", "reason", false, NULL },
-	{ "OBJECT", NULL, false, ev_object },
-	{ "MESSAGE", "message", false, NULL },
-	{ NULL, NULL, false, NULL },
+	{ "LAST SEEN", NULL, false, ev_last_seen }, { "TYPE", "type", false, NULL },
+	{ "REASON", "reason", false, NULL },	    { "OBJECT", NULL, false, ev_object },
+	{ "MESSAGE", "message", false, NULL },	    { NULL, NULL, false, NULL },
 };
 
 const struct api_column api_columns_lease[] = {
@@ -693,7 +690,7 @@ static bool has_condition(const json_t *o, const char *type)
 {
 	size_t i;
 	json_t *c;
-	json_array_foreach(api_get_path(o, "status.conditions"), i, c) {
+	json_array_foreach (api_get_path(o, "status.conditions"), i, c) {
 		const char *t = api_str(c, "type"), *s = api_str(c, "status");
 		if (t && s && strcmp(t, type) == 0 && strcmp(s, "True") == 0)
 			return true;
@@ -722,7 +719,8 @@ static void job_completions(const json_t *o, char *buf, size_t len)
 	int64_t done = int_at(o, "status.succeeded");
 	const json_t *c = api_get_path(o, "spec.completions");
 	if (json_is_integer(c))
-		snprintf(buf, len, "%" PRId64 "/%" JSON_INTEGER_FORMAT, done, json_integer_value(c));
+		snprintf(buf, len, "%" PRId64 "/%" JSON_INTEGER_FORMAT, done,
+			 json_integer_value(c));
 	else {
 		const json_t *p = api_get_path(o, "spec.parallelism");
 		snprintf(buf, len, "%" PRId64 "/1 of %" JSON_INTEGER_FORMAT, done,
@@ -761,10 +759,7 @@ static void pg_running(const json_t *o, char *b, size_t l)
 }
 
 const struct api_column api_columns_podgroup[] = {
-	{ "NAME", "metadata.name", false, NULL },
-	{ "MINMEMBER", "spec.minMember", false, NULL },
-	{ "RUNNING", NULL, false, pg_running },
-	{ "PHASE", "status.phase", false, NULL },
-	{ "AGE", NULL, false, api_col_age },
-	{ NULL, NULL, false, NULL },
+	{ "NAME", "metadata.name", false, NULL }, { "MINMEMBER", "spec.minMember", false, NULL },
+	{ "RUNNING", NULL, false, pg_running },	  { "PHASE", "status.phase", false, NULL },
+	{ "AGE", NULL, false, api_col_age },	  { NULL, NULL, false, NULL },
 };

@@ -911,14 +911,16 @@ static int handle_list(struct api_req *r)
 
 /* ---- writes ------------------------------------------------------------------------------ */
 
+/* A client does not set status on create (Pods start Pending; defaults may fill the rest),
+ * except for the kinds whose writer is also the status' owner (a node registering itself). */
 static int reset_status_on_create(struct api_req *r, json_t *obj)
 {
-	if (!r->kind->has_status || is_kind(r, "Node") || is_kind(r, "Lease"))
+	if (!r->kind->has_status || is_kind(r, "Node") || is_kind(r, "Lease") ||
+	    is_kind(r, "Event"))
 		return 0;
 	if (is_kind(r, "Pod"))
 		return json_object_set_new(obj, "status", json_pack("{s:s}", "phase", "Pending"));
-	json_object_del(obj, "status");
-	return 0;
+	return json_object_del(obj, "status") == 0 || !json_object_get(obj, "status") ? 0 : -1;
 }
 
 static int handle_create(struct api_req *r)
@@ -932,6 +934,10 @@ static int handle_create(struct api_req *r)
 	obj = parse_body(r, &ret);
 	if (!obj)
 		return ret;
+	if (reset_status_on_create(r, obj)) {
+		ret = api_respond_status(r, 500, NULL, "out of memory");
+		goto out;
+	}
 	if (check_object(r, obj, NULL, false, &ret))
 		goto out;
 	meta = meta_of(obj);
@@ -987,10 +993,6 @@ static int handle_create(struct api_req *r)
 	json_object_del(meta, "resourceVersion");
 	json_object_del(meta, "deletionTimestamp");
 	json_object_del(meta, "deletionGracePeriodSeconds");
-	if (reset_status_on_create(r, obj)) {
-		ret = api_respond_status(r, 500, NULL, "out of memory");
-		goto out;
-	}
 	api_key(r->kind, r->ns, name, p.key, sizeof(p.key));
 	p.n = 1;
 	snprintf(owner, sizeof(owner), "%s/%s", r->ns, name);
@@ -1020,7 +1022,7 @@ static bool same(const json_t *a, const json_t *b)
 }
 
 /*
- * Writes obj as the new version of cur (an update, a patch, a status write, a scale, a
+ * Takes over obj (the caller's reference) and writes it as the new version of cur (an update, a patch, a status write, a scale, a
  * graceful deletion). expect: the mod revision the write is conditional on. unconditional:
  * the client named no resourceVersion, so a lost race is retried.
  */
@@ -1054,8 +1056,6 @@ static int write_update(struct api_req *r, json_t *obj, struct wc_obj *cur, int6
 							"resourceVersion"));
 		json_decref(obj);
 		obj = merged;
-	} else {
-		json_incref(obj);
 	}
 	if (check_object(r, obj, old, status_only, &ret))
 		goto out_obj;
@@ -1448,33 +1448,10 @@ static int handle_binding(struct api_req *r)
 					 "%s is being deleted, cannot be assigned to a host",
 					 r->name, r->name);
 	} else {
-		json_t *spec = json_object_get(pod, "spec");
-		json_object_set_new(spec, "nodeName", json_string(node));
-		/* PodScheduled=True, as the binding registry sets it. */
-		json_t *st = json_object_get(pod, "status");
-		if (!st) {
-			st = json_object();
-			json_object_set_new(pod, "status", st);
+		if (api_pod_set_bound(pod, node)) {
+			ret = api_respond_status(r, 422, "Invalid", "Pod \"%s\" has no spec", r->name);
+			goto out_bind;
 		}
-		json_t *conds = json_object_get(st, "conditions");
-		if (!json_is_array(conds)) {
-			conds = json_array();
-			json_object_set_new(st, "conditions", conds);
-		}
-		char now[32];
-		api_now(now);
-		size_t i;
-		json_t *c;
-		json_array_foreach(conds, i, c)
-		{
-			if (strcmp(json_string_value(json_object_get(c, "type")) ?: "",
-				   "PodScheduled") == 0) {
-				json_array_remove(conds, i);
-				break;
-			}
-		}
-		json_array_append_new(conds, json_pack("{s:s, s:s, s:s}", "type", "PodScheduled",
-						       "status", "True", "lastTransitionTime", now));
 		struct write_plan p = { 0 };
 		size_t len;
 		json_object_del(meta_of(pod), "resourceVersion");
@@ -1491,6 +1468,7 @@ static int handle_binding(struct api_req *r)
 			ret = submit(r, &p, value, len, 201);
 		}
 	}
+out_bind:
 	json_decref(pod);
 	json_decref(b);
 	wc_obj_unref(cur);
@@ -1604,7 +1582,10 @@ int api_handle(struct api_req *r)
 	char why[512];
 
 	if (*sub && strcmp(sub, "status") && strcmp(sub, "binding") && strcmp(sub, "scale"))
-		return api_respond_status(r, 404, "NotFound", "unknown sub-resource \"%s\"", sub);
+		return api_respond_status(r, 404, "NotFound",
+					  "the server could not find the requested resource (%s has no "
+					  "sub-resource or resource \"%s\")",
+					  r->kind->resource, sub);
 	if ((!strcmp(sub, "status") && !r->kind->has_status) ||
 	    (!strcmp(sub, "scale") && !r->kind->scale_path) ||
 	    (!strcmp(sub, "binding") && !is_kind(r, "Pod")))

@@ -36,6 +36,7 @@ struct api_server {
 	int ndaemons;
 	char *unix_paths[4];
 	struct api_metrics *metrics;
+	struct sched_runner *sched;
 	atomic_int inflight;
 	atomic_bool stopping;
 };
@@ -122,6 +123,12 @@ void api_now(char out[32]);
 void api_generate_name(const char *prefix, char *out, size_t len);
 /* The store key of an object. */
 void api_key(const struct api_kind *k, const char *ns, const char *name, char *buf, size_t len);
+/* Sets a pod's condition of that type (lastTransitionTime now). Returns 1 when it changed,
+ * 0 when it was already so, or a negative errno. */
+int api_pod_set_condition(json_t *pod, const char *type, const char *status, const char *reason,
+			  const char *message);
+/* Binds a pod object to node: spec.nodeName and PodScheduled=True. */
+int api_pod_set_bound(json_t *pod, const char *node);
 /* Nesting depth of a JSON text, outside strings (for the 100-level limit). */
 int api_json_depth(const char *s, size_t len);
 

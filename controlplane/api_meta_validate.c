@@ -17,13 +17,13 @@
 
 #define ANNOTATIONS_MAX_BYTES (256 * 1024)
 
-const struct api_schema api_schema_object_ref = API_OBJ_INIT(
-	{ "kind", S_STR }, { "namespace", S_STR }, { "name", S_STR }, { "uid", S_STR },
-	{ "apiVersion", S_STR }, { "resourceVersion", S_STR }, { "fieldPath", S_STR });
+const struct api_schema api_schema_object_ref =
+	API_OBJ_INIT({ "kind", S_STR }, { "namespace", S_STR }, { "name", S_STR }, { "uid", S_STR },
+		     { "apiVersion", S_STR }, { "resourceVersion", S_STR }, { "fieldPath", S_STR });
 
-static const struct api_schema owner_ref = API_OBJ_INIT(
-	{ "apiVersion", S_STR }, { "kind", S_STR }, { "name", S_STR }, { "uid", S_STR },
-	{ "controller", S_BOOL }, { "blockOwnerDeletion", S_BOOL });
+static const struct api_schema owner_ref =
+	API_OBJ_INIT({ "apiVersion", S_STR }, { "kind", S_STR }, { "name", S_STR },
+		     { "uid", S_STR }, { "controller", S_BOOL }, { "blockOwnerDeletion", S_BOOL });
 
 const struct api_schema api_schema_meta = API_OBJ_INIT(
 	{ "name", S_STR }, { "generateName", S_STR }, { "namespace", S_STR }, { "uid", S_STR },
@@ -37,11 +37,11 @@ const struct api_schema api_schema_label_selector = API_OBJ_INIT(
 	{ "matchExpressions",
 	  API_ARR(API_OBJ({ "key", S_STR }, { "operator", S_STR }, { "values", S_STRS })) });
 
-const struct api_schema api_schema_conditions = API_ARR_INIT(API_OBJ(
-	{ "type", S_STR }, { "status", S_STR }, { "observedGeneration", S_INT },
-	{ "lastTransitionTime", S_STR }, { "lastUpdateTime", S_STR },
-	{ "lastHeartbeatTime", S_STR }, { "lastProbeTime", S_STR }, { "reason", S_STR },
-	{ "message", S_STR }));
+const struct api_schema api_schema_conditions = API_ARR_INIT(
+	API_OBJ({ "type", S_STR }, { "status", S_STR }, { "observedGeneration", S_INT },
+		{ "lastTransitionTime", S_STR }, { "lastUpdateTime", S_STR },
+		{ "lastHeartbeatTime", S_STR }, { "lastProbeTime", S_STR }, { "reason", S_STR },
+		{ "message", S_STR }));
 
 static bool lower_alnum(char c)
 {
@@ -135,7 +135,7 @@ static void validate_owner_refs(const json_t *refs, struct api_errors *errs)
 	char p[API_PATH_LEN], q[API_PATH_LEN];
 	size_t i, controllers = 0;
 	json_t *r;
-	json_array_foreach(refs, i, r) {
+	json_array_foreach (refs, i, r) {
 		api_path_i(p, "metadata", "ownerReferences", i);
 		static const char *const req[] = { "apiVersion", "kind", "name", "uid" };
 		for (size_t j = 0; j < 4; j++)
@@ -143,8 +143,9 @@ static void validate_owner_refs(const json_t *refs, struct api_errors *errs)
 				api_err_add(errs, api_path(q, p, req[j]), "Required value");
 		const char *kind = api_str(r, "kind");
 		if (kind && strcmp(kind, "List") == 0)
-			api_err_add(errs, api_path(q, p, "kind"), "Invalid value: \"List\": "
-								  "must not be a List");
+			api_err_add(errs, api_path(q, p, "kind"),
+				    "Invalid value: \"List\": "
+				    "must not be a List");
 		if (api_bool(r, "controller"))
 			controllers++;
 	}
@@ -168,7 +169,8 @@ void api_validate_meta(const struct api_kind *k, const json_t *obj, struct api_e
 		if ((why = api_name_invalid(k->name_rule, name)))
 			api_err_add(errs, "metadata.name", "Invalid value: \"%s\": %s", name, why);
 	} else if (!gen || !*gen) {
-		api_err_add(errs, "metadata.name", "Required value: name or generateName is required");
+		api_err_add(errs, "metadata.name",
+			    "Required value: name or generateName is required");
 	}
 	if (gen && *gen && (why = generate_name_invalid(k->name_rule, gen)))
 		api_err_add(errs, "metadata.generateName", "Invalid value: \"%s\": %s", gen, why);
@@ -178,7 +180,8 @@ void api_validate_meta(const struct api_kind *k, const json_t *obj, struct api_e
 		if (!ns || !*ns)
 			api_err_add(errs, "metadata.namespace", "Required value");
 		else if ((why = api_name_invalid(API_NAME_LABEL, ns)))
-			api_err_add(errs, "metadata.namespace", "Invalid value: \"%s\": %s", ns, why);
+			api_err_add(errs, "metadata.namespace", "Invalid value: \"%s\": %s", ns,
+				    why);
 	} else if (ns && *ns) {
 		api_err_add(errs, "metadata.namespace", "Forbidden: not allowed on this type");
 	}
@@ -194,7 +197,7 @@ void api_validate_meta(const struct api_kind *k, const json_t *obj, struct api_e
 		size_t total = 0;
 		const char *key;
 		json_t *v;
-		json_object_foreach((json_t *)ann, key, v) {
+		json_object_foreach ((json_t *)ann, key, v) {
 			char lower[320];
 			snprintf(lower, sizeof(lower), "%s", key);
 			for (char *c = lower; *c; c++)
@@ -218,7 +221,7 @@ void api_validate_meta(const struct api_kind *k, const json_t *obj, struct api_e
 		size_t i;
 		json_t *f;
 		bool orphan = false, foreground = false;
-		json_array_foreach(fins, i, f) {
+		json_array_foreach (fins, i, f) {
 			const char *s = json_string_value(f);
 			if (!s)
 				continue;

@@ -151,3 +151,56 @@ int api_json_depth(const char *s, size_t len)
 	}
 	return max;
 }
+
+int api_pod_set_condition(json_t *pod, const char *type, const char *status, const char *reason,
+			  const char *message)
+{
+	json_t *st = json_object_get(pod, "status"), *conds, *c;
+	char now[32];
+	size_t i;
+
+	if (!json_is_object(st)) {
+		st = json_object();
+		if (!st || json_object_set_new(pod, "status", st))
+			return -ENOMEM;
+	}
+	conds = json_object_get(st, "conditions");
+	if (!json_is_array(conds)) {
+		conds = json_array();
+		if (!conds || json_object_set_new(st, "conditions", conds))
+			return -ENOMEM;
+	}
+	json_array_foreach(conds, i, c)
+	{
+		const char *t = json_string_value(json_object_get(c, "type"));
+		if (!t || strcmp(t, type) != 0)
+			continue;
+		const char *s = json_string_value(json_object_get(c, "status"));
+		const char *m = json_string_value(json_object_get(c, "message"));
+		if (s && strcmp(s, status) == 0 && ((!m && !message) ||
+						    (m && message && strcmp(m, message) == 0)))
+			return 0;
+		if (json_array_remove(conds, i))
+			return -ENOMEM;
+		break;
+	}
+	api_now(now);
+	c = json_pack("{s:s, s:s, s:s}", "type", type, "status", status, "lastTransitionTime", now);
+	if (!c)
+		return -ENOMEM;
+	if (reason)
+		json_object_set_new(c, "reason", json_string(reason));
+	if (message)
+		json_object_set_new(c, "message", json_string(message));
+	return json_array_append_new(conds, c) ? -ENOMEM : 1;
+}
+
+int api_pod_set_bound(json_t *pod, const char *node)
+{
+	json_t *spec = json_object_get(pod, "spec");
+	if (!json_is_object(spec) || json_object_set_new(spec, "nodeName", json_string(node)))
+		return -EINVAL;
+	json_object_del(json_object_get(pod, "status"), "nominatedNodeName");
+	int err = api_pod_set_condition(pod, "PodScheduled", "True", NULL, NULL);
+	return err < 0 ? err : 0;
+}

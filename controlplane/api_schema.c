@@ -93,8 +93,8 @@ static const struct api_schema *field_schema(const struct api_schema *s, const c
 }
 
 /* A quantity given as a JSON number becomes its canonical string; a string must parse. */
-static void check_quantity(json_t *parent, const char *key, size_t idx, json_t *v,
-			   const char *path, struct api_errors *errs)
+static void check_quantity(json_t *parent, const char *key, size_t idx, json_t *v, const char *path,
+			   struct api_errors *errs)
 {
 	char text[64];
 	const char *s;
@@ -138,8 +138,8 @@ static void check_quantity(json_t *parent, const char *key, size_t idx, json_t *
 }
 
 /* Walks v (held in parent under key, or at idx when key is NULL) against s. */
-static void walk(const struct api_schema *s, json_t *parent, const char *key, size_t idx,
-		 json_t *v, const char *path, json_t *unknown, struct api_errors *errs)
+static void walk(const struct api_schema *s, json_t *parent, const char *key, size_t idx, json_t *v,
+		 const char *path, json_t *unknown, struct api_errors *errs)
 {
 	char p[API_PATH_LEN];
 	switch (s->type) {
@@ -175,7 +175,7 @@ static void walk(const struct api_schema *s, json_t *parent, const char *key, si
 		}
 		size_t i;
 		json_t *item;
-		json_array_foreach(v, i, item) {
+		json_array_foreach (v, i, item) {
 			api_path_i(p, path, NULL, i);
 			if (json_is_null(item)) {
 				api_err_add(errs, p, "Invalid value: must be %s, not null",
@@ -194,7 +194,7 @@ static void walk(const struct api_schema *s, json_t *parent, const char *key, si
 		const char *k;
 		json_t *item;
 		void *tmp;
-		json_object_foreach_safe(v, tmp, k, item) {
+		json_object_foreach_safe (v, tmp, k, item) {
 			api_path_k(p, path, NULL, k);
 			walk(s->items, v, k, 0, item, p, unknown, errs);
 		}
@@ -208,7 +208,7 @@ static void walk(const struct api_schema *s, json_t *parent, const char *key, si
 		const char *k;
 		json_t *item;
 		void *tmp;
-		json_object_foreach_safe(v, tmp, k, item) {
+		json_object_foreach_safe (v, tmp, k, item) {
 			api_path(p, path, k);
 			const struct api_schema *fs = field_schema(s, k);
 			if (!fs) {

@@ -21,6 +21,7 @@
 
 #include "api_internal.h"
 #include "log.h"
+#include "sched_runner.h"
 
 #define SHOAL_VERSION "0.1.0"
 
@@ -661,10 +662,10 @@ struct api_server *api_server_start(struct store *st, const struct api_server_op
 		if (cert && !is_unix)
 			flags |= MHD_USE_TLS;
 		struct MHD_OptionItem opts[] = {
+			{ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, NULL },
 			{ MHD_OPTION_LISTEN_SOCKET, fd, NULL },
 			{ MHD_OPTION_THREAD_POOL_SIZE, o->threads > 0 ? o->threads : 2, NULL },
 			{ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, srv },
-			{ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, NULL },
 			{ MHD_OPTION_CONNECTION_TIMEOUT, 0, NULL },
 			{ MHD_OPTION_CONNECTION_LIMIT, 20000, NULL },
 			{ MHD_OPTION_CONNECTION_MEMORY_LIMIT, 64 * 1024, NULL },
@@ -682,6 +683,13 @@ struct api_server *api_server_start(struct store *st, const struct api_server_op
 		}
 		srv->daemons[srv->ndaemons++] = d;
 		log_info("serving on %s%s", o->listen[i], cert && !is_unix ? " (TLS)" : "");
+	}
+	if (!o->no_scheduler) {
+		srv->sched = sched_runner_start(srv, o->scheduler_config);
+		if (!srv->sched) {
+			err = -errno;
+			goto err;
+		}
 	}
 	if (!srv->ndaemons) {
 		log_error("nothing to listen on: give --listen");
@@ -711,6 +719,8 @@ void api_server_stop(struct api_server *srv, int drain_ms)
 		if (s != MHD_INVALID_SOCKET)
 			close(s);
 	}
+	sched_runner_stop(srv->sched);
+	srv->sched = NULL;
 	if (srv->wc)
 		wc_shutdown_watchers(srv->wc);
 	/* Drain: requests in flight (writes waiting for their commit) finish and answer. */

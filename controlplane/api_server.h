@@ -23,6 +23,8 @@ struct api_server_opts {
 	int threads;		 /* HTTP threads (0: 2) */
 	int watch_ring_events;	 /* 0: 100,000 */
 	int bookmark_interval_ms; /* 0: 1,000 */
+	int no_scheduler;	 /* do not run the scheduler */
+	const char *scheduler_config; /* JSON file, NULL: defaults */
 };
 
 /* Starts serving. Returns NULL and sets errno (the cause is logged). */

@@ -32,17 +32,22 @@ extern const struct api_schema api_s_any, api_s_string, api_s_int, api_s_number,
 		API_T_OBJECT, (const struct api_field[]){ __VA_ARGS__, { NULL, NULL } }, NULL })
 /* The same, as initializers of a named schema. */
 #define API_OBJ_INIT(...)                                                                          \
-	{ API_T_OBJECT, (const struct api_field[]){ __VA_ARGS__, { NULL, NULL } }, NULL }
-#define API_ARR_INIT(s) { API_T_ARRAY, NULL, (s) }
-#define S_ANY (&api_s_any)
-#define S_STR (&api_s_string)
-#define S_INT (&api_s_int)
-#define S_NUM (&api_s_number)
-#define S_BOOL (&api_s_bool)
-#define S_IOS (&api_s_int_or_string)
-#define S_QTY (&api_s_quantity)
-#define S_STRS (&api_s_strings)
-#define S_INTS (&api_s_ints)
+	{                                                                                          \
+		API_T_OBJECT, (const struct api_field[]){ __VA_ARGS__, { NULL, NULL } }, NULL      \
+	}
+#define API_ARR_INIT(s)                                                                            \
+	{                                                                                          \
+		API_T_ARRAY, NULL, (s)                                                             \
+	}
+#define S_ANY	 (&api_s_any)
+#define S_STR	 (&api_s_string)
+#define S_INT	 (&api_s_int)
+#define S_NUM	 (&api_s_number)
+#define S_BOOL	 (&api_s_bool)
+#define S_IOS	 (&api_s_int_or_string)
+#define S_QTY	 (&api_s_quantity)
+#define S_STRS	 (&api_s_strings)
+#define S_INTS	 (&api_s_ints)
 #define S_STRMAP (&api_s_string_map)
 #define S_QTYMAP (&api_s_quantity_map)
 
@@ -55,12 +60,12 @@ extern const struct api_schema api_schema_pod_template;	  /* PodTemplateSpec */
 
 /* Initializer of a whole object's schema: apiVersion, kind, metadata, spec and status. */
 #define API_KIND_SCHEMA(spec, status)                                                              \
-	API_OBJ_INIT({ "apiVersion", S_STR }, { "kind", S_STR },                                   \
-		     { "metadata", &api_schema_meta }, { "spec", (spec) }, { "status", (status) })
+	API_OBJ_INIT({ "apiVersion", S_STR }, { "kind", S_STR }, { "metadata", &api_schema_meta }, \
+		     { "spec", (spec) }, { "status", (status) })
 
 /* ---- each kind (api_validate_core.c, api_validate_apps.c, api_validate_batch.c) ---- */
 #define API_KIND_DECL(name)                                                                        \
-	extern const struct api_schema api_schema_##name;                                         \
+	extern const struct api_schema api_schema_##name;                                          \
 	extern const struct api_column api_columns_##name[];                                       \
 	void api_validate_##name(const json_t *obj, const json_t *old, struct api_errors *errs)
 #define API_KIND_DEFAULTS(name) void api_defaults_##name(json_t *obj)
@@ -134,13 +139,13 @@ void api_default_bool(json_t *obj, const char *key, bool value);
 bool api_check_required(struct api_errors *errs, const char *path, const json_t *obj,
 			const char *key); /* present and not "" / [] / {} */
 /* An optional string field whose value must be one of allowed (NULL-terminated). */
-bool api_check_enum(struct api_errors *errs, const char *path, const json_t *obj,
-		    const char *key, const char *const *allowed);
+bool api_check_enum(struct api_errors *errs, const char *path, const json_t *obj, const char *key,
+		    const char *const *allowed);
 void api_err_unsupported(struct api_errors *errs, const char *field, const char *value,
 			 const char *const *allowed);
 /* Optional integer fields in [min, max]. */
-bool api_check_range(struct api_errors *errs, const char *path, const json_t *obj,
-		     const char *key, int64_t min, int64_t max);
+bool api_check_range(struct api_errors *errs, const char *path, const json_t *obj, const char *key,
+		     int64_t min, int64_t max);
 bool api_check_nonneg(struct api_errors *errs, const char *path, const json_t *obj,
 		      const char *key);
 /* Optional string field that must be a DNS-1123 label / subdomain / label key. */
@@ -166,8 +171,7 @@ const char *api_ipv4_invalid(const char *s);
 const char *api_ip_invalid(const char *s); /* IPv4 or IPv6 */
 const char *api_cidr_invalid(const char *s);
 /* Optional RFC 3339 timestamp field. */
-bool api_check_time(struct api_errors *errs, const char *path, const json_t *obj,
-		    const char *key);
+bool api_check_time(struct api_errors *errs, const char *path, const json_t *obj, const char *key);
 /* Conditions: type required, status True/False/Unknown, unique types. */
 void api_check_conditions(struct api_errors *errs, const char *path, const json_t *arr);
 /* An ObjectReference: kind and name required when the reference is given. */

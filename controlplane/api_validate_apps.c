@@ -19,12 +19,12 @@
 
 /* ---- schemas ---- */
 
-static const struct api_schema rolling_update = API_OBJ_INIT(
-	{ "maxUnavailable", S_IOS }, { "maxSurge", S_IOS });
+static const struct api_schema rolling_update =
+	API_OBJ_INIT({ "maxUnavailable", S_IOS }, { "maxSurge", S_IOS });
 
-static const struct api_schema workload_conditions = API_ARR_INIT(API_OBJ(
-	{ "type", S_STR }, { "status", S_STR }, { "lastUpdateTime", S_STR },
-	{ "lastTransitionTime", S_STR }, { "reason", S_STR }, { "message", S_STR }));
+static const struct api_schema workload_conditions = API_ARR_INIT(
+	API_OBJ({ "type", S_STR }, { "status", S_STR }, { "lastUpdateTime", S_STR },
+		{ "lastTransitionTime", S_STR }, { "reason", S_STR }, { "message", S_STR }));
 
 const struct api_schema api_schema_deployment = API_KIND_SCHEMA(
 	API_OBJ({ "replicas", S_INT }, { "selector", &api_schema_label_selector },
@@ -38,14 +38,14 @@ const struct api_schema api_schema_deployment = API_KIND_SCHEMA(
 		{ "terminatingReplicas", S_INT }, { "conditions", &workload_conditions },
 		{ "collisionCount", S_INT }));
 
-const struct api_schema api_schema_replicaset = API_KIND_SCHEMA(
-	API_OBJ({ "replicas", S_INT }, { "minReadySeconds", S_INT },
-		{ "selector", &api_schema_label_selector },
-		{ "template", &api_schema_pod_template }),
-	API_OBJ({ "replicas", S_INT }, { "fullyLabeledReplicas", S_INT },
-		{ "readyReplicas", S_INT }, { "availableReplicas", S_INT },
-		{ "terminatingReplicas", S_INT }, { "observedGeneration", S_INT },
-		{ "conditions", &workload_conditions }));
+const struct api_schema api_schema_replicaset =
+	API_KIND_SCHEMA(API_OBJ({ "replicas", S_INT }, { "minReadySeconds", S_INT },
+				{ "selector", &api_schema_label_selector },
+				{ "template", &api_schema_pod_template }),
+			API_OBJ({ "replicas", S_INT }, { "fullyLabeledReplicas", S_INT },
+				{ "readyReplicas", S_INT }, { "availableReplicas", S_INT },
+				{ "terminatingReplicas", S_INT }, { "observedGeneration", S_INT },
+				{ "conditions", &workload_conditions }));
 
 const struct api_schema api_schema_daemonset = API_KIND_SCHEMA(
 	API_OBJ({ "selector", &api_schema_label_selector },
@@ -134,7 +134,8 @@ static void check_le(const json_t *st, const char *field, const char *bound,
 	char p[API_PATH_LEN];
 	if (api_int(st, field, &a) && api_int(st, bound, &b) && a > b)
 		api_err_add(errs, api_path(p, "status", field),
-			    "Invalid value: %" PRId64 ": cannot be greater than status.%s", a, bound);
+			    "Invalid value: %" PRId64 ": cannot be greater than status.%s", a,
+			    bound);
 }
 
 /* ---- Deployment ---- */
@@ -189,14 +190,16 @@ void api_validate_deployment(const json_t *obj, const json_t *old, struct api_er
 		api_int(spec, "minReadySeconds", &mr);
 		if (api_check_nonneg(errs, "spec", spec, "progressDeadlineSeconds") && pd <= mr)
 			api_err_add(errs, "spec.progressDeadlineSeconds",
-				    "Invalid value: %" PRId64 ": must be greater than minReadySeconds",
+				    "Invalid value: %" PRId64
+				    ": must be greater than minReadySeconds",
 				    pd);
 	}
 	const json_t *st = api_get(obj, "status");
-	static const char *const counts[] = { "observedGeneration", "replicas", "updatedReplicas",
-					      "readyReplicas", "availableReplicas",
-					      "unavailableReplicas", "terminatingReplicas",
-					      "collisionCount", NULL };
+	static const char *const counts[] = {
+		"observedGeneration",  "replicas",	    "updatedReplicas",
+		"readyReplicas",       "availableReplicas", "unavailableReplicas",
+		"terminatingReplicas", "collisionCount",    NULL
+	};
 	check_status_counts(st, counts, errs);
 	check_le(st, "updatedReplicas", "replicas", errs);
 	check_le(st, "readyReplicas", "replicas", errs);
@@ -228,9 +231,13 @@ void api_validate_replicaset(const json_t *obj, const json_t *old, struct api_er
 	api_validate_workload_selector(spec, old ? api_get(old, "spec") : NULL, errs);
 	validate_long_running_template(spec, errs);
 	const json_t *st = api_get(obj, "status");
-	static const char *const counts[] = { "replicas", "fullyLabeledReplicas", "readyReplicas",
-					      "availableReplicas", "terminatingReplicas",
-					      "observedGeneration", NULL };
+	static const char *const counts[] = { "replicas",
+					      "fullyLabeledReplicas",
+					      "readyReplicas",
+					      "availableReplicas",
+					      "terminatingReplicas",
+					      "observedGeneration",
+					      NULL };
 	check_status_counts(st, counts, errs);
 	check_le(st, "fullyLabeledReplicas", "replicas", errs);
 	check_le(st, "readyReplicas", "replicas", errs);
@@ -286,9 +293,9 @@ void api_validate_daemonset(const json_t *obj, const json_t *old, struct api_err
 	const json_t *st = api_get(obj, "status");
 	static const char *const counts[] = { "currentNumberScheduled", "numberMisscheduled",
 					      "desiredNumberScheduled", "numberReady",
-					      "observedGeneration", "updatedNumberScheduled",
-					      "numberAvailable", "numberUnavailable",
-					      "collisionCount", NULL };
+					      "observedGeneration",	"updatedNumberScheduled",
+					      "numberAvailable",	"numberUnavailable",
+					      "collisionCount",		NULL };
 	check_status_counts(st, counts, errs);
 	api_check_conditions(errs, "status.conditions", api_get(st, "conditions"));
 }

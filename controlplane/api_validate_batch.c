@@ -8,10 +8,13 @@
  * all, within spec.scheduleTimeoutSeconds (default 60).
  *
  * The design choice for Jobs: as in Kubernetes, a job whose spec.manualSelector is not true
- * gets its selector generated (batch.kubernetes.io/job-name, and controller-uid once the
- * object has a uid) and those labels are added to its pod template; its template's
- * restartPolicy is not defaulted and must be OnFailure or Never. shoal also accepts a
- * selector the user gives without manualSelector, as long as it matches the template.
+ * gets its selector generated and that label added to its pod template; its template's
+ * restartPolicy is not defaulted and must be OnFailure or Never. The generated selector is
+ * batch.kubernetes.io/job-name=NAME only (Kubernetes adds controller-uid=UID): defaults run
+ * before the server assigns the uid, and a selector built from the name alone is the same
+ * on every re-apply of the manifest, so that the immutable selector never changes by
+ * itself. shoal also accepts a selector the user gives without manualSelector, as long as
+ * it matches the template.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -39,7 +42,6 @@ const struct api_schema api_schema_job = API_KIND_SCHEMA(
 		{ "uncountedTerminatedPods", S_ANY }));
 
 #define JOB_NAME_LABEL "batch.kubernetes.io/job-name"
-#define JOB_UID_LABEL "batch.kubernetes.io/controller-uid"
 
 void api_defaults_job(json_t *obj)
 {
@@ -59,7 +61,8 @@ void api_defaults_job(json_t *obj)
 	api_default_bool(spec, "suspend", false);
 	api_default_bool(spec, "manualSelector", false);
 	api_default_str(spec, "podReplacementPolicy",
-			json_object_get(spec, "podFailurePolicy") ? "Failed" : "TerminatingOrFailed");
+			json_object_get(spec, "podFailurePolicy") ? "Failed"
+								  : "TerminatingOrFailed");
 
 	json_t *tmpl = api_obj_child(spec, "template");
 	json_t *ps = tmpl ? api_obj_child(tmpl, "spec") : NULL;
@@ -69,20 +72,16 @@ void api_defaults_job(json_t *obj)
 		if (!had_rp)
 			json_object_del(ps, "restartPolicy");
 	}
-	/* the generated selector and the labels it selects */
+	/* the generated selector and the label it selects */
 	json_t *meta = json_object_get(obj, "metadata");
 	const char *name = api_nonempty(meta, "name");
-	const char *uid = api_nonempty(meta, "uid");
 	json_t *tmeta = tmpl ? api_obj_child(tmpl, "metadata") : NULL;
 	json_t *tlabels = tmeta ? api_obj_child(tmeta, "labels") : NULL;
 	if (!api_bool(spec, "manualSelector") && !json_object_get(spec, "selector") && name &&
 	    tlabels) {
-		json_t *ml = json_object();
-		json_object_set_new(ml, JOB_NAME_LABEL, json_string(name));
-		if (uid)
-			json_object_set_new(ml, JOB_UID_LABEL, json_string(uid));
-		json_object_update(tlabels, ml);
-		json_object_set_new(spec, "selector", json_pack("{so}", "matchLabels", ml));
+		json_object_set_new(tlabels, JOB_NAME_LABEL, json_string(name));
+		json_object_set_new(spec, "selector",
+				    json_pack("{s{ss}}", "matchLabels", JOB_NAME_LABEL, name));
 	}
 	/* a job without labels takes its template's */
 	if (json_is_object(meta) && json_object_size(api_get(meta, "labels")) == 0 && tlabels &&
@@ -90,7 +89,6 @@ void api_defaults_job(json_t *obj)
 		json_t *copy = json_deep_copy(tlabels);
 		if (copy) {
 			json_object_del(copy, JOB_NAME_LABEL);
-			json_object_del(copy, JOB_UID_LABEL);
 			if (json_object_size(copy) > 0)
 				json_object_set_new(meta, "labels", copy);
 			else
@@ -124,13 +122,17 @@ void api_validate_job(const json_t *obj, const json_t *old, struct api_errors *e
 			api_err_add(errs, "spec.completions",
 				    "Required value: when completion mode is Indexed");
 		else if (c > 100000)
-			api_err_add(errs, "spec.completions", "Invalid value: %" PRId64 ": must be "
-							      "less than or equal to 100000 when "
-							      "completion mode is Indexed", c);
+			api_err_add(errs, "spec.completions",
+				    "Invalid value: %" PRId64 ": must be "
+				    "less than or equal to 100000 when "
+				    "completion mode is Indexed",
+				    c);
 		if (p > 100000)
-			api_err_add(errs, "spec.parallelism", "Invalid value: %" PRId64 ": must be "
-							      "less than or equal to 100000 when "
-							      "completion mode is Indexed", p);
+			api_err_add(errs, "spec.parallelism",
+				    "Invalid value: %" PRId64 ": must be "
+				    "less than or equal to 100000 when "
+				    "completion mode is Indexed",
+				    p);
 	}
 	if (api_get(spec, "backoffLimitPerIndex")) {
 		if (!indexed)
@@ -154,7 +156,17 @@ void api_validate_job(const json_t *obj, const json_t *old, struct api_errors *e
 	static const char *const repl[] = { "TerminatingOrFailed", "Failed", NULL };
 	api_check_enum(errs, "spec", spec, "podReplacementPolicy", repl);
 
-	api_validate_workload_selector(spec, old_spec, errs);
+	if (!api_get(spec, "selector") && !api_bool(spec, "manualSelector") &&
+	    !api_nonempty(api_get(obj, "metadata"), "name")) {
+		/* the generated selector needs the job's name */
+		api_err_add(errs, "spec.selector",
+			    "Required value: a job named by generateName must give spec.selector "
+			    "(with spec.manualSelector: true); only a job with metadata.name gets "
+			    "one generated");
+		api_validate_pod_template(api_get(spec, "template"), "spec.template", errs);
+	} else {
+		api_validate_workload_selector(spec, old_spec, errs);
+	}
 	const json_t *ps = api_get_path(spec, "template.spec");
 	static const char *const restart[] = { "OnFailure", "Never", NULL };
 	const char *rp = api_str(ps, "restartPolicy");
@@ -179,8 +191,8 @@ void api_validate_job(const json_t *obj, const json_t *old, struct api_errors *e
 	}
 
 	const json_t *st = api_get(obj, "status");
-	static const char *const counts[] = { "active", "succeeded", "failed", "terminating",
-					      "ready", NULL };
+	static const char *const counts[] = { "active",	     "succeeded", "failed",
+					      "terminating", "ready",	  NULL };
 	for (const char *const *f = counts; *f; f++)
 		api_check_nonneg(errs, "status", st, *f);
 	api_check_time(errs, "status", st, "startTime");
@@ -193,7 +205,7 @@ void api_validate_job(const json_t *obj, const json_t *old, struct api_errors *e
 
 #define EPS_MAX_ENDPOINTS 1000
 #define EPS_MAX_ADDRESSES 100
-#define EPS_MAX_PORTS 100
+#define EPS_MAX_PORTS	  100
 
 const struct api_schema api_schema_endpointslice = API_OBJ_INIT(
 	{ "apiVersion", S_STR }, { "kind", S_STR }, { "metadata", &api_schema_meta },
@@ -205,8 +217,7 @@ const struct api_schema api_schema_endpointslice = API_OBJ_INIT(
 			  { "hostname", S_STR }, { "targetRef", &api_schema_object_ref },
 			  { "nodeName", S_STR }, { "zone", S_STR },
 			  { "hints", API_OBJ({ "forZones", API_ARR(API_OBJ({ "name", S_STR })) },
-					     { "forNodes",
-					       API_ARR(API_OBJ({ "name", S_STR })) }) },
+					     { "forNodes", API_ARR(API_OBJ({ "name", S_STR })) }) },
 			  { "deprecatedTopology", S_STRMAP })) },
 	{ "ports", API_ARR(API_OBJ({ "name", S_STR }, { "protocol", S_STR }, { "port", S_INT },
 				   { "appProtocol", S_STR })) });
@@ -215,7 +226,7 @@ void api_defaults_endpointslice(json_t *obj)
 {
 	size_t i;
 	json_t *p;
-	json_array_foreach(json_object_get(obj, "ports"), i, p) {
+	json_array_foreach (json_object_get(obj, "ports"), i, p) {
 		if (!json_is_object(p))
 			continue;
 		api_default_str(p, "protocol", "TCP");
@@ -240,7 +251,7 @@ void api_validate_endpointslice(const json_t *obj, const json_t *old, struct api
 			    json_array_size(eps), EPS_MAX_ENDPOINTS);
 	size_t i, j;
 	json_t *e, *a;
-	json_array_foreach(eps, i, e) {
+	json_array_foreach (eps, i, e) {
 		if (i >= EPS_MAX_ENDPOINTS)
 			break;
 		api_path_i(p, "", "endpoints", i);
@@ -251,7 +262,7 @@ void api_validate_endpointslice(const json_t *obj, const json_t *old, struct api
 		else if (json_array_size(addrs) > EPS_MAX_ADDRESSES)
 			api_err_add(errs, q, "Too many: %zu: must have at most %d items",
 				    json_array_size(addrs), EPS_MAX_ADDRESSES);
-		json_array_foreach(addrs, j, a) {
+		json_array_foreach (addrs, j, a) {
 			const char *s = json_string_value(a);
 			if (!s || !at)
 				continue;
@@ -274,7 +285,8 @@ void api_validate_endpointslice(const json_t *obj, const json_t *old, struct api
 		const json_t *fz = api_get_path(e, "hints.forZones");
 		if (json_array_size(fz) > 8)
 			api_err_add(errs, api_path(q, p, "hints.forZones"),
-				    "Too many: %zu: must have at most 8 items", json_array_size(fz));
+				    "Too many: %zu: must have at most 8 items",
+				    json_array_size(fz));
 		api_check_labels(errs, api_path(q, p, "deprecatedTopology"),
 				 api_get(e, "deprecatedTopology"));
 	}
@@ -282,7 +294,7 @@ void api_validate_endpointslice(const json_t *obj, const json_t *old, struct api
 	if (json_array_size(ports) > EPS_MAX_PORTS)
 		api_err_add(errs, "ports", "Too many: %zu: must have at most %d items",
 			    json_array_size(ports), EPS_MAX_PORTS);
-	json_array_foreach(ports, i, e) {
+	json_array_foreach (ports, i, e) {
 		api_path_i(p, "", "ports", i);
 		const char *name = api_nonempty(e, "name");
 		if (name && (why = api_name_invalid(API_NAME_LABEL, name)))
@@ -301,8 +313,8 @@ void api_validate_endpointslice(const json_t *obj, const json_t *old, struct api
 		api_check_enum(errs, p, e, "protocol", protocols);
 		const char *ap = api_nonempty(e, "appProtocol");
 		if (ap && (why = label_key_invalid(ap)))
-			api_err_add(errs, api_path(q, p, "appProtocol"), "Invalid value: \"%s\": %s",
-				    ap, why);
+			api_err_add(errs, api_path(q, p, "appProtocol"),
+				    "Invalid value: \"%s\": %s", ap, why);
 	}
 	if (old)
 		api_check_immutable(errs, "addressType", api_get(obj, "addressType"),
@@ -312,11 +324,13 @@ void api_validate_endpointslice(const json_t *obj, const json_t *old, struct api
 /* ======================================================================================== */
 /* Lease */
 
-const struct api_schema api_schema_lease = API_KIND_SCHEMA(
-	API_OBJ({ "holderIdentity", S_STR }, { "leaseDurationSeconds", S_INT },
-		{ "acquireTime", S_STR }, { "renewTime", S_STR }, { "leaseTransitions", S_INT },
-		{ "strategy", S_STR }, { "preferredHolder", S_STR }),
-	S_ANY);
+/* A Lease has no status: everything is in spec. */
+const struct api_schema api_schema_lease = API_OBJ_INIT(
+	{ "apiVersion", S_STR }, { "kind", S_STR }, { "metadata", &api_schema_meta },
+	{ "spec", API_OBJ({ "holderIdentity", S_STR }, { "leaseDurationSeconds", S_INT },
+			  { "acquireTime", S_STR }, { "renewTime", S_STR },
+			  { "leaseTransitions", S_INT }, { "strategy", S_STR },
+			  { "preferredHolder", S_STR }) });
 
 void api_validate_lease(const json_t *obj, const json_t *old, struct api_errors *errs)
 {
@@ -367,19 +381,21 @@ void api_validate_podgroup(const json_t *obj, const json_t *old, struct api_erro
 	const json_t *spec = api_get(obj, "spec");
 	int64_t mm;
 	if (!api_int(spec, "minMember", &mm))
-		api_err_add(errs, "spec.minMember", "Required value: the number of pods that must "
-						    "be scheduled together (>= 1)");
+		api_err_add(errs, "spec.minMember",
+			    "Required value: the number of pods that must "
+			    "be scheduled together (>= 1)");
 	else
 		api_check_range(errs, "spec", spec, "minMember", 1, INT32_MAX);
 	api_check_range(errs, "spec", spec, "scheduleTimeoutSeconds", 1, INT32_MAX);
 	api_check_resource_list(errs, "spec.minResources", api_get(spec, "minResources"));
 	api_check_dns_subdomain(errs, "spec", spec, "priorityClassName");
 	const json_t *st = api_get(obj, "status");
-	static const char *const phases[] = { "Pending", "PreScheduling", "Scheduling",
-					      "Scheduled", "Running", "Finished", "Failed",
-					      "Unknown", NULL };
+	static const char *const phases[] = { "Pending",   "PreScheduling", "Scheduling",
+					      "Scheduled", "Running",	    "Finished",
+					      "Failed",	   "Unknown",	    NULL };
 	api_check_enum(errs, "status", st, "phase", phases);
-	static const char *const counts[] = { "scheduled", "running", "succeeded", "failed",
+	static const char *const counts[] = { "scheduled",	    "running",
+					      "succeeded",	    "failed",
 					      "observedGeneration", NULL };
 	for (const char *const *f = counts; *f; f++)
 		api_check_nonneg(errs, "status", st, *f);

@@ -164,8 +164,8 @@ void api_err_unsupported(struct api_errors *errs, const char *field, const char 
 	size_t off = 0;
 	list[0] = 0;
 	for (const char *const *a = allowed; *a && off < sizeof(list); a++) {
-		int w = snprintf(list + off, sizeof(list) - off, "%s\"%s\"", a == allowed ? "" : ", ",
-				 *a);
+		int w = snprintf(list + off, sizeof(list) - off, "%s\"%s\"",
+				 a == allowed ? "" : ", ", *a);
 		if (w < 0)
 			break;
 		off += (size_t)w;
@@ -173,8 +173,8 @@ void api_err_unsupported(struct api_errors *errs, const char *field, const char 
 	api_err_add(errs, field, "Unsupported value: \"%s\": supported values: %s", value, list);
 }
 
-bool api_check_enum(struct api_errors *errs, const char *path, const json_t *obj,
-		    const char *key, const char *const *allowed)
+bool api_check_enum(struct api_errors *errs, const char *path, const json_t *obj, const char *key,
+		    const char *const *allowed)
 {
 	const char *v = api_str(obj, key);
 	if (!v)
@@ -187,8 +187,8 @@ bool api_check_enum(struct api_errors *errs, const char *path, const json_t *obj
 	return false;
 }
 
-bool api_check_range(struct api_errors *errs, const char *path, const json_t *obj,
-		     const char *key, int64_t min, int64_t max)
+bool api_check_range(struct api_errors *errs, const char *path, const json_t *obj, const char *key,
+		     int64_t min, int64_t max)
 {
 	int64_t v;
 	if (!api_int(obj, key, &v))
@@ -198,8 +198,8 @@ bool api_check_range(struct api_errors *errs, const char *path, const json_t *ob
 	char p[API_PATH_LEN];
 	if (max == INT64_MAX)
 		api_err_add(errs, api_path(p, path, key),
-			    "Invalid value: %" PRId64 ": must be greater than or equal to %" PRId64, v,
-			    min);
+			    "Invalid value: %" PRId64 ": must be greater than or equal to %" PRId64,
+			    v, min);
 	else
 		api_err_add(errs, api_path(p, path, key),
 			    "Invalid value: %" PRId64 ": must be between %" PRId64 " and %" PRId64
@@ -208,8 +208,7 @@ bool api_check_range(struct api_errors *errs, const char *path, const json_t *ob
 	return false;
 }
 
-bool api_check_nonneg(struct api_errors *errs, const char *path, const json_t *obj,
-		      const char *key)
+bool api_check_nonneg(struct api_errors *errs, const char *path, const json_t *obj, const char *key)
 {
 	return api_check_range(errs, path, obj, key, 0, INT64_MAX);
 }
@@ -242,7 +241,7 @@ void api_check_labels(struct api_errors *errs, const char *path, const json_t *m
 		return;
 	const char *k, *why;
 	json_t *v;
-	json_object_foreach((json_t *)map, k, v) {
+	json_object_foreach ((json_t *)map, k, v) {
 		if ((why = label_key_invalid(k)))
 			api_err_add(errs, path, "Invalid value: \"%s\": %s", k, why);
 		const char *s = json_string_value(v);
@@ -284,8 +283,8 @@ bool api_check_label_selector(struct api_errors *errs, const char *path, const j
 
 const char *api_resource_name_invalid(const char *name)
 {
-	static const char *const standard[] = { "cpu", "memory", "ephemeral-storage", "storage",
-						"pods", NULL };
+	static const char *const standard[] = { "cpu",	   "memory", "ephemeral-storage",
+						"storage", "pods",   NULL };
 	for (const char *const *s = standard; *s; s++)
 		if (strcmp(name, *s) == 0)
 			return NULL;
@@ -311,15 +310,17 @@ void api_check_resource_list(struct api_errors *errs, const char *path, const js
 	const char *k, *why;
 	json_t *v;
 	char p[API_PATH_LEN];
-	json_object_foreach((json_t *)map, k, v) {
+	json_object_foreach ((json_t *)map, k, v) {
 		api_path_k(p, path, NULL, k);
 		if ((why = api_resource_name_invalid(k)))
 			api_err_add(errs, p, "Invalid value: \"%s\": %s", k, why);
 		int64_t m;
 		if (json_is_string(v) && quantity_parse_milli(json_string_value(v), &m) == 0 &&
 		    m < 0)
-			api_err_add(errs, p, "Invalid value: \"%s\": must be greater than or equal "
-					     "to 0", json_string_value(v));
+			api_err_add(errs, p,
+				    "Invalid value: \"%s\": must be greater than or equal "
+				    "to 0",
+				    json_string_value(v));
 	}
 }
 
@@ -450,8 +451,7 @@ int64_t api_parse_time(const char *s)
 	return (int64_t)timegm(&tm) - off;
 }
 
-bool api_check_time(struct api_errors *errs, const char *path, const json_t *obj,
-		    const char *key)
+bool api_check_time(struct api_errors *errs, const char *path, const json_t *obj, const char *key)
 {
 	const char *s = api_str(obj, key);
 	if (!s || !*s || api_parse_time(s) >= 0)
@@ -471,7 +471,7 @@ void api_check_conditions(struct api_errors *errs, const char *path, const json_
 	char p[API_PATH_LEN], q[API_PATH_LEN];
 	size_t i;
 	json_t *c;
-	json_array_foreach(arr, i, c) {
+	json_array_foreach (arr, i, c) {
 		api_path_i(p, path, NULL, i);
 		api_check_required(errs, p, c, "type");
 		if (api_check_required(errs, p, c, "status"))
@@ -519,7 +519,8 @@ bool api_check_int_or_percent(struct api_errors *errs, const char *path, const j
 		*v = json_integer_value(j);
 		if (*v < 0) {
 			api_err_add(errs, p,
-				    "Invalid value: %" PRId64 ": must be greater than or equal to 0",
+				    "Invalid value: %" PRId64
+				    ": must be greater than or equal to 0",
 				    *v);
 			return false;
 		}
@@ -533,10 +534,11 @@ bool api_check_int_or_percent(struct api_errors *errs, const char *path, const j
 	for (size_t i = 0; ok && i + 1 < n; i++)
 		ok = isdigit((unsigned char)s[i]);
 	if (!ok) {
-		api_err_add(errs, p,
-			    "Invalid value: \"%s\": a valid percent string must be a numeric string "
-			    "followed by an ending '%%' (e.g. '1%%', or '93%%')",
-			    s);
+		api_err_add(
+			errs, p,
+			"Invalid value: \"%s\": a valid percent string must be a numeric string "
+			"followed by an ending '%%' (e.g. '1%%', or '93%%')",
+			s);
 		return false;
 	}
 	*pct = true;

@@ -8,7 +8,9 @@
  * The design choice: shoal runs processes as well as images, so a container's image is
  * optional, but then its command is required ("containers[0].command: Required value: a
  * container without an image must give a command"). Everything else a Kubernetes manifest
- * says means the same here.
+ * says means the same here. One addition: a pod's status.usage ({"cpu": "250m", "memory":
+ * "300Mi", "timestamp": RFC 3339}) holds the agent's latest usage sample for the scheduler's
+ * resource prediction.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -25,12 +27,11 @@ static const char *const protocols[] = { "TCP", "UDP", "SCTP", NULL };
 /* ======================================================================================== */
 /* Schemas */
 
-static const struct api_schema key_to_path = API_OBJ_INIT(
-	{ "key", S_STR }, { "path", S_STR }, { "mode", S_INT });
+static const struct api_schema key_to_path =
+	API_OBJ_INIT({ "key", S_STR }, { "path", S_STR }, { "mode", S_INT });
 
 static const struct api_schema volume = API_OBJ_INIT(
-	{ "name", S_STR },
-	{ "hostPath", API_OBJ({ "path", S_STR }, { "type", S_STR }) },
+	{ "name", S_STR }, { "hostPath", API_OBJ({ "path", S_STR }, { "type", S_STR }) },
 	{ "emptyDir", API_OBJ({ "medium", S_STR }, { "sizeLimit", S_QTY }) },
 	{ "configMap", API_OBJ({ "name", S_STR }, { "items", API_ARR(&key_to_path) },
 			       { "defaultMode", S_INT }, { "optional", S_BOOL }) },
@@ -41,9 +42,9 @@ static const struct api_schema volume = API_OBJ_INIT(
 	{ "projected", S_ANY }, { "downwardAPI", S_ANY });
 
 static const struct api_schema exec_action = API_OBJ_INIT({ "command", S_STRS });
-static const struct api_schema http_get = API_OBJ_INIT(
-	{ "path", S_STR }, { "port", S_IOS }, { "host", S_STR }, { "scheme", S_STR },
-	{ "httpHeaders", API_ARR(API_OBJ({ "name", S_STR }, { "value", S_STR })) });
+static const struct api_schema http_get =
+	API_OBJ_INIT({ "path", S_STR }, { "port", S_IOS }, { "host", S_STR }, { "scheme", S_STR },
+		     { "httpHeaders", API_ARR(API_OBJ({ "name", S_STR }, { "value", S_STR })) });
 static const struct api_schema tcp_socket = API_OBJ_INIT({ "port", S_IOS }, { "host", S_STR });
 
 static const struct api_schema probe = API_OBJ_INIT(
@@ -53,12 +54,12 @@ static const struct api_schema probe = API_OBJ_INIT(
 	{ "successThreshold", S_INT }, { "failureThreshold", S_INT },
 	{ "terminationGracePeriodSeconds", S_INT });
 
-static const struct api_schema lifecycle_handler = API_OBJ_INIT(
-	{ "exec", &exec_action }, { "httpGet", &http_get }, { "tcpSocket", &tcp_socket },
-	{ "sleep", API_OBJ({ "seconds", S_INT }) });
+static const struct api_schema lifecycle_handler =
+	API_OBJ_INIT({ "exec", &exec_action }, { "httpGet", &http_get },
+		     { "tcpSocket", &tcp_socket }, { "sleep", API_OBJ({ "seconds", S_INT }) });
 
-static const struct api_schema key_selector = API_OBJ_INIT(
-	{ "name", S_STR }, { "key", S_STR }, { "optional", S_BOOL });
+static const struct api_schema key_selector =
+	API_OBJ_INIT({ "name", S_STR }, { "key", S_STR }, { "optional", S_BOOL });
 
 static const struct api_schema env_var = API_OBJ_INIT(
 	{ "name", S_STR }, { "value", S_STR },
@@ -70,36 +71,34 @@ static const struct api_schema env_var = API_OBJ_INIT(
 
 static const struct api_schema security_context = API_OBJ_INIT(
 	{ "privileged", S_BOOL },
-	{ "capabilities", API_OBJ({ "add", S_STRS }, { "drop", S_STRS }) },
-	{ "runAsUser", S_INT }, { "runAsGroup", S_INT }, { "runAsNonRoot", S_BOOL },
-	{ "readOnlyRootFilesystem", S_BOOL }, { "allowPrivilegeEscalation", S_BOOL },
-	{ "procMount", S_STR }, { "seccompProfile", S_ANY }, { "seLinuxOptions", S_ANY },
-	{ "appArmorProfile", S_ANY });
+	{ "capabilities", API_OBJ({ "add", S_STRS }, { "drop", S_STRS }) }, { "runAsUser", S_INT },
+	{ "runAsGroup", S_INT }, { "runAsNonRoot", S_BOOL }, { "readOnlyRootFilesystem", S_BOOL },
+	{ "allowPrivilegeEscalation", S_BOOL }, { "procMount", S_STR }, { "seccompProfile", S_ANY },
+	{ "seLinuxOptions", S_ANY }, { "appArmorProfile", S_ANY });
 
 static const struct api_schema container = API_OBJ_INIT(
 	{ "name", S_STR }, { "image", S_STR }, { "command", S_STRS }, { "args", S_STRS },
 	{ "workingDir", S_STR },
-	{ "ports", API_ARR(API_OBJ({ "name", S_STR }, { "hostPort", S_INT },
-				   { "containerPort", S_INT }, { "protocol", S_STR },
-				   { "hostIP", S_STR })) },
+	{ "ports",
+	  API_ARR(API_OBJ({ "name", S_STR }, { "hostPort", S_INT }, { "containerPort", S_INT },
+			  { "protocol", S_STR }, { "hostIP", S_STR })) },
 	{ "envFrom",
 	  API_ARR(API_OBJ({ "prefix", S_STR },
 			  { "configMapRef", API_OBJ({ "name", S_STR }, { "optional", S_BOOL }) },
 			  { "secretRef", API_OBJ({ "name", S_STR }, { "optional", S_BOOL }) })) },
 	{ "env", API_ARR(&env_var) },
-	{ "resources", API_OBJ({ "limits", S_QTYMAP }, { "requests", S_QTYMAP },
-			       { "claims", S_ANY }) },
-	{ "volumeMounts", API_ARR(API_OBJ({ "name", S_STR }, { "readOnly", S_BOOL },
-					  { "mountPath", S_STR }, { "subPath", S_STR },
-					  { "mountPropagation", S_STR },
-					  { "subPathExpr", S_STR })) },
+	{ "resources",
+	  API_OBJ({ "limits", S_QTYMAP }, { "requests", S_QTYMAP }, { "claims", S_ANY }) },
+	{ "volumeMounts",
+	  API_ARR(API_OBJ({ "name", S_STR }, { "readOnly", S_BOOL }, { "mountPath", S_STR },
+			  { "subPath", S_STR }, { "mountPropagation", S_STR },
+			  { "subPathExpr", S_STR })) },
 	{ "livenessProbe", &probe }, { "readinessProbe", &probe }, { "startupProbe", &probe },
-	{ "lifecycle", API_OBJ({ "postStart", &lifecycle_handler },
-			       { "preStop", &lifecycle_handler }) },
+	{ "lifecycle",
+	  API_OBJ({ "postStart", &lifecycle_handler }, { "preStop", &lifecycle_handler }) },
 	{ "terminationMessagePath", S_STR }, { "terminationMessagePolicy", S_STR },
-	{ "imagePullPolicy", S_STR }, { "securityContext", &security_context },
-	{ "stdin", S_BOOL }, { "stdinOnce", S_BOOL }, { "tty", S_BOOL },
-	{ "restartPolicy", S_STR });
+	{ "imagePullPolicy", S_STR }, { "securityContext", &security_context }, { "stdin", S_BOOL },
+	{ "stdinOnce", S_BOOL }, { "tty", S_BOOL }, { "restartPolicy", S_STR });
 
 static const struct api_schema node_selector_term = API_OBJ_INIT(
 	{ "matchExpressions",
@@ -107,34 +106,34 @@ static const struct api_schema node_selector_term = API_OBJ_INIT(
 	{ "matchFields",
 	  API_ARR(API_OBJ({ "key", S_STR }, { "operator", S_STR }, { "values", S_STRS })) });
 
-static const struct api_schema pod_affinity_term = API_OBJ_INIT(
-	{ "labelSelector", &api_schema_label_selector }, { "namespaces", S_STRS },
-	{ "topologyKey", S_STR }, { "namespaceSelector", &api_schema_label_selector },
-	{ "matchLabelKeys", S_STRS }, { "mismatchLabelKeys", S_STRS });
+static const struct api_schema pod_affinity_term =
+	API_OBJ_INIT({ "labelSelector", &api_schema_label_selector }, { "namespaces", S_STRS },
+		     { "topologyKey", S_STR }, { "namespaceSelector", &api_schema_label_selector },
+		     { "matchLabelKeys", S_STRS }, { "mismatchLabelKeys", S_STRS });
 
 static const struct api_schema pod_affinity = API_OBJ_INIT(
 	{ "requiredDuringSchedulingIgnoredDuringExecution", API_ARR(&pod_affinity_term) },
 	{ "preferredDuringSchedulingIgnoredDuringExecution",
 	  API_ARR(API_OBJ({ "weight", S_INT }, { "podAffinityTerm", &pod_affinity_term })) });
 
-static const struct api_schema affinity = API_OBJ_INIT(
-	{ "nodeAffinity",
-	  API_OBJ({ "requiredDuringSchedulingIgnoredDuringExecution",
-		    API_OBJ({ "nodeSelectorTerms", API_ARR(&node_selector_term) }) },
-		  { "preferredDuringSchedulingIgnoredDuringExecution",
-		    API_ARR(API_OBJ({ "weight", S_INT },
-				    { "preference", &node_selector_term })) }) },
-	{ "podAffinity", &pod_affinity }, { "podAntiAffinity", &pod_affinity });
+static const struct api_schema affinity =
+	API_OBJ_INIT({ "nodeAffinity",
+		       API_OBJ({ "requiredDuringSchedulingIgnoredDuringExecution",
+				 API_OBJ({ "nodeSelectorTerms", API_ARR(&node_selector_term) }) },
+			       { "preferredDuringSchedulingIgnoredDuringExecution",
+				 API_ARR(API_OBJ({ "weight", S_INT },
+						 { "preference", &node_selector_term })) }) },
+		     { "podAffinity", &pod_affinity }, { "podAntiAffinity", &pod_affinity });
 
-static const struct api_schema toleration = API_OBJ_INIT(
-	{ "key", S_STR }, { "operator", S_STR }, { "value", S_STR }, { "effect", S_STR },
-	{ "tolerationSeconds", S_INT });
+static const struct api_schema toleration =
+	API_OBJ_INIT({ "key", S_STR }, { "operator", S_STR }, { "value", S_STR },
+		     { "effect", S_STR }, { "tolerationSeconds", S_INT });
 
-static const struct api_schema spread_constraint = API_OBJ_INIT(
-	{ "maxSkew", S_INT }, { "topologyKey", S_STR }, { "whenUnsatisfiable", S_STR },
-	{ "labelSelector", &api_schema_label_selector }, { "minDomains", S_INT },
-	{ "nodeAffinityPolicy", S_STR }, { "nodeTaintsPolicy", S_STR },
-	{ "matchLabelKeys", S_STRS });
+static const struct api_schema spread_constraint =
+	API_OBJ_INIT({ "maxSkew", S_INT }, { "topologyKey", S_STR }, { "whenUnsatisfiable", S_STR },
+		     { "labelSelector", &api_schema_label_selector }, { "minDomains", S_INT },
+		     { "nodeAffinityPolicy", S_STR }, { "nodeTaintsPolicy", S_STR },
+		     { "matchLabelKeys", S_STRS });
 
 static const struct api_schema pod_spec = API_OBJ_INIT(
 	{ "volumes", API_ARR(&volume) }, { "initContainers", API_ARR(&container) },
@@ -185,19 +184,22 @@ static const struct api_schema pod_status = API_OBJ_INIT(
 	{ "hostIPs", API_ARR(API_OBJ({ "ip", S_STR })) }, { "podIP", S_STR },
 	{ "podIPs", API_ARR(API_OBJ({ "ip", S_STR })) }, { "startTime", S_STR },
 	{ "initContainerStatuses", API_ARR(&container_status) },
-	{ "containerStatuses", API_ARR(&container_status) }, { "qosClass", S_STR });
+	{ "containerStatuses", API_ARR(&container_status) }, { "qosClass", S_STR },
+	/* shoal's own: the agent's latest usage sample of the pod, read by the scheduler's
+	 * resource prediction */
+	{ "usage", API_OBJ({ "cpu", S_QTY }, { "memory", S_QTY }, { "timestamp", S_STR }) });
 
-const struct api_schema api_schema_pod_template = API_OBJ_INIT(
-	{ "metadata", &api_schema_meta }, { "spec", &pod_spec });
+const struct api_schema api_schema_pod_template =
+	API_OBJ_INIT({ "metadata", &api_schema_meta }, { "spec", &pod_spec });
 
 const struct api_schema api_schema_pod = API_KIND_SCHEMA(&pod_spec, &pod_status);
 
-const struct api_schema api_schema_namespace = API_KIND_SCHEMA(
-	API_OBJ({ "finalizers", S_STRS }),
-	API_OBJ({ "phase", S_STR }, { "conditions", &api_schema_conditions }));
+const struct api_schema api_schema_namespace =
+	API_KIND_SCHEMA(API_OBJ({ "finalizers", S_STRS }),
+			API_OBJ({ "phase", S_STR }, { "conditions", &api_schema_conditions }));
 
-static const struct api_schema taint = API_OBJ_INIT(
-	{ "key", S_STR }, { "value", S_STR }, { "effect", S_STR }, { "timeAdded", S_STR });
+static const struct api_schema taint = API_OBJ_INIT({ "key", S_STR }, { "value", S_STR },
+						    { "effect", S_STR }, { "timeAdded", S_STR });
 
 const struct api_schema api_schema_node = API_KIND_SCHEMA(
 	API_OBJ({ "podCIDR", S_STR }, { "podCIDRs", S_STRS }, { "providerID", S_STR },
@@ -205,14 +207,12 @@ const struct api_schema api_schema_node = API_KIND_SCHEMA(
 	API_OBJ({ "capacity", S_QTYMAP }, { "allocatable", S_QTYMAP }, { "phase", S_STR },
 		{ "conditions", &api_schema_conditions },
 		{ "addresses", API_ARR(API_OBJ({ "type", S_STR }, { "address", S_STR })) },
-		{ "daemonEndpoints",
-		  API_OBJ({ "kubeletEndpoint", API_OBJ({ "Port", S_INT }) }) },
-		{ "nodeInfo",
-		  API_OBJ({ "machineID", S_STR }, { "systemUUID", S_STR }, { "bootID", S_STR },
-			  { "kernelVersion", S_STR }, { "osImage", S_STR },
-			  { "containerRuntimeVersion", S_STR }, { "kubeletVersion", S_STR },
-			  { "kubeProxyVersion", S_STR }, { "operatingSystem", S_STR },
-			  { "architecture", S_STR }) },
+		{ "daemonEndpoints", API_OBJ({ "kubeletEndpoint", API_OBJ({ "Port", S_INT }) }) },
+		{ "nodeInfo", API_OBJ({ "machineID", S_STR }, { "systemUUID", S_STR },
+				      { "bootID", S_STR }, { "kernelVersion", S_STR },
+				      { "osImage", S_STR }, { "containerRuntimeVersion", S_STR },
+				      { "kubeletVersion", S_STR }, { "kubeProxyVersion", S_STR },
+				      { "operatingSystem", S_STR }, { "architecture", S_STR }) },
 		{ "images", API_ARR(API_OBJ({ "names", S_STRS }, { "sizeBytes", S_INT })) },
 		{ "volumesInUse", S_STRS }, { "volumesAttached", S_ANY }));
 
@@ -232,16 +232,16 @@ const struct api_schema api_schema_service = API_KIND_SCHEMA(
 		{ "internalTrafficPolicy", S_STR }, { "trafficDistribution", S_STR }),
 	API_OBJ({ "loadBalancer",
 		  API_OBJ({ "ingress",
-			    API_ARR(API_OBJ({ "ip", S_STR }, { "hostname", S_STR },
-					    { "ipMode", S_STR },
-					    { "ports", API_ARR(API_OBJ({ "port", S_INT },
-								       { "protocol", S_STR },
-								       { "error", S_STR })) })) }) },
+			    API_ARR(API_OBJ(
+				    { "ip", S_STR }, { "hostname", S_STR }, { "ipMode", S_STR },
+				    { "ports",
+				      API_ARR(API_OBJ({ "port", S_INT }, { "protocol", S_STR },
+						      { "error", S_STR })) })) }) },
 		{ "conditions", &api_schema_conditions }));
 
-static const struct api_schema endpoint_address = API_OBJ_INIT(
-	{ "ip", S_STR }, { "hostname", S_STR }, { "nodeName", S_STR },
-	{ "targetRef", &api_schema_object_ref });
+static const struct api_schema endpoint_address =
+	API_OBJ_INIT({ "ip", S_STR }, { "hostname", S_STR }, { "nodeName", S_STR },
+		     { "targetRef", &api_schema_object_ref });
 
 const struct api_schema api_schema_endpoints = API_OBJ_INIT(
 	{ "apiVersion", S_STR }, { "kind", S_STR }, { "metadata", &api_schema_meta },
@@ -259,8 +259,8 @@ const struct api_schema api_schema_event = API_OBJ_INIT(
 	{ "firstTimestamp", S_STR }, { "lastTimestamp", S_STR }, { "count", S_INT },
 	{ "type", S_STR }, { "eventTime", S_STR },
 	{ "series", API_OBJ({ "count", S_INT }, { "lastObservedTime", S_STR }) },
-	{ "action", S_STR }, { "related", &api_schema_object_ref },
-	{ "reportingComponent", S_STR }, { "reportingInstance", S_STR });
+	{ "action", S_STR }, { "related", &api_schema_object_ref }, { "reportingComponent", S_STR },
+	{ "reportingInstance", S_STR });
 
 /* ======================================================================================== */
 /* Pod spec: defaults */
@@ -303,10 +303,10 @@ static void defaults_container(json_t *c)
 		api_default_str(c, "imagePullPolicy", pull_policy_for(image));
 	size_t i;
 	json_t *v;
-	json_array_foreach(json_object_get(c, "ports"), i, v)
+	json_array_foreach (json_object_get(c, "ports"), i, v)
 		if (json_is_object(v))
 			api_default_str(v, "protocol", "TCP");
-	json_array_foreach(json_object_get(c, "env"), i, v) {
+	json_array_foreach (json_object_get(c, "env"), i, v) {
 		json_t *fr = json_object_get(json_object_get(v, "valueFrom"), "fieldRef");
 		if (json_is_object(fr))
 			api_default_str(fr, "apiVersion", "v1");
@@ -320,15 +320,16 @@ static void defaults_container(json_t *c)
 	if (json_is_object(lim) && json_object_size(lim) > 0) {
 		json_t *req = api_obj_child(res, "requests");
 		const char *k;
-		json_object_foreach(lim, k, v)
+		json_object_foreach (lim, k, v)
 			if (req && !json_object_get(req, k))
 				json_object_set(req, k, v);
 	}
 }
 
-static const char *const volume_sources[] = { "hostPath", "emptyDir", "configMap", "secret",
-					      "persistentVolumeClaim", "nfs", "projected",
-					      "downwardAPI", NULL };
+static const char *const volume_sources[] = {
+	"hostPath", "emptyDir",	 "configMap",	"secret", "persistentVolumeClaim",
+	"nfs",	    "projected", "downwardAPI", NULL
+};
 
 void api_defaults_pod_spec(json_t *spec)
 {
@@ -343,11 +344,11 @@ void api_defaults_pod_spec(json_t *spec)
 		json_object_set_new(spec, "securityContext", json_object());
 	size_t i;
 	json_t *v;
-	json_array_foreach(json_object_get(spec, "containers"), i, v)
+	json_array_foreach (json_object_get(spec, "containers"), i, v)
 		defaults_container(v);
-	json_array_foreach(json_object_get(spec, "initContainers"), i, v)
+	json_array_foreach (json_object_get(spec, "initContainers"), i, v)
 		defaults_container(v);
-	json_array_foreach(json_object_get(spec, "volumes"), i, v) {
+	json_array_foreach (json_object_get(spec, "volumes"), i, v) {
 		if (!json_is_object(v))
 			continue;
 		bool has = false;
@@ -418,7 +419,7 @@ static void validate_handler_fields(const json_t *h, const char *path, struct ap
 		api_check_enum(errs, p, hg, "scheme", schemes);
 		size_t i;
 		json_t *hdr;
-		json_array_foreach(api_get(hg, "httpHeaders"), i, hdr) {
+		json_array_foreach (api_get(hg, "httpHeaders"), i, hdr) {
 			api_path_i(q, p, "httpHeaders", i);
 			api_check_required(errs, q, hdr, "name");
 		}
@@ -448,20 +449,20 @@ static void validate_probe(const json_t *pr, const char *path, const char *kind,
 		return;
 	size_t n = count_handlers(pr, handlers);
 	if (n == 0)
-		api_err_add(errs, path, "Required value: must specify a handler type (exec, "
-					"httpGet, tcpSocket or grpc)");
+		api_err_add(errs, path,
+			    "Required value: must specify a handler type (exec, "
+			    "httpGet, tcpSocket or grpc)");
 	else if (n > 1)
 		api_err_add(errs, path, "Forbidden: may not specify more than 1 handler type");
 	validate_handler_fields(pr, path, errs);
 	static const char *const nonneg[] = { "initialDelaySeconds", "timeoutSeconds",
-					      "periodSeconds", "successThreshold",
-					      "failureThreshold", NULL };
+					      "periodSeconds",	     "successThreshold",
+					      "failureThreshold",    NULL };
 	for (const char *const *f = nonneg; *f; f++)
 		api_check_nonneg(errs, path, pr, *f);
 	int64_t st;
 	char p[API_PATH_LEN];
-	if (strcmp(kind, "readinessProbe") != 0 && api_int(pr, "successThreshold", &st) &&
-	    st != 1)
+	if (strcmp(kind, "readinessProbe") != 0 && api_int(pr, "successThreshold", &st) && st != 1)
 		api_err_add(errs, api_path(p, path, "successThreshold"),
 			    "Invalid value: %" PRId64 ": must be 1", st);
 	if (api_get(pr, "terminationGracePeriodSeconds")) {
@@ -493,6 +494,20 @@ static void validate_lifecycle(const json_t *lc, const char *path, struct api_er
 	}
 }
 
+/* Extended resources (a domain-qualified name outside kubernetes.io, e.g. nvidia.com/gpu)
+ * are counted in whole units and cannot be overcommitted, as in Kubernetes. */
+static bool extended_resource(const char *name)
+{
+	return strchr(name, '/') && strncmp(name, "kubernetes.io/", 14) != 0 &&
+	       !strstr(name, ".kubernetes.io/") && strncmp(name, "requests.", 9) != 0;
+}
+
+/* hugepages and extended resources: requests equal limits, and a limit is required. */
+static bool not_overcommitable(const char *name)
+{
+	return strncmp(name, "hugepages-", 10) == 0 || extended_resource(name);
+}
+
 static void validate_resources(const json_t *res, const char *path, struct api_errors *errs)
 {
 	char p[API_PATH_LEN], q[API_PATH_LEN];
@@ -501,23 +516,37 @@ static void validate_resources(const json_t *res, const char *path, struct api_e
 	api_check_resource_list(errs, api_path(p, path, "requests"), req);
 	const char *k;
 	json_t *rv;
-	json_object_foreach((json_t *)req, k, rv) {
+	static const char *const lists[] = { "limits", "requests", NULL };
+	for (const char *const *l = lists; *l; l++) {
+		json_object_foreach ((json_t *)api_get(res, *l), k, rv) {
+			int64_t m;
+			if (extended_resource(k) && json_is_string(rv) &&
+			    quantity_parse_milli(json_string_value(rv), &m) == 0 && m % 1000 != 0)
+				api_err_add(errs, api_path_k(q, path, *l, k),
+					    "Invalid value: \"%s\": must be an integer",
+					    json_string_value(rv));
+		}
+	}
+	json_object_foreach ((json_t *)req, k, rv) {
 		const json_t *lv = api_get(lim, k);
 		int64_t r, l;
 		if (!json_is_string(rv) || quantity_parse_milli(json_string_value(rv), &r) < 0)
 			continue;
 		api_path_k(q, path, "requests", k);
-		if (lv && json_is_string(lv) && quantity_parse_milli(json_string_value(lv), &l) == 0) {
+		if (lv && json_is_string(lv) &&
+		    quantity_parse_milli(json_string_value(lv), &l) == 0) {
 			if (r > l)
+				api_err_add(
+					errs, q,
+					"Invalid value: \"%s\": must be less than or equal to %s "
+					"limit of %s",
+					json_string_value(rv), k, json_string_value(lv));
+			else if (not_overcommitable(k) && r != l)
 				api_err_add(errs, q,
-					    "Invalid value: \"%s\": must be less than or equal to %s "
-					    "limit of %s",
+					    "Invalid value: \"%s\": must be equal to %s limit "
+					    "of %s",
 					    json_string_value(rv), k, json_string_value(lv));
-			else if (strncmp(k, "hugepages-", 10) == 0 && r != l)
-				api_err_add(errs, q, "Invalid value: \"%s\": must be equal to %s limit "
-						     "of %s", json_string_value(rv), k,
-					    json_string_value(lv));
-		} else if (strncmp(k, "hugepages-", 10) == 0) {
+		} else if (not_overcommitable(k)) {
 			api_err_add(errs, api_path_k(q, path, "limits", k),
 				    "Required value: Limit must be set for non overcommitable "
 				    "resources");
@@ -532,8 +561,8 @@ struct port_key {
 };
 
 /* One container (init or regular); names holds the names seen so far in the pod. */
-static void validate_container(const json_t *c, const char *path, bool init,
-			       const json_t *volumes, struct api_errors *errs)
+static void validate_container(const json_t *c, const char *path, bool init, const json_t *volumes,
+			       struct api_errors *errs)
 {
 	char p[API_PATH_LEN], q[API_PATH_LEN];
 	const char *why;
@@ -541,7 +570,8 @@ static void validate_container(const json_t *c, const char *path, bool init,
 	if (!name || !*name)
 		api_err_add(errs, api_path(p, path, "name"), "Required value");
 	else if ((why = api_name_invalid(API_NAME_LABEL, name)))
-		api_err_add(errs, api_path(p, path, "name"), "Invalid value: \"%s\": %s", name, why);
+		api_err_add(errs, api_path(p, path, "name"), "Invalid value: \"%s\": %s", name,
+			    why);
 
 	const char *image = api_str(c, "image");
 	if (image && *image && (image[0] == ' ' || image[strlen(image) - 1] == ' '))
@@ -556,7 +586,7 @@ static void validate_container(const json_t *c, const char *path, bool init,
 	size_t i, j;
 	json_t *port;
 	const json_t *ports = api_get(c, "ports");
-	json_array_foreach(ports, i, port) {
+	json_array_foreach (ports, i, port) {
 		api_path_i(p, path, "ports", i);
 		if (api_check_required(errs, p, port, "containerPort"))
 			api_check_range(errs, p, port, "containerPort", 1, 65535);
@@ -566,7 +596,8 @@ static void validate_container(const json_t *c, const char *path, bool init,
 		api_check_enum(errs, p, port, "protocol", protocols);
 		const char *pn = api_nonempty(port, "name");
 		if (pn && (why = api_iana_svc_name_invalid(pn)))
-			api_err_add(errs, api_path(q, p, "name"), "Invalid value: \"%s\": %s", pn, why);
+			api_err_add(errs, api_path(q, p, "name"), "Invalid value: \"%s\": %s", pn,
+				    why);
 		for (j = 0; pn && j < i; j++) {
 			const char *other = api_str(json_array_get(ports, j), "name");
 			if (other && strcmp(other, pn) == 0) {
@@ -577,19 +608,20 @@ static void validate_container(const json_t *c, const char *path, bool init,
 		}
 		const char *hip = api_nonempty(port, "hostIP");
 		if (hip && (why = api_ip_invalid(hip)))
-			api_err_add(errs, api_path(q, p, "hostIP"), "Invalid value: \"%s\": %s", hip,
-				    why);
+			api_err_add(errs, api_path(q, p, "hostIP"), "Invalid value: \"%s\": %s",
+				    hip, why);
 	}
 
 	/* env */
 	json_t *env;
-	json_array_foreach(api_get(c, "env"), i, env) {
+	json_array_foreach (api_get(c, "env"), i, env) {
 		api_path_i(p, path, "env", i);
 		const char *en = api_str(env, "name");
 		if (!en || !*en)
 			api_err_add(errs, api_path(q, p, "name"), "Required value");
 		else if ((why = env_name_invalid(en)))
-			api_err_add(errs, api_path(q, p, "name"), "Invalid value: \"%s\": %s", en, why);
+			api_err_add(errs, api_path(q, p, "name"), "Invalid value: \"%s\": %s", en,
+				    why);
 		const json_t *vf = api_get(env, "valueFrom");
 		if (vf) {
 			static const char *const srcs[] = { "fieldRef", "resourceFieldRef",
@@ -598,19 +630,23 @@ static void validate_container(const json_t *c, const char *path, bool init,
 			size_t n = count_handlers(vf, srcs);
 			api_path(q, p, "valueFrom");
 			if (api_nonempty(env, "value"))
-				api_err_add(errs, q, "Invalid value: may not be specified when "
-						     "`value` is not empty");
+				api_err_add(errs, q,
+					    "Invalid value: may not be specified when "
+					    "`value` is not empty");
 			if (n == 0)
-				api_err_add(errs, q, "Invalid value: must specify one of: "
-						     "`fieldRef`, `resourceFieldRef`, "
-						     "`configMapKeyRef` or `secretKeyRef`");
+				api_err_add(errs, q,
+					    "Invalid value: must specify one of: "
+					    "`fieldRef`, `resourceFieldRef`, "
+					    "`configMapKeyRef` or `secretKeyRef`");
 			else if (n > 1)
-				api_err_add(errs, q, "Invalid value: may not have more than one "
-						     "field specified at a time");
+				api_err_add(errs, q,
+					    "Invalid value: may not have more than one "
+					    "field specified at a time");
 			char r[API_PATH_LEN];
 			const json_t *fr = api_get(vf, "fieldRef");
 			if (fr)
-				api_check_required(errs, api_path(r, q, "fieldRef"), fr, "fieldPath");
+				api_check_required(errs, api_path(r, q, "fieldRef"), fr,
+						   "fieldPath");
 			const json_t *rf = api_get(vf, "resourceFieldRef");
 			if (rf)
 				api_check_required(errs, api_path(r, q, "resourceFieldRef"), rf,
@@ -624,17 +660,18 @@ static void validate_container(const json_t *c, const char *path, bool init,
 		}
 	}
 	json_t *ef;
-	json_array_foreach(api_get(c, "envFrom"), i, ef) {
+	json_array_foreach (api_get(c, "envFrom"), i, ef) {
 		api_path_i(p, path, "envFrom", i);
 		static const char *const srcs[] = { "configMapRef", "secretRef", NULL };
 		size_t n = count_handlers(ef, srcs);
 		if (n != 1)
-			api_err_add(errs, p, "Invalid value: must specify exactly one of: "
-					     "`configMapRef` or `secretRef`");
+			api_err_add(errs, p,
+				    "Invalid value: must specify exactly one of: "
+				    "`configMapRef` or `secretRef`");
 		const char *pre = api_nonempty(ef, "prefix");
 		if (pre && (why = env_name_invalid(pre)))
-			api_err_add(errs, api_path(q, p, "prefix"), "Invalid value: \"%s\": %s", pre,
-				    why);
+			api_err_add(errs, api_path(q, p, "prefix"), "Invalid value: \"%s\": %s",
+				    pre, why);
 	}
 
 	validate_resources(api_get(c, "resources"), api_path(p, path, "resources"), errs);
@@ -642,7 +679,7 @@ static void validate_container(const json_t *c, const char *path, bool init,
 	/* volume mounts refer to the pod's volumes, one mount per path */
 	json_t *vm;
 	const json_t *mounts = api_get(c, "volumeMounts");
-	json_array_foreach(mounts, i, vm) {
+	json_array_foreach (mounts, i, vm) {
 		api_path_i(p, path, "volumeMounts", i);
 		const char *vn = api_str(vm, "name");
 		if (!vn || !*vn) {
@@ -650,7 +687,7 @@ static void validate_container(const json_t *c, const char *path, bool init,
 		} else {
 			bool found = false;
 			json_t *vol;
-			json_array_foreach(volumes, j, vol) {
+			json_array_foreach (volumes, j, vol) {
 				const char *n2 = api_str(vol, "name");
 				if (n2 && strcmp(n2, vn) == 0)
 					found = true;
@@ -677,7 +714,8 @@ static void validate_container(const json_t *c, const char *path, bool init,
 		const char *sp = api_str(vm, "subPath");
 		if (sp && (sp[0] == '/' || strstr(sp, "..")))
 			api_err_add(errs, api_path(q, p, "subPath"),
-				    "Invalid value: \"%s\": must be a relative path without '..'", sp);
+				    "Invalid value: \"%s\": must be a relative path without '..'",
+				    sp);
 	}
 
 	/* probes and hooks: init containers have none, except restartable (sidecar) ones */
@@ -691,8 +729,9 @@ static void validate_container(const json_t *c, const char *path, bool init,
 			continue;
 		api_path(p, path, *pr);
 		if (init && !sidecar && api_get(c, *pr))
-			api_err_add(errs, p, "Forbidden: may not be set for init containers "
-					     "without restartPolicy=Always");
+			api_err_add(errs, p,
+				    "Forbidden: may not be set for init containers "
+				    "without restartPolicy=Always");
 		validate_probe(pv, p, *pr, errs);
 	}
 	const json_t *lc = api_get(c, "lifecycle");
@@ -724,9 +763,10 @@ static void validate_container(const json_t *c, const char *path, bool init,
 		api_check_enum(errs, p, sc, "procMount", pm);
 		if (api_bool(sc, "privileged") && api_get(sc, "allowPrivilegeEscalation") &&
 		    !api_bool(sc, "allowPrivilegeEscalation"))
-			api_err_add(errs, api_path(q, p, "allowPrivilegeEscalation"),
-				    "Invalid value: false: cannot set `allowPrivilegeEscalation` to "
-				    "false and `privileged` to true");
+			api_err_add(
+				errs, api_path(q, p, "allowPrivilegeEscalation"),
+				"Invalid value: false: cannot set `allowPrivilegeEscalation` to "
+				"false and `privileged` to true");
 	}
 }
 
@@ -736,7 +776,7 @@ static void validate_volumes(const json_t *vols, const char *path, struct api_er
 	size_t i, j;
 	json_t *v;
 	const char *why;
-	json_array_foreach(vols, i, v) {
+	json_array_foreach (vols, i, v) {
 		api_path_i(p, path, NULL, i);
 		const char *name = api_str(v, "name");
 		if (!name || !*name) {
@@ -763,9 +803,11 @@ static void validate_volumes(const json_t *vols, const char *path, struct api_er
 			const char *hpath = api_str(hp, "path");
 			if (!hpath || !*hpath)
 				api_err_add(errs, api_path(q, q, "path"), "Required value");
-			static const char *const types[] = { "", "DirectoryOrCreate", "Directory",
-							     "FileOrCreate", "File", "Socket",
-							     "CharDevice", "BlockDevice", NULL };
+			static const char *const types[] = { "",	   "DirectoryOrCreate",
+							     "Directory",  "FileOrCreate",
+							     "File",	   "Socket",
+							     "CharDevice", "BlockDevice",
+							     NULL };
 			api_check_enum(errs, q, hp, "type", types);
 		}
 		const json_t *ed = api_get(v, "emptyDir");
@@ -800,8 +842,7 @@ static void validate_volumes(const json_t *vols, const char *path, struct api_er
 
 /* A NodeSelectorTerm: matchExpressions with label operators (Gt, Lt too) and matchFields
  * on metadata.name only. */
-static void validate_node_selector_term(const json_t *t, const char *path,
-					struct api_errors *errs)
+static void validate_node_selector_term(const json_t *t, const char *path, struct api_errors *errs)
 {
 	char p[API_PATH_LEN], err[400];
 	const json_t *me = api_get(t, "matchExpressions");
@@ -815,7 +856,7 @@ static void validate_node_selector_term(const json_t *t, const char *path,
 	}
 	size_t i;
 	json_t *f;
-	json_array_foreach(api_get(t, "matchFields"), i, f) {
+	json_array_foreach (api_get(t, "matchFields"), i, f) {
 		api_path_i(p, path, "matchFields", i);
 		const char *key = api_str(f, "key"), *op = api_str(f, "operator");
 		char q[API_PATH_LEN];
@@ -829,14 +870,14 @@ static void validate_node_selector_term(const json_t *t, const char *path,
 			api_err_unsupported(errs, api_path(q, p, "operator"), op ? op : "", ops);
 		}
 		if (json_array_size(api_get(f, "values")) != 1)
-			api_err_add(errs, api_path(q, p, "values"),
-				    "Required value: must be only one value when `operator` is 'In' "
-				    "or 'NotIn' for node field selector");
+			api_err_add(
+				errs, api_path(q, p, "values"),
+				"Required value: must be only one value when `operator` is 'In' "
+				"or 'NotIn' for node field selector");
 	}
 }
 
-static void validate_pod_affinity_term(const json_t *t, const char *path,
-				       struct api_errors *errs)
+static void validate_pod_affinity_term(const json_t *t, const char *path, struct api_errors *errs)
 {
 	char p[API_PATH_LEN];
 	const char *why;
@@ -853,7 +894,7 @@ static void validate_pod_affinity_term(const json_t *t, const char *path,
 				 api_get(t, "namespaceSelector"), false, NULL);
 	size_t i;
 	json_t *ns;
-	json_array_foreach(api_get(t, "namespaces"), i, ns) {
+	json_array_foreach (api_get(t, "namespaces"), i, ns) {
 		const char *s = json_string_value(ns);
 		if (s && (why = api_name_invalid(API_NAME_LABEL, s)))
 			api_err_add(errs, api_path_i(p, path, "namespaces", i),
@@ -862,7 +903,7 @@ static void validate_pod_affinity_term(const json_t *t, const char *path,
 	static const char *const lk[] = { "matchLabelKeys", "mismatchLabelKeys", NULL };
 	for (const char *const *k = lk; *k; k++) {
 		json_t *v;
-		json_array_foreach(api_get(t, *k), i, v) {
+		json_array_foreach (api_get(t, *k), i, v) {
 			const char *s = json_string_value(v);
 			if (s && (why = label_key_invalid(s)))
 				api_err_add(errs, api_path_i(p, path, *k, i),
@@ -886,15 +927,17 @@ static void validate_affinity(const json_t *aff, const char *path, struct api_er
 				api_err_add(errs, api_path(r, q, "nodeSelectorTerms"),
 					    "Required value: must have at least one node selector "
 					    "term");
-			json_array_foreach(api_get(req, "nodeSelectorTerms"), i, t)
+			json_array_foreach (api_get(req, "nodeSelectorTerms"), i, t)
 				validate_node_selector_term(
 					t, api_path_i(r, q, "nodeSelectorTerms", i), errs);
 		}
-		json_array_foreach(api_get(na, "preferredDuringSchedulingIgnoredDuringExecution"), i,
-				   t) {
+		json_array_foreach (api_get(na, "preferredDuringSchedulingIgnoredDuringExecution"),
+				    i, t) {
 			api_path_i(q, p, "preferredDuringSchedulingIgnoredDuringExecution", i);
 			api_check_range(errs, q, t, "weight", 1, 100);
-			if (api_check_required(errs, q, t, "preference"))
+			if (!api_get(t, "preference"))
+				api_err_add(errs, api_path(r, q, "preference"), "Required value");
+			else
 				validate_node_selector_term(api_get(t, "preference"),
 							    api_path(r, q, "preference"), errs);
 			if (!api_get(t, "weight"))
@@ -907,21 +950,23 @@ static void validate_affinity(const json_t *aff, const char *path, struct api_er
 		if (!pa)
 			continue;
 		api_path(p, path, *k);
-		json_array_foreach(api_get(pa, "requiredDuringSchedulingIgnoredDuringExecution"), i,
-				   t)
+		json_array_foreach (api_get(pa, "requiredDuringSchedulingIgnoredDuringExecution"),
+				    i, t)
 			validate_pod_affinity_term(
-				t, api_path_i(q, p, "requiredDuringSchedulingIgnoredDuringExecution",
-					      i),
+				t,
+				api_path_i(q, p, "requiredDuringSchedulingIgnoredDuringExecution",
+					   i),
 				errs);
-		json_array_foreach(api_get(pa, "preferredDuringSchedulingIgnoredDuringExecution"), i,
-				   t) {
+		json_array_foreach (api_get(pa, "preferredDuringSchedulingIgnoredDuringExecution"),
+				    i, t) {
 			api_path_i(q, p, "preferredDuringSchedulingIgnoredDuringExecution", i);
 			if (!api_get(t, "weight"))
 				api_err_add(errs, api_path(r, q, "weight"), "Required value");
 			api_check_range(errs, q, t, "weight", 1, 100);
 			const json_t *term = api_get(t, "podAffinityTerm");
 			if (!term)
-				api_err_add(errs, api_path(r, q, "podAffinityTerm"), "Required value");
+				api_err_add(errs, api_path(r, q, "podAffinityTerm"),
+					    "Required value");
 			else
 				validate_pod_affinity_term(term, api_path(r, q, "podAffinityTerm"),
 							   errs);
@@ -937,7 +982,7 @@ static void validate_tolerations(const json_t *tols, const char *path, struct ap
 	size_t i;
 	json_t *t;
 	const char *why;
-	json_array_foreach(tols, i, t) {
+	json_array_foreach (tols, i, t) {
 		api_path_i(p, path, NULL, i);
 		const char *key = api_nonempty(t, "key");
 		const char *op = api_nonempty(t, "operator");
@@ -961,11 +1006,12 @@ static void validate_tolerations(const json_t *tols, const char *path, struct ap
 				    "'Exists'",
 				    value);
 		else if (value && (why = label_value_invalid(value)))
-			api_err_add(errs, api_path(q, p, "value"), "Invalid value: \"%s\": %s", value,
-				    why);
+			api_err_add(errs, api_path(q, p, "value"), "Invalid value: \"%s\": %s",
+				    value, why);
 		if (effect)
 			api_check_enum(errs, p, t, "effect", effects);
-		if (api_get(t, "tolerationSeconds") && (!effect || strcmp(effect, "NoExecute") != 0))
+		if (api_get(t, "tolerationSeconds") &&
+		    (!effect || strcmp(effect, "NoExecute") != 0))
 			api_err_add(errs, api_path(q, p, "effect"),
 				    "Invalid value: \"%s\": effect must be 'NoExecute' when "
 				    "`tolerationSeconds` is set",
@@ -979,7 +1025,7 @@ static void validate_spread(const json_t *arr, const char *path, struct api_erro
 	size_t i, j;
 	json_t *c;
 	const char *why;
-	json_array_foreach(arr, i, c) {
+	json_array_foreach (arr, i, c) {
 		api_path_i(p, path, NULL, i);
 		int64_t skew;
 		if (!api_int(c, "maxSkew", &skew))
@@ -991,8 +1037,8 @@ static void validate_spread(const json_t *arr, const char *path, struct api_erro
 			api_err_add(errs, api_path(q, p, "topologyKey"),
 				    "Required value: can not be empty");
 		else if ((why = label_key_invalid(tk)))
-			api_err_add(errs, api_path(q, p, "topologyKey"), "Invalid value: \"%s\": %s",
-				    tk, why);
+			api_err_add(errs, api_path(q, p, "topologyKey"),
+				    "Invalid value: \"%s\": %s", tk, why);
 		static const char *const wu[] = { "DoNotSchedule", "ScheduleAnyway", NULL };
 		const char *w = api_nonempty(c, "whenUnsatisfiable");
 		if (!w)
@@ -1012,7 +1058,7 @@ static void validate_spread(const json_t *arr, const char *path, struct api_erro
 		api_check_label_selector(errs, api_path(q, p, "labelSelector"),
 					 api_get(c, "labelSelector"), false, NULL);
 		json_t *k;
-		json_array_foreach(api_get(c, "matchLabelKeys"), j, k) {
+		json_array_foreach (api_get(c, "matchLabelKeys"), j, k) {
 			const char *s = json_string_value(k);
 			if (s && (why = label_key_invalid(s)))
 				api_err_add(errs, api_path_i(q, p, "matchLabelKeys", j),
@@ -1051,7 +1097,7 @@ void api_validate_pod_spec(const json_t *spec, const char *path, struct api_erro
 	const json_t *lists[2] = { ics, cs };
 	const char *lnames[2] = { "initContainers", "containers" };
 	for (int l = 0; l < 2; l++) {
-		json_array_foreach(lists[l], i, c) {
+		json_array_foreach (lists[l], i, c) {
 			api_path_i(p, path, lnames[l], i);
 			validate_container(c, p, l == 0, vols, errs);
 			const char *name = api_str(c, "name");
@@ -1061,7 +1107,8 @@ void api_validate_pod_spec(const json_t *spec, const char *path, struct api_erro
 			for (int m = 0; m <= l && !dup; m++) {
 				size_t upto = m == l ? i : json_array_size(lists[m]);
 				for (j = 0; j < upto && !dup; j++) {
-					const char *o = api_str(json_array_get(lists[m], j), "name");
+					const char *o =
+						api_str(json_array_get(lists[m], j), "name");
 					dup = o && strcmp(o, name) == 0;
 				}
 			}
@@ -1073,9 +1120,9 @@ void api_validate_pod_spec(const json_t *spec, const char *path, struct api_erro
 	/* host ports: one (hostPort, protocol, hostIP) per pod */
 	size_t nkeys = 0;
 	struct port_key keys[128];
-	json_array_foreach(cs, i, c) {
+	json_array_foreach (cs, i, c) {
 		json_t *port;
-		json_array_foreach(api_get(c, "ports"), j, port) {
+		json_array_foreach (api_get(c, "ports"), j, port) {
 			int64_t hp;
 			if (!api_int(port, "hostPort", &hp) || hp == 0)
 				continue;
@@ -1091,7 +1138,8 @@ void api_validate_pod_spec(const json_t *spec, const char *path, struct api_erro
 					api_path_i(q, path, "containers", i);
 					api_path_i(r, q, "ports", j);
 					api_err_add(errs, api_path(q, r, "hostPort"),
-						    "Duplicate value: \"%" PRId64 "/%s\"", hp, k.proto);
+						    "Duplicate value: \"%" PRId64 "/%s\"", hp,
+						    k.proto);
 				}
 			if (nkeys < sizeof(keys) / sizeof(keys[0]))
 				keys[nkeys++] = k;
@@ -1116,7 +1164,7 @@ void api_validate_pod_spec(const json_t *spec, const char *path, struct api_erro
 			api_err_add(errs, api_path(q, p, "nameservers"),
 				    "Invalid value: must not have more than 3 nameservers");
 		json_t *v;
-		json_array_foreach(ns, i, v) {
+		json_array_foreach (ns, i, v) {
 			const char *s = json_string_value(v);
 			if (s && (why = api_ip_invalid(s)))
 				api_err_add(errs, api_path_i(q, p, "nameservers", i),
@@ -1154,24 +1202,29 @@ void api_validate_pod_spec(const json_t *spec, const char *path, struct api_erro
 			api_path(p, path, "topologySpreadConstraints"), errs);
 	api_check_resource_list(errs, api_path(p, path, "overhead"), api_get(spec, "overhead"));
 	json_t *v;
-	json_array_foreach(api_get(spec, "hostAliases"), i, v) {
+	json_array_foreach (api_get(spec, "hostAliases"), i, v) {
 		const char *ip = api_str(v, "ip");
 		api_path_i(p, path, "hostAliases", i);
 		if (!ip || (why = api_ip_invalid(ip)))
-			api_err_add(errs, api_path(q, p, "ip"), "Invalid value: \"%s\": must be a "
-								"valid IP address", ip ? ip : "");
+			api_err_add(errs, api_path(q, p, "ip"),
+				    "Invalid value: \"%s\": must be a "
+				    "valid IP address",
+				    ip ? ip : "");
 	}
-	json_array_foreach(api_get(spec, "readinessGates"), i, v) {
+	json_array_foreach (api_get(spec, "readinessGates"), i, v) {
 		const char *ct = api_str(v, "conditionType");
 		if (!ct || (why = label_key_invalid(ct)))
-			api_err_add(errs, api_path(q, api_path_i(p, path, "readinessGates", i),
-						   "conditionType"),
-				    "Invalid value: \"%s\": must be a qualified name", ct ? ct : "");
+			api_err_add(errs,
+				    api_path(q, api_path_i(p, path, "readinessGates", i),
+					     "conditionType"),
+				    "Invalid value: \"%s\": must be a qualified name",
+				    ct ? ct : "");
 	}
-	json_array_foreach(api_get(spec, "schedulingGates"), i, v) {
+	json_array_foreach (api_get(spec, "schedulingGates"), i, v) {
 		const char *n = api_str(v, "name");
 		if (!n || (why = label_key_invalid(n)))
-			api_err_add(errs, api_path(q, api_path_i(p, path, "schedulingGates", i), "name"),
+			api_err_add(errs,
+				    api_path(q, api_path_i(p, path, "schedulingGates", i), "name"),
 				    "Invalid value: \"%s\": must be a qualified name", n ? n : "");
 	}
 	const json_t *psc = api_get(spec, "securityContext");
@@ -1182,14 +1235,14 @@ void api_validate_pod_spec(const json_t *spec, const char *path, struct api_erro
 		api_check_nonneg(errs, p, psc, "fsGroup");
 		static const char *const fcp[] = { "OnRootMismatch", "Always", NULL };
 		api_check_enum(errs, p, psc, "fsGroupChangePolicy", fcp);
-		json_array_foreach(api_get(psc, "sysctls"), i, v)
+		json_array_foreach (api_get(psc, "sysctls"), i, v)
 			api_check_required(errs, api_path_i(q, p, "sysctls", i), v, "name");
 	}
 	if (api_bool(spec, "hostNetwork")) {
 		/* host network: container ports are host ports (Kubernetes' rule) */
-		json_array_foreach(cs, i, c) {
+		json_array_foreach (cs, i, c) {
 			json_t *port;
-			json_array_foreach(api_get(c, "ports"), j, port) {
+			json_array_foreach (api_get(c, "ports"), j, port) {
 				int64_t hp, cp;
 				if (api_int(port, "hostPort", &hp) && hp &&
 				    api_int(port, "containerPort", &cp) && hp != cp) {
@@ -1256,7 +1309,7 @@ void api_validate_pod_spec_update(const json_t *spec, const json_t *old_spec, co
 	size_t i;
 	json_t *t;
 	bool kept = true;
-	json_array_foreach(tb, i, t) {
+	json_array_foreach (tb, i, t) {
 		bool found = false;
 		for (size_t j = 0; j < json_array_size(ta) && !found; j++)
 			found = json_merge_equal(t, json_array_get(ta, j));
@@ -1269,8 +1322,9 @@ void api_validate_pod_spec_update(const json_t *spec, const json_t *old_spec, co
 	json_object_del(a, "tolerations");
 	json_object_del(b, "tolerations");
 	/* scheduling gates may only be removed */
-	json_t *ga = json_object_get(a, "schedulingGates"), *gb = json_object_get(b, "schedulingGates");
-	json_array_foreach(ga, i, t) {
+	json_t *ga = json_object_get(a, "schedulingGates"),
+	       *gb = json_object_get(b, "schedulingGates");
+	json_array_foreach (ga, i, t) {
 		bool found = false;
 		for (size_t j = 0; j < json_array_size(gb) && !found; j++)
 			found = json_merge_equal(t, json_array_get(gb, j));
@@ -1304,8 +1358,8 @@ static void validate_pod_status(const json_t *st, struct api_errors *errs)
 {
 	if (!st)
 		return;
-	static const char *const phases[] = { "Pending", "Running", "Succeeded", "Failed",
-					      "Unknown", NULL };
+	static const char *const phases[] = { "Pending", "Running", "Succeeded",
+					      "Failed",	 "Unknown", NULL };
 	char p[API_PATH_LEN], q[API_PATH_LEN];
 	const char *why;
 	api_check_enum(errs, "status", st, "phase", phases);
@@ -1314,14 +1368,14 @@ static void validate_pod_status(const json_t *st, struct api_errors *errs)
 	for (const char *const *f = ips; *f; f++) {
 		const char *ip = api_nonempty(st, *f);
 		if (ip && (why = api_ip_invalid(ip)))
-			api_err_add(errs, api_path(p, "status", *f), "Invalid value: \"%s\": %s", ip,
-				    why);
+			api_err_add(errs, api_path(p, "status", *f), "Invalid value: \"%s\": %s",
+				    ip, why);
 	}
 	static const char *const ipl[] = { "podIPs", "hostIPs", NULL };
 	for (const char *const *f = ipl; *f; f++) {
 		size_t i;
 		json_t *v;
-		json_array_foreach(api_get(st, *f), i, v) {
+		json_array_foreach (api_get(st, *f), i, v) {
 			const char *ip = api_str(v, "ip");
 			if (!ip || (why = api_ip_invalid(ip)))
 				api_err_add(errs, api_path(q, api_path_i(p, "status", *f, i), "ip"),
@@ -1329,16 +1383,34 @@ static void validate_pod_status(const json_t *st, struct api_errors *errs)
 					    ip ? ip : "");
 		}
 	}
+	const char *ip0 = api_str(json_array_get(api_get(st, "podIPs"), 0), "ip");
+	const char *pip = api_nonempty(st, "podIP");
+	if (ip0 && pip && strcmp(ip0, pip) != 0)
+		api_err_add(errs, "status.podIPs[0].ip",
+			    "Invalid value: \"%s\": must be the same as status.podIP", ip0);
 	api_check_time(errs, "status", st, "startTime");
 	static const char *const lists[] = { "containerStatuses", "initContainerStatuses", NULL };
 	for (const char *const *f = lists; *f; f++) {
 		size_t i;
 		json_t *cs;
-		json_array_foreach(api_get(st, *f), i, cs) {
+		json_array_foreach (api_get(st, *f), i, cs) {
 			api_path_i(p, "status", *f, i);
 			api_check_required(errs, p, cs, "name");
 			api_check_nonneg(errs, p, cs, "restartCount");
 		}
+	}
+	const json_t *usage = api_get(st, "usage");
+	if (usage) {
+		static const char *const res[] = { "cpu", "memory", NULL };
+		for (const char *const *r = res; *r; r++) {
+			int64_t m;
+			const char *q = api_str(usage, *r);
+			if (q && quantity_parse_milli(q, &m) == 0 && m < 0)
+				api_err_add(errs, api_path_k(p, "status", "usage", *r),
+					    "Invalid value: \"%s\": must be greater than or equal to 0",
+					    q);
+		}
+		api_check_time(errs, "status.usage", usage, "timestamp");
 	}
 	static const char *const qos[] = { "Guaranteed", "Burstable", "BestEffort", NULL };
 	api_check_enum(errs, "status", st, "qosClass", qos);
@@ -1370,7 +1442,7 @@ void api_validate_namespace(const json_t *obj, const json_t *old, struct api_err
 	size_t i;
 	json_t *f;
 	const char *why;
-	json_array_foreach(api_get_path(obj, "spec.finalizers"), i, f) {
+	json_array_foreach (api_get_path(obj, "spec.finalizers"), i, f) {
 		const char *s = json_string_value(f);
 		if (!s)
 			continue;
@@ -1378,10 +1450,11 @@ void api_validate_namespace(const json_t *obj, const json_t *old, struct api_err
 			api_err_add(errs, api_path_i(p, "spec", "finalizers", i),
 				    "Invalid value: \"%s\": %s", s, why);
 		else if (!strchr(s, '/') && strcmp(s, "kubernetes") != 0)
-			api_err_add(errs, api_path_i(p, "spec", "finalizers", i),
-				    "Invalid value: \"%s\": name is neither a standard finalizer name "
-				    "nor is it fully qualified",
-				    s);
+			api_err_add(
+				errs, api_path_i(p, "spec", "finalizers", i),
+				"Invalid value: \"%s\": name is neither a standard finalizer name "
+				"nor is it fully qualified",
+				s);
 	}
 	static const char *const phases[] = { "Active", "Terminating", NULL };
 	api_check_enum(errs, "status", api_get(obj, "status"), "phase", phases);
@@ -1405,9 +1478,10 @@ void api_validate_node(const json_t *obj, const json_t *old, struct api_errors *
 	size_t i, j;
 	json_t *v;
 	if (json_array_size(cidrs) > 2)
-		api_err_add(errs, "spec.podCIDRs", "Invalid value: may specify no more than one CIDR "
-						   "for each IP family");
-	json_array_foreach(cidrs, i, v) {
+		api_err_add(errs, "spec.podCIDRs",
+			    "Invalid value: may specify no more than one CIDR "
+			    "for each IP family");
+	json_array_foreach (cidrs, i, v) {
 		const char *s = json_string_value(v);
 		if (s && (why = api_cidr_invalid(s)))
 			api_err_add(errs, api_path_i(p, "spec", "podCIDRs", i),
@@ -1418,13 +1492,14 @@ void api_validate_node(const json_t *obj, const json_t *old, struct api_errors *
 		api_err_add(errs, "spec.podCIDRs[0]",
 			    "Invalid value: \"%s\": must match spec.podCIDR \"%s\"", first, cidr);
 	const json_t *taints = api_get(spec, "taints");
-	json_array_foreach(taints, i, v) {
+	json_array_foreach (taints, i, v) {
 		api_path_i(p, "spec", "taints", i);
 		const char *key = api_nonempty(v, "key");
 		if (!key)
 			api_err_add(errs, api_path(q, p, "key"), "Required value");
 		else if ((why = label_key_invalid(key)))
-			api_err_add(errs, api_path(q, p, "key"), "Invalid value: \"%s\": %s", key, why);
+			api_err_add(errs, api_path(q, p, "key"), "Invalid value: \"%s\": %s", key,
+				    why);
 		const char *val = api_str(v, "value");
 		if (val && (why = label_value_invalid(val)))
 			api_err_add(errs, api_path(q, p, "value"), "Invalid value: \"%s\": %s", val,
@@ -1439,8 +1514,10 @@ void api_validate_node(const json_t *obj, const json_t *old, struct api_errors *
 			const json_t *o = json_array_get(taints, j);
 			const char *ok = api_str(o, "key"), *oe = api_str(o, "effect");
 			if (ok && oe && strcmp(ok, key) == 0 && strcmp(oe, eff) == 0) {
-				api_err_add(errs, p, "Duplicate value: \"%s:%s\": taints must be "
-						     "unique by key and effect pair", key, eff);
+				api_err_add(errs, p,
+					    "Duplicate value: \"%s:%s\": taints must be "
+					    "unique by key and effect pair",
+					    key, eff);
 				break;
 			}
 		}
@@ -1449,9 +1526,9 @@ void api_validate_node(const json_t *obj, const json_t *old, struct api_errors *
 	api_check_resource_list(errs, "status.capacity", api_get(st, "capacity"));
 	api_check_resource_list(errs, "status.allocatable", api_get(st, "allocatable"));
 	api_check_conditions(errs, "status.conditions", api_get(st, "conditions"));
-	static const char *const atypes[] = { "Hostname", "InternalIP", "ExternalIP",
+	static const char *const atypes[] = { "Hostname",    "InternalIP",  "ExternalIP",
 					      "InternalDNS", "ExternalDNS", NULL };
-	json_array_foreach(api_get(st, "addresses"), i, v) {
+	json_array_foreach (api_get(st, "addresses"), i, v) {
 		api_path_i(p, "status", "addresses", i);
 		if (api_check_required(errs, p, v, "type"))
 			api_check_enum(errs, p, v, "type", atypes);
@@ -1464,9 +1541,10 @@ void api_validate_node(const json_t *obj, const json_t *old, struct api_errors *
 	if (old) {
 		const char *oc = api_nonempty(api_get(old, "spec"), "podCIDR");
 		if (oc && (!cidr || strcmp(oc, cidr) != 0))
-			api_err_add(errs, "spec.podCIDR",
-				    "Forbidden: node updates may not change podCIDR except from \"\" "
-				    "to valid");
+			api_err_add(
+				errs, "spec.podCIDR",
+				"Forbidden: node updates may not change podCIDR except from \"\" "
+				"to valid");
 	}
 }
 
@@ -1501,12 +1579,17 @@ void api_defaults_service(json_t *obj)
 	}
 	size_t i;
 	json_t *p;
-	json_array_foreach(json_object_get(spec, "ports"), i, p) {
+	json_array_foreach (json_object_get(spec, "ports"), i, p) {
 		if (!json_is_object(p))
 			continue;
 		api_default_str(p, "protocol", "TCP");
+		/* targetPort defaults to port when absent, 0 or "" (Kubernetes' rule) */
 		json_t *port = json_object_get(p, "port");
-		if (!json_object_get(p, "targetPort") && json_is_integer(port))
+		json_t *tp = json_object_get(p, "targetPort");
+		bool unset = !tp || json_is_null(tp) ||
+			     (json_is_integer(tp) && json_integer_value(tp) == 0) ||
+			     (json_is_string(tp) && json_string_length(tp) == 0);
+		if (unset && json_is_integer(port))
 			json_object_set(p, "targetPort", port);
 	}
 	json_t *status = api_obj_child(obj, "status");
@@ -1567,19 +1650,24 @@ void api_validate_service(const json_t *obj, const json_t *old, struct api_error
 			if (n > 1 && host[n - 1] == '.')
 				host[n - 1] = 0;
 			if ((why = api_name_invalid(API_NAME_SUBDOMAIN, host)))
-				api_err_add(errs, "spec.externalName", "Invalid value: \"%s\": %s", en,
-					    why);
+				api_err_add(errs, "spec.externalName", "Invalid value: \"%s\": %s",
+					    en, why);
 		}
 		if (cip)
-			api_err_add(errs, "spec.clusterIP", "Forbidden: may not be set for "
-							    "ExternalName services");
+			api_err_add(errs, "spec.clusterIP",
+				    "Forbidden: may not be set for "
+				    "ExternalName services");
 	} else if (cip && !headless && (why = api_ipv4_invalid(cip))) {
-		api_err_add(errs, "spec.clusterIP", "Invalid value: \"%s\": must be empty, 'None', "
-						    "or a valid IPv4 address", cip);
+		api_err_add(errs, "spec.clusterIP",
+			    "Invalid value: \"%s\": must be empty, 'None', "
+			    "or a valid IPv4 address",
+			    cip);
 	}
 	if (headless && node_ports)
-		api_err_add(errs, "spec.clusterIP", "Invalid value: \"None\": may not be set to "
-						    "'None' for %s services", type);
+		api_err_add(errs, "spec.clusterIP",
+			    "Invalid value: \"None\": may not be set to "
+			    "'None' for %s services",
+			    type);
 	const json_t *cips = api_get(spec, "clusterIPs");
 	if (json_array_size(cips) > 0) {
 		const char *c0 = json_string_value(json_array_get(cips, 0));
@@ -1596,7 +1684,7 @@ void api_validate_service(const json_t *obj, const json_t *old, struct api_error
 	if (n == 0 && !ext_name && !headless)
 		api_err_add(errs, "spec.ports", "Required value");
 	json_t *port;
-	json_array_foreach(ports, i, port) {
+	json_array_foreach (ports, i, port) {
 		api_path_i(p, "spec", "ports", i);
 		const char *name = api_nonempty(port, "name");
 		if (!name && n > 1)
@@ -1618,20 +1706,22 @@ void api_validate_service(const json_t *obj, const json_t *old, struct api_error
 		}
 		const char *ap = api_nonempty(port, "appProtocol");
 		if (ap && (why = label_key_invalid(ap)))
-			api_err_add(errs, api_path(q, p, "appProtocol"), "Invalid value: \"%s\": %s",
-				    ap, why);
+			api_err_add(errs, api_path(q, p, "appProtocol"),
+				    "Invalid value: \"%s\": %s", ap, why);
 		int64_t pn, on, onp;
 		const char *proto = api_str(port, "protocol") ? api_str(port, "protocol") : "TCP";
 		for (j = 0; j < i; j++) {
 			const json_t *o = json_array_get(ports, j);
 			const char *oname = api_nonempty(o, "name");
-			const char *oproto = api_str(o, "protocol") ? api_str(o, "protocol") : "TCP";
+			const char *oproto =
+				api_str(o, "protocol") ? api_str(o, "protocol") : "TCP";
 			if (name && oname && strcmp(name, oname) == 0)
 				api_err_add(errs, api_path(q, p, "name"), "Duplicate value: \"%s\"",
 					    name);
 			if (api_int(port, "port", &pn) && api_int(o, "port", &on) && pn == on &&
 			    strcmp(proto, oproto) == 0)
-				api_err_add(errs, p, "Duplicate value: \"%" PRId64 "/%s\"", pn, proto);
+				api_err_add(errs, p, "Duplicate value: \"%" PRId64 "/%s\"", pn,
+					    proto);
 			if (api_int(port, "nodePort", &np) && np && api_int(o, "nodePort", &onp) &&
 			    np == onp && strcmp(proto, oproto) == 0)
 				api_err_add(errs, api_path(q, p, "nodePort"),
@@ -1680,7 +1770,7 @@ void api_validate_service(const json_t *obj, const json_t *old, struct api_error
 	}
 
 	json_t *v;
-	json_array_foreach(api_get(spec, "externalIPs"), i, v) {
+	json_array_foreach (api_get(spec, "externalIPs"), i, v) {
 		const char *ip = json_string_value(v);
 		if (ip && (why = special_ip_invalid(ip)))
 			api_err_add(errs, api_path_i(p, "spec", "externalIPs", i),
@@ -1690,7 +1780,7 @@ void api_validate_service(const json_t *obj, const json_t *old, struct api_error
 	if (json_array_size(lsr) > 0 && !lb)
 		api_err_add(errs, "spec.loadBalancerSourceRanges",
 			    "Forbidden: may only be used when `type` is 'LoadBalancer'");
-	json_array_foreach(lsr, i, v) {
+	json_array_foreach (lsr, i, v) {
 		const char *s = json_string_value(v);
 		if (s && (why = api_cidr_invalid(s)))
 			api_err_add(errs, api_path_i(p, "spec", "loadBalancerSourceRanges", i),
@@ -1708,14 +1798,14 @@ void api_validate_service(const json_t *obj, const json_t *old, struct api_error
 	if (api_get(spec, "allocateLoadBalancerNodePorts") && !lb)
 		api_err_add(errs, "spec.allocateLoadBalancerNodePorts",
 			    "Forbidden: may only be used when `type` is 'LoadBalancer'");
-	static const char *const fam_pol[] = { "SingleStack", "PreferDualStack",
-					       "RequireDualStack", NULL };
+	static const char *const fam_pol[] = { "SingleStack", "PreferDualStack", "RequireDualStack",
+					       NULL };
 	api_check_enum(errs, "spec", spec, "ipFamilyPolicy", fam_pol);
 	static const char *const fams[] = { "IPv4", "IPv6", NULL };
 	const json_t *fam = api_get(spec, "ipFamilies");
 	if (json_array_size(fam) > 2)
 		api_err_add(errs, "spec.ipFamilies", "Invalid value: may only hold up to 2 values");
-	json_array_foreach(fam, i, v) {
+	json_array_foreach (fam, i, v) {
 		const char *f = json_string_value(v);
 		if (!f)
 			continue;
@@ -1729,11 +1819,12 @@ void api_validate_service(const json_t *obj, const json_t *old, struct api_error
 	}
 
 	const json_t *ingress = api_get_path(obj, "status.loadBalancer.ingress");
-	json_array_foreach(ingress, i, v) {
+	json_array_foreach (ingress, i, v) {
 		const char *ip = api_nonempty(v, "ip");
 		if (ip && (why = api_ip_invalid(ip)))
-			api_err_add(errs, api_path(q, api_path_i(p, "status.loadBalancer", "ingress", i),
-						   "ip"),
+			api_err_add(errs,
+				    api_path(q, api_path_i(p, "status.loadBalancer", "ingress", i),
+					     "ip"),
 				    "Invalid value: \"%s\": %s", ip, why);
 	}
 	api_check_conditions(errs, "status.conditions", api_get_path(obj, "status.conditions"));
@@ -1744,8 +1835,10 @@ void api_validate_service(const json_t *obj, const json_t *old, struct api_error
 		const char *ocip = api_nonempty(os, "clusterIP");
 		bool was_ext = otype && strcmp(otype, "ExternalName") == 0;
 		if (!ext_name && !was_ext && ocip && cip && strcmp(ocip, cip) != 0)
-			api_err_add(errs, "spec.clusterIP", "Invalid value: \"%s\": field is "
-							    "immutable", cip);
+			api_err_add(errs, "spec.clusterIP",
+				    "Invalid value: \"%s\": field is "
+				    "immutable",
+				    cip);
 	}
 }
 
@@ -1756,8 +1849,8 @@ void api_defaults_endpoints(json_t *obj)
 {
 	size_t i, j;
 	json_t *ss, *p;
-	json_array_foreach(json_object_get(obj, "subsets"), i, ss)
-		json_array_foreach(json_object_get(ss, "ports"), j, p)
+	json_array_foreach (json_object_get(obj, "subsets"), i, ss)
+		json_array_foreach (json_object_get(ss, "ports"), j, p)
 			if (json_is_object(p))
 				api_default_str(p, "protocol", "TCP");
 }
@@ -1769,16 +1862,14 @@ static void validate_endpoint_addresses(const json_t *arr, const char *path,
 	size_t i;
 	json_t *a;
 	const char *why;
-	json_array_foreach(arr, i, a) {
+	json_array_foreach (arr, i, a) {
 		api_path_i(p, path, NULL, i);
 		const char *ip = api_nonempty(a, "ip");
 		if (!ip)
 			api_err_add(errs, api_path(q, p, "ip"), "Required value");
-		else if ((why = special_ip_invalid(ip)) && api_ipv4_invalid(ip) &&
-			 (why = api_ip_invalid(ip)))
-			api_err_add(errs, api_path(q, p, "ip"), "Invalid value: \"%s\": %s", ip, why);
-		else if (!api_ipv4_invalid(ip) && (why = special_ip_invalid(ip)))
-			api_err_add(errs, api_path(q, p, "ip"), "Invalid value: \"%s\": %s", ip, why);
+		else if ((why = api_ipv4_invalid(ip) ? api_ip_invalid(ip) : special_ip_invalid(ip)))
+			api_err_add(errs, api_path(q, p, "ip"), "Invalid value: \"%s\": %s", ip,
+				    why);
 		api_check_dns_label(errs, p, a, "hostname");
 		api_check_dns_subdomain(errs, p, a, "nodeName");
 		const json_t *tr = api_get(a, "targetRef");
@@ -1794,24 +1885,26 @@ void api_validate_endpoints(const json_t *obj, const json_t *old, struct api_err
 	size_t i, j, k;
 	json_t *ss, *port;
 	const char *why;
-	json_array_foreach(api_get(obj, "subsets"), i, ss) {
+	json_array_foreach (api_get(obj, "subsets"), i, ss) {
 		api_path_i(p, "", "subsets", i);
-		const json_t *addrs = api_get(ss, "addresses"), *nr = api_get(ss, "notReadyAddresses");
+		const json_t *addrs = api_get(ss, "addresses"),
+			     *nr = api_get(ss, "notReadyAddresses");
 		if (json_array_size(addrs) == 0 && json_array_size(nr) == 0)
-			api_err_add(errs, p, "Required value: must specify `addresses` or "
-					     "`notReadyAddresses`");
+			api_err_add(errs, p,
+				    "Required value: must specify `addresses` or "
+				    "`notReadyAddresses`");
 		validate_endpoint_addresses(addrs, api_path(q, p, "addresses"), errs);
 		validate_endpoint_addresses(nr, api_path(q, p, "notReadyAddresses"), errs);
 		const json_t *ports = api_get(ss, "ports");
 		size_t n = json_array_size(ports);
-		json_array_foreach(ports, j, port) {
+		json_array_foreach (ports, j, port) {
 			api_path_i(q, p, "ports", j);
 			const char *name = api_nonempty(port, "name");
 			if (!name && n > 1)
 				api_err_add(errs, api_path(r, q, "name"), "Required value");
 			else if (name && (why = api_name_invalid(API_NAME_LABEL, name)))
-				api_err_add(errs, api_path(r, q, "name"), "Invalid value: \"%s\": %s",
-					    name, why);
+				api_err_add(errs, api_path(r, q, "name"),
+					    "Invalid value: \"%s\": %s", name, why);
 			for (k = 0; name && k < j; k++) {
 				const char *o = api_str(json_array_get(ports, k), "name");
 				if (o && strcmp(o, name) == 0)

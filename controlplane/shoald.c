@@ -36,6 +36,8 @@ static void usage(FILE *f)
 		"  --watch-cache-events N   events kept in memory for resuming watches (100000)\n"
 		"  --bookmark-interval-ms MS  (default 1000)\n"
 		"  --threads N              HTTP threads (default 2)\n"
+		"  --scheduler-config FILE  scheduler profiles, weights and prediction (JSON)\n"
+		"  --disable-scheduler      leave pods to another scheduler\n"
 		"  --log-level LEVEL        error, warn, info or debug\n"
 		"  --version, --help\n");
 }
@@ -73,7 +75,8 @@ static int mkdir_p(const char *path)
 int main(int argc, char **argv)
 {
 	enum { O_LISTEN = 256, O_STATE, O_STORE, O_TOKENS, O_CERT, O_KEY, O_CIDR, O_PORTS, O_HREV,
-	       O_HSEC, O_COMPACT, O_WCE, O_BOOKMARK, O_THREADS, O_LOG, O_VERSION };
+	       O_HSEC, O_COMPACT, O_WCE, O_BOOKMARK, O_THREADS, O_LOG, O_VERSION, O_SCHEDCFG,
+	       O_NOSCHED };
 	static const struct option longopts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "state", required_argument, NULL, O_STATE },
@@ -90,6 +93,8 @@ int main(int argc, char **argv)
 		{ "bookmark-interval-ms", required_argument, NULL, O_BOOKMARK },
 		{ "threads", required_argument, NULL, O_THREADS },
 		{ "log-level", required_argument, NULL, O_LOG },
+		{ "scheduler-config", required_argument, NULL, O_SCHEDCFG },
+		{ "disable-scheduler", no_argument, NULL, O_NOSCHED },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -170,6 +175,12 @@ int main(int argc, char **argv)
 				fprintf(stderr, "shoald: --log-level: want error, warn, info or debug\n");
 				return 2;
 			}
+			break;
+		case O_SCHEDCFG:
+			ao.scheduler_config = optarg;
+			break;
+		case O_NOSCHED:
+			ao.no_scheduler = 1;
 			break;
 		case O_VERSION:
 			printf("shoald 0.1.0\n");

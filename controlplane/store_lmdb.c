@@ -18,13 +18,33 @@
  * An empty store is at revision 1 (as etcd); the first write is revision 2.
  *
  * Compaction at C removes, for each key, every version older than its newest version at or
- * below C, and that version too when it is a tombstone; then the log up to C. It runs in
- * chunks of COMPACT_CHUNK_REVS revisions, one LMDB transaction each, so writers wait at most
- * one chunk.
+ * below C, and that version too when it is a tombstone; then the log up to C. It marks C in
+ * meta first (reads below C fail from then on, and a crash resumes it at the next open), then
+ * works in chunks of at most COMPACT_CHUNK_REVS revisions or COMPACT_CHUNK_KEYS keys, one
+ * LMDB transaction each, letting queued writers commit between two chunks. The background
+ * policy compacts to the newest revision that is both history_revisions old and
+ * history_seconds old (each log entry records its commit time).
+ *
+ * Watches: the commit thread publishes a revision and delivers its events under watch_mu. A
+ * new watch replays the log without that lock up to the newest committed revision, then takes
+ * the lock, replays what was published meanwhile and registers; live events below what the
+ * replay delivered are skipped, so there is no gap and no repetition.
  *
  * Failures: every LMDB error becomes a negative errno (MDB_MAP_FULL: -ENOSPC) with a log line
  * naming the operation; a batch that fails is aborted whole and its transactions are retried
  * one LMDB transaction each, so one bad transaction fails alone and nothing is half-written.
+ *
+ * Limits and choices beyond store.h:
+ *   - keys up to 502 bytes (LMDB's key limit less the 9-byte suffix): -ENAMETOOLONG;
+ *     at most MAX_TXN_OPS ops per transaction, and a key at most once in one: -EINVAL;
+ *   - a read at a revision the store has not reached: -ERANGE;
+ *   - store_compact at or below the compacted revision: -ECOMPACTED; above the current: -ERANGE;
+ *   - store_txn from a watch or done callback, or store_watch from a watch callback: -EDEADLK
+ *     (errno EDEADLK), since the thread would wait on itself; store_txn_async is fine there;
+ *   - one store_open per directory at a time (flock on DIR/shoal.lock): EBUSY;
+ *   - a data file unlinked under a running store (its directory removed): writes fail with
+ *     -ENOENT instead of vanishing into the unlinked file;
+ *   - store_close frees the watches still registered: cancel them before, not after.
  */
 #include <endian.h>
 #include <errno.h>
@@ -49,6 +69,7 @@
 #define COMPACT_CHUNK_REVS 256	  /* at most this many revisions compacted per LMDB txn */
 #define COMPACT_CHUNK_KEYS 512	  /* and about this many key versions */
 #define REPLAY_BATCH_EVENTS 512	  /* events per watch callback during replay */
+#define RANGE_MAX_STEPS 8	  /* versions of one key a range steps through before seeking */
 #define LMDB_MAX_READERS 1024
 #define KEY_SUFFIX 9 /* '\0' + be64 revision */
 
@@ -421,14 +442,35 @@ static int lmdb_range(struct store *s, const struct store_range_req *req,
 		size_t klen = (size_t)kl;
 		if (klen < plen || memcmp(k.mv_data, prefix, plen) != 0)
 			break;
-		char key[klen + 1];
-		memcpy(key, k.mv_data, klen);
-		key[klen] = 0;
+		const char *key = k.mv_data; /* stays valid: a read txn's pages do not move */
 		struct kver v;
-		err = kv_seek_le(st, c, key, klen, rev, &v);
-		if (err < 0)
-			goto out;
-		if (err == 1 && !(v.h.flags & KV_TOMBSTONE)) {
+		int found = 0;
+		err = 0;
+		/* The key's versions are in revision order: step through a few (most keys have
+		 * one or two), and seek past long histories. */
+		for (int steps = 0;; steps++) {
+			struct kver cur;
+			if (steps == RANGE_MAX_STEPS) {
+				err = kv_seek_le(st, c, key, klen, rev, &v);
+				if (err < 0)
+					goto out;
+				found = err;
+				rc = MDB_NOTFOUND; /* not positioned on the next key: seek below */
+				break;
+			}
+			if ((err = kver_decode(&k, &d, &cur)) < 0)
+				goto out;
+			if (cur.rev > rev) {
+				rc = MDB_NOTFOUND;
+				break;
+			}
+			v = cur;
+			found = 1;
+			rc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
+			if (rc || kv_key_len(&k) != (ssize_t)klen || memcmp(k.mv_data, key, klen) != 0)
+				break;
+		}
+		if (found && !(v.h.flags & KV_TOMBSTONE)) {
 			out->count++;
 			if (!req->count_only) {
 				if (req->limit && out->n >= req->limit) {
@@ -439,6 +481,10 @@ static int lmdb_range(struct store *s, const struct store_range_req *req,
 			}
 		}
 		err = 0;
+		if (rc == 0)
+			continue; /* on the next key already */
+		if (rc != MDB_NOTFOUND)
+			break;
 		/* The next key: past every version of this one. */
 		uint8_t next[klen + KEY_SUFFIX];
 		memcpy(next, key, klen);
@@ -1030,10 +1076,16 @@ static struct store_watch *lmdb_watch(struct store *s, const char *prefix, int64
 			err = -ECOMPACTED;
 			goto fail;
 		}
-		/* History up to the newest committed revision, without holding up commits. */
-		err = replay(st, w, INT64_MAX);
-		if (err)
-			goto fail;
+		/* History up to the newest committed revision, without holding up commits; again
+		 * while much was published meanwhile, so that the part replayed under the lock
+		 * below stays small. */
+		for (int round = 0; round < 4; round++) {
+			err = replay(st, w, INT64_MAX);
+			if (err)
+				goto fail;
+			if (atomic_load(&st->rev) - w->next_rev < REPLAY_BATCH_EVENTS)
+				break;
+		}
 	}
 	pthread_mutex_lock(&st->watch_mu);
 	int64_t pub = atomic_load(&st->rev);
@@ -1400,6 +1452,32 @@ static int mkdir_p(const char *dir)
 	return 0;
 }
 
+/* A data file shorter than its own last page (truncated, or cut by a full disk copied
+ * elsewhere) would fault on first access to the missing pages: refuse it. */
+static int check_size(struct lstore *st)
+{
+	mdb_filehandle_t fd;
+	MDB_envinfo info;
+	MDB_stat ms;
+	struct stat sb;
+	int rc;
+
+	if ((rc = mdb_env_info(st->env, &info)) || (rc = mdb_env_stat(st->env, &ms)))
+		return lmdb_fail(st, "read environment info", rc);
+	if ((rc = mdb_env_get_fd(st->env, &fd)))
+		return lmdb_fail(st, "get data file", rc);
+	if (fstat(fd, &sb))
+		return -errno;
+	if ((uint64_t)(info.me_last_pgno + 1) * ms.ms_psize > (uint64_t)sb.st_size) {
+		log_error("store lmdb:%s: data file is %lld bytes but its last page ends at %llu: "
+			  "truncated or corrupt",
+			  st->dir, (long long)sb.st_size,
+			  (unsigned long long)(info.me_last_pgno + 1) * ms.ms_psize);
+		return -EIO;
+	}
+	return 0;
+}
+
 /* The commit thread hands out revisions, so a second writer on the same files (another
  * shoald on the same state directory) would hand out the same ones: refuse it. */
 static int lock_dir(struct lstore *st)
@@ -1535,6 +1613,9 @@ static struct store *lmdb_open(const char *dir, const struct store_opts *opts)
 		goto fail;
 	}
 	mdb_reader_check(st->env, &dead);
+	err = check_size(st);
+	if (err)
+		goto fail;
 	st->max_key = (size_t)mdb_env_get_maxkeysize(st->env) - KEY_SUFFIX;
 	err = open_dbs(st);
 	if (err)

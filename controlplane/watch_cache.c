@@ -100,6 +100,7 @@ void wc_obj_unref(struct wc_obj *o)
 	if (!o || __atomic_sub_fetch(&o->refcnt, 1, __ATOMIC_ACQ_REL) != 0)
 		return;
 	free(o->key);
+	free(o->names);
 	free(o->json);
 	json_decref(o->sel);
 	free(o);
@@ -224,29 +225,28 @@ struct wc_obj *wc_obj_from_stored(const struct api_kind *k, const char *key, con
 	o->refcnt = 1;
 	o->kind = k;
 	o->rev = rev;
-	/* One allocation holds the key and, after it, a copy that is split into ns and name,
-	 * so the key itself stays whole (it is the cache's map key). */
-	size_t kl = strlen(key);
-	o->key = malloc(2 * kl + 2);
+	o->key = strdup(key);
 	if (!o->key)
 		goto err;
-	memcpy(o->key, key, kl + 1);
-	memcpy(o->key + kl + 1, key, kl + 1);
-	/* key: /registry/<resource>/[<ns>/]<name> */
-	p = kl < strlen("/registry/") ? NULL : strchr(o->key + kl + 1 + strlen("/registry/"), '/');
+	/* key: /registry/<resource>/[<ns>/]<name>; ns and name are kept in one buffer of their
+	 * own so that key stays whole. */
+	p = strchr(o->key + strlen("/registry/"), '/');
 	if (!p)
 		goto bad;
 	p++;
+	o->names = strdup(p);
+	if (!o->names)
+		goto err;
 	if (k->namespaced) {
-		char *slash = strchr(p, '/');
+		char *slash = strchr(o->names, '/');
 		if (!slash)
 			goto bad;
 		*slash = '\0';
-		o->ns = p;
+		o->ns = o->names;
 		o->name = slash + 1;
 	} else {
 		o->ns = "";
-		o->name = p;
+		o->name = o->names;
 	}
 	obj = json_loadb(value, len, 0, &jerr);
 	if (!obj) {
@@ -265,12 +265,14 @@ struct wc_obj *wc_obj_from_stored(const struct api_kind *k, const char *key, con
 	return o;
 bad:
 	free(o->key);
+	free(o->names);
 	json_decref(o->sel);
 	free(o);
 	errno = EINVAL;
 	return NULL;
 err:
 	free(o->key);
+	free(o->names);
 	json_decref(o->sel);
 	free(o);
 	errno = ENOMEM;
@@ -702,7 +704,7 @@ void wc_watch_stop(struct wc_watcher *w)
 	wc->nwatchers--;
 	pthread_mutex_unlock(&wc->watchers_mu);
 	for (size_t i = w->initial_pos; i < w->ninitial; i++)
-		wc_obj_unref(w->initial[i]); /* the initial state not sent yet */
+		wc_obj_unref(w->initial[i]);
 	free(w->initial);
 	selector_free(w->lsel);
 	field_selector_free(w->fsel);

@@ -32,8 +32,9 @@ struct wc_obj {
 	int refcnt;
 	const struct api_kind *kind;
 	char *key;	/* store key */
-	const char *ns; /* "" when cluster-scoped; points into key */
+	const char *ns; /* "" when cluster-scoped; points into names */
 	const char *name;
+	char *names;	/* "ns\0name" or "name" */
 	char *json; /* the object with metadata.resourceVersion, NUL-terminated */
 	size_t len;
 	int64_t rev;  /* mod revision (the deletion's revision for a deleted object) */

@@ -21,7 +21,11 @@ static const char *shoald_bin(void)
 	const char *env = getenv("SHOALD_BIN");
 	if (env)
 		return env;
-	/* Tests run from the repository's top directory (tests/run). */
+	/* Tests run from the repository's top directory (tests/run); the daemon built with the
+	 * sanitizers is preferred, so that the integration tests check it too. */
+	snprintf(path, sizeof(path), "build/san-bin/shoald");
+	if (access(path, X_OK) == 0)
+		return path;
 	snprintf(path, sizeof(path), "build/bin/shoald");
 	return path;
 }

@@ -467,6 +467,61 @@ void test_store_range_count_only(void **state)
 	sc_close(&s);
 }
 
+void test_store_range_key_order_and_long_histories(void **state)
+{
+	struct sc s;
+	struct store_range_resp resp;
+	int64_t revs[20];
+	(void)state;
+	sc_open(&s);
+	/* Keys sort as strcmp orders them (bytes unsigned): a key before the keys it is a
+	 * prefix of. */
+	put(s.st, "/o/ab", "ab");
+	put(s.st, "/o/a/b", "a/b");
+	put(s.st, "/o/a", "a");
+	put(s.st, "/o/a\x7f", "a7f");
+	put(s.st, "/o/a\xc3\xa9", "ae");
+	/* And one key with a long history between them. */
+	for (int i = 0; i < 20; i++) {
+		char v[16];
+		snprintf(v, sizeof(v), "h%d", i);
+		revs[i] = put(s.st, "/o/a/h", v);
+	}
+	static const char *order[] = { "/o/a", "/o/a/b", "/o/a/h", "/o/ab", "/o/a\x7f",
+				       "/o/a\xc3\xa9" };
+	struct store_range_req req = { .prefix = "/o/" };
+	assert_int_equal(store_range(s.st, &req, &resp), 0);
+	assert_int_equal(resp.n, 6);
+	for (size_t i = 0; i < 6; i++)
+		assert_string_equal(resp.kvs[i].key, order[i]);
+	assert_string_equal(resp.kvs[2].value, "h19");
+	store_range_resp_free(&resp);
+	for (int i = 0; i < 20; i++) {
+		char v[16];
+		snprintf(v, sizeof(v), "h%d", i);
+		req.at_rev = revs[i];
+		assert_int_equal(store_range(s.st, &req, &resp), 0);
+		assert_int_equal(resp.n, 6);
+		assert_string_equal(resp.kvs[2].key, "/o/a/h");
+		assert_string_equal(resp.kvs[2].value, v);
+		assert_int_equal(resp.kvs[2].version, i + 1);
+		assert_string_equal(resp.kvs[3].key, "/o/ab");
+		store_range_resp_free(&resp);
+	}
+	/* Before the key's first version it is absent, and its neighbours are not. */
+	req.at_rev = revs[0] - 1;
+	assert_int_equal(store_range(s.st, &req, &resp), 0);
+	assert_int_equal(resp.n, 5);
+	assert_string_equal(resp.kvs[2].key, "/o/ab");
+	store_range_resp_free(&resp);
+	del(s.st, "/o/a/h");
+	req.at_rev = 0;
+	assert_int_equal(store_range(s.st, &req, &resp), 0);
+	assert_int_equal(resp.n, 5);
+	store_range_resp_free(&resp);
+	sc_close(&s);
+}
+
 void test_store_get_at_old_revision(void **state)
 {
 	struct sc s;

@@ -32,6 +32,7 @@ void test_store_txn_rejects_duplicate_keys(void **state);
 void test_store_range_prefix(void **state);
 void test_store_range_limit_start_key_count(void **state);
 void test_store_range_count_only(void **state);
+void test_store_range_key_order_and_long_histories(void **state);
 void test_store_get_at_old_revision(void **state);
 void test_store_range_at_old_revision(void **state);
 void test_store_watch_replays_history(void **state);
@@ -63,6 +64,7 @@ void test_store_stats_count_commits_and_txns(void **state);
 		cmocka_unit_test(test_store_range_prefix),                                         \
 		cmocka_unit_test(test_store_range_limit_start_key_count),                          \
 		cmocka_unit_test(test_store_range_count_only),                                     \
+		cmocka_unit_test(test_store_range_key_order_and_long_histories),                   \
 		cmocka_unit_test(test_store_get_at_old_revision),                                  \
 		cmocka_unit_test(test_store_range_at_old_revision),                                \
 		cmocka_unit_test(test_store_watch_replays_history),                                \

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api_kinds.h"
+#include "json_merge.h"
 
 static json_t *J(const char *s)
 {
@@ -605,7 +606,39 @@ static void test_api_pipeline_survives_mutated_objects(void **state)
 	assert_true(total > 3000);
 }
 
+/* Defaults applied to an already defaulted object change nothing (a re-applied manifest,
+ * a PUT of what was read). */
+static void test_api_defaults_are_idempotent(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(rich) / sizeof(rich[0]); i++) {
+		const struct api_kind *k = api_kind_lookup(rich[i][0]);
+		if (!k->defaults)
+			continue;
+		json_t *once = J(rich[i][1]);
+		struct api_errors errs = { 0 };
+		api_schema_check(k, once, NULL, &errs);
+		k->defaults(once);
+		json_t *twice = json_deep_copy(once);
+		k->defaults(twice);
+		if (!json_merge_equal(once, twice))
+			fail_msg("defaults of %s are not idempotent", k->kind);
+		/* and a minimal object too */
+		json_t *min = J("{\"metadata\":{\"name\":\"x\",\"namespace\":\"d\"}}");
+		k->defaults(min);
+		json_t *min2 = json_deep_copy(min);
+		k->defaults(min2);
+		if (!json_merge_equal(min, min2))
+			fail_msg("defaults of a minimal %s are not idempotent", k->kind);
+		json_decref(min);
+		json_decref(min2);
+		json_decref(once);
+		json_decref(twice);
+	}
+}
+
 SHOAL_TEST_MAIN(cmocka_unit_test(test_api_pipeline_survives_mutated_objects),
+		cmocka_unit_test(test_api_defaults_are_idempotent),
 		cmocka_unit_test(test_api_kinds_table_is_complete),
 		cmocka_unit_test(test_api_kind_lookups),
 		cmocka_unit_test(test_api_schema_reports_type_errors_with_paths),

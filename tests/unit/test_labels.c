@@ -311,6 +311,12 @@ static void test_labels_field_selector(void **state)
 	assert_true(field_selector_matches(fs, odd));
 	field_selector_free(fs);
 	json_decref(odd);
+	/* empty terms are skipped */
+	fs = field_selector_parse("metadata.name=web-1,,spec.nodeName=n1,", allowed, err,
+				  sizeof(err));
+	assert_non_null(fs);
+	assert_true(field_selector_matches(fs, pod));
+	field_selector_free(fs);
 	/* paths outside the allowed list, and terms without an operator */
 	assert_null(field_selector_parse("spec.hostNetwork=true", allowed, err, sizeof(err)));
 	assert_non_null(strstr(err, "spec.hostNetwork"));

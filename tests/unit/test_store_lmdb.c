@@ -310,6 +310,59 @@ static void test_store_lmdb_callbacks_cannot_wait_on_the_store(void **state)
 	free(uri);
 }
 
+static void write_file(const char *dir, const char *name, const char *data, size_t len)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(data, 1, len, f), len);
+	fclose(f);
+}
+
+static void test_store_lmdb_corrupt_or_truncated_file_fails_cleanly(void **state)
+{
+	(void)state;
+	char *uri = lmdb_new_uri();
+	assert_non_null(uri);
+	const char *dir = uri + 5;
+	/* Not an LMDB file at all. */
+	char junk[16384];
+	memset(junk, 0x5a, sizeof(junk));
+	write_file(dir, "data.mdb", junk, sizeof(junk));
+	errno = 0;
+	assert_null(store_open(uri, NULL));
+	assert_true(errno == EIO || errno == EINVAL);
+	lmdb_remove_uri(uri);
+	free(uri);
+
+	/* A real store cut in half. */
+	uri = lmdb_new_uri();
+	assert_non_null(uri);
+	dir = uri + 5;
+	struct store *st = store_open(uri, NULL);
+	assert_non_null(st);
+	char v[2048];
+	memset(v, 'v', sizeof(v));
+	for (int i = 0; i < 200; i++) {
+		char key[32];
+		snprintf(key, sizeof(key), "/t/%03d", i);
+		struct store_op op = { STORE_PUT, key, v, sizeof(v), STORE_ANY };
+		assert_int_equal(store_txn(st, &op, 1, NULL, NULL), 0);
+	}
+	store_close(st);
+	char path[512];
+	struct stat sb;
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(truncate(path, sb.st_size / 2), 0);
+	errno = 0;
+	assert_null(store_open(uri, NULL));
+	assert_int_equal(errno, EIO);
+	lmdb_remove_uri(uri);
+	free(uri);
+}
+
 SHOAL_TEST_MAIN_SETUP(setup, NULL, STORE_CONFORMANCE_TESTS,
 		      cmocka_unit_test(test_store_lmdb_unknown_scheme_is_einval),
 		      cmocka_unit_test(test_store_lmdb_creates_missing_directories),
@@ -318,4 +371,5 @@ SHOAL_TEST_MAIN_SETUP(setup, NULL, STORE_CONFORMANCE_TESTS,
 		      cmocka_unit_test(test_store_lmdb_full_map_is_enospc_and_writes_nothing),
 		      cmocka_unit_test(test_store_lmdb_background_compaction_honours_policy),
 		      cmocka_unit_test(test_store_lmdb_second_open_is_ebusy),
-		      cmocka_unit_test(test_store_lmdb_callbacks_cannot_wait_on_the_store))
+		      cmocka_unit_test(test_store_lmdb_callbacks_cannot_wait_on_the_store),
+		      cmocka_unit_test(test_store_lmdb_corrupt_or_truncated_file_fails_cleanly))
