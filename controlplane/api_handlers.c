@@ -18,6 +18,7 @@
 #include "api_internal.h"
 #include "json_merge.h"
 #include "log.h"
+#include "strbuf.h"
 
 #define MAX_ATTEMPTS 8
 
@@ -641,46 +642,11 @@ int api_parse_selectors(struct api_req *r, struct selector **lsel,
 	return 0;
 }
 
-struct outbuf {
-	char *s;
-	size_t len, cap;
-};
-
-static int ob_add(struct outbuf *b, const char *s, size_t n)
-{
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 65536;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *ns = realloc(b->s, cap);
-		if (!ns)
-			return -ENOMEM;
-		b->s = ns;
-		b->cap = cap;
-	}
-	memcpy(b->s + b->len, s, n);
-	b->len += n;
-	b->s[b->len] = '\0';
-	return 0;
-}
-
-static int ob_printf(struct outbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int ob_printf(struct outbuf *b, const char *fmt, ...)
-{
-	char tmp[1024];
-	va_list ap;
-	int n;
-	va_start(ap, fmt);
-	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	return ob_add(b, tmp, n < (int)sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
-}
-
-static int list_head(struct outbuf *b, const struct api_kind *k, int64_t rev, const char *cont)
+static int list_head(struct strbuf *b, const struct api_kind *k, int64_t rev, const char *cont)
 {
 	char av[64];
 	api_kind_api_version(k, av, sizeof(av));
-	return ob_printf(b, "{\"kind\":\"%sList\",\"apiVersion\":\"%s\",\"metadata\":{"
+	return strbuf_printf(b, "{\"kind\":\"%sList\",\"apiVersion\":\"%s\",\"metadata\":{"
 			    "\"resourceVersion\":\"%lld\"%s%s%s},\"items\":[",
 			 k->kind, av, (long long)rev, cont ? ",\"continue\":\"" : "",
 			 cont ? cont : "", cont ? "\"" : "");
@@ -776,7 +742,7 @@ static int list_paged(struct api_req *r, long limit, const char *cont, struct se
 		      struct field_selector *fsel)
 {
 	char prefix[512], start[1024];
-	struct outbuf b = { 0 };
+	struct strbuf b = { 0 };
 	int64_t rev = 0;
 	size_t found = 0;
 	char *next = NULL;
@@ -795,7 +761,7 @@ static int list_paged(struct api_req *r, long limit, const char *cont, struct se
 	} else {
 		rev = wc_revision(r->srv->wc);
 	}
-	struct outbuf items = { 0 };
+	struct strbuf items = { 0 };
 	for (;;) {
 		struct store_range_req q = { .prefix = prefix, .start_key = start,
 					     .limit = (size_t)limit + 1 > 256 ? (size_t)limit + 1
@@ -817,7 +783,7 @@ static int list_paged(struct api_req *r, long limit, const char *cont, struct se
 			if (!o)
 				continue;
 			if (wc_obj_matches(o, NULL, lsel, fsel)) {
-				if ((found && ob_add(&items, ",", 1)) || ob_add(&items, o->json, o->len))
+				if ((found && strbuf_add(&items, ",", 1)) || strbuf_add(&items, o->json, o->len))
 					err = -ENOMEM;
 				found++;
 			}
@@ -837,8 +803,8 @@ static int list_paged(struct api_req *r, long limit, const char *cont, struct se
 					  "consistent list result. You can start a new list without "
 					  "the continue parameter.");
 	}
-	if (err || list_head(&b, r->kind, rev, next) || (items.len && ob_add(&b, items.s, items.len)) ||
-	    ob_add(&b, "]}", 2)) {
+	if (err || list_head(&b, r->kind, rev, next) || (items.len && strbuf_add(&b, items.s, items.len)) ||
+	    strbuf_add(&b, "]}", 2)) {
 		free(items.s);
 		free(b.s);
 		free(next);
@@ -884,7 +850,7 @@ static int handle_list(struct api_req *r)
 	struct wc_obj **objs;
 	size_t n;
 	int64_t rev;
-	struct outbuf b = { 0 };
+	struct strbuf b = { 0 };
 	int err = wc_list(r->srv->wc, r->kind, r->kind->namespaced ? r->ns : NULL, lsel, fsel,
 			  &objs, &n, &rev);
 	selector_free(lsel);
@@ -894,13 +860,13 @@ static int handle_list(struct api_req *r)
 	size_t total = 64;
 	for (size_t i = 0; i < n; i++)
 		total += objs[i]->len + 1;
-	b.s = malloc(total + 256);
-	b.cap = b.s ? total + 256 : 0;
-	err = list_head(&b, r->kind, rev, NULL);
-	for (size_t i = 0; i < n && !err; i++)
-		err = (i && ob_add(&b, ",", 1)) || ob_add(&b, objs[i]->json, objs[i]->len);
+	err = strbuf_reserve(&b, total + 256);
 	if (!err)
-		err = ob_add(&b, "]}", 2);
+		err = list_head(&b, r->kind, rev, NULL);
+	for (size_t i = 0; i < n && !err; i++)
+		err = (i && strbuf_add(&b, ",", 1)) || strbuf_add(&b, objs[i]->json, objs[i]->len);
+	if (!err)
+		err = strbuf_add(&b, "]}", 2);
 	wc_list_free(objs, n);
 	if (err) {
 		free(b.s);
@@ -1314,26 +1280,21 @@ static int handle_delete(struct api_req *r)
 	json_t *meta = meta_of(obj);
 	json_t *fin = json_object_get(meta, "finalizers");
 	bool has_fin = json_array_size(fin) > 0;
-	bool bound_pod = is_kind(r, "Pod") && str_at(json_object_get(obj, "spec"), "nodeName", NULL) &&
-			 *str_at(json_object_get(obj, "spec"), "nodeName", NULL);
-	bool graceful = bound_pod && grace != 0 && !str_at(obj, "status", "phase")
-				? true
-				: bound_pod && grace != 0 &&
-					  strcmp(str_at(obj, "status", "phase"), "Succeeded") &&
-					  strcmp(str_at(obj, "status", "phase"), "Failed");
+	/* A pod that runs on a node is deleted gracefully: its node stops it, then confirms. */
+	const char *node = str_at(json_object_get(obj, "spec"), "nodeName", NULL);
+	const char *phase = str_at(obj, "status", "phase");
+	bool finished = phase && (!strcmp(phase, "Succeeded") || !strcmp(phase, "Failed"));
+	bool graceful = is_kind(r, "Pod") && node && *node && !finished && grace != 0;
 	bool orphan_or_fg = policy && strcmp(policy, "Background") != 0;
 	bool terminating_ns = is_kind(r, "Namespace");
 
 	if (graceful || has_fin || orphan_or_fg || terminating_ns) {
-		/* Stays, marked for deletion, until its node confirms or its finalizers go. */
-		char when[32];
-		long long g = grace;
+		/* Stays, marked for deletion, until its node confirms or its finalizers go. The
+		 * grace period: the request's, else the pod's, else 30 s. */
+		json_t *tgp = json_object_get(json_object_get(obj, "spec"),
+					      "terminationGracePeriodSeconds");
+		long long g = grace >= 0 ? grace : json_is_integer(tgp) ? json_integer_value(tgp) : 30;
 		if (g < 0)
-			g = json_integer_value(json_object_get(json_object_get(obj, "spec"),
-							       "terminationGracePeriodSeconds"));
-		if (g < 0 || (!json_object_get(json_object_get(obj, "spec"),
-					       "terminationGracePeriodSeconds") &&
-			      grace < 0))
 			g = 30;
 		if (!graceful)
 			g = 0;
@@ -1344,12 +1305,10 @@ static int handle_delete(struct api_req *r)
 			ret = respond_obj(r, 200, cur);
 			goto out;
 		}
-		time_t t = time(NULL) + g;
-		struct tm tm;
-		gmtime_r(&t, &tm);
-		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		json_object_set_new(meta, "deletionTimestamp", json_string(when));
-		json_object_set_new(meta, "deletionGracePeriodSeconds", json_integer(g));
+		if (api_mark_deleting(meta, g)) {
+			ret = api_respond_status(r, 500, NULL, "out of memory");
+			goto out;
+		}
 		if (orphan_or_fg) {
 			const char *f = strcmp(policy, "Orphan") == 0 ? "orphan" : "foregroundDeletion";
 			if (!fin) {

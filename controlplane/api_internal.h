@@ -127,6 +127,10 @@ void api_req_release_alloc(struct api_req *r, bool committed);
 char *api_obj_dump(const json_t *obj, size_t *len);
 void api_new_uid(char out[37]);
 void api_now(char out[32]);
+/* RFC 3339 UTC time, seconds from now. */
+void api_time_from_now(long long seconds, char out[32]);
+/* Marks an object (its metadata) for graceful deletion grace seconds from now. */
+int api_mark_deleting(json_t *meta, long long grace);
 /* Appends five random characters of Kubernetes' alphabet to prefix. */
 void api_generate_name(const char *prefix, char *out, size_t len);
 /* The store key of an object. */

@@ -15,6 +15,7 @@
 #include "api_internal.h"
 #include "hashmap.h"
 #include "sched_runner.h"
+#include "strbuf.h"
 
 static const double buckets[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
 				  0.1,	 0.25,	 0.5,	1,    2.5,   5 };
@@ -94,52 +95,16 @@ void api_metrics_observe(struct api_metrics *m, const char *verb, const char *re
 	pthread_mutex_unlock(&m->mu);
 }
 
-struct text {
-	char *s;
-	size_t len, cap;
-	int err;
-};
-
-static void add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void add(struct text *t, const char *fmt, ...)
-{
-	va_list ap;
-	for (;;) {
-		size_t room = t->cap - t->len;
-		va_start(ap, fmt);
-		int n = vsnprintf(t->s ? t->s + t->len : NULL, t->s ? room : 0, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			t->err = -EINVAL;
-			return;
-		}
-		if (t->s && (size_t)n < room) {
-			t->len += n;
-			return;
-		}
-		size_t cap = t->cap ? t->cap * 2 : 8192;
-		while (cap < t->len + n + 1)
-			cap *= 2;
-		char *s = realloc(t->s, cap);
-		if (!s) {
-			t->err = -ENOMEM;
-			return;
-		}
-		t->s = s;
-		t->cap = cap;
-	}
-}
-
 char *api_metrics_render(struct api_server *srv, size_t *len)
 {
 	struct api_metrics *m = srv->metrics;
-	struct text t = { 0 };
+	struct strbuf t = { 0 };
 	struct store_stats ss;
 	const char *k;
 	void *v;
 	size_t it;
 
-	add(&t, "# HELP shoal_apiserver_requests_total Requests by verb, resource and HTTP code.\n"
+	strbuf_printf(&t, "# HELP shoal_apiserver_requests_total Requests by verb, resource and HTTP code.\n"
 		"# TYPE shoal_apiserver_requests_total counter\n");
 	pthread_mutex_lock(&m->mu);
 	it = 0;
@@ -147,13 +112,13 @@ char *api_metrics_render(struct api_server *srv, size_t *len)
 		char verb[64], res[64];
 		int code;
 		if (sscanf(k, "%63s %63s %d", verb, res, &code) == 3)
-			add(&t, "shoal_apiserver_requests_total{verb=\"%s\",resource=\"%s\",code=\"%d\"} %llu\n",
+			strbuf_printf(&t, "shoal_apiserver_requests_total{verb=\"%s\",resource=\"%s\",code=\"%d\"} %llu\n",
 			    verb, res, code, (unsigned long long)*(uint64_t *)v);
 		else if (sscanf(k, "%63s %d", verb, &code) == 2)
-			add(&t, "shoal_apiserver_requests_total{verb=\"%s\",resource=\"\",code=\"%d\"} %llu\n",
+			strbuf_printf(&t, "shoal_apiserver_requests_total{verb=\"%s\",resource=\"\",code=\"%d\"} %llu\n",
 			    verb, code, (unsigned long long)*(uint64_t *)v);
 	}
-	add(&t, "# HELP shoal_apiserver_request_duration_seconds Request latency by verb (watches excluded).\n"
+	strbuf_printf(&t, "# HELP shoal_apiserver_request_duration_seconds Request latency by verb (watches excluded).\n"
 		"# TYPE shoal_apiserver_request_duration_seconds histogram\n");
 	it = 0;
 	while (hashmap_next(m->latency, &it, &k, &v)) {
@@ -161,26 +126,26 @@ char *api_metrics_render(struct api_server *srv, size_t *len)
 		if (strcmp(k, "watch") == 0)
 			continue;
 		for (size_t i = 0; i < NB; i++)
-			add(&t, "shoal_apiserver_request_duration_seconds_bucket{verb=\"%s\",le=\"%g\"} %llu\n",
+			strbuf_printf(&t, "shoal_apiserver_request_duration_seconds_bucket{verb=\"%s\",le=\"%g\"} %llu\n",
 			    k, buckets[i], (unsigned long long)l->counts[i]);
-		add(&t, "shoal_apiserver_request_duration_seconds_bucket{verb=\"%s\",le=\"+Inf\"} %llu\n"
+		strbuf_printf(&t, "shoal_apiserver_request_duration_seconds_bucket{verb=\"%s\",le=\"+Inf\"} %llu\n"
 			"shoal_apiserver_request_duration_seconds_sum{verb=\"%s\"} %.6f\n"
 			"shoal_apiserver_request_duration_seconds_count{verb=\"%s\"} %llu\n",
 		    k, (unsigned long long)l->count, k, l->sum, k, (unsigned long long)l->count);
 	}
 	pthread_mutex_unlock(&m->mu);
 
-	add(&t, "# HELP shoal_apiserver_watchers Open watch streams.\n"
+	strbuf_printf(&t, "# HELP shoal_apiserver_watchers Open watch streams.\n"
 		"# TYPE shoal_apiserver_watchers gauge\nshoal_apiserver_watchers %zu\n",
 	    wc_watchers(srv->wc));
-	add(&t, "# HELP shoal_apiserver_objects Stored objects by resource.\n"
+	strbuf_printf(&t, "# HELP shoal_apiserver_objects Stored objects by resource.\n"
 		"# TYPE shoal_apiserver_objects gauge\n");
 	for (const struct api_kind *kd = api_kinds; kd->kind; kd++)
-		add(&t, "shoal_apiserver_objects{resource=\"%s\"} %zu\n", kd->resource,
+		strbuf_printf(&t, "shoal_apiserver_objects{resource=\"%s\"} %zu\n", kd->resource,
 		    wc_count(srv->wc, kd));
 
 	store_get_stats(srv->st, &ss);
-	add(&t, "# HELP shoal_store_revision The store's current revision.\n"
+	strbuf_printf(&t, "# HELP shoal_store_revision The store's current revision.\n"
 		"# TYPE shoal_store_revision gauge\nshoal_store_revision %lld\n"
 		"# HELP shoal_store_compacted_revision History before this revision is compacted.\n"
 		"# TYPE shoal_store_compacted_revision gauge\nshoal_store_compacted_revision %lld\n"
@@ -192,30 +157,21 @@ char *api_metrics_render(struct api_server *srv, size_t *len)
 		"# TYPE shoal_store_size_bytes gauge\nshoal_store_size_bytes %llu\n",
 	    (long long)ss.revision, (long long)ss.compacted, (unsigned long long)ss.commits,
 	    (unsigned long long)ss.txns, (unsigned long long)ss.size_bytes);
-	add(&t, "# HELP shoal_store_fsync_duration_seconds Latency of the store's fsync.\n"
+	strbuf_printf(&t, "# HELP shoal_store_fsync_duration_seconds Latency of the store's fsync.\n"
 		"# TYPE shoal_store_fsync_duration_seconds histogram\n");
 	for (int i = 0; i < STORE_FSYNC_NBUCKETS; i++)
-		add(&t, "shoal_store_fsync_duration_seconds_bucket{le=\"%g\"} %llu\n",
+		strbuf_printf(&t, "shoal_store_fsync_duration_seconds_bucket{le=\"%g\"} %llu\n",
 		    STORE_FSYNC_BUCKETS_US[i] / 1e6, (unsigned long long)ss.fsync_buckets[i]);
-	add(&t, "shoal_store_fsync_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
+	strbuf_printf(&t, "shoal_store_fsync_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
 		"shoal_store_fsync_duration_seconds_sum %.6f\n"
 		"shoal_store_fsync_duration_seconds_count %llu\n",
 	    (unsigned long long)ss.fsync_count, ss.fsync_sum_us / 1e6,
 	    (unsigned long long)ss.fsync_count);
-	if (srv->sched) {
-		char *sm;
-		size_t sl;
-		if (sched_runner_render(srv->sched, &sm, &sl) == 0) {
-			add(&t, "%s", sm);
-			free(sm);
-		} else {
-			t.err = -ENOMEM;
-		}
-	}
+	if (srv->sched)
+		sched_runner_render(srv->sched, &t);
 	if (t.err) {
-		free(t.s);
+		strbuf_free(&t);
 		return NULL;
 	}
-	*len = t.len;
-	return t.s;
+	return strbuf_take(&t, len);
 }

@@ -95,10 +95,25 @@ void api_new_uid(char out[37])
 
 void api_now(char out[32])
 {
-	time_t t = time(NULL);
+	api_time_from_now(0, out);
+}
+
+void api_time_from_now(long long seconds, char out[32])
+{
+	time_t t = time(NULL) + seconds;
 	struct tm tm;
 	gmtime_r(&t, &tm);
 	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int api_mark_deleting(json_t *meta, long long grace)
+{
+	char when[32];
+	api_time_from_now(grace, when);
+	if (json_object_set_new(meta, "deletionTimestamp", json_string(when)) ||
+	    json_object_set_new(meta, "deletionGracePeriodSeconds", json_integer(grace)))
+		return -ENOMEM;
+	return 0;
 }
 
 void api_generate_name(const char *prefix, char *out, size_t len)

@@ -11,12 +11,13 @@
 
 #include "api_internal.h"
 #include "log.h"
+#include "strbuf.h"
 
 struct watch_stream {
 	struct MHD_Connection *conn;
 	struct wc_watcher *w;
-	char *buf;
-	size_t cap, len, off;
+	struct strbuf buf; /* event lines read, sent from off */
+	size_t off;
 };
 
 static void park(void *arg)
@@ -36,17 +37,16 @@ static ssize_t reader(void *cls, uint64_t pos, char *out, size_t max)
 	struct watch_stream *ws = cls;
 
 	(void)pos;
-	if (ws->off == ws->len) {
-		ws->off = ws->len = 0;
-		ssize_t n = wc_watch_read(ws->w, &ws->buf, &ws->cap, 256 * 1024, park, ws);
+	if (ws->off == ws->buf.len) {
+		ws->off = ws->buf.len = 0;
+		ssize_t n = wc_watch_read(ws->w, &ws->buf, 256 * 1024, park, ws);
 		if (n < 0)
 			return MHD_CONTENT_READER_END_OF_STREAM;
 		if (n == 0)
 			return 0; /* parked: the connection is suspended until woken */
-		ws->len = (size_t)n;
 	}
-	size_t n = ws->len - ws->off < max ? ws->len - ws->off : max;
-	memcpy(out, ws->buf + ws->off, n);
+	size_t n = ws->buf.len - ws->off < max ? ws->buf.len - ws->off : max;
+	memcpy(out, ws->buf.s + ws->off, n);
 	ws->off += n;
 	return (ssize_t)n;
 }
@@ -55,7 +55,7 @@ static void stream_free(void *cls)
 {
 	struct watch_stream *ws = cls;
 	wc_watch_stop(ws->w);
-	free(ws->buf);
+	strbuf_free(&ws->buf);
 	free(ws);
 }
 

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "scheduler.h"
 #include "sched_runner.h"
+#include "strbuf.h"
 
 enum { W_NAMESPACES, W_NODES, W_PODGROUPS, W_PODS, W_COUNT };
 
@@ -40,8 +41,7 @@ struct sched_runner {
 	bool stop;
 	struct failed_bind *failed;
 	int writes_in_flight; /* under mu */
-	char *buf;
-	size_t cap;
+	struct strbuf buf; /* event lines read from the watchers */
 	int64_t last_refresh_ms;
 	/* What /metrics publishes, refreshed by the thread at most once a second (under mu):
 	 * node name -> struct sched_node_info, and the scheduler's counters. */
@@ -154,6 +154,29 @@ static void status_done(void *arg, int err, int64_t rev, struct store_result *re
 	pthread_mutex_unlock(&r->mu);
 }
 
+/* Submits one write without waiting, counted in flight until its callback (done, or
+ * status_done when NULL) has run. */
+static int submit(struct sched_runner *r, const struct store_op *op, store_done_fn done,
+		  void *arg)
+{
+	int err;
+
+	if (!done) {
+		done = status_done;
+		arg = r;
+	}
+	pthread_mutex_lock(&r->mu);
+	r->writes_in_flight++;
+	pthread_mutex_unlock(&r->mu);
+	err = store_txn_async(r->srv->st, op, 1, done, arg);
+	if (err) {
+		pthread_mutex_lock(&r->mu);
+		r->writes_in_flight--;
+		pthread_mutex_unlock(&r->mu);
+	}
+	return err;
+}
+
 /* Writes pod (with its resourceVersion removed) conditional on rev, without waiting: done
  * (or status_done) is called from the commit thread. Counts the write in flight. */
 static int put_pod(struct sched_runner *r, const char *ns, const char *name, json_t *pod,
@@ -171,20 +194,8 @@ static int put_pod(struct sched_runner *r, const char *ns, const char *name, jso
 	pod_key(ns, name, key, sizeof(key));
 	struct store_op op = { .type = STORE_PUT, .key = key, .value = value, .value_len = len,
 			       .expect_mod_rev = rev };
-	if (!done) {
-		done = status_done;
-		arg = r;
-	}
-	pthread_mutex_lock(&r->mu);
-	r->writes_in_flight++;
-	pthread_mutex_unlock(&r->mu);
-	err = store_txn_async(r->srv->st, &op, 1, done, arg);
+	err = submit(r, &op, done, arg);
 	free(value);
-	if (err) {
-		pthread_mutex_lock(&r->mu);
-		r->writes_in_flight--;
-		pthread_mutex_unlock(&r->mu);
-	}
 	return err;
 }
 
@@ -225,7 +236,6 @@ static int op_evict(void *ctx, const char *ns, const char *name, const char *uid
 	struct sched_runner *r = ctx;
 	int64_t rev;
 	json_t *pod = read_pod(r, ns, name, uid, &rev);
-	char when[32];
 	int err;
 
 	if (!pod)
@@ -242,25 +252,15 @@ static int op_evict(void *ctx, const char *ns, const char *name, const char *uid
 		char key[600];
 		pod_key(ns, name, key, sizeof(key));
 		struct store_op op = { .type = STORE_DELETE, .key = key, .expect_mod_rev = rev };
-		pthread_mutex_lock(&r->mu);
-		r->writes_in_flight++;
-		pthread_mutex_unlock(&r->mu);
-		err = store_txn_async(r->srv->st, &op, 1, status_done, r);
-		if (err) {
-			pthread_mutex_lock(&r->mu);
-			r->writes_in_flight--;
-			pthread_mutex_unlock(&r->mu);
-		}
+		err = submit(r, &op, NULL, NULL);
 	} else {
-		time_t t = time(NULL) + grace;
-		struct tm tm;
-		gmtime_r(&t, &tm);
-		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		json_object_set_new(meta, "deletionTimestamp", json_string(when));
-		json_object_set_new(meta, "deletionGracePeriodSeconds", json_integer(grace));
 		char msg[600];
-		snprintf(msg, sizeof(msg), "preempted by %s", preemptor ? preemptor : "a higher priority pod");
-		err = api_pod_set_condition(pod, "DisruptionTarget", "True", "PreemptionByScheduler", msg);
+		snprintf(msg, sizeof(msg), "preempted by %s",
+			 preemptor ? preemptor : "a higher priority pod");
+		err = api_mark_deleting(meta, grace);
+		if (!err)
+			err = api_pod_set_condition(pod, "DisruptionTarget", "True",
+						    "PreemptionByScheduler", msg);
 		err = err < 0 ? err : put_pod(r, ns, name, pod, rev, NULL, NULL);
 	}
 	if (err)
@@ -353,10 +353,11 @@ static void drain_watchers(struct sched_runner *r)
 {
 	for (int i = 0; i < W_COUNT; i++) {
 		for (;;) {
-			ssize_t n = wc_watch_read(r->w[i], &r->buf, &r->cap, 1 << 20, park, r);
+			r->buf.len = 0;
+			ssize_t n = wc_watch_read(r->w[i], &r->buf, 1 << 20, park, r);
 			if (n <= 0)
 				break;
-			char *p = r->buf, *end = r->buf + n;
+			char *p = r->buf.s, *end = r->buf.s + n;
 			while (p < end) {
 				char *nl = memchr(p, '\n', end - p);
 				size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
@@ -476,50 +477,34 @@ static void free_published(struct hashmap *h)
 	hashmap_free(h);
 }
 
-int sched_runner_render(struct sched_runner *r, char **out, size_t *outlen)
+int sched_runner_render(struct sched_runner *r, struct strbuf *out)
 {
-	size_t cap = 4096, len = 0;
-	char *buf = malloc(cap);
 	size_t it = 0;
 	const char *name;
 	void *v;
 
-#define EMIT(...)                                                                                  \
-	do {                                                                                       \
-		int n_ = snprintf(buf + len, cap - len, __VA_ARGS__);                              \
-		if (n_ >= 0 && (size_t)n_ >= cap - len) {                                          \
-			cap = (cap + n_) * 2;                                                      \
-			char *nb_ = realloc(buf, cap);                                             \
-			if (!nb_)                                                                  \
-				goto nomem;                                                        \
-			buf = nb_;                                                                 \
-			n_ = snprintf(buf + len, cap - len, __VA_ARGS__);                          \
-		}                                                                                  \
-		len += n_ > 0 ? (size_t)n_ : 0;                                                    \
-	} while (0)
-
-	if (!buf)
-		return -ENOMEM;
 	pthread_mutex_lock(&r->mu);
 	struct sched_stats st = r->stats;
-	EMIT("# HELP shoal_scheduler_pods_total Scheduling outcomes.\n"
-	     "# TYPE shoal_scheduler_pods_total counter\n"
-	     "shoal_scheduler_pods_total{result=\"scheduled\"} %llu\n"
-	     "shoal_scheduler_pods_total{result=\"unschedulable\"} %llu\n"
-	     "shoal_scheduler_pods_total{result=\"bind_error\"} %llu\n"
-	     "shoal_scheduler_preemption_victims_total %llu\n"
-	     "# HELP shoal_scheduler_pending_pods Pods waiting, by queue.\n"
-	     "# TYPE shoal_scheduler_pending_pods gauge\n"
-	     "shoal_scheduler_pending_pods{queue=\"active\"} %d\n"
-	     "shoal_scheduler_pending_pods{queue=\"backoff\"} %d\n"
-	     "shoal_scheduler_pending_pods{queue=\"unschedulable\"} %d\n"
-	     "shoal_scheduler_pending_pods{queue=\"gang\"} %d\n",
-	     (unsigned long long)st.scheduled, (unsigned long long)st.unschedulable,
-	     (unsigned long long)st.bind_errors, (unsigned long long)st.victims, st.active,
-	     st.backoff, st.unsched, st.waiting);
-	EMIT("# HELP shoal_scheduler_node_resource Per node: allocatable, requested, predicted peak "
-	     "and the capacity batch pods may use (cpu in millicores, memory in bytes).\n"
-	     "# TYPE shoal_scheduler_node_resource gauge\n");
+	strbuf_printf(out,
+		      "# HELP shoal_scheduler_pods_total Scheduling outcomes.\n"
+		      "# TYPE shoal_scheduler_pods_total counter\n"
+		      "shoal_scheduler_pods_total{result=\"scheduled\"} %llu\n"
+		      "shoal_scheduler_pods_total{result=\"unschedulable\"} %llu\n"
+		      "shoal_scheduler_pods_total{result=\"bind_error\"} %llu\n"
+		      "shoal_scheduler_preemption_victims_total %llu\n"
+		      "# HELP shoal_scheduler_pending_pods Pods waiting, by queue.\n"
+		      "# TYPE shoal_scheduler_pending_pods gauge\n"
+		      "shoal_scheduler_pending_pods{queue=\"active\"} %d\n"
+		      "shoal_scheduler_pending_pods{queue=\"backoff\"} %d\n"
+		      "shoal_scheduler_pending_pods{queue=\"unschedulable\"} %d\n"
+		      "shoal_scheduler_pending_pods{queue=\"gang\"} %d\n",
+		      (unsigned long long)st.scheduled, (unsigned long long)st.unschedulable,
+		      (unsigned long long)st.bind_errors, (unsigned long long)st.victims, st.active,
+		      st.backoff, st.unsched, st.waiting);
+	strbuf_printf(out, "# HELP shoal_scheduler_node_resource Per node: allocatable, requested, "
+			   "predicted peak and the capacity batch pods may use (cpu in millicores, "
+			   "memory in bytes).\n"
+			   "# TYPE shoal_scheduler_node_resource gauge\n");
 	while (hashmap_next(r->published, &it, &name, &v)) {
 		const struct sched_node_info *ni = v;
 		const struct {
@@ -532,21 +517,16 @@ int sched_runner_render(struct sched_runner *r, char **out, size_t *outlen)
 			{ "batch_allocatable", ni->batch_alloc_cpu, ni->batch_alloc_mem },
 		};
 		for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
-			EMIT("shoal_scheduler_node_resource{node=\"%s\",kind=\"%s\",resource=\"cpu\"} "
-			     "%lld\nshoal_scheduler_node_resource{node=\"%s\",kind=\"%s\",resource="
-			     "\"memory\"} %lld\n",
-			     name, rows[i].what, (long long)rows[i].cpu, name, rows[i].what,
-			     (long long)(rows[i].mem / 1000));
+			strbuf_printf(out,
+				      "shoal_scheduler_node_resource{node=\"%s\",kind=\"%s\","
+				      "resource=\"cpu\"} %lld\n"
+				      "shoal_scheduler_node_resource{node=\"%s\",kind=\"%s\","
+				      "resource=\"memory\"} %lld\n",
+				      name, rows[i].what, (long long)rows[i].cpu, name, rows[i].what,
+				      (long long)(rows[i].mem / 1000));
 	}
 	pthread_mutex_unlock(&r->mu);
-	*out = buf;
-	*outlen = len;
-	return 0;
-nomem:
-	pthread_mutex_unlock(&r->mu);
-	free(buf);
-	return -ENOMEM;
-#undef EMIT
+	return out->err;
 }
 
 struct sched_runner *sched_runner_start(struct api_server *srv, const char *config_path)
@@ -638,7 +618,7 @@ void sched_runner_stop(struct sched_runner *r)
 	}
 	sched_free(r->s);
 	free_published(r->published);
-	free(r->buf);
+	strbuf_free(&r->buf);
 	pthread_mutex_destroy(&r->mu);
 	pthread_cond_destroy(&r->cond);
 	free(r);

@@ -21,6 +21,7 @@
 
 #include "hashmap.h"
 #include "log.h"
+#include "strbuf.h"
 #include "watch_cache.h"
 
 #define WC_EV_ADDED 0
@@ -831,33 +832,11 @@ err:
 	return NULL;
 }
 
-static int buf_append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+static int emit(struct strbuf *out, const char *type, const struct wc_obj *o)
 {
-	if (*len + n + 1 > *cap) {
-		size_t ncap = *cap ? *cap : 4096;
-		while (ncap < *len + n + 1)
-			ncap *= 2;
-		char *nb = realloc(*buf, ncap);
-		if (!nb)
-			return -ENOMEM;
-		*buf = nb;
-		*cap = ncap;
-	}
-	memcpy(*buf + *len, s, n);
-	*len += n;
-	(*buf)[*len] = '\0';
-	return 0;
-}
-
-static int emit(char **buf, size_t *len, size_t *cap, const char *type, const struct wc_obj *o)
-{
-	char head[48];
-	int n = snprintf(head, sizeof(head), "{\"type\":\"%s\",\"object\":", type);
-
-	if (buf_append(buf, len, cap, head, n) || buf_append(buf, len, cap, o->json, o->len) ||
-	    buf_append(buf, len, cap, "}\n", 2))
-		return -ENOMEM;
-	return 0;
+	strbuf_printf(out, "{\"type\":\"%s\",\"object\":", type);
+	strbuf_add(out, o->json, o->len);
+	return strbuf_add(out, "}\n", 2);
 }
 
 static bool watcher_sees(const struct wc_watcher *w, const struct wc_obj *o)
@@ -876,11 +855,11 @@ static long ms_since(const struct timespec *t)
 	return (now.tv_sec - t->tv_sec) * 1000L + (now.tv_nsec - t->tv_nsec) / 1000000L;
 }
 
-ssize_t wc_watch_read(struct wc_watcher *w, char **buf, size_t *cap, size_t max,
+ssize_t wc_watch_read(struct wc_watcher *w, struct strbuf *out, size_t max,
 		      void (*park)(void *arg), void *park_arg)
 {
 	struct watch_cache *wc = w->wc;
-	size_t len = 0;
+	size_t start = out->len;
 	char av[16];
 
 	if (w->ended || atomic_load(&wc->closing))
@@ -890,15 +869,15 @@ ssize_t wc_watch_read(struct wc_watcher *w, char **buf, size_t *cap, size_t max,
 		return -1;
 	}
 	/* The initial state, as ADDED events. */
-	while (w->initial_pos < w->ninitial && len < max) {
+	while (w->initial_pos < w->ninitial && out->len - start < max) {
 		struct wc_obj *o = w->initial[w->initial_pos++];
-		int err = emit(buf, &len, cap, "ADDED", o);
+		int err = emit(out, "ADDED", o);
 		wc_obj_unref(o);
 		if (err)
 			return -1;
 	}
 	if (w->initial_pos < w->ninitial)
-		return len;
+		return (ssize_t)(out->len - start);
 
 	pthread_rwlock_rdlock(&wc->lock);
 	if (w->next_seq < wc->tail) {
@@ -907,9 +886,9 @@ ssize_t wc_watch_read(struct wc_watcher *w, char **buf, size_t *cap, size_t max,
 		log_warn("watcher of %s fell behind the event history; closing its stream",
 			 w->kind->resource);
 		w->ended = true;
-		return len ? (ssize_t)len : -1;
+		return out->len > start ? (ssize_t)(out->len - start) : -1;
 	}
-	while (w->next_seq < wc->head && len < max) {
+	while (w->next_seq < wc->head && out->len - start < max) {
 		const struct wc_event *e = &wc->ring[w->next_seq % wc->cap];
 		const char *type = NULL;
 		bool now = watcher_sees(w, e->obj), before = watcher_sees(w, e->prev);
@@ -926,7 +905,7 @@ ssize_t wc_watch_read(struct wc_watcher *w, char **buf, size_t *cap, size_t max,
 			type = before ? "DELETED" : NULL;
 			break;
 		}
-		if (type && emit(buf, &len, cap, type, e->obj)) {
+		if (type && emit(out, type, e->obj)) {
 			pthread_rwlock_unlock(&wc->lock);
 			return -1;
 		}
@@ -935,7 +914,7 @@ ssize_t wc_watch_read(struct wc_watcher *w, char **buf, size_t *cap, size_t max,
 	}
 	if (w->next_seq == wc->head && wc->rev > w->sent_rev)
 		w->sent_rev = wc->rev;
-	if (len == 0 && w->bookmarks && w->sent_rev > w->bookmark_rev &&
+	if (out->len == start && w->bookmarks && w->sent_rev > w->bookmark_rev &&
 	    ms_since(&w->last_bookmark) >= wc->bookmark_ms) {
 		char bm[256];
 		int n = snprintf(bm, sizeof(bm),
@@ -943,17 +922,17 @@ ssize_t wc_watch_read(struct wc_watcher *w, char **buf, size_t *cap, size_t max,
 				 "\"%s\",\"metadata\":{\"resourceVersion\":\"%lld\"}}}\n",
 				 w->kind->kind, api_kind_api_version(w->kind, av, sizeof(av)),
 				 (long long)w->sent_rev);
-		if (buf_append(buf, &len, cap, bm, n)) {
+		if (strbuf_add(out, bm, n)) {
 			pthread_rwlock_unlock(&wc->lock);
 			return -1;
 		}
 		w->bookmark_rev = w->sent_rev;
 		clock_gettime(CLOCK_MONOTONIC, &w->last_bookmark);
 	}
-	if (len == 0) {
+	if (out->len == start) {
 		atomic_store(&w->parked, 1);
 		park(park_arg);
 	}
 	pthread_rwlock_unlock(&wc->lock);
-	return len;
+	return (ssize_t)(out->len - start);
 }

@@ -26,6 +26,7 @@
 
 struct watch_cache;
 struct wc_watcher;
+struct strbuf;
 
 /* One object as served: immutable once published. */
 struct wc_obj {
@@ -114,13 +115,13 @@ struct wc_watch_req {
 struct wc_watcher *wc_watch_start(struct watch_cache *wc, const struct wc_watch_req *req);
 
 /*
- * Appends the watcher's pending event lines ({"type":...,"object":...}\n) to buf (growing it),
- * up to about max bytes. Returns the number of bytes appended; 0 when nothing is pending, in
- * which case park(arg) has been called under the cache's lock (so a wake cannot be lost
- * between the check and the park); -1 when the stream is over (closed cache, deadline, or the
- * watcher fell behind the ring).
+ * Appends the watcher's pending event lines ({"type":...,"object":...}\n) to out, up to about
+ * max bytes. Returns the number of bytes appended; 0 when nothing is pending, in which case
+ * park(arg) has been called under the cache's lock (so a wake cannot be lost between the
+ * check and the park); -1 when the stream is over (closed cache, deadline, the watcher fell
+ * behind the ring, or out of memory).
  */
-ssize_t wc_watch_read(struct wc_watcher *w, char **buf, size_t *cap, size_t max,
+ssize_t wc_watch_read(struct wc_watcher *w, struct strbuf *out, size_t max,
 		      void (*park)(void *arg), void *park_arg);
 
 /* Stops and frees a watcher; wake is not called after it returns. Accepts NULL. */

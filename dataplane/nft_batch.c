@@ -10,6 +10,7 @@
  * already queued on the socket: they are read without blocking.
  */
 #include "nft_int.h"
+#include "nl.h"
 
 #include <errno.h>
 #include <libnftnl/common.h>
@@ -171,29 +172,6 @@ static const char *nft_batch_what(const struct nft_batch *b, uint32_t seq)
 	return b->names + b->desc[seq - b->seq0 - 1];
 }
 
-/* Extended ACK message of an NLMSG_ERROR, when the kernel gave one. */
-static const char *nft_extack_msg(const struct nlmsghdr *nlh)
-{
-	const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
-	if (!(nlh->nlmsg_flags & NLM_F_ACK_TLVS))
-		return NULL;
-	size_t off = sizeof(*e);
-	if (!(nlh->nlmsg_flags & NLM_F_CAPPED))
-		off += e->msg.nlmsg_len - sizeof(e->msg);
-	size_t plen = mnl_nlmsg_get_payload_len(nlh);
-	if (off >= plen)
-		return NULL;
-	const struct nlattr *attr = (const struct nlattr *)((const char *)e + off);
-	int left = (int)(plen - off);
-	for (; mnl_attr_ok(attr, left); attr = mnl_attr_next(attr)) {
-		left -= (int)MNL_ALIGN(attr->nla_len);
-		if (mnl_attr_get_type(attr) == NLMSGERR_ATTR_MSG &&
-		    mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) == 0)
-			return mnl_attr_get_str(attr);
-	}
-	return NULL;
-}
-
 static void nft_set_bufs(struct nft_batch *b)
 {
 	int snd = (int)(b->len + 64 * 1024);
@@ -277,7 +255,7 @@ int nft_batch_send(struct nft_batch *b)
 				if (e->error == 0 || first_err)
 					continue;
 				first_err = e->error;
-				const char *ext = nft_extack_msg(nlh);
+				const char *ext = nl_extack_msg(nlh);
 				snprintf(b->err, sizeof(b->err), "%s: %s%s%s%s",
 					 nft_batch_what(b, nlh->nlmsg_seq), strerror(-e->error),
 					 ext ? " (" : "", ext ? ext : "", ext ? ")" : "");

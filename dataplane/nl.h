@@ -20,6 +20,11 @@
 #define NL_NETNS_DIR "/run/shoal/netns"
 
 struct nl_conn;
+struct nlmsghdr;
+
+/* The kernel's extended ACK message in an NLMSG_ERROR (NLMSGERR_ATTR_MSG), or NULL when it
+ * gave none. Shared by rtnetlink and the nftables batches. */
+const char *nl_extack_msg(const struct nlmsghdr *nlh);
 
 /* Opens a connection in the calling thread's network namespace; NULL and errno on failure. */
 struct nl_conn *nl_open(void);

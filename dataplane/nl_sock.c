@@ -73,7 +73,7 @@ struct nlmsghdr *nl_req(struct nl_conn *nl, char *buf, uint16_t type, uint16_t f
 	return nlh;
 }
 
-static const char *nl_extack(const struct nlmsghdr *nlh)
+const char *nl_extack_msg(const struct nlmsghdr *nlh)
 {
 	const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
 	if (!(nlh->nlmsg_flags & NLM_F_ACK_TLVS))
@@ -124,7 +124,7 @@ int nl_talk(struct nl_conn *nl, struct nlmsghdr *nlh, mnl_cb_t cb, void *data, c
 				const struct nlmsgerr *e = mnl_nlmsg_get_payload(r);
 				if (e->error == 0)
 					return 0;
-				const char *ext = nl_extack(r);
+				const char *ext = nl_extack_msg(r);
 				nl_set_err(nl, "%s: %s%s%s%s", what, strerror(-e->error),
 					   ext ? " (kernel: " : "", ext ? ext : "", ext ? ")" : "");
 				return e->error;
