@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The pod runtime of shoal-agent: makes pods real on this node and reports what they are.
+ *
+ * A pod is a network namespace (/run/shoal/netns/<node>-<uid8>) with a veth into the node
+ * (pod side eth0 with an address from the node's pod CIDR as /32, default route via
+ * 169.254.1.1 onlink with a permanent neighbour entry for the node side; node side a /32
+ * route to the pod), a cgroup under the node's cgroup enforcing CPU and memory limits, and
+ * its containers as processes (command, args, env, workingDir, optional rootfs in a mount
+ * namespace) with stdout and stderr in log files. Each container is supervised by a small
+ * shim process so that containers outlive an agent restart and their exit codes are known
+ * even when they exit while the agent is down; pod state lives in the state directory so a
+ * restarted agent re-adopts what runs.
+ *
+ * The runtime owns restarts (restartPolicy, back-off 10 s doubling to 300 s), probes
+ * (liveness, readiness, startup: exec, tcpSocket, httpGet) and graceful termination
+ * (SIGTERM, grace period, SIGKILL). Whenever a pod's observed status changes it calls
+ * status_changed; the agent then writes that status to the API.
+ */
+#ifndef SHOAL_AGENT_RUNTIME_H
+#define SHOAL_AGENT_RUNTIME_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct rt;
+
+struct rt_config {
+	const char *node;	 /* node name */
+	const char *state_dir;	 /* pod state, logs: <state_dir>/pods/<uid>/... */
+	const char *cgroup_root; /* the node's cgroup directory (cgroup v2 path); pods go below */
+	const char *pod_cidr;	 /* e.g. "10.100.1.0/24" */
+	/* Called (from a runtime thread, never under the runtime's locks) when the observed
+	 * status of pod uid changed; status is a Pod "status" object (phase, podIP, podIPs,
+	 * hostIP, startTime, conditions incl. Ready/ContainersReady/Initialized/PodScheduled,
+	 * containerStatuses with state, lastState, ready, started, restartCount, exit codes and
+	 * reasons). Borrowed. */
+	void (*status_changed)(void *arg, const char *uid, const char *ns, const char *name,
+			       json_t *status);
+	void *arg;
+	const char *host_ip; /* the node's address, reported as status.hostIP */
+};
+
+/* Opens the runtime and re-adopts the pods recorded in state_dir that still run. NULL and
+ * errno on failure (the cause is logged). */
+struct rt *rt_open(const struct rt_config *cfg);
+/* Stops probes and supervision threads; pods keep running (restart-safe). Accepts NULL. */
+void rt_close(struct rt *rt);
+
+/* Makes the node match pod (a Pod object bound to this node): creates it if new, otherwise
+ * nothing (a pod's containers are immutable; changed fields are ignored as Kubernetes does).
+ * Errors of the pod itself (an impossible command, a bad rootfs) become its status with a
+ * reason, not a return value; a negative errno means the node could not act. */
+int rt_pod_sync(struct rt *rt, const json_t *pod);
+
+/* Terminates pod uid gracefully (SIGTERM, then SIGKILL after grace_s), then removes its
+ * processes, cgroup, network namespace and veth, and releases its address (unless kept for
+ * its owner, see rt_ipam_*). Asynchronous: done(arg, uid) is called once everything is gone.
+ * Unknown uid: done is called at once. */
+int rt_pod_kill(struct rt *rt, const char *uid, long grace_s,
+		void (*done)(void *arg, const char *uid), void *arg);
+
+/* The uids of the pods this runtime holds (malloc'd array of malloc'd strings). */
+int rt_pods(struct rt *rt, char ***uids, size_t *n);
+/* The current status object of pod uid (new reference), or NULL. */
+json_t *rt_pod_status(struct rt *rt, const char *uid);
+
+/* Log file of a container ("" container: the first); restart >= 0: that earlier run (the
+ * previous instance for `--previous`). Returns the path (malloc'd) or NULL with errno. */
+char *rt_log_path(struct rt *rt, const char *ns, const char *pod, const char *container,
+		  bool previous);
+
+/* Usage: node and per-pod CPU (cores, averaged since the last call) and memory (bytes),
+ * read from cgroups and /proc. */
+struct rt_usage {
+	double cpu_cores;
+	uint64_t memory_bytes;
+};
+int rt_node_usage(struct rt *rt, struct rt_usage *out);
+int rt_pod_usage(struct rt *rt, const char *uid, struct rt_usage *out);
+
+/* IPAM (used by rt_pod_sync): a pod whose owner (its controller's uid) carries the
+ * annotation shoal.io/keep-address: "true" gets its address back for a replacement pod on
+ * the same node (keyed by owner uid and pod name); rt_ipam_release_owner() returns an owner's
+ * kept addresses to the pool when the owner is deleted. */
+int rt_ipam_release_owner(struct rt *rt, const char *owner_uid);
+
+#endif
