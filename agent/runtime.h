@@ -40,6 +40,13 @@ struct rt_config {
 			       json_t *status);
 	void *arg;
 	const char *host_ip; /* the node's address, reported as status.hostIP */
+	/* The container supervisor binary; NULL: shoal-shim beside the running executable. */
+	const char *shim_path;
+	/* Restart back-off: base doubling up to max (0: 10 s and 300 s). A container that ran
+	 * for twice max before it exited starts again from base. */
+	unsigned backoff_base_ms, backoff_max_ms;
+	/* A container log file is rotated (to FILE.1) past this size (0: 10 MiB). */
+	uint64_t log_max_bytes;
 };
 
 /* Opens the runtime and re-adopts the pods recorded in state_dir that still run. NULL and
