@@ -15,7 +15,7 @@
  * cpu.cfs_period_us and cpu.shares for cpu, memory.limit_in_bytes for memory. The v1 tree
  * mirrors the v2 one below the agent's own v1 cgroup (the path of cgroup_root relative to
  * the cgroup2 mount is repeated there), so a node in a lab stays inside whatever the agent was
- * given; the mirrors the runtime created are removed again on close when empty. CPU usage is
+ * given; the mirrors are removed again on close when empty. CPU usage is
  * read from the v2 cpu.stat (present without the cpu controller), else v1 cpuacct.usage;
  * memory from memory.current or v1 memory.usage_in_bytes, minus inactive file pages (the
  * working set, as kubelet reports it).
@@ -115,30 +115,6 @@ static int v1_find(const char *ctrl, char *mnt_out, size_t mlen, char *own, size
 	return found ? 0 : -ENOENT;
 }
 
-/* mkdir -p that remembers the topmost directory it created (for removal on close). */
-static int mkdir_track(const char *dir, char **top)
-{
-	char tmp[PATH_MAX];
-	snprintf(tmp, sizeof(tmp), "%s", dir);
-	*top = NULL;
-	for (char *p = tmp + 1;; p++) {
-		if (*p != '/' && *p != '\0')
-			continue;
-		char c = *p;
-		*p = '\0';
-		if (mkdir(tmp, 0755) == 0) {
-			if (!*top && !(*top = strdup(tmp)))
-				return -ENOMEM;
-		} else if (errno != EEXIST) {
-			return -errno;
-		}
-		*p = c;
-		if (!c)
-			break;
-	}
-	return 0;
-}
-
 int rt_cg_init(struct rt_cgroot *r, const char *root)
 {
 	char v2mnt[512], line[PATH_MAX + 32];
@@ -192,21 +168,19 @@ int rt_cg_init(struct rt_cgroot *r, const char *root)
 			continue;
 		if (snprintf(dir, sizeof(dir), "%s%s/%s", mnt, own, rel) >= (int)sizeof(dir))
 			continue;
-		char *top = NULL;
-		int err = mkdir_track(dir, &top);
+		int err = rt_mkdir_p(dir, 0755);
 		if (err) {
 			log_warn("runtime: cgroup v1 %s %s: %s (no %s limits)", ctrl[i], dir,
 				 strerror(-err), ctrl[i]);
-			free(top);
 			continue;
 		}
 		char **slot = i == 0 ? &r->node.cpu : &r->node.mem;
-		if (!(*slot = strdup(dir))) {
-			free(top);
+		free(r->v1_base[i]);
+		r->v1_base[i] = NULL;
+		if (!(*slot = strdup(dir)) || asprintf(&r->v1_base[i], "%s%s", mnt, own) < 0) {
+			r->v1_base[i] = NULL;
 			return -ENOMEM;
 		}
-		free(r->made_top[i]);
-		r->made_top[i] = top;
 	}
 	if (!r->v2_cpu && !r->node.cpu)
 		log_warn("runtime: no cpu controller for %s: cpu limits are not enforced", clean);
@@ -222,23 +196,24 @@ int rt_cg_init(struct rt_cgroot *r, const char *root)
 
 void rt_cg_fini(struct rt_cgroot *r)
 {
-	/* The v1 mirrors we made go again when nothing is left in them. */
+	/* The v1 mirrors go again when nothing is left in them (rmdir fails otherwise), up to
+	 * the agent's own v1 cgroup. */
 	char *dirs[2] = { r->node.cpu, r->node.mem };
 	for (int i = 0; i < 2; i++) {
-		char *top = r->made_top[i];
-		if (!dirs[i] || !top)
-			continue;
-		char tmp[PATH_MAX];
-		snprintf(tmp, sizeof(tmp), "%s", dirs[i]);
-		size_t tl = strlen(top);
-		while (strlen(tmp) >= tl && rmdir(tmp) == 0) {
-			char *s = strrchr(tmp, '/');
-			if (!s || strlen(tmp) == tl)
-				break;
-			*s = '\0';
+		char *base = r->v1_base[i];
+		if (dirs[i] && base) {
+			char tmp[PATH_MAX];
+			snprintf(tmp, sizeof(tmp), "%s", dirs[i]);
+			size_t bl = strlen(base);
+			while (strlen(tmp) > bl && !strncmp(tmp, base, bl) && rmdir(tmp) == 0) {
+				char *s = strrchr(tmp, '/');
+				if (!s)
+					break;
+				*s = '\0';
+			}
 		}
-		free(top);
-		r->made_top[i] = NULL;
+		free(base);
+		r->v1_base[i] = NULL;
 	}
 	rt_cg_free(&r->node);
 }

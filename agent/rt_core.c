@@ -418,6 +418,9 @@ static void *loop(void *arg)
 	struct epoll_event evs[32];
 	rt->loop_tid = pthread_self();
 	for (;;) {
+		/* What the previous round (or rt_open) changed goes out before sleeping. */
+		flush(rt);
+		notes_deliver(rt);
 		uint64_t now = rt_mono_ms(), next = 0;
 		for (size_t i = 0; i < rt->n_pods; i++) {
 			uint64_t t = rt_pod_next(rt->pods[i]);
@@ -476,10 +479,11 @@ static void *loop(void *arg)
 			for (size_t i = 0; i < rt->n_pods; i++)
 				rt_pod_step(rt, rt->pods[i], now);
 		reap_step(rt, now);
-		flush(rt);
-		notes_deliver(rt);
-		if (stopping)
+		if (stopping) {
+			flush(rt);
+			notes_deliver(rt);
 			break;
+		}
 	}
 	return NULL;
 }
@@ -655,12 +659,10 @@ struct rt *rt_open(const struct rt_config *cfg)
 	free(live);
 	if (err)
 		goto fail;
-	for (size_t i = 0; i < rt->n_pods; i++) {
-		struct rt_pod *p = rt->pods[i];
-		json_decref(p->reported);
-		p->reported = NULL;
-		p->dirty = true;
-	}
+	/* Re-adopted pods are visible (rt_pods, rt_pod_status) when rt_open returns; their
+	 * statuses are reported by the loop's first round. */
+	for (size_t i = 0; i < rt->n_pods; i++)
+		publish(rt, rt->pods[i]);
 	if ((err = -pthread_create(&rt->thread, NULL, loop, rt))) {
 		log_error("runtime: start the runtime thread: %s", strerror(-err));
 		goto fail;

@@ -106,8 +106,7 @@ struct rt_cg {
 struct rt_cgroot {
 	struct rt_cg node;    /* the node's directories */
 	bool v2_cpu, v2_mem;  /* the controllers are enabled below the v2 node directory */
-	char *made_top[2];    /* the topmost v1 cpu, memory directories we created (removed on
-			       * close when empty) */
+	char *v1_base[2];     /* the agent's own v1 cpu, memory cgroups: the mirrors are below */
 };
 
 struct rt_limits {

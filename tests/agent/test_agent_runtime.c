@@ -26,8 +26,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -542,6 +544,13 @@ static void test_agent_runtime_web_pod_answers(void **s)
 	assert_string_equal(json_string_value(json_object_get(st, "hostIP")), NODE_IP);
 	assert_string_equal(json_string_value(json_object_get(st, "qosClass")), "Burstable");
 	assert_int_equal(json_integer_value(jpath(st, "containerStatuses.web.restartCount")), 0);
+	char **uids = NULL;
+	size_t n = 0;
+	assert_int_equal(rt_pods(rt, &uids, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(uids[0], uid);
+	free(uids[0]);
+	free(uids);
 	int err = tcp_get(ip, 8080, buf, sizeof(buf));
 	if (err)
 		fail_msg("connect to %s:8080 from the node: %s", ip, strerror(-err));
@@ -903,6 +912,41 @@ static void test_agent_runtime_readopt(void **s)
 	assert_int_not_equal(kill(steady, 0), 0);
 }
 
+/* A shim killed under its container: the container is killed too, reported as Unknown (255),
+ * and started again. */
+static void test_agent_runtime_shim_killed(void **s)
+{
+	(void)s;
+	char uid[64], path[PATH_MAX + 64];
+	new_uid(uid, sizeof(uid));
+	/* The orphaned container comes to this process, which collects it below (PID 1 of a
+	 * test machine may not). */
+	assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+	sync_pod(mkpod("{'metadata':{'name':'orphan-1','uid':'%s'},'spec':{'containers':[{"
+		       "'name':'c','command':['/bin/sleep','30']}]}}",
+		       uid));
+	json_t *st = WAIT(uid, 5000, "containerStatuses.c.state.running?");
+	json_decref(st);
+	snprintf(path, sizeof(path), "%s/pods/%s/c/c/0/pid.json", state, uid);
+	json_t *pj = json_load_file(path, 0, NULL);
+	assert_non_null(pj);
+	pid_t shim_pid = (pid_t)json_integer_value(json_object_get(pj, "shimPid"));
+	pid_t ctr = (pid_t)json_integer_value(json_object_get(pj, "pid"));
+	json_decref(pj);
+	assert_true(shim_pid > 0 && ctr > 0);
+	assert_int_equal(kill(shim_pid, SIGKILL), 0);
+	st = WAIT(uid, 5000, "containerStatuses.c.restartCount>=1",
+		  "containerStatuses.c.lastState.terminated.reason=Unknown",
+		  "containerStatuses.c.lastState.terminated.exitCode=255",
+		  "containerStatuses.c.state.running?");
+	json_decref(st);
+	int status = 0;
+	assert_int_equal(waitpid(ctr, &status, 0), ctr);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 0), 0);
+	kill_pod(uid, 0);
+}
+
 static bool ipam_has(const char *ip)
 {
 	char path[PATH_MAX + 16];
@@ -1102,6 +1146,7 @@ SHOAL_TEST_MAIN_SETUP(group_setup, group_teardown,
 		      cmocka_unit_test(test_agent_runtime_probe_failures),
 		      cmocka_unit_test(test_agent_runtime_graceful_kill),
 		      cmocka_unit_test(test_agent_runtime_readopt),
+		      cmocka_unit_test(test_agent_runtime_shim_killed),
 		      cmocka_unit_test(test_agent_runtime_ipam_keep_address),
 		      cmocka_unit_test(test_agent_runtime_rootfs),
 		      cmocka_unit_test(test_agent_runtime_usage_and_log_rotation),
