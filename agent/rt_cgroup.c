@@ -321,12 +321,14 @@ int rt_cg_create(const struct rt_cgroot *r, const struct rt_cg *parent, const ch
 		snprintf(val, sizeof(val), "%lld", (long long)(q >= 0 && q < 1000 ? 1000 : q));
 		if ((e = knob(out->cpu, "cpu.cfs_quota_us", val, err, len)))
 			goto fail;
-		snprintf(val, sizeof(val), "%llu", (unsigned long long)cpu_shares(lim->cpu_request));
+		snprintf(val, sizeof(val), "%llu",
+			 (unsigned long long)cpu_shares(lim->cpu_request));
 		if ((e = knob(out->cpu, "cpu.shares", val, err, len)))
 			goto fail;
 	}
 	if (out->mem) {
-		snprintf(val, sizeof(val), "%lld", (long long)(lim->mem_limit > 0 ? lim->mem_limit : -1));
+		snprintf(val, sizeof(val), "%lld",
+			 (long long)(lim->mem_limit > 0 ? lim->mem_limit : -1));
 		if ((e = knob(out->mem, "memory.limit_in_bytes", val, err, len)))
 			goto fail;
 	}

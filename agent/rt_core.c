@@ -301,10 +301,12 @@ static int pod_add(struct rt *rt, struct rt_pod *p)
 
 static int do_sync(struct rt *rt, json_t *obj)
 {
-	const char *uid = json_string_value(json_object_get(json_object_get(obj, "metadata"), "uid"));
+	const char *uid =
+		json_string_value(json_object_get(json_object_get(obj, "metadata"), "uid"));
 	if (uid && pod_find(rt, uid))
 		return 0; /* containers are immutable: nothing to do */
-	const char *node = json_string_value(json_object_get(json_object_get(obj, "spec"), "nodeName"));
+	const char *node =
+		json_string_value(json_object_get(json_object_get(obj, "spec"), "nodeName"));
 	if (node && *node && strcmp(node, rt->cfg.node)) {
 		log_warn("runtime: pod %s is bound to node %s, not to %s", uid ? uid : "?", node,
 			 rt->cfg.node);
@@ -429,7 +431,9 @@ static void *loop(void *arg)
 		}
 		int timeout = -1;
 		if (next)
-			timeout = next <= now ? 0 : next - now > 3600000 ? 3600000 : (int)(next - now);
+			timeout = next <= now		 ? 0
+				  : next - now > 3600000 ? 3600000
+							 : (int)(next - now);
 		/* Processes given up on are collected within 100 ms. */
 		if (rt->n_reap && (timeout < 0 || timeout > 100))
 			timeout = 100;
@@ -587,7 +591,8 @@ struct rt *rt_open(const struct rt_config *cfg)
 	int err = -EINVAL;
 	if (!cfg || !name_ok(cfg->node) || !cfg->state_dir || !*cfg->state_dir ||
 	    !cfg->cgroup_root || !cfg->pod_cidr) {
-		log_error("runtime: node (a name), state_dir, cgroup_root and pod_cidr are required");
+		log_error(
+			"runtime: node (a name), state_dir, cgroup_root and pod_cidr are required");
 		errno = EINVAL;
 		return NULL;
 	}

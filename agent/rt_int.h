@@ -104,9 +104,9 @@ struct rt_cg {
 };
 
 struct rt_cgroot {
-	struct rt_cg node;    /* the node's directories */
-	bool v2_cpu, v2_mem;  /* the controllers are enabled below the v2 node directory */
-	char *v1_base[2];     /* the agent's own v1 cpu, memory cgroups: the mirrors are below */
+	struct rt_cg node;   /* the node's directories */
+	bool v2_cpu, v2_mem; /* the controllers are enabled below the v2 node directory */
+	char *v1_base[2];    /* the agent's own v1 cpu, memory cgroups: the mirrors are below */
 };
 
 struct rt_limits {
@@ -148,8 +148,6 @@ int rt_ipam_release(struct rt_ipam *ipam, const char *uid);
 int rt_ipam_owner_release(struct rt_ipam *ipam, const char *owner);
 /* Releases every allocation whose pod is not in live (uids, n). */
 int rt_ipam_gc(struct rt_ipam *ipam, char *const *live, size_t n);
-/* The CIDR's prefix length; -1 if none. */
-bool rt_ipam_contains(const struct rt_ipam *ipam, const char *ip);
 
 /* ---- the pod's runtime state (rt_pod.c) ---- */
 
@@ -230,8 +228,14 @@ struct rt_ctr {
 	struct rt_term last; /* lastState */
 };
 
-enum { RT_COND_SCHEDULED, RT_COND_INITIALIZED, RT_COND_SANDBOX, RT_COND_CREADY, RT_COND_READY,
-       RT_N_CONDS };
+enum {
+	RT_COND_SCHEDULED,
+	RT_COND_INITIALIZED,
+	RT_COND_SANDBOX,
+	RT_COND_CREADY,
+	RT_COND_READY,
+	RT_N_CONDS
+};
 
 struct rt_kill_cb {
 	void (*done)(void *arg, const char *uid);
@@ -333,7 +337,7 @@ struct rt {
 	struct {
 		pid_t pid;
 		uint64_t kill_at;
-	} *reap;
+	} * reap;
 	size_t n_reap, cap_reap;
 	uint64_t node_busy, node_total; /* the last /proc/stat sample */
 	bool node_have;
@@ -368,8 +372,7 @@ void rt_ctr_stop(struct rt *rt, struct rt_ctr *c, uint64_t grace_ms, const char 
 int rt_pod_save(struct rt_pod *p);
 /* Closes the runtime's hold on p's processes (rt_close): probes, hooks, watches. */
 void rt_pod_detach(struct rt *rt, struct rt_pod *p);
-void rt_ctr_log_path(const struct rt_pod *p, const char *name, int instance, char *out,
-		     size_t len);
+void rt_ctr_log_path(const struct rt_pod *p, const char *name, int instance, char *out, size_t len);
 
 /* rt_status.c */
 json_t *rt_status_build(struct rt *rt, struct rt_pod *p);

@@ -185,8 +185,7 @@ struct rt_ipam *rt_ipam_open(const char *state_dir, const char *cidr)
 	    cur >= m->first - 1 && cur <= m->last)
 		m->cursor = cur;
 	size_t i;
-	json_array_foreach(arr, i, o)
-	{
+	json_array_foreach (arr, i, o) {
 		uint32_t ip;
 		if (ip_parse(json_string_value(json_object_get(o, "ip")), &ip)) {
 			log_warn("runtime: ipam: %s: addresses[%zu]: no valid ip, dropped", m->path,
@@ -386,10 +385,4 @@ int rt_ipam_gc(struct rt_ipam *m, char *const *live, size_t n)
 		err = ipam_save(m);
 	pthread_mutex_unlock(&m->mu);
 	return err;
-}
-
-bool rt_ipam_contains(const struct rt_ipam *m, const char *ip)
-{
-	uint32_t a;
-	return !ip_parse(ip, &a) && a >= m->first && a <= m->last;
 }

@@ -36,9 +36,9 @@
 #include "rt_util.h"
 
 #define HOOK_EXTENSION_MS 2000
-#define REKILL_MS 5000
+#define REKILL_MS	  5000
 #define TEARDOWN_RETRY_MS 100
-#define TEARDOWN_TRIES 100
+#define TEARDOWN_TRIES	  100
 
 static uint32_t hash32(const char *s, uint32_t seed)
 {
@@ -56,8 +56,7 @@ static void inst_dir(const struct rt_pod *p, const struct rt_ctr *c, int instanc
 	snprintf(out, len, "%s/c/%s/%d", p->dir, c->spec->name, instance);
 }
 
-void rt_ctr_log_path(const struct rt_pod *p, const char *name, int instance, char *out,
-		     size_t len)
+void rt_ctr_log_path(const struct rt_pod *p, const char *name, int instance, char *out, size_t len)
 {
 	snprintf(out, len, "%s/logs/%s/%d.log", p->dir, name, instance);
 }
@@ -167,7 +166,8 @@ static json_t *term_json(const struct rt_term *t)
 		return json_null();
 	return json_pack("{s:i, s:i, s:s, s:s, s:I, s:I, s:s}", "exitCode", t->exit_code, "signal",
 			 t->signal, "reason", t->reason, "message", t->msg, "startedAt",
-			 (json_int_t)t->started, "finishedAt", (json_int_t)t->finished, "id", t->id);
+			 (json_int_t)t->started, "finishedAt", (json_int_t)t->finished, "id",
+			 t->id);
 }
 
 static void term_load(const json_t *o, struct rt_term *t)
@@ -212,14 +212,14 @@ int rt_pod_save(struct rt_pod *p)
 		goto nomem;
 	for (size_t i = 0; i < p->n_ctrs; i++) {
 		struct rt_ctr *c = &p->ctrs[i];
-		json_t *o = json_pack("{s:s, s:i, s:i, s:i, s:b, s:s, s:b, s:b, s:s, s:s, s:o, s:o, "
-				      "s:o}",
-				      "name", c->spec->name, "instance", c->instance, "restarts",
-				      c->restarts, "backoff", c->backoff, "done", c->done, "state",
-				      state_names[c->state], "ready", c->ready, "started",
-				      c->started, "waitReason", c->wait_reason, "waitMessage",
-				      c->wait_msg, "cgroup", cg_json(&c->cg), "term",
-				      term_json(&c->term), "last", term_json(&c->last));
+		json_t *o = json_pack(
+			"{s:s, s:i, s:i, s:i, s:b, s:s, s:b, s:b, s:s, s:s, s:o, s:o, "
+			"s:o}",
+			"name", c->spec->name, "instance", c->instance, "restarts", c->restarts,
+			"backoff", c->backoff, "done", c->done, "state", state_names[c->state],
+			"ready", c->ready, "started", c->started, "waitReason", c->wait_reason,
+			"waitMessage", c->wait_msg, "cgroup", cg_json(&c->cg), "term",
+			term_json(&c->term), "last", term_json(&c->last));
 		if (!o || json_array_append_new(ctrs, o))
 			goto nomem;
 	}
@@ -228,12 +228,12 @@ int rt_pod_save(struct rt_pod *p)
 		if (!o || json_array_append_new(conds, o))
 			goto nomem;
 	}
-	json_t *root = json_pack("{s:i, s:O, s:s, s:s, s:s, s:I, s:b, s:I, s:o, s:o, s:o}",
-				 "version", 1, "pod", p->obj, "ip", p->ip, "netns", p->netns,
-				 "veth", p->veth, "startTime", (json_int_t)p->start_time,
-				 "terminating", p->terminating, "termDeadline",
-				 (json_int_t)p->term_deadline, "cgroup", cg_json(&p->cg),
-				 "conditions", conds, "containers", ctrs);
+	json_t *root =
+		json_pack("{s:i, s:O, s:s, s:s, s:s, s:I, s:b, s:I, s:o, s:o, s:o}", "version", 1,
+			  "pod", p->obj, "ip", p->ip, "netns", p->netns, "veth", p->veth,
+			  "startTime", (json_int_t)p->start_time, "terminating", p->terminating,
+			  "termDeadline", (json_int_t)p->term_deadline, "cgroup", cg_json(&p->cg),
+			  "conditions", conds, "containers", ctrs);
 	ctrs = conds = NULL;
 	if (!root)
 		goto nomem;
@@ -305,8 +305,7 @@ static void ensure_sandbox(struct rt *rt, struct rt_pod *p, uint64_t now)
 		if (e) {
 			p->ip[0] = '\0';
 			snprintf(err, sizeof(err), "allocate an address from %s: %s",
-				 rt->cfg.pod_cidr,
-				 e == -ENOSPC ? "no free address" : strerror(-e));
+				 rt->cfg.pod_cidr, e == -ENOSPC ? "no free address" : strerror(-e));
 			goto fail;
 		}
 		p->save = p->dirty = true;
@@ -403,9 +402,8 @@ static void ctr_exited(struct rt *rt, struct rt_ctr *c, struct rt_term *t)
 	enum rt_restart pol = p->spec.restart;
 	bool restart = !p->terminating &&
 		       (pol == RT_RESTART_ALWAYS || (pol == RT_RESTART_ONFAILURE && t->exit_code));
-	log_info("runtime: pod %s/%s container %s exited with %d (%s)%s", p->spec.ns,
-		 p->spec.name, c->spec->name, t->exit_code, t->reason,
-		 restart ? "" : ", not restarted");
+	log_info("runtime: pod %s/%s container %s exited with %d (%s)%s", p->spec.ns, p->spec.name,
+		 c->spec->name, t->exit_code, t->reason, restart ? "" : ", not restarted");
 	if (!restart) {
 		c->term = *t;
 		c->state = RT_C_TERMINATED;
@@ -413,8 +411,9 @@ static void ctr_exited(struct rt *rt, struct rt_ctr *c, struct rt_term *t)
 		c->wait_reason[0] = c->wait_msg[0] = '\0';
 	} else {
 		c->last = *t;
-		uint64_t ran = t->finished > t->started ? (uint64_t)(t->finished - t->started) / 1000000
-							: 0;
+		uint64_t ran = t->finished > t->started
+				       ? (uint64_t)(t->finished - t->started) / 1000000
+				       : 0;
 		if (ran >= 2 * rt->backoff_max)
 			c->backoff = 0;
 		uint64_t delay = backoff_delay(rt, c->backoff);
@@ -422,8 +421,8 @@ static void ctr_exited(struct rt *rt, struct rt_ctr *c, struct rt_term *t)
 			c->backoff++;
 		int64_t ago = (rt_real_ns() - t->finished) / 1000000;
 		uint64_t left = ago > 0 && (uint64_t)ago < delay ? delay - (uint64_t)ago
-				: ago > 0			  ? 0
-								  : delay;
+				: ago > 0			 ? 0
+								 : delay;
 		c->restart_at = now + left;
 		c->state = RT_C_WAITING;
 		if (!strcmp(t->reason, "StartError")) {
@@ -566,8 +565,8 @@ void rt_pod_shim_event(struct rt *rt, struct rt_ctr *c)
 		if (c->pidfd >= 0)
 			pidfd_send_signal(c->pidfd, SIGKILL, NULL, 0);
 		rt_cg_kill(&c->cg);
-		log_warn("runtime: pod %s/%s container %s: %s", c->pod->spec.ns,
-			 c->pod->spec.name, c->spec->name, t.msg);
+		log_warn("runtime: pod %s/%s container %s: %s", c->pod->spec.ns, c->pod->spec.name,
+			 c->spec->name, t.msg);
 	}
 	ctr_exited(rt, c, &t);
 }
@@ -629,8 +628,7 @@ void rt_ctr_stop(struct rt *rt, struct rt_ctr *c, uint64_t grace_ms, const char 
 			c->hook_pid = 0;
 		} else {
 			log_warn("runtime: pod %s/%s container %s: preStop hook: %s",
-				 c->pod->spec.ns, c->pod->spec.name, c->spec->name,
-				 strerror(-err));
+				 c->pod->spec.ns, c->pod->spec.name, c->spec->name, strerror(-err));
 		}
 	}
 	send_term(c, now);
@@ -995,8 +993,7 @@ struct rt_pod *rt_pod_load(struct rt *rt, const char *dir)
 		struct rt_ctr *c = &p->ctrs[i];
 		const json_t *o = NULL, *e;
 		size_t j;
-		json_array_foreach(ctrs, j, e)
-		{
+		json_array_foreach (ctrs, j, e) {
 			const char *n = json_string_value(json_object_get(e, "name"));
 			if (n && !strcmp(n, c->spec->name))
 				o = e;
@@ -1032,8 +1029,9 @@ struct rt_pod *rt_pod_load(struct rt *rt, const char *dir)
 		} else if (c->state == RT_C_WAITING && !c->done && c->last.set) {
 			uint64_t delay = backoff_delay(rt, c->backoff > 0 ? c->backoff - 1 : 0);
 			int64_t ago = (rt_real_ns() - c->last.finished) / 1000000;
-			c->restart_at = ago >= 0 && (uint64_t)ago < delay ? now + delay - (uint64_t)ago
-									  : now;
+			c->restart_at = ago >= 0 && (uint64_t)ago < delay
+						? now + delay - (uint64_t)ago
+						: now;
 		}
 	}
 	json_decref(root);

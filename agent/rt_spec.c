@@ -26,7 +26,7 @@
 #include "quantity.h"
 #include "rt_int.h"
 
-#define CFG_ERR "CreateContainerConfigError"
+#define CFG_ERR	   "CreateContainerConfigError"
 #define CREATE_ERR "CreateContainerError"
 
 size_t rt_strv_len(char *const *v)
@@ -123,8 +123,7 @@ static const char *unknown_key(const json_t *o, const char *const *known)
 {
 	const char *k;
 	const json_t *v;
-	json_object_foreach((json_t *)o, k, v)
-	{
+	json_object_foreach ((json_t *)o, k, v) {
 		bool found = false;
 		for (size_t i = 0; known[i] && !found; i++)
 			found = !strcmp(k, known[i]);
@@ -169,8 +168,7 @@ static int port_field(struct rt_ctr_spec *c, const char *where, const json_t *v,
 		}
 		size_t i;
 		const json_t *p;
-		json_array_foreach(ports, i, p)
-		{
+		json_array_foreach (ports, i, p) {
 			const char *pn = str_at(p, "name");
 			const json_t *cp = json_object_get(p, "containerPort");
 			if (pn && !strcmp(pn, name) && json_is_integer(cp)) {
@@ -200,8 +198,8 @@ static int parse_handler(struct rt_ctr_spec *c, const char *where, const json_t 
 {
 	static const char *const exec_keys[] = { "command", NULL };
 	static const char *const tcp_keys[] = { "port", "host", NULL };
-	static const char *const http_keys[] = { "path", "port", "host", "scheme", "httpHeaders",
-						 NULL };
+	static const char *const http_keys[] = { "path",   "port",	  "host",
+						 "scheme", "httpHeaders", NULL };
 	const json_t *exec = json_object_get(o, "exec"), *tcp = json_object_get(o, "tcpSocket"),
 		     *http = json_object_get(o, "httpGet");
 	int n = !!exec + !!tcp + !!http;
@@ -225,8 +223,8 @@ static int parse_handler(struct rt_ctr_spec *c, const char *where, const json_t 
 		}
 		if (strv_at(exec, "command", &h->argv) < 0 || !h->argv || !h->argv[0] ||
 		    !*h->argv[0]) {
-			ctr_err(c, CFG_ERR, "%s.exec.command: a non-empty list of strings is required",
-				where);
+			ctr_err(c, CFG_ERR,
+				"%s.exec.command: a non-empty list of strings is required", where);
 			return -1;
 		}
 		h->kind = RT_H_EXEC;
@@ -259,8 +257,8 @@ static int parse_handler(struct rt_ctr_spec *c, const char *where, const json_t 
 	}
 	for (const char *p = path; p && *p; p++) {
 		if ((unsigned char)*p <= ' ') {
-			ctr_err(c, CFG_ERR, "%s.path: must not contain spaces or control characters",
-				w);
+			ctr_err(c, CFG_ERR,
+				"%s.path: must not contain spaces or control characters", w);
 			return -1;
 		}
 	}
@@ -276,8 +274,7 @@ static int parse_handler(struct rt_ctr_spec *c, const char *where, const json_t 
 		if (!(h->headers = calloc(nh + 1, sizeof(char *))))
 			return -1;
 		const json_t *e;
-		json_array_foreach(hh, i, e)
-		{
+		json_array_foreach (hh, i, e) {
 			const char *name = str_at(e, "name"), *value = str_at(e, "value");
 			bool bad = !name || !*name || !value;
 			for (const char *p = name; !bad && *p; p++)
@@ -333,8 +330,8 @@ static int parse_probe(struct rt_ctr_spec *c, const char *where, const json_t *o
 	    int_field(c, where, o, "failureThreshold", 3, 1, &p->failure))
 		return -1;
 	if (kind != RT_PROBE_READINESS && p->success != 1) {
-		ctr_err(c, CFG_ERR, "%s.successThreshold: must be 1 for liveness and startup probes",
-			where);
+		ctr_err(c, CFG_ERR,
+			"%s.successThreshold: must be 1 for liveness and startup probes", where);
 		return -1;
 	}
 	int grace;
@@ -345,8 +342,7 @@ static int parse_probe(struct rt_ctr_spec *c, const char *where, const json_t *o
 	return 0;
 }
 
-static int parse_quantity(struct rt_ctr_spec *c, const char *where, const json_t *v,
-			  int64_t *milli)
+static int parse_quantity(struct rt_ctr_spec *c, const char *where, const json_t *v, int64_t *milli)
 {
 	char buf[64];
 	const char *s;
@@ -395,8 +391,7 @@ static int parse_resources(struct rt_ctr_spec *c, const char *where, const json_
 			ctr_err(c, CFG_ERR, "%s.%s: must be an object", where, what);
 			return -1;
 		}
-		json_object_foreach((json_t *)m, k, v)
-		{
+		json_object_foreach ((json_t *)m, k, v) {
 			char w[192];
 			int64_t milli;
 			snprintf(w, sizeof(w), "%s.%s.%s", where, what, k);
@@ -421,7 +416,8 @@ static int parse_resources(struct rt_ctr_spec *c, const char *where, const json_
 	}
 	if (c->mem_limit >= 0 && c->mem_request > c->mem_limit) {
 		ctr_err(c, CFG_ERR,
-			"%s.requests.memory: must be less than or equal to the memory limit", where);
+			"%s.requests.memory: must be less than or equal to the memory limit",
+			where);
 		return -1;
 	}
 	return 0;
@@ -429,11 +425,16 @@ static int parse_resources(struct rt_ctr_spec *c, const char *where, const json_
 
 static bool field_path_ok(const char *p)
 {
-	static const char *const plain[] = { "metadata.name",	   "metadata.namespace",
-					     "metadata.uid",	   "spec.nodeName",
-					     "spec.serviceAccountName", "status.hostIP",
-					     "status.hostIPs",	   "status.podIP",
-					     "status.podIPs",	   NULL };
+	static const char *const plain[] = { "metadata.name",
+					     "metadata.namespace",
+					     "metadata.uid",
+					     "spec.nodeName",
+					     "spec.serviceAccountName",
+					     "status.hostIP",
+					     "status.hostIPs",
+					     "status.podIP",
+					     "status.podIPs",
+					     NULL };
 	for (size_t i = 0; plain[i]; i++)
 		if (!strcmp(p, plain[i]))
 			return true;
@@ -463,8 +464,7 @@ static int parse_env(struct rt_ctr_spec *c, const char *where, const json_t *env
 	if (!(c->env = calloc(n ? n : 1, sizeof(*c->env))))
 		return -1;
 	const json_t *e;
-	json_array_foreach(env, i, e)
-	{
+	json_array_foreach (env, i, e) {
 		char w[160];
 		const char *k;
 		snprintf(w, sizeof(w), "%s[%zu]", where, i);
@@ -516,8 +516,9 @@ static int parse_env(struct rt_ctr_spec *c, const char *where, const json_t *env
 		if (fr) {
 			const char *path = str_at(fr, "fieldPath");
 			if (!path || !field_path_ok(path)) {
-				ctr_err(c, CFG_ERR, "%s.valueFrom.fieldRef.fieldPath: \"%s\" is not "
-						    "a supported field",
+				ctr_err(c, CFG_ERR,
+					"%s.valueFrom.fieldRef.fieldPath: \"%s\" is not "
+					"a supported field",
 					w, path ? path : "");
 				return -1;
 			}
@@ -530,8 +531,9 @@ static int parse_env(struct rt_ctr_spec *c, const char *where, const json_t *env
 		const char *res = str_at(rr, "resource");
 		if (!res || (strcmp(res, "limits.cpu") && strcmp(res, "limits.memory") &&
 			     strcmp(res, "requests.cpu") && strcmp(res, "requests.memory"))) {
-			ctr_err(c, CFG_ERR, "%s.valueFrom.resourceFieldRef.resource: \"%s\" is not "
-					    "supported",
+			ctr_err(c, CFG_ERR,
+				"%s.valueFrom.resourceFieldRef.resource: \"%s\" is not "
+				"supported",
 				w, res ? res : "");
 			return -1;
 		}
@@ -728,8 +730,7 @@ int rt_spec_parse(const json_t *pod, struct rt_pod_spec *s, const char **why)
 	/* The controller owner, for addresses kept across replacements. */
 	const json_t *refs = json_object_get(md, "ownerReferences"), *ref;
 	size_t i;
-	json_array_foreach(refs, i, ref)
-	{
+	json_array_foreach (refs, i, ref) {
 		if (json_is_true(json_object_get(ref, "controller")) && str_at(ref, "uid")) {
 			if (!(s->owner_uid = strdup(str_at(ref, "uid"))))
 				goto nomem;
@@ -771,8 +772,8 @@ int rt_spec_parse(const json_t *pod, struct rt_pod_spec *s, const char **why)
 	else if (!strcmp(rp, "Never"))
 		s->restart = RT_RESTART_NEVER;
 	else
-		pod_err(s, CFG_ERR,
-			"spec.restartPolicy: \"%s\" must be Always, OnFailure or Never", rp);
+		pod_err(s, CFG_ERR, "spec.restartPolicy: \"%s\" must be Always, OnFailure or Never",
+			rp);
 	const json_t *g = json_object_get(spec, "terminationGracePeriodSeconds");
 	if (g && !json_is_null(g)) {
 		if (!json_is_integer(g) || json_integer_value(g) < 0 ||
@@ -898,8 +899,7 @@ char **rt_strv_expand(char *const *v, char *const *env)
 	return r;
 }
 
-static const char *pod_field(const struct rt_env_ctx *ctx, const char *path, char *buf,
-			     size_t len)
+static const char *pod_field(const struct rt_env_ctx *ctx, const char *path, char *buf, size_t len)
 {
 	const json_t *md = json_object_get(ctx->pod, "metadata"),
 		     *spec = json_object_get(ctx->pod, "spec");
@@ -991,7 +991,8 @@ char **rt_spec_env(const struct rt_ctr_spec *c, const struct rt_env_ctx *ctx)
 	size_t n = 0;
 	if (!env)
 		return NULL;
-	if (env_set(&env, &n, "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin") ||
+	if (env_set(&env, &n, "PATH",
+		    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin") ||
 	    env_set(&env, &n, "HOSTNAME", ctx->hostname))
 		goto fail;
 	for (size_t i = 0; i < c->n_env; i++) {

@@ -28,9 +28,9 @@ static json_t *time_json(int64_t ns)
 
 static json_t *term_status(const struct rt_term *t)
 {
-	json_t *o = json_pack("{s:i, s:s, s:o, s:o}", "exitCode", t->exit_code, "reason",
-			      t->reason, "startedAt", time_json(t->started), "finishedAt",
-			      time_json(t->finished));
+	json_t *o =
+		json_pack("{s:i, s:s, s:o, s:o}", "exitCode", t->exit_code, "reason", t->reason,
+			  "startedAt", time_json(t->started), "finishedAt", time_json(t->finished));
 	if (!o)
 		return NULL;
 	if ((t->signal && json_object_set_new(o, "signal", json_integer(t->signal))) ||
@@ -66,7 +66,8 @@ static json_t *ctr_status(const struct rt_pod *p, const struct rt_ctr *c)
 	else if (c->instance < 0 && *p->sandbox_msg)
 		state = waiting("ContainerCreating", p->sandbox_msg);
 	else
-		state = waiting(*c->wait_reason ? c->wait_reason : "ContainerCreating", c->wait_msg);
+		state = waiting(*c->wait_reason ? c->wait_reason : "ContainerCreating",
+				c->wait_msg);
 	json_t *last = c->last.set ? json_pack("{s:o*}", "terminated", term_status(&c->last))
 				   : json_object();
 	const char *id = c->instance >= 0 && c->state != RT_C_WAITING ? c->id : NULL;
@@ -125,8 +126,9 @@ static int add_cond(json_t *arr, struct rt_pod *p, int idx, const char *type, bo
 		p->cond[idx].t = now;
 		p->save = true;
 	}
-	json_t *o = json_pack("{s:s, s:s, s:o, s:n}", "type", type, "status", val ? "True" : "False",
-			      "lastTransitionTime", time_json(p->cond[idx].t), "lastProbeTime");
+	json_t *o =
+		json_pack("{s:s, s:s, s:o, s:n}", "type", type, "status", val ? "True" : "False",
+			  "lastTransitionTime", time_json(p->cond[idx].t), "lastProbeTime");
 	if (!o)
 		return -ENOMEM;
 	if ((reason && json_object_set_new(o, "reason", json_string(reason))) ||
@@ -154,7 +156,8 @@ json_t *rt_status_build(struct rt *rt, struct rt_pod *p)
 		const struct rt_ctr *c = &p->ctrs[i];
 		if (!c->ready) {
 			all_ready = false;
-			ul += (size_t)snprintf(unready + ul, ul < sizeof(unready) ? sizeof(unready) - ul : 0,
+			ul += (size_t)snprintf(unready + ul,
+					       ul < sizeof(unready) ? sizeof(unready) - ul : 0,
 					       "%s%s", ul ? " " : "", c->spec->name);
 			if (ul >= sizeof(unready))
 				ul = sizeof(unready) - 1;
@@ -170,8 +173,8 @@ json_t *rt_status_build(struct rt *rt, struct rt_pod *p)
 	bool sandbox = p->net_ready && p->cg_ready;
 	if (add_cond(conds, p, RT_COND_SCHEDULED, "PodScheduled", true, NULL, NULL, now) ||
 	    add_cond(conds, p, RT_COND_INITIALIZED, "Initialized", true, NULL, NULL, now) ||
-	    add_cond(conds, p, RT_COND_SANDBOX, "PodReadyToStartContainers",
-		     sandbox, NULL, NULL, now) ||
+	    add_cond(conds, p, RT_COND_SANDBOX, "PodReadyToStartContainers", sandbox, NULL, NULL,
+		     now) ||
 	    add_cond(conds, p, RT_COND_CREADY, "ContainersReady", all_ready && !completed,
 		     all_ready && !completed ? NULL : nr_reason,
 		     all_ready && !completed ? NULL : nr_msg, now) ||

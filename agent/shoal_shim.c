@@ -50,7 +50,7 @@
 #include "rt_util.h"
 
 #define SHIM_MAX_CGROUPS 8
-#define SHIM_SYNC_FD 3
+#define SHIM_SYNC_FD	 3
 
 extern char **environ;
 
@@ -140,7 +140,8 @@ static void write_full(int fd, const char *s, size_t n)
 }
 
 /* In the container child: report why it could not start, and end. */
-static void child_fail(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+static void child_fail(int fd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3), noreturn));
 static void child_fail(int fd, const char *fmt, ...)
 {
 	char msg[512];
@@ -330,11 +331,12 @@ static int write_exit(const char *dir, int code, int sig, int64_t started, int64
 		}
 	}
 	esc[j] = '\0';
-	int n = snprintf(buf, sizeof(buf),
-			 "{\"exitCode\":%d,\"signal\":%d,\"startedAt\":%lld,\"finishedAt\":%lld%s%s%s}\n",
-			 code, sig, (long long)started, (long long)finished,
-			 start_error ? ",\"startError\":\"" : "", start_error ? esc : "",
-			 start_error ? "\"" : "");
+	int n = snprintf(
+		buf, sizeof(buf),
+		"{\"exitCode\":%d,\"signal\":%d,\"startedAt\":%lld,\"finishedAt\":%lld%s%s%s}\n",
+		code, sig, (long long)started, (long long)finished,
+		start_error ? ",\"startError\":\"" : "", start_error ? esc : "",
+		start_error ? "\"" : "");
 	snprintf(path, sizeof(path), "%s/exit.json", dir);
 	return rt_write_atomic(path, buf, (size_t)n);
 }

@@ -39,7 +39,7 @@
 #include "shoal_test.h"
 
 #define POD_CIDR "10.100.7.0/24"
-#define NODE_IP "10.99.0.7"
+#define NODE_IP	 "10.99.0.7"
 
 static char node[32], node_ns[48], cgroot[512], state[256], shim[PATH_MAX];
 static int orig_ns = -1;
@@ -96,15 +96,15 @@ static void on_status(void *arg, const char *uid, const char *ns, const char *na
 		s->st = json_deep_copy(st);
 		size_t i;
 		json_t *c;
-		json_array_foreach(json_object_get(st, "containerStatuses"), i, c)
-		{
+		json_array_foreach (json_object_get(st, "containerStatuses"), i, c) {
 			const char *r = json_string_value(json_object_get(
 				json_object_get(json_object_get(c, "state"), "waiting"), "reason"));
 			if (r && !strcmp(r, "CrashLoopBackOff"))
 				s->crashloop = true;
 		}
-		int rc = (int)json_integer_value(json_object_get(
-			json_array_get(json_object_get(st, "containerStatuses"), 0), "restartCount"));
+		int rc = (int)json_integer_value(
+			json_object_get(json_array_get(json_object_get(st, "containerStatuses"), 0),
+					"restartCount"));
 		while (s->restarts_seen < rc) {
 			s->restarts_seen++;
 			if (s->restarts_seen < 8)
@@ -143,8 +143,7 @@ static json_t *jpath(json_t *o, const char *path)
 			}
 			size_t k;
 			json_t *e, *found = NULL;
-			json_array_foreach(o, k, e)
-			{
+			json_array_foreach (o, k, e) {
 				const char *ty = json_string_value(json_object_get(e, "type"));
 				const char *nm = json_string_value(json_object_get(e, "name"));
 				if ((ty && !strcmp(ty, t)) || (nm && !strcmp(nm, t)))
@@ -526,16 +525,21 @@ static void test_agent_runtime_web_pod_answers(void **s)
 		"{'metadata':{'name':'web-1','namespace':'default','uid':'%s'},"
 		"'spec':{'nodeName':'%s','containers':[{'name':'web','image':'debian:bookworm',"
 		"'command':['/bin/sh','-c'],"
-		"'args':['exec socat TCP-LISTEN:8080,fork,reuseaddr SYSTEM:`echo HTTP/1.0 200 OK; echo; echo $HOSTNAME`'],"
+		"'args':['exec socat TCP-LISTEN:8080,fork,reuseaddr SYSTEM:`echo HTTP/1.0 200 OK; "
+		"echo; echo $HOSTNAME`'],"
 		"'ports':[{'name':'http','containerPort':8080}],"
-		"'startupProbe':{'exec':{'command':['/bin/sh','-c','test $(hostname) = web-1']},'periodSeconds':1},"
+		"'startupProbe':{'exec':{'command':['/bin/sh','-c','test $(hostname) = "
+		"web-1']},'periodSeconds':1},"
 		"'readinessProbe':{'httpGet':{'path':'/','port':8080},'periodSeconds':1},"
-		"'livenessProbe':{'tcpSocket':{'port':'http'},'periodSeconds':1,'failureThreshold':2},"
-		"'resources':{'requests':{'cpu':'50m','memory':'16Mi'},'limits':{'cpu':'200m','memory':'64Mi'}}}]}}",
+		"'livenessProbe':{'tcpSocket':{'port':'http'},'periodSeconds':1,'failureThreshold':"
+		"2},"
+		"'resources':{'requests':{'cpu':'50m','memory':'16Mi'},'limits':{'cpu':'200m','"
+		"memory':'64Mi'}}}]}}",
 		uid, node));
-	json_t *st = WAIT(uid, 15000, "phase=Running", "conditions.Ready.status=True",
-			  "conditions.ContainersReady.status=True", "containerStatuses.web.ready=true",
-			  "containerStatuses.web.started=true", "containerStatuses.web.state.running?");
+	json_t *st =
+		WAIT(uid, 15000, "phase=Running", "conditions.Ready.status=True",
+		     "conditions.ContainersReady.status=True", "containerStatuses.web.ready=true",
+		     "containerStatuses.web.started=true", "containerStatuses.web.state.running?");
 	const char *ip = json_string_value(json_object_get(st, "podIP"));
 	assert_non_null(ip);
 	assert_true(!strncmp(ip, "10.100.7.", 9));
@@ -569,9 +573,12 @@ static void test_agent_runtime_env_limits_exit(void **s)
 	char uid[64], path[PATH_MAX + 64];
 	new_uid(uid, sizeof(uid));
 	sync_pod(mkpod(
-		"{'metadata':{'name':'env-1','namespace':'default','uid':'%s','labels':{'app':'env'}},"
+		"{'metadata':{'name':'env-1','namespace':'default','uid':'%s','labels':{'app':'env'"
+		"}},"
 		"'spec':{'restartPolicy':'Never','containers':[{'name':'c','workingDir':'/tmp',"
-		"'command':['/bin/sh','-c','echo host=$(hostname) env=$HOSTNAME name=$MY_NAME ns=$MY_NS uid=$MY_UID ip=$MY_IP node=$MY_NODE hostip=$MY_HOST app=$MY_APP mem=$MEM greet=$GREET pwd=$(pwd); cat /proc/self/cgroup'],"
+		"'command':['/bin/sh','-c','echo host=$(hostname) env=$HOSTNAME name=$MY_NAME "
+		"ns=$MY_NS uid=$MY_UID ip=$MY_IP node=$MY_NODE hostip=$MY_HOST app=$MY_APP "
+		"mem=$MEM greet=$GREET pwd=$(pwd); cat /proc/self/cgroup'],"
 		"'env':[{'name':'MY_NAME','valueFrom':{'fieldRef':{'fieldPath':'metadata.name'}}},"
 		"{'name':'MY_NS','valueFrom':{'fieldRef':{'fieldPath':'metadata.namespace'}}},"
 		"{'name':'MY_UID','valueFrom':{'fieldRef':{'fieldPath':'metadata.uid'}}},"
@@ -579,7 +586,8 @@ static void test_agent_runtime_env_limits_exit(void **s)
 		"{'name':'MY_NODE','valueFrom':{'fieldRef':{'fieldPath':'spec.nodeName'}}},"
 		"{'name':'MY_HOST','valueFrom':{'fieldRef':{'fieldPath':'status.hostIP'}}},"
 		"{'name':'MY_APP','valueFrom':{'fieldRef':{'fieldPath':'metadata.labels[`app`]'}}},"
-		"{'name':'MEM','valueFrom':{'resourceFieldRef':{'resource':'limits.memory','divisor':'1Mi'}}},"
+		"{'name':'MEM','valueFrom':{'resourceFieldRef':{'resource':'limits.memory','"
+		"divisor':'1Mi'}}},"
 		"{'name':'GREET','value':'hi-$(MY_NAME)'}],"
 		"'resources':{'limits':{'cpu':'250m','memory':'48Mi'}}}]}}",
 		uid));
@@ -606,8 +614,8 @@ static void test_agent_runtime_env_limits_exit(void **s)
 		*b = '\0';
 		char *val = NULL;
 		if (!strcmp(a + 1, "memory")) {
-			snprintf(path, sizeof(path), "/sys/fs/cgroup/memory%s/memory.limit_in_bytes",
-				 b + 1);
+			snprintf(path, sizeof(path),
+				 "/sys/fs/cgroup/memory%s/memory.limit_in_bytes", b + 1);
 			val = NULL;
 			FILE *f = fopen(path, "r");
 			char v[64] = "";
@@ -616,7 +624,8 @@ static void test_agent_runtime_env_limits_exit(void **s)
 			if (f)
 				fclose(f);
 		} else if (!strcmp(a + 1, "cpu")) {
-			snprintf(path, sizeof(path), "/sys/fs/cgroup/cpu%s/cpu.cfs_quota_us", b + 1);
+			snprintf(path, sizeof(path), "/sys/fs/cgroup/cpu%s/cpu.cfs_quota_us",
+				 b + 1);
 			FILE *f = fopen(path, "r");
 			char v[64] = "";
 			if (f && fgets(v, sizeof(v), f))
@@ -624,7 +633,8 @@ static void test_agent_runtime_env_limits_exit(void **s)
 			if (f)
 				fclose(f);
 		} else if (!*(a + 1)) {
-			snprintf(path, sizeof(path), "%s%s/memory.max", nslab_cgroup2_root(), b + 1);
+			snprintf(path, sizeof(path), "%s%s/memory.max", nslab_cgroup2_root(),
+				 b + 1);
 			FILE *f = fopen(path, "r");
 			char v[64] = "";
 			if (f && fgets(v, sizeof(v), f))
@@ -728,9 +738,9 @@ static void test_agent_runtime_readiness_toggles(void **s)
 		       "'command':['/bin/sh','-c','test -e %s']},'periodSeconds':1,"
 		       "'failureThreshold':1}}]}}",
 		       uid, flag));
-	json_t *st = WAIT(uid, 5000, "phase=Running", "containerStatuses.c.state.running?",
-			  "conditions.Ready.status=False",
-			  "conditions.Ready.reason=ContainersNotReady");
+	json_t *st =
+		WAIT(uid, 5000, "phase=Running", "containerStatuses.c.state.running?",
+		     "conditions.Ready.status=False", "conditions.Ready.reason=ContainersNotReady");
 	json_decref(st);
 	FILE *f = fopen(flag, "w");
 	assert_non_null(f);
@@ -753,12 +763,15 @@ static void test_agent_runtime_probe_failures(void **s)
 	new_uid(uid, sizeof(uid));
 	sync_pod(mkpod(
 		"{'metadata':{'name':'probe-1','uid':'%s'},'spec':{'containers':["
-		"{'name':'err','command':['/bin/sh','-c','exec socat TCP-LISTEN:8081,fork,reuseaddr SYSTEM:`echo HTTP/1.0 500 Oops; echo`'],"
+		"{'name':'err','command':['/bin/sh','-c','exec socat "
+		"TCP-LISTEN:8081,fork,reuseaddr SYSTEM:`echo HTTP/1.0 500 Oops; echo`'],"
 		"'readinessProbe':{'httpGet':{'port':8081,'path':'/health'},'periodSeconds':1}},"
 		"{'name':'deaf','command':['/bin/sleep','30'],"
 		"'readinessProbe':{'tcpSocket':{'port':8082},'periodSeconds':1}},"
-		"{'name':'ok','command':['/bin/sh','-c','exec socat TCP-LISTEN:8083,fork,reuseaddr SYSTEM:`echo HTTP/1.0 204 Fine; echo`'],"
-		"'readinessProbe':{'httpGet':{'port':8083,'httpHeaders':[{'name':'X-Probe','value':'1'}]},'periodSeconds':1}}]}}",
+		"{'name':'ok','command':['/bin/sh','-c','exec socat TCP-LISTEN:8083,fork,reuseaddr "
+		"SYSTEM:`echo HTTP/1.0 204 Fine; echo`'],"
+		"'readinessProbe':{'httpGet':{'port':8083,'httpHeaders':[{'name':'X-Probe','value':"
+		"'1'}]},'periodSeconds':1}}]}}",
 		uid));
 	json_t *st = WAIT(uid, 8000, "containerStatuses.ok.ready=true");
 	json_decref(st);
@@ -809,12 +822,14 @@ static void test_agent_runtime_graceful_kill(void **s)
 	snprintf(hook, sizeof(hook), "%s/prestop-ran", state);
 	sync_pod(mkpod("{'metadata':{'name':'stop-1','uid':'%s'},'spec':{"
 		       "'terminationGracePeriodSeconds':1,'containers':["
-		       "{'name':'stubborn','command':['/bin/sh','-c','trap `` TERM; while :; do sleep 0.2; done']},"
+		       "{'name':'stubborn','command':['/bin/sh','-c','trap `` TERM; while :; do "
+		       "sleep 0.2; done']},"
 		       "{'name':'polite','command':['/bin/sleep','30'],'lifecycle':{'preStop':{"
 		       "'exec':{'command':['/bin/sh','-c','echo $HOSTNAME > %s']}}}}]}}",
 		       uid, hook));
-	json_t *st = WAIT(uid, 5000, "containerStatuses.stubborn.state.running?",
-			  "containerStatuses.polite.state.running?", "conditions.Ready.status=True");
+	json_t *st =
+		WAIT(uid, 5000, "containerStatuses.stubborn.state.running?",
+		     "containerStatuses.polite.state.running?", "conditions.Ready.status=True");
 	json_decref(st);
 	/* what the pod owns on the node */
 	char netns[96], veth[16] = "";
@@ -866,7 +881,8 @@ static void test_agent_runtime_readopt(void **s)
 	sync_pod(mkpod("{'metadata':{'name':'adopt-1','uid':'%s'},'spec':{'containers':["
 		       "{'name':'steady','command':['/bin/sh','-c','echo pid=$$$$; exec sleep 30'],"
 		       "'readinessProbe':{'tcpSocket':{'port':9999},'periodSeconds':1}},"
-		       "{'name':'quitter','command':['/bin/sh','-c','echo pid=$$$$; while [ ! -e %s ]; do sleep 0.05; done; exit 7']}]}}",
+		       "{'name':'quitter','command':['/bin/sh','-c','echo pid=$$$$; while [ ! -e "
+		       "%s ]; do sleep 0.05; done; exit 7']}]}}",
 		       uid, quit));
 	json_t *st = WAIT(uid, 5000, "containerStatuses.steady.state.running?",
 			  "containerStatuses.quitter.state.running?");
@@ -955,8 +971,7 @@ static bool ipam_has(const char *ip)
 	size_t i;
 	json_t *e;
 	bool found = false;
-	json_array_foreach(json_object_get(o, "addresses"), i, e)
-	{
+	json_array_foreach (json_object_get(o, "addresses"), i, e) {
 		const char *a = json_string_value(json_object_get(e, "ip"));
 		found |= a && !strcmp(a, ip);
 	}
@@ -1008,26 +1023,35 @@ static void test_agent_runtime_ipam_keep_address(void **s)
 	kill_pod(u2, 0);
 }
 
-/* A container in a root filesystem of its own: pivot_root, /proc, hostname. */
+/* Containers in a root filesystem of their own (pivot_root, /proc, hostname), and an exec
+ * probe that runs inside it. */
 static void test_agent_runtime_rootfs(void **s)
 {
 	(void)s;
 	char uid[64], root[PATH_MAX];
 	new_uid(uid, sizeof(uid));
 	snprintf(root, sizeof(root), "%s/rootfs", state);
-	/* /bin/sh and the libraries it needs, nothing else. */
-	if (nslab_sh("mkdir -p %s/bin %s/proc %s/dev && cp -L /bin/sh %s/bin/sh && "
-		     "for l in $(ldd /bin/sh | grep -o '/[^ ]*'); do mkdir -p %s$(dirname $l) && "
-		     "cp -L $l %s$l; done && echo yes > %s/marker",
+	/* /bin/sh, /bin/sleep and the libraries they need, nothing else. */
+	if (nslab_sh("mkdir -p %s/bin %s/proc %s/dev && cp -L /bin/sh /bin/sleep %s/bin/ && "
+		     "for l in $(ldd /bin/sh /bin/sleep | grep -o '/[^ ]*'); do "
+		     "mkdir -p %s$(dirname $l) && cp -L $l %s$l; done && echo yes > %s/marker",
 		     root, root, root, root, root, root, root) != 0)
 		fail_msg("building a root filesystem failed");
-	sync_pod(mkpod("{'metadata':{'name':'rootfs-1','uid':'%s'},'spec':{'restartPolicy':'Never',"
-		       "'containers':[{'name':'c','image':'%s','command':['/bin/sh','-c',"
-		       "'read m < /marker; read h < /proc/sys/kernel/hostname; read c < /proc/self/comm; "
-		       "test -e /etc/passwd && echo host-root-visible; echo marker=$m host=$h comm=$c']}]}}",
-		       uid, root));
-	json_t *st = WAIT(uid, 10000, "phase=Succeeded");
+	sync_pod(mkpod(
+		"{'metadata':{'name':'rootfs-1','uid':'%s'},'spec':{'containers':["
+		"{'name':'c','image':'%s','command':['/bin/sh','-c',"
+		"'read m < /marker; read h < /proc/sys/kernel/hostname; read c < /proc/self/comm; "
+		"test -e /etc/passwd && echo host-root-visible; echo marker=$m host=$h "
+		"comm=$c; exec sleep 30']},"
+		"{'name':'probed','image':'%s','command':['/bin/sleep','30'],"
+		"'readinessProbe':{'exec':{'command':['/bin/sh','-c','read m < /marker && "
+		"test ! -e /etc/passwd']},'periodSeconds':1}}]}}",
+		uid, root, root));
+	json_t *st = WAIT(uid, 10000, "containerStatuses.c.state.running?",
+			  "containerStatuses.probed.ready=true");
 	json_decref(st);
+	for (int i = 0; i < 50 && !*read_log("rootfs-1", "c", false); i++)
+		usleep(20000);
 	assert_string_equal(read_log("rootfs-1", "c", false), "marker=yes host=rootfs-1 comm=sh\n");
 	kill_pod(uid, 0);
 }
@@ -1038,11 +1062,13 @@ static void test_agent_runtime_usage_and_log_rotation(void **s)
 	(void)s;
 	char uid[64];
 	new_uid(uid, sizeof(uid));
-	sync_pod(mkpod("{'metadata':{'name':'busy-1','uid':'%s'},'spec':{'containers':["
-		       "{'name':'spin','command':['/bin/sh','-c','while :; do :; done'],"
-		       "'resources':{'limits':{'cpu':'200m','memory':'32Mi'}}},"
-		       "{'name':'chatty','command':['/bin/sh','-c','i=0; while [ $i -lt 2500 ]; do echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done; exec sleep 30']}]}}",
-		       uid));
+	sync_pod(mkpod(
+		"{'metadata':{'name':'busy-1','uid':'%s'},'spec':{'containers':["
+		"{'name':'spin','command':['/bin/sh','-c','while :; do :; done'],"
+		"'resources':{'limits':{'cpu':'200m','memory':'32Mi'}}},"
+		"{'name':'chatty','command':['/bin/sh','-c','i=0; while [ $i -lt 2500 ]; do echo "
+		"line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done; exec sleep 30']}]}}",
+		uid));
 	json_t *st = WAIT(uid, 5000, "containerStatuses.spin.state.running?",
 			  "containerStatuses.chatty.state.running?");
 	json_decref(st);
@@ -1078,7 +1104,8 @@ static void test_agent_runtime_bad_input(void **s)
 	static const struct {
 		const char *ctr, *spec, *path, *want;
 	} cases[] = {
-		{ "{'name':'c'}", "", "containerStatuses.c.state.waiting.reason=CreateContainerError",
+		{ "{'name':'c'}", "",
+		  "containerStatuses.c.state.waiting.reason=CreateContainerError",
 		  "containerStatuses.c.state.waiting.message~command" },
 		{ "{'name':'c','command':['/bin/sleep'],'resources':{'limits':{'memory':'12xyz'}}}",
 		  "", "containerStatuses.c.state.waiting.reason=CreateContainerConfigError",
@@ -1089,7 +1116,9 @@ static void test_agent_runtime_bad_input(void **s)
 		{ "{'name':'c','command':['/bin/sleep'],'colour':'red'}", "",
 		  "containerStatuses.c.state.waiting.reason=CreateContainerConfigError",
 		  "containerStatuses.c.state.waiting.message~colour: unknown field" },
-		{ "{'name':'c','command':['/bin/sleep'],'env':[{'name':'X','valueFrom':{'fieldRef':{'fieldPath':'spec.secret'}}}]}",
+		{ "{'name':'c','command':['/bin/"
+		  "sleep'],'env':[{'name':'X','valueFrom':{'fieldRef':{'fieldPath':'spec.secret'}}}"
+		  "]}",
 		  "", "containerStatuses.c.state.waiting.reason=CreateContainerConfigError",
 		  "containerStatuses.c.state.waiting.message~fieldPath" },
 		{ "{'name':'c','command':['/bin/sleep']}", ",'restartPolicy':'Sometimes'",
@@ -1115,16 +1144,17 @@ static void test_agent_runtime_bad_input(void **s)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		json_t *st = wait_for(uids[i], 5000, cases[i].path, cases[i].want, NULL);
 		if (!st)
-			fail_msg("bad pod %zu (%s): no status %s / %s", i, cases[i].ctr, cases[i].path,
-				 cases[i].want);
+			fail_msg("bad pod %zu (%s): no status %s / %s", i, cases[i].ctr,
+				 cases[i].path, cases[i].want);
 		json_decref(st);
 	}
 	/* A pod that cannot even be named is refused by the call. */
 	json_t *nameless = mkpod("{'metadata':{'name':'x'},'spec':{'containers':[]}}");
 	assert_int_equal(rt_pod_sync(rt, nameless), -EINVAL);
 	json_decref(nameless);
-	json_t *elsewhere = mkpod("{'metadata':{'name':'x','uid':'u-else'},'spec':{'nodeName':"
-				  "'another-node','containers':[{'name':'c','command':['/bin/true']}]}}");
+	json_t *elsewhere =
+		mkpod("{'metadata':{'name':'x','uid':'u-else'},'spec':{'nodeName':"
+		      "'another-node','containers':[{'name':'c','command':['/bin/true']}]}}");
 	assert_int_equal(rt_pod_sync(rt, elsewhere), -EINVAL);
 	json_decref(elsewhere);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
