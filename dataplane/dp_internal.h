@@ -8,9 +8,36 @@
 
 #include "dp.h"
 
-struct lb_xdp;
-struct lb_tc;
-struct lb_sock;
+/* Every map of a node's pin directory, by index (dp->map_fd[]). */
+enum dp_map {
+	DP_MAP_SVC,
+	DP_MAP_SLOT,
+	DP_MAP_BE,
+	DP_MAP_MAGLEV,
+	DP_MAP_CT,
+	DP_MAP_REVNAT,
+	DP_MAP_AFFIN,
+	DP_MAP_SVC_STATS,
+	DP_MAP_BE_STATS,
+	DP_MAP_DROPS,
+	DP_MAP_SK,
+	DP_MAP_NAMES,
+	DP_MAP_ATTACH,
+	DP_MAP_META,
+	DP_MAP_N
+};
+
+/* Every program, by index (dp->prog_fd[]); pinned as prog_<name>. */
+enum dp_prog {
+	DP_PROG_XDP,
+	DP_PROG_TC_POD,
+	DP_PROG_TC_UPLINK,
+	DP_PROG_CONNECT4,
+	DP_PROG_SENDMSG4,
+	DP_PROG_RECVMSG4,
+	DP_PROG_GETPEERNAME4,
+	DP_PROG_N
+};
 
 struct dp_be {
 	struct dp_be *next; /* hash chain */
@@ -43,11 +70,11 @@ struct dp {
 	char dir[256]; /* pin directory */
 	char root[200]; /* pin root */
 	struct dp_opts opts;
-	struct lb_xdp *xdp;
-	struct lb_tc *tc;
-	struct lb_sock *sock;
-	int fd_svc, fd_slot, fd_be, fd_maglev, fd_ct, fd_revnat, fd_affin, fd_svc_stats,
-		fd_be_stats, fd_drops, fd_sk, fd_names, fd_attach;
+	int map_fd[DP_MAP_N]; /* owned */
+	int prog_fd[DP_PROG_N]; /* owned */
+	uint32_t prog_id[DP_PROG_N];
+	bool adopted; /* the programs were the pinned ones, not loaded by this handle */
+	uint64_t map_writes; /* map entries written or deleted through this handle */
 
 	struct dp_svc **svc_tab;
 	size_t svc_buckets, n_svc;
