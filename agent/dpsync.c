@@ -33,6 +33,7 @@
 #include "strbuf.h"
 
 #define RETRY_MS 1000
+#define NODES_INTERVAL_MS 200
 #define SYNCED_ALL 7u
 
 /* Event -> applied latency buckets, seconds. */
@@ -85,6 +86,7 @@ struct dpsync {
 	bool net_open;
 	struct hashmap *applied; /* "ns/name" -> struct applied */
 	struct hashmap *retry;	 /* "ns/name" -> not-before time (ns) */
+	int64_t nodes_applied_ns; /* the last route and pod CIDR sync */
 	char xdp_mode[16];
 
 	pthread_t thread;
@@ -623,21 +625,70 @@ static int nft_ensure(struct dpsync *d, struct nft_cidr *cidrs, size_t n)
 	return 1;
 }
 
-static int nodes_apply(struct dpsync *d, bool *cidrs_changed)
+/* nftables again after it was reopened for other pod CIDRs: what is applied, as it is. */
+static int nft_reapply(struct dpsync *d)
+{
+	struct nft_service *ns = NULL;
+	size_t it = 0, n = 0, cap = 0;
+	const char *k;
+	void *v;
+	int err = 0;
+
+	if (!d->nft)
+		return -ENOTCONN;
+	while (!d->dp && !err && hashmap_next(d->applied, &it, &k, &v)) {
+		const struct applied *a = v;
+
+		for (size_t j = 0; !err && j < a->xl.n_ports; j++) {
+			if (n == cap) {
+				size_t nc = cap ? 2 * cap : 64;
+				struct nft_service *t = realloc(ns, nc * sizeof(*t));
+
+				if (!t) {
+					err = -ENOMEM;
+					break;
+				}
+				ns = t;
+				cap = nc;
+			}
+			err = xl_to_nft(&a->xl.ports[j], &ns[n]);
+			if (!err)
+				n++;
+			else if (err == -ENOENT)
+				err = 0;
+		}
+	}
+	if (!err) {
+		err = nft_sync(d->nft, ns, n);
+		if (err)
+			log_warn("dpsync: nftables after a pod CIDR change: %s",
+				 nft_last_error(d->nft));
+	}
+	for (size_t i = 0; i < n; i++)
+		nft_service_free_arrays(&ns[i]);
+	free(ns);
+	return err;
+}
+
+/*
+ * Routes and the pod CIDRs nftables knows, from the nodes as they are now. With reapply,
+ * a reopened nftables engine gets what is applied again (else the caller syncs it).
+ */
+static int nodes_apply(struct dpsync *d, bool reapply)
 {
 	struct nft_cidr *cidrs;
 	struct net_route *routes;
 	size_t nc, nr;
 	int err = nodes_snapshot(d, &cidrs, &nc, &routes, &nr), e;
 
-	*cidrs_changed = false;
 	if (err)
 		return err;
+	d->nodes_applied_ns = now_ns();
 	err = net_routes_sync(&d->net, routes, nr);
 	e = nft_ensure(d, cidrs, nc);
-	if (e > 0)
-		*cidrs_changed = true;
-	else if (e && !err)
+	if (e > 0 && reapply)
+		e = nft_reapply(d);
+	if (e < 0 && !err)
 		err = e;
 	free(cidrs);
 	free(routes);
@@ -654,7 +705,6 @@ static int sync_full(struct dpsync *d)
 	size_t n_svc = 0, n_specs = 0, n_as = 0, it = 0;
 	json_t **svcs = NULL;
 	const char *k;
-	bool cidrs_changed;
 	void *v;
 	int err, e;
 
@@ -668,7 +718,7 @@ static int sync_full(struct dpsync *d)
 		d->dirty = old_dirty;
 		return -ENOMEM;
 	}
-	err = nodes_apply(d, &cidrs_changed);
+	err = nodes_apply(d, false);
 	if (err)
 		d->errors++;
 	e = informer_list(d->svc_inf, &svcs, &n_svc);
@@ -903,16 +953,16 @@ static void *sync_main(void *arg)
 			continue;
 		}
 		if (nodes) {
-			bool cidrs_changed;
+			/* At most every NODES_INTERVAL_MS: nodes joining in numbers cost little. */
+			int64_t next = d->nodes_applied_ns + NODES_INTERVAL_MS * 1000000LL;
 
-			if (nodes_apply(d, &cidrs_changed))
-				d->errors++;
-			if (cidrs_changed) {
-				/* Another configuration: everything again, in one go. */
-				pthread_mutex_lock(&d->mu);
-				d->resync = true;
-				pthread_mutex_unlock(&d->mu);
-				timeout = 0;
+			if (t >= next) {
+				if (nodes_apply(d, true))
+					d->errors++;
+			} else {
+				int ms = (int)((next - t) / 1000000 + 1);
+
+				timeout = timeout < 0 || ms < timeout ? ms : timeout;
 			}
 		}
 		if (batch) {
@@ -1036,9 +1086,7 @@ static int nft_mode_start(struct dpsync *d)
 	char dir[512];
 	int err;
 
-	snprintf(dir, sizeof(dir), "%s/%s", d->cfg.pin_root ? d->cfg.pin_root : DP_PIN_ROOT,
-		 d->cfg.node);
-	if (!access(dir, F_OK)) {
+	if (!dp_pin_dir(d->cfg.pin_root, d->cfg.node, dir, sizeof(dir)) && !access(dir, F_OK)) {
 		struct dp_opts o = { .node = d->cfg.node, .pin_root = d->cfg.pin_root,
 				     .node_addr = d->node_ip };
 		struct dp *dp = dp_open(&o);

@@ -56,7 +56,7 @@
 struct dp;
 
 struct dp_opts {
-	const char *node; /* pin directory name under pin_root (required) */
+	const char *node; /* pin directory name under pin_root (required; '.' is pinned as '_') */
 	const char *pin_root; /* default DP_PIN_ROOT */
 	uint32_t node_addr; /* network order: SNAT source for north-south to other nodes */
 	const char *zone; /* this node's zone, for topology hints (NULL: none) */
@@ -109,6 +109,8 @@ struct dp_service_spec {
 };
 
 struct dp *dp_open(const struct dp_opts *opts);
+/* The pin directory of a node (pin_root NULL: DP_PIN_ROOT). 0 or -ENAMETOOLONG. */
+int dp_pin_dir(const char *pin_root, const char *node, char *buf, size_t len);
 /* Frees the handle; programs stay attached and maps stay pinned. Accepts NULL. */
 void dp_close(struct dp *dp);
 /* Detaches what this node attached and removes its pins (and an empty pin root). */

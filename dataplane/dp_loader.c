@@ -478,7 +478,8 @@ static int dir_replace(struct dp *dp, char *stale, size_t len, struct attach_rec
 			return err;
 	}
 	fds_close(dp);
-	if ((size_t)snprintf(stale, len, "%s.old-%d", dp->dir, (int)getpid()) >= len)
+	/* Upper case: no node's directory can be called that (bpffs forbids dots). */
+	if ((size_t)snprintf(stale, len, "%s-OLD-%d", dp->dir, (int)getpid()) >= len)
 		return -ENAMETOOLONG;
 	if (rename(dp->dir, stale)) {
 		err = -errno;
@@ -515,6 +516,22 @@ static int dir_replace(struct dp *dp, char *stale, size_t len, struct attach_rec
 	return err;
 }
 
+int dp_pin_dir(const char *pin_root, const char *node, char *buf, size_t len)
+{
+	size_t root;
+
+	if (!pin_root)
+		pin_root = DP_PIN_ROOT;
+	root = strlen(pin_root);
+	if ((size_t)snprintf(buf, len, "%s/%s", pin_root, node) >= len)
+		return -ENAMETOOLONG;
+	/* bpffs refuses names with dots, and node names are often FQDNs: dots become '_'. */
+	for (char *c = buf + root + 1; *c; c++)
+		if (*c == '.')
+			*c = '_';
+	return 0;
+}
+
 struct dp *dp_open(const struct dp_opts *opts)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, oo);
@@ -547,8 +564,7 @@ struct dp *dp_open(const struct dp_opts *opts)
 	opts_defaults(&dp->opts);
 	if ((size_t)snprintf(dp->root, sizeof(dp->root), "%s", dp->opts.pin_root) >=
 		    sizeof(dp->root) ||
-	    (size_t)snprintf(dp->dir, sizeof(dp->dir), "%s/%s", dp->root, dp->opts.node) >=
-		    sizeof(dp->dir)) {
+	    dp_pin_dir(dp->root, dp->opts.node, dp->dir, sizeof(dp->dir))) {
 		err = -ENAMETOOLONG;
 		goto err;
 	}
@@ -610,7 +626,7 @@ struct dp *dp_open(const struct dp_opts *opts)
 		err = progs_load(dp, &k, hash);
 		if (err)
 			goto err;
-		if (st != PINS_NONE)
+		if (st == PINS_COMPATIBLE)
 			log_info("dp: loaded new programs over the maps pinned in %s", dp->dir);
 	}
 	for (int i = 0; i < DP_PROG_N; i++) {
