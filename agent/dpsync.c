@@ -32,9 +32,9 @@
 #include "nl.h"
 #include "strbuf.h"
 
-#define RETRY_MS 1000
+#define RETRY_MS	  1000
 #define NODES_INTERVAL_MS 200
-#define SYNCED_ALL 7u
+#define SYNCED_ALL	  7u
 
 /* Event -> applied latency buckets, seconds. */
 static const double lat_bounds[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1 };
@@ -84,8 +84,8 @@ struct dpsync {
 	size_t n_nft_cidrs;
 	struct dpsync_net net;
 	bool net_open;
-	struct hashmap *applied; /* "ns/name" -> struct applied */
-	struct hashmap *retry;	 /* "ns/name" -> not-before time (ns) */
+	struct hashmap *applied;  /* "ns/name" -> struct applied */
+	struct hashmap *retry;	  /* "ns/name" -> not-before time (ns) */
 	int64_t nodes_applied_ns; /* the last route and pod CIDR sync */
 	char xdp_mode[16];
 
@@ -165,8 +165,8 @@ static void svc_event(void *arg, enum informer_event type, json_t *obj, json_t *
 static const char *slice_service(const json_t *slice)
 {
 	return slice ? jstr(json_object_get(json_object_get(slice, "metadata"), "labels"),
-			    DPSYNC_SVC_LABEL) :
-		       NULL;
+			    DPSYNC_SVC_LABEL)
+		     : NULL;
 }
 
 static void set_remove(struct dpsync *d, const char *key, const char *slice)
@@ -431,8 +431,8 @@ static int apply_service(struct dpsync *d, const char *key, const struct xl_serv
 
 		if (port_named(xl, d->dp ? p->dp_name : p->nft_name, !d->dp))
 			continue;
-		e = d->dp ? dp_service_delete(d->dp, p->dp_name) :
-			    nft_service_delete(d->nft, p->nft_name);
+		e = d->dp ? dp_service_delete(d->dp, p->dp_name)
+			  : nft_service_delete(d->nft, p->nft_name);
 		if (!e)
 			d->deletes++;
 		else if (e != -ENOENT && !err)
@@ -596,7 +596,8 @@ static int nodes_snapshot(struct dpsync *d, struct nft_cidr **cidrs, size_t *n_c
  */
 static int nft_ensure(struct dpsync *d, struct nft_cidr *cidrs, size_t n)
 {
-	struct nft_config c = { .pod_cidrs = cidrs, .n_pod_cidrs = n,
+	struct nft_config c = { .pod_cidrs = cidrs,
+				.n_pod_cidrs = n,
 				.proxy = d->cfg.mode == DPSYNC_NFTABLES,
 				.nodeports = d->cfg.mode == DPSYNC_NFTABLES };
 	struct nft_cidr *copy;
@@ -817,8 +818,9 @@ static int sync_full(struct dpsync *d)
 	d->applied = applied;
 	applied = NULL;
 	d->full_syncs++;
+	/* Latency counts changes; the first sync after start has only the initial lists. */
 	it = 0;
-	while (hashmap_next(old_dirty, &it, &k, &v))
+	while (atomic_load(&d->ready) && hashmap_next(old_dirty, &it, &k, &v))
 		note_latency(d, (int64_t)(intptr_t)v);
 	hashmap_free(old_dirty);
 	old_dirty = NULL;
@@ -946,7 +948,8 @@ static void *sync_main(void *arg)
 			}
 			if (!atomic_load(&d->ready)) {
 				atomic_store(&d->ready, true);
-				log_info("dpsync: node %s: data plane in sync with the API (%zu services)",
+				log_info("dpsync: node %s: data plane in sync with the API (%zu "
+					 "services)",
 					 d->cfg.node, hashmap_count(d->applied));
 			}
 			pthread_mutex_unlock(&d->amu);
@@ -984,9 +987,9 @@ static void *sync_main(void *arg)
 
 static int copy_cfg(struct dpsync *d, const struct dpsync_config *c)
 {
-	const char **fields[] = { &d->cfg.server,   &d->cfg.token,	 &d->cfg.ca_file,
-				  &d->cfg.node,	    &d->cfg.zone,	 &d->cfg.uplink,
-				  &d->cfg.node_ip,  &d->cfg.pod_cidr,	 &d->cfg.cgroup_root,
+	const char **fields[] = { &d->cfg.server,   &d->cfg.token,    &d->cfg.ca_file,
+				  &d->cfg.node,	    &d->cfg.zone,     &d->cfg.uplink,
+				  &d->cfg.node_ip,  &d->cfg.pod_cidr, &d->cfg.cgroup_root,
 				  &d->cfg.xdp_mode, &d->cfg.pin_root };
 
 	d->cfg = *c;
@@ -1038,8 +1041,10 @@ static int check_cfg(const struct dpsync_config *c)
 /* BPF mode: open or adopt the node's data plane and attach it. */
 static int bpf_start(struct dpsync *d)
 {
-	struct dp_opts o = { .node = d->cfg.node, .pin_root = d->cfg.pin_root,
-			     .node_addr = d->node_ip, .zone = d->cfg.zone };
+	struct dp_opts o = { .node = d->cfg.node,
+			     .pin_root = d->cfg.pin_root,
+			     .node_addr = d->node_ip,
+			     .zone = d->cfg.zone };
 	enum dp_xdp_mode mode = DP_XDP_AUTO;
 	struct nl_link_info li;
 	int err;
@@ -1062,7 +1067,9 @@ static int bpf_start(struct dpsync *d)
 	else if (!nl_link_get(d->net.nl, d->cfg.uplink, &li) && !strcmp(li.kind, "veth"))
 		mode = DP_XDP_GENERIC;
 	snprintf(d->xdp_mode, sizeof(d->xdp_mode), "%s",
-		 mode == DP_XDP_GENERIC ? "generic" : mode == DP_XDP_NATIVE ? "native" : "auto");
+		 mode == DP_XDP_GENERIC	 ? "generic"
+		 : mode == DP_XDP_NATIVE ? "native"
+					 : "auto");
 	err = dp_attach_xdp(d->dp, d->net.uplink_ifindex, mode);
 	if (!err)
 		err = dp_attach_tc(d->dp, d->net.uplink_ifindex, true);
@@ -1087,7 +1094,8 @@ static int nft_mode_start(struct dpsync *d)
 	int err;
 
 	if (!dp_pin_dir(d->cfg.pin_root, d->cfg.node, dir, sizeof(dir)) && !access(dir, F_OK)) {
-		struct dp_opts o = { .node = d->cfg.node, .pin_root = d->cfg.pin_root,
+		struct dp_opts o = { .node = d->cfg.node,
+				     .pin_root = d->cfg.pin_root,
 				     .node_addr = d->node_ip };
 		struct dp *dp = dp_open(&o);
 
@@ -1108,10 +1116,15 @@ static struct informer *inf_start(struct dpsync *d, const char *path, const char
 				  void (*ev)(void *, enum informer_event, json_t *, json_t *),
 				  void (*sy)(void *))
 {
-	struct informer_opts o = { .server = d->cfg.server, .token = d->cfg.token,
-				   .ca_file = d->cfg.ca_file, .insecure = d->cfg.insecure,
-				   .path = path, .label_selector = labels, .on_event = ev,
-				   .on_synced = sy, .arg = d };
+	struct informer_opts o = { .server = d->cfg.server,
+				   .token = d->cfg.token,
+				   .ca_file = d->cfg.ca_file,
+				   .insecure = d->cfg.insecure,
+				   .path = path,
+				   .label_selector = labels,
+				   .on_event = ev,
+				   .on_synced = sy,
+				   .arg = d };
 	struct informer *inf = informer_start(&o);
 
 	if (!inf)
@@ -1323,8 +1336,8 @@ static void describe_nft_port(struct strbuf *out, const struct xl_port *p)
 
 		strbuf_printf(out, "    %s:%-5u  node %s  zone %s  %s\n", ip_str(e->addr, a),
 			      e->port, e->node[0] ? e->node : "-", e->zone[0] ? e->zone : "-",
-			      ns.endpoints[i].ready ? (e->terminating ? "terminating" : "ready") :
-						      "not serving");
+			      ns.endpoints[i].ready ? (e->terminating ? "terminating" : "ready")
+						    : "not serving");
 	}
 	nft_service_free_arrays(&ns);
 }
@@ -1394,7 +1407,8 @@ static void describe_bpf(struct dpsync *d, struct strbuf *out)
 		for (size_t f = 0; f < si.n_frontends; f++)
 			strbuf_printf(out, " %s:%u", ip_str(si.frontends[f].addr, a),
 				      si.frontends[f].port);
-		strbuf_printf(out, "\n  backends: %u ready (%u local), %u terminating, %u not serving\n",
+		strbuf_printf(out,
+			      "\n  backends: %u ready (%u local), %u terminating, %u not serving\n",
 			      si.n_ready, si.n_local, si.n_term, si.n_idle);
 		for (size_t b = 0; b < si.n_backends; b++) {
 			const struct dp_backend_info *bi = &si.backends[b];
@@ -1404,9 +1418,9 @@ static void describe_bpf(struct dpsync *d, struct strbuf *out)
 				      ip_str(bi->addr, a), bi->port,
 				      e && e->node[0] ? e->node : "-",
 				      e && e->zone[0] ? e->zone : "-",
-				      bi->state == DP_SLOT_READY	 ? "ready" :
-				      bi->state == DP_SLOT_TERMINATING ? "terminating" :
-									 "not serving",
+				      bi->state == DP_SLOT_READY	 ? "ready"
+				      : bi->state == DP_SLOT_TERMINATING ? "terminating"
+									 : "not serving",
 				      bi->flags & BE_F_LOCAL ? " local" : "",
 				      (unsigned long long)bi->packets);
 		}
@@ -1426,8 +1440,8 @@ int dpsync_describe(struct dpsync *d, struct strbuf *out)
 	pthread_mutex_lock(&d->amu);
 	if (d->dp && dp_stats(d->dp, &st))
 		memset(&st, 0, sizeof(st));
-	strbuf_printf(out, "node %s  mode %s  uplink %s", d->cfg.node,
-		      d->dp ? "bpf" : "nftables", d->cfg.uplink);
+	strbuf_printf(out, "node %s  mode %s  uplink %s", d->cfg.node, d->dp ? "bpf" : "nftables",
+		      d->cfg.uplink);
 	if (d->dp)
 		strbuf_printf(out, " (xdp %s)", d->xdp_mode);
 	strbuf_printf(out, "  %s\n", atomic_load(&d->ready) ? "in sync" : "not yet in sync");
@@ -1483,16 +1497,19 @@ int dpsync_metrics(struct dpsync *d, struct strbuf *out)
 	if (!d || !out)
 		return -EINVAL;
 	pthread_mutex_lock(&d->amu);
-	strbuf_printf(out, "# HELP shoal_dpsync_ready Whether the data plane is in sync with "
-			   "the API.\n# TYPE shoal_dpsync_ready gauge\nshoal_dpsync_ready %d\n",
+	strbuf_printf(out,
+		      "# HELP shoal_dpsync_ready Whether the data plane is in sync with "
+		      "the API.\n# TYPE shoal_dpsync_ready gauge\nshoal_dpsync_ready %d\n",
 		      atomic_load(&d->ready) ? 1 : 0);
-	strbuf_printf(out, "# HELP shoal_dpsync_services Services programmed.\n"
-			   "# TYPE shoal_dpsync_services gauge\nshoal_dpsync_services %zu\n",
+	strbuf_printf(out,
+		      "# HELP shoal_dpsync_services Services programmed.\n"
+		      "# TYPE shoal_dpsync_services gauge\nshoal_dpsync_services %zu\n",
 		      hashmap_count(d->applied));
-	strbuf_printf(out, "# HELP shoal_dpsync_syncs_total Sync rounds.\n"
-			   "# TYPE shoal_dpsync_syncs_total counter\n"
-			   "shoal_dpsync_syncs_total{kind=\"full\"} %llu\n"
-			   "shoal_dpsync_syncs_total{kind=\"incremental\"} %llu\n",
+	strbuf_printf(out,
+		      "# HELP shoal_dpsync_syncs_total Sync rounds.\n"
+		      "# TYPE shoal_dpsync_syncs_total counter\n"
+		      "shoal_dpsync_syncs_total{kind=\"full\"} %llu\n"
+		      "shoal_dpsync_syncs_total{kind=\"incremental\"} %llu\n",
 		      (unsigned long long)d->full_syncs, (unsigned long long)d->incr_syncs);
 	strbuf_printf(out,
 		      "# HELP shoal_dpsync_service_changes_total Services looked at, by outcome.\n"
@@ -1500,16 +1517,17 @@ int dpsync_metrics(struct dpsync *d, struct strbuf *out)
 		      "shoal_dpsync_service_changes_total{outcome=\"applied\"} %llu\n"
 		      "shoal_dpsync_service_changes_total{outcome=\"unchanged\"} %llu\n",
 		      (unsigned long long)d->svc_applies, (unsigned long long)d->svc_unchanged);
-	strbuf_printf(out, "# HELP shoal_dpsync_port_updates_total Service ports written or "
-			   "removed.\n# TYPE shoal_dpsync_port_updates_total counter\n"
-			   "shoal_dpsync_port_updates_total{op=\"upsert\"} %llu\n"
-			   "shoal_dpsync_port_updates_total{op=\"delete\"} %llu\n",
+	strbuf_printf(out,
+		      "# HELP shoal_dpsync_port_updates_total Service ports written or "
+		      "removed.\n# TYPE shoal_dpsync_port_updates_total counter\n"
+		      "shoal_dpsync_port_updates_total{op=\"upsert\"} %llu\n"
+		      "shoal_dpsync_port_updates_total{op=\"delete\"} %llu\n",
 		      (unsigned long long)d->upserts, (unsigned long long)d->deletes);
-	strbuf_printf(out, "# HELP shoal_dpsync_errors_total Failed applies (retried).\n"
-			   "# TYPE shoal_dpsync_errors_total counter\nshoal_dpsync_errors_total "
-			   "%llu\n",
-		      (unsigned long long)(d->errors + d->net.route_errors +
-					   d->net.attach_errors));
+	strbuf_printf(out,
+		      "# HELP shoal_dpsync_errors_total Failed applies (retried).\n"
+		      "# TYPE shoal_dpsync_errors_total counter\nshoal_dpsync_errors_total "
+		      "%llu\n",
+		      (unsigned long long)(d->errors + d->net.route_errors + d->net.attach_errors));
 	strbuf_printf(out, "# HELP shoal_dpsync_apply_seconds From a watch event to its "
 			   "change in the data plane.\n# TYPE shoal_dpsync_apply_seconds "
 			   "histogram\n");
@@ -1528,17 +1546,20 @@ int dpsync_metrics(struct dpsync *d, struct strbuf *out)
 		      "# TYPE shoal_dpsync_apply_seconds_max gauge\n"
 		      "shoal_dpsync_apply_seconds_max %.6f\n",
 		      d->lat_sum, (unsigned long long)d->lat_count, d->lat_max);
-	strbuf_printf(out, "# HELP shoal_dpsync_routes Routes to other nodes' pod CIDRs.\n"
-			   "# TYPE shoal_dpsync_routes gauge\nshoal_dpsync_routes %zu\n"
-			   "# HELP shoal_dpsync_route_writes_total Routes added, replaced or "
-			   "removed.\n# TYPE shoal_dpsync_route_writes_total counter\n"
-			   "shoal_dpsync_route_writes_total %llu\n",
+	strbuf_printf(out,
+		      "# HELP shoal_dpsync_routes Routes to other nodes' pod CIDRs.\n"
+		      "# TYPE shoal_dpsync_routes gauge\nshoal_dpsync_routes %zu\n"
+		      "# HELP shoal_dpsync_route_writes_total Routes added, replaced or "
+		      "removed.\n# TYPE shoal_dpsync_route_writes_total counter\n"
+		      "shoal_dpsync_route_writes_total %llu\n",
 		      d->net.n_routes, (unsigned long long)d->net.route_writes);
 	for (int f = 0; f < 2; f++) {
-		strbuf_printf(out, "# HELP shoal_dpsync_informer_%s_total %s\n"
-				   "# TYPE shoal_dpsync_informer_%s_total counter\n",
-			      f ? "lists" : "events", f ? "Lists done (the first, and after 410 Gone)." :
-						 "Watch events handled.",
+		strbuf_printf(out,
+			      "# HELP shoal_dpsync_informer_%s_total %s\n"
+			      "# TYPE shoal_dpsync_informer_%s_total counter\n",
+			      f ? "lists" : "events",
+			      f ? "Lists done (the first, and after 410 Gone)."
+				: "Watch events handled.",
 			      f ? "lists" : "events");
 		for (int i = 0; i < 3; i++) {
 			struct informer_stats is = { 0 };
@@ -1566,9 +1587,10 @@ int dpsync_metrics(struct dpsync *d, struct strbuf *out)
 			strbuf_printf(out, "shoal_dp_packets_total{reason=\"%s\"} %llu\n",
 				      reasons[r] ? reasons[r] : "other",
 				      (unsigned long long)st.reason_packets[r]);
-		strbuf_printf(out, "# HELP shoal_dp_bytes_total Bytes translated.\n"
-				   "# TYPE shoal_dp_bytes_total counter\nshoal_dp_bytes_total "
-				   "%llu\n",
+		strbuf_printf(out,
+			      "# HELP shoal_dp_bytes_total Bytes translated.\n"
+			      "# TYPE shoal_dp_bytes_total counter\nshoal_dp_bytes_total "
+			      "%llu\n",
 			      (unsigned long long)st.bytes);
 	}
 	pthread_mutex_unlock(&d->amu);

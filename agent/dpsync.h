@@ -32,8 +32,8 @@ enum dpsync_mode { DPSYNC_BPF, DPSYNC_NFTABLES };
 struct dpsync_config {
 	const char *server, *token, *ca_file; /* the API, as informer_opts */
 	bool insecure;
-	const char *node;	 /* this node's name (pin path /sys/fs/bpf/shoal/<node>/) */
-	const char *zone;	 /* this node's zone, for topology-aware endpoints (may be NULL) */
+	const char *node; /* this node's name (pin path /sys/fs/bpf/shoal/<node>/) */
+	const char *zone; /* this node's zone, for topology-aware endpoints (may be NULL) */
 	enum dpsync_mode mode;
 	const char *uplink;	 /* the node's uplink interface (XDP, tc, NodePort), e.g. "eth0" */
 	const char *node_ip;	 /* the node's address on the uplink */

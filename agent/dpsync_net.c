@@ -172,7 +172,8 @@ int net_routes_sync(struct dpsync_net *n, const struct net_route *want, size_t n
 		struct in_addr gw = { .s_addr = w->via };
 
 		for (size_t k = 0; k < n_rt; k++) {
-			if (rt[k].dst_len != w->dst.prefix || rt[k].dst.s_addr != w->dst.addr.s_addr)
+			if (rt[k].dst_len != w->dst.prefix ||
+			    rt[k].dst.s_addr != w->dst.addr.s_addr)
 				continue;
 			if (rt[k].protocol == DPSYNC_RTPROT)
 				ours = &rt[k];
@@ -188,8 +189,9 @@ int net_routes_sync(struct dpsync_net *n, const struct net_route *want, size_t n
 			continue;
 		}
 		if (!ours || ours->gw.s_addr != w->via || ours->oif != n->uplink_ifindex) {
-			struct nl_route r = { .dst = dst, .via = via, .dev = n->uplink,
-					      .protocol = DPSYNC_RTPROT };
+			struct nl_route r = {
+				.dst = dst, .via = via, .dev = n->uplink, .protocol = DPSYNC_RTPROT
+			};
 
 			n->route_writes++;
 			err = nl_route_replace(n->nl, &r);

@@ -202,8 +202,8 @@ static uint64_t port_hash(uint64_t h, const struct xl_port *p)
 	}
 	for (size_t i = 0; i < p->n_eps; i++) {
 		const struct xl_endpoint *e = &p->eps[i];
-		uint8_t bits = (uint8_t)(e->ready | e->serving << 1 | e->terminating << 2 |
-					 e->local << 3);
+		uint8_t bits =
+			(uint8_t)(e->ready | e->serving << 1 | e->terminating << 2 | e->local << 3);
 
 		h = fnv(h, &e->addr, sizeof(e->addr));
 		h = fnv(h, &e->port, sizeof(e->port));
@@ -269,9 +269,9 @@ int xl_service(const json_t *svc, json_t *const *slices, size_t n_slices,
 	}
 	s = jstr(spec, "sessionAffinity");
 	if (s && !strcmp(s, "ClientIP")) {
-		long t = jint(json_object_get(json_object_get(spec, "sessionAffinityConfig"),
-					      "clientIP"),
-			      "timeoutSeconds", 10800);
+		long t = jint(
+			json_object_get(json_object_get(spec, "sessionAffinityConfig"), "clientIP"),
+			"timeoutSeconds", 10800);
 
 		affinity = t > 0 ? (uint32_t)t : 10800;
 	}
@@ -280,8 +280,8 @@ int xl_service(const json_t *svc, json_t *const *slices, size_t n_slices,
 	s = jstr(spec, "internalTrafficPolicy");
 	itp = s && !strcmp(s, "Local");
 
-	out->ports = calloc(json_array_size(json_object_get(spec, "ports")) + 1,
-			    sizeof(*out->ports));
+	out->ports =
+		calloc(json_array_size(json_object_get(spec, "ports")) + 1, sizeof(*out->ports));
 	if (!out->ports) {
 		err = -ENOMEM;
 		goto fail;
@@ -479,8 +479,8 @@ int xl_to_nft(const struct xl_port *p, struct nft_service *out)
 
 			out->endpoints[i].addr.s_addr = e->addr;
 			out->endpoints[i].port = e->port;
-			out->endpoints[i].ready = any_ready ? e->ready && !e->terminating :
-							      e->serving && e->terminating;
+			out->endpoints[i].ready = any_ready ? e->ready && !e->terminating
+							    : e->serving && e->terminating;
 		}
 		out->n_endpoints = p->n_eps;
 	}

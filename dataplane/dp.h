@@ -50,22 +50,22 @@
 
 #include "shoal_abi.h"
 
-#define DP_PIN_ROOT "/sys/fs/bpf/shoal"
+#define DP_PIN_ROOT	  "/sys/fs/bpf/shoal"
 #define DP_MAGLEV_DEFAULT 16381
 
 struct dp;
 
 struct dp_opts {
 	const char *node; /* pin directory name under pin_root (required; '.' is pinned as '_') */
-	const char *pin_root; /* default DP_PIN_ROOT */
-	uint32_t node_addr; /* network order: SNAT source for north-south to other nodes */
-	const char *zone; /* this node's zone, for topology hints (NULL: none) */
-	uint32_t max_services; /* default 10,000 */
+	const char *pin_root;	/* default DP_PIN_ROOT */
+	uint32_t node_addr;	/* network order: SNAT source for north-south to other nodes */
+	const char *zone;	/* this node's zone, for topology hints (NULL: none) */
+	uint32_t max_services;	/* default 10,000 */
 	uint32_t max_frontends; /* default 4 per service */
-	uint32_t max_backends; /* default 100,000 */
-	uint32_t max_flows; /* default 1,000,000 */
-	uint32_t max_maglev_services; /* default 1,024 */
-	uint32_t maglev_size; /* prime, default 16,381 */
+	uint32_t max_backends;	/* default 100,000 */
+	uint32_t max_flows;	/* default 1,000,000 */
+	uint32_t max_maglev_services;	       /* default 1,024 */
+	uint32_t maglev_size;		       /* prime, default 16,381 */
 	uint16_t snat_port_min, snat_port_max; /* default 61000-65535 */
 	/* Source a pod's flow to itself through a service is SNATed to (hairpin), network
 	 * order; default 169.254.42.1. Pods must route it to the node (a default route does). */
@@ -81,23 +81,23 @@ struct dp_frontend {
 };
 
 #define DP_MAX_FRONTENDS 16
-#define DP_ZONE_LEN 32
+#define DP_ZONE_LEN	 32
 
 struct dp_service {
-	const char *name; /* "namespace/name:port/proto", the identity */
-	uint8_t proto; /* IPPROTO_TCP or IPPROTO_UDP */
-	uint8_t flags; /* SVC_F_* */
+	const char *name;	   /* "namespace/name:port/proto", the identity */
+	uint8_t proto;		   /* IPPROTO_TCP or IPPROTO_UDP */
+	uint8_t flags;		   /* SVC_F_* */
 	uint16_t affinity_timeout; /* seconds (SVC_F_AFFINITY), default 10800 */
 	size_t n_frontends;
 	struct dp_frontend frontends[DP_MAX_FRONTENDS];
 };
 
 struct dp_backend {
-	uint32_t addr; /* network order */
-	uint16_t port; /* host order */
-	uint8_t flags; /* BE_F_LOCAL, BE_F_TERMINATING */
-	uint8_t ready; /* 0: not serving (skipped) */
-	uint16_t weight; /* Maglev weight, default 1 (0 is taken as 1) */
+	uint32_t addr;		     /* network order */
+	uint16_t port;		     /* host order */
+	uint8_t flags;		     /* BE_F_LOCAL, BE_F_TERMINATING */
+	uint8_t ready;		     /* 0: not serving (skipped) */
+	uint16_t weight;	     /* Maglev weight, default 1 (0 is taken as 1) */
 	char zone_hint[DP_ZONE_LEN]; /* EndpointSlice hints.forZones[0], "" for none */
 };
 
@@ -134,7 +134,7 @@ int dp_service_delete(struct dp *dp, const char *name);
 int dp_sync(struct dp *dp, const struct dp_service_spec *specs, size_t n);
 
 struct dp_stats {
-	uint64_t packets, bytes; /* translated */
+	uint64_t packets, bytes;	 /* translated */
 	uint64_t reason_packets[DR_MAX]; /* by enum shoal_reason */
 	uint32_t services, backends;
 	uint64_t map_writes; /* map entries this handle wrote or deleted since dp_open */

@@ -41,7 +41,7 @@ enum dp_prog {
 
 struct dp_be {
 	struct dp_be *next; /* hash chain */
-	uint64_t key; /* addr << 16 | port */
+	uint64_t key;	    /* addr << 16 | port */
 	uint32_t id;
 	uint32_t refs; /* services whose live slots name it */
 	struct shoal_backend_v4 val;
@@ -53,8 +53,8 @@ struct dp_svc {
 	uint32_t id;
 	uint64_t fingerprint;
 	struct shoal_svc_v4 rec; /* as written to every frontend */
-	struct dp_service svc; /* frontends, flags (svc.name points at name) */
-	uint32_t *be_ids; /* live slots, n_ready + n_term of them */
+	struct dp_service svc;	 /* frontends, flags (svc.name points at name) */
+	uint32_t *be_ids;	 /* live slots, n_ready + n_term of them */
 	size_t n_be;
 	bool seen; /* dp_sync mark */
 };
@@ -63,17 +63,17 @@ struct dp_ids {
 	uint32_t *free; /* stack of released ids */
 	size_t n_free;
 	uint32_t next; /* lowest never-used id */
-	uint32_t max; /* ids are 1..max-1 */
+	uint32_t max;  /* ids are 1..max-1 */
 };
 
 struct dp {
-	char dir[256]; /* pin directory */
+	char dir[256];	/* pin directory */
 	char root[200]; /* pin root */
 	struct dp_opts opts;
-	int map_fd[DP_MAP_N]; /* owned */
+	int map_fd[DP_MAP_N];	/* owned */
 	int prog_fd[DP_PROG_N]; /* owned */
 	uint32_t prog_id[DP_PROG_N];
-	bool adopted; /* the programs were the pinned ones, not loaded by this handle */
+	bool adopted;	     /* the programs were the pinned ones, not loaded by this handle */
 	uint64_t map_writes; /* map entries written or deleted through this handle */
 
 	struct dp_svc **svc_tab;

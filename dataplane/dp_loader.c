@@ -13,6 +13,7 @@
  * pinned beside the maps, and every attached interface is recorded in shoal_attach so that
  * dp_uninstall() finds it all again.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -23,7 +24,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <arpa/inet.h>
 
 #include <dirent.h>
 
@@ -31,28 +31,35 @@
 #include <bpf/libbpf.h>
 
 #include "dp_internal.h"
-#include "log.h"
 #include "lb_sock.skel.h"
 #include "lb_tc.skel.h"
 #include "lb_xdp.skel.h"
+#include "log.h"
 
 #define TC_HANDLE 0x5ea1
-#define TC_PRIO 1
+#define TC_PRIO	  1
 
 static const char *const map_names[DP_MAP_N] = {
-	[DP_MAP_SVC] = SHOAL_MAP_SVC,		[DP_MAP_SLOT] = SHOAL_MAP_SLOT,
-	[DP_MAP_BE] = SHOAL_MAP_BACKEND,	[DP_MAP_MAGLEV] = SHOAL_MAP_MAGLEV,
-	[DP_MAP_CT] = SHOAL_MAP_CT,		[DP_MAP_REVNAT] = SHOAL_MAP_REVNAT,
-	[DP_MAP_AFFIN] = SHOAL_MAP_AFFINITY,	[DP_MAP_SVC_STATS] = SHOAL_MAP_SVC_STATS,
-	[DP_MAP_BE_STATS] = SHOAL_MAP_BE_STATS, [DP_MAP_DROPS] = SHOAL_MAP_DROPS,
-	[DP_MAP_SK] = SHOAL_MAP_SOCK,		[DP_MAP_NAMES] = SHOAL_MAP_NAMES,
-	[DP_MAP_ATTACH] = SHOAL_MAP_ATTACH,	[DP_MAP_META] = SHOAL_MAP_META,
+	[DP_MAP_SVC] = SHOAL_MAP_SVC,
+	[DP_MAP_SLOT] = SHOAL_MAP_SLOT,
+	[DP_MAP_BE] = SHOAL_MAP_BACKEND,
+	[DP_MAP_MAGLEV] = SHOAL_MAP_MAGLEV,
+	[DP_MAP_CT] = SHOAL_MAP_CT,
+	[DP_MAP_REVNAT] = SHOAL_MAP_REVNAT,
+	[DP_MAP_AFFIN] = SHOAL_MAP_AFFINITY,
+	[DP_MAP_SVC_STATS] = SHOAL_MAP_SVC_STATS,
+	[DP_MAP_BE_STATS] = SHOAL_MAP_BE_STATS,
+	[DP_MAP_DROPS] = SHOAL_MAP_DROPS,
+	[DP_MAP_SK] = SHOAL_MAP_SOCK,
+	[DP_MAP_NAMES] = SHOAL_MAP_NAMES,
+	[DP_MAP_ATTACH] = SHOAL_MAP_ATTACH,
+	[DP_MAP_META] = SHOAL_MAP_META,
 };
 
 static const struct {
 	const char *name;
 	enum bpf_attach_type cg_type; /* socket hooks: where on the cgroup */
-	const char *cg_tag; /* socket hooks: link pin suffix */
+	const char *cg_tag;	      /* socket hooks: link pin suffix */
 } progs[DP_PROG_N] = {
 	[DP_PROG_XDP] = { "lb_xdp" },
 	[DP_PROG_TC_POD] = { "lb_tc_pod" },
@@ -101,7 +108,8 @@ static int size_maps(struct bpf_object *obj, const struct dp_opts *o)
 	struct bpf_map *m;
 	int err = 0;
 
-	bpf_object__for_each_map(m, obj) {
+	bpf_object__for_each_map(m, obj)
+	{
 		const char *n = bpf_map__name(m);
 		uint32_t sz = 0;
 
@@ -191,7 +199,8 @@ static uint64_t programs_hash(const struct dp_opts *o, const struct bpf_object *
 	h = fnv(h, &o->snat_port_min, sizeof(o->snat_port_min));
 	h = fnv(h, &o->snat_port_max, sizeof(o->snat_port_max));
 	h = fnv(h, &o->hairpin_addr, sizeof(o->hairpin_addr));
-	bpf_object__for_each_map(m, maps_obj) {
+	bpf_object__for_each_map(m, maps_obj)
+	{
 		uint32_t g[5] = { bpf_map__type(m), bpf_map__key_size(m), bpf_map__value_size(m),
 				  bpf_map__max_entries(m), bpf_map__map_flags(m) };
 
@@ -487,7 +496,9 @@ static int dir_replace(struct dp *dp, char *stale, size_t len, struct attach_rec
 			 "programs are attached)",
 			 dp->dir, strerror(-err));
 		stale[0] = '\0';
-		attach_undo(*recs, *n_recs);
+		err = attach_undo(*recs, *n_recs);
+		if (err)
+			log_warn("dp: detach the old programs: %s", strerror(-err));
 		free(*recs);
 		*recs = NULL;
 		*n_recs = 0;
@@ -677,8 +688,12 @@ err:
 	free(recs);
 	if (created) {
 		/* Leave no half-made pin directory behind. */
-		dir_remove(dp->dir);
-		rmdir(dp->root);
+		int e = dir_remove(dp->dir);
+
+		if (e)
+			log_warn("dp: remove %s: %s", dp->dir, strerror(-e));
+		if (rmdir(dp->root) && errno != ENOTEMPTY && errno != EEXIST)
+			log_debug("dp: remove %s: %s", dp->root, strerror(errno));
 	}
 	dp_close(dp);
 	errno = -err;
@@ -733,9 +748,9 @@ static int attach_note(struct dp *dp, int ifindex, uint32_t set, uint32_t clear)
 		return 0;
 	dp->map_writes++;
 	if (!val)
-		return bpf_map_delete_elem(dp->map_fd[DP_MAP_ATTACH], &key) && errno != ENOENT ?
-			       -errno :
-			       0;
+		return bpf_map_delete_elem(dp->map_fd[DP_MAP_ATTACH], &key) && errno != ENOENT
+			       ? -errno
+			       : 0;
 	return bpf_map_update_elem(dp->map_fd[DP_MAP_ATTACH], &key, &val, BPF_ANY) ? -errno : 0;
 }
 
@@ -901,8 +916,8 @@ static int cg_link_path(struct dp *dp, const char *cgroup_path, const char *tag,
 
 	if (stat(cgroup_path, &st))
 		return -errno;
-	if ((size_t)snprintf(buf, len, "%s/link_cg_%llu_%s", dp->dir,
-			     (unsigned long long)st.st_ino, tag) >= len)
+	if ((size_t)snprintf(buf, len, "%s/link_cg_%llu_%s", dp->dir, (unsigned long long)st.st_ino,
+			     tag) >= len)
 		return -ENAMETOOLONG;
 	return 0;
 }

@@ -10,11 +10,11 @@
  * The index kept here (name -> service, addr:port -> backend) is a cache of the maps: dp_open
  * rebuilds it from the pinned maps, so a restarted agent continues where the last one was.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -214,8 +214,8 @@ static int map_del(struct dp *dp, int fd, const void *key)
 }
 
 /* Updates n entries, in kernel batches where the map type has them, else one by one. */
-static int map_update_many(struct dp *dp, int fd, const void *keys, const void *vals, size_t n, size_t ksz,
-			   size_t vsz)
+static int map_update_many(struct dp *dp, int fd, const void *keys, const void *vals, size_t n,
+			   size_t ksz, size_t vsz)
 {
 	LIBBPF_OPTS(bpf_map_batch_opts, bo, .elem_flags = BPF_ANY);
 	size_t done = 0;
@@ -519,7 +519,8 @@ int dp_service_upsert(struct dp *dp, const struct dp_service *svc, const struct 
 		 * Listed but not serving (not ready, or outside our zone's hints): no new flows,
 		 * but its entry stays so that established flows keep it.
 		 */
-		if ((!be[i].ready && !term) || (!term && hints && strcmp(be[i].zone_hint, dp->opts.zone)))
+		if ((!be[i].ready && !term) ||
+		    (!term && hints && strcmp(be[i].zone_hint, dp->opts.zone)))
 			sel[nsel].cls = 4;
 		nsel++;
 	}
@@ -585,18 +586,21 @@ int dp_service_upsert(struct dp *dp, const struct dp_service *svc, const struct 
 	if (n_rst) {
 		void *zero = calloc(n_rst * (size_t)dp->ncpus, sizeof(struct shoal_counter));
 
-		err = zero ? map_update_many(dp, dp->map_fd[DP_MAP_BE_STATS], rst_ids, zero, n_rst, sizeof(*rst_ids),
-					     (size_t)dp->ncpus * sizeof(struct shoal_counter)) :
-			     -ENOMEM;
+		err = zero ? map_update_many(dp, dp->map_fd[DP_MAP_BE_STATS], rst_ids, zero, n_rst,
+					     sizeof(*rst_ids),
+					     (size_t)dp->ncpus * sizeof(struct shoal_counter))
+			   : -ENOMEM;
 		free(zero);
 		if (err)
 			goto undo_refs;
 	}
-	err = map_update_many(dp, dp->map_fd[DP_MAP_BE], wr_ids, wr_vals, n_wr, sizeof(*wr_ids), sizeof(*wr_vals));
+	err = map_update_many(dp, dp->map_fd[DP_MAP_BE], wr_ids, wr_vals, n_wr, sizeof(*wr_ids),
+			      sizeof(*wr_vals));
 	if (err) {
 		for (size_t i = 0; i < n_wr; i++)
 			if (dp->be_by_id[wr_ids[i]])
-				dp->be_by_id[wr_ids[i]]->val.addr = 0; /* unknown: rewrite next time */
+				dp->be_by_id[wr_ids[i]]->val.addr =
+					0; /* unknown: rewrite next time */
 		goto undo_refs;
 	}
 
@@ -625,10 +629,13 @@ int dp_service_upsert(struct dp *dp, const struct dp_service *svc, const struct 
 			rec.n_idle++;
 			break;
 		}
-		skeys[i] = (struct shoal_slot_key){ .svc_id = s->id, .slot = (__u16)i, .gen = rec.gen };
+		skeys[i] = (struct shoal_slot_key){ .svc_id = s->id,
+						    .slot = (__u16)i,
+						    .gen = rec.gen };
 	}
 	n_slots = nsel;
-	err = map_update_many(dp, dp->map_fd[DP_MAP_SLOT], skeys, ids, n_slots, sizeof(*skeys), sizeof(*ids));
+	err = map_update_many(dp, dp->map_fd[DP_MAP_SLOT], skeys, ids, n_slots, sizeof(*skeys),
+			      sizeof(*ids));
 	if (err)
 		goto undo_refs;
 
@@ -699,7 +706,8 @@ int dp_service_upsert(struct dp *dp, const struct dp_service *svc, const struct 
 	/* 5. the old generation's slots and the backends nobody names any more */
 	old_slots = created ? 0 : (size_t)s->rec.n_ready + s->rec.n_term + s->rec.n_idle;
 	for (size_t i = 0; i < old_slots; i++)
-		skeys[i] = (struct shoal_slot_key){ .svc_id = s->id, .slot = (__u16)i,
+		skeys[i] = (struct shoal_slot_key){ .svc_id = s->id,
+						    .slot = (__u16)i,
 						    .gen = s->rec.gen };
 	err = map_delete_many(dp, dp->map_fd[DP_MAP_SLOT], skeys, old_slots, sizeof(*skeys));
 	if (err)
@@ -783,7 +791,8 @@ static void svc_release(struct dp *dp, struct dp_svc *s)
 		log_warn("dp: service %s: delete name: %s", s->name, strerror(errno));
 	if (sk) {
 		for (size_t i = 0; i < n_slots; i++)
-			sk[i] = (struct shoal_slot_key){ .svc_id = s->id, .slot = (__u16)i,
+			sk[i] = (struct shoal_slot_key){ .svc_id = s->id,
+							 .slot = (__u16)i,
 							 .gen = s->rec.gen };
 		if (map_delete_many(dp, dp->map_fd[DP_MAP_SLOT], sk, n_slots, sizeof(*sk)))
 			log_warn("dp: service %s: delete slots", s->name);
@@ -835,8 +844,8 @@ int dp_sync(struct dp *dp, const struct dp_service_spec *specs, size_t n)
 		if (!sp->svc.name)
 			return -EINVAL;
 		s = svc_find(dp, sp->svc.name);
-		if (s && s->fingerprint ==
-				 spec_fingerprint(&sp->svc, sp->backends, sp->n_backends)) {
+		if (s &&
+		    s->fingerprint == spec_fingerprint(&sp->svc, sp->backends, sp->n_backends)) {
 			s->seen = true;
 			continue;
 		}
@@ -996,9 +1005,9 @@ int dp_service_info(struct dp *dp, const char *name, struct dp_service_info *out
 		bi->addr = b->val.addr;
 		bi->port = ntohs(b->val.port);
 		bi->flags = b->val.flags;
-		bi->state = i < s->rec.n_ready ? DP_SLOT_READY :
-			    i < (size_t)s->rec.n_ready + s->rec.n_term ? DP_SLOT_TERMINATING :
-									   DP_SLOT_IDLE;
+		bi->state = i < s->rec.n_ready				 ? DP_SLOT_READY
+			    : i < (size_t)s->rec.n_ready + s->rec.n_term ? DP_SLOT_TERMINATING
+									 : DP_SLOT_IDLE;
 		err = percpu_sum(dp, dp->map_fd[DP_MAP_BE_STATS], b->id, &bi->packets, &bi->bytes);
 		if (err) {
 			dp_service_info_free(out);
@@ -1084,7 +1093,8 @@ int dp_state_load(struct dp *dp)
 
 		cur = id;
 		prev = &cur;
-		if (bpf_map_lookup_elem(dp->map_fd[DP_MAP_BE], &id, &v) || id == 0 || id > dp->opts.max_backends)
+		if (bpf_map_lookup_elem(dp->map_fd[DP_MAP_BE], &id, &v) || id == 0 ||
+		    id > dp->opts.max_backends)
 			continue;
 		b = calloc(1, sizeof(*b));
 		if (!b)
@@ -1164,7 +1174,8 @@ int dp_state_load(struct dp *dp)
 				return -ENOMEM;
 			}
 			for (size_t k = 0; k < n; k++) {
-				struct shoal_slot_key sk = { .svc_id = s->id, .slot = (__u16)k,
+				struct shoal_slot_key sk = { .svc_id = s->id,
+							     .slot = (__u16)k,
 							     .gen = s->rec.gen };
 				uint32_t bid;
 

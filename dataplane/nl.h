@@ -14,8 +14,8 @@
 #ifndef SHOAL_NL_H
 #define SHOAL_NL_H
 
-#include <stdbool.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #define NL_NETNS_DIR "/run/shoal/netns"
@@ -55,13 +55,13 @@ int nl_addr_add(struct nl_conn *nl, const char *ifname, const char *cidr);
 int nl_addr_del(struct nl_conn *nl, const char *ifname, const char *cidr);
 
 struct nl_route {
-	const char *dst; /* "10.100.2.0/24" or "default" */
-	const char *via; /* gateway, NULL for a directly connected route */
-	const char *dev; /* output link, NULL to let the kernel choose by the gateway */
-	bool onlink;	 /* the gateway is on the link even outside its subnets */
-	uint32_t table;	 /* 0: main */
-	uint32_t metric; /* 0: none */
-	const char *src; /* preferred source address, NULL for none */
+	const char *dst;  /* "10.100.2.0/24" or "default" */
+	const char *via;  /* gateway, NULL for a directly connected route */
+	const char *dev;  /* output link, NULL to let the kernel choose by the gateway */
+	bool onlink;	  /* the gateway is on the link even outside its subnets */
+	uint32_t table;	  /* 0: main */
+	uint32_t metric;  /* 0: none */
+	const char *src;  /* preferred source address, NULL for none */
 	uint8_t protocol; /* who made it (RTPROT_*, or a number of the caller's); 0: static.
 			   * A delete with a protocol matches only routes of that protocol. */
 };

@@ -33,21 +33,21 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "shoal_test.h"
 #include "dp.h"
 #include "dpsync.h"
 #include "dpsync_int.h"
 #include "nl.h"
 #include "nslab.h"
+#include "shoal_test.h"
 #include "shoald_fixture.h"
 #include "strbuf.h"
 
-#define NODE_IP "10.99.0.1"
+#define NODE_IP	  "10.99.0.1"
 #define CLIENT_IP "10.99.0.100"
-#define NP_TCP 30080
-#define NP_UDP 30081
-#define NP_ETP 30082
-#define NPODS 3
+#define NP_TCP	  30080
+#define NP_UDP	  30081
+#define NP_ETP	  30082
+#define NPODS	  3
 
 static char P[8], ns_f[16], ns_n[16], ns_c[16], ns_p[NPODS][16], node[24], cg_lab[400],
 	cg_node[420], pin_dir[300];
@@ -84,9 +84,14 @@ static void sleep_ms(int ms)
 
 static struct dpsync *start_dpsync(enum dpsync_mode mode)
 {
-	struct dpsync_config c = { .server = NULL, .node = node, .zone = "zone-a", .mode = mode,
-				   .uplink = "eth0", .node_ip = NODE_IP,
-				   .pod_cidr = "10.100.1.0/24", .cgroup_root = cg_node };
+	struct dpsync_config c = { .server = NULL,
+				   .node = node,
+				   .zone = "zone-a",
+				   .mode = mode,
+				   .uplink = "eth0",
+				   .node_ip = NODE_IP,
+				   .pod_cidr = "10.100.1.0/24",
+				   .cgroup_root = cg_node };
 	char server[400];
 	struct dpsync *d;
 
@@ -137,8 +142,8 @@ static int wait_frontend(uint32_t addr, uint16_t port, uint8_t proto, int n_read
 	do {
 		int err = svc_rec(addr, port, proto, &r);
 
-		if (n_ready < 0 ? err == -ENOENT :
-				  !err && r.n_ready == n_ready && r.n_term == n_term)
+		if (n_ready < 0 ? err == -ENOENT
+				: !err && r.n_ready == n_ready && r.n_term == n_term)
 			return (int)(ms_now() - start);
 		usleep(500);
 	} while (ms_now() < end);
@@ -224,8 +229,8 @@ static void create_service(const char *name, const char *etp, int np_tcp, int np
 			"NodePort", "ports", ports, "externalTrafficPolicy", etp);
 	r = api("POST", "/api/v1/namespaces/default/services", svc, 201);
 	if (!strcmp(name, "web")) {
-		const char *ip = json_string_value(
-			json_object_get(json_object_get(r, "spec"), "clusterIP"));
+		const char *ip =
+			json_string_value(json_object_get(json_object_get(r, "spec"), "clusterIP"));
 
 		assert_non_null(ip);
 		vip = ip4(ip);
@@ -261,22 +266,22 @@ static json_t *slice_ports(bool udp)
 
 static void create_slice(const char *name, const char *svc, json_t *endpoints)
 {
-	json_t *o = json_pack("{s:s,s:s,s:{s:s,s:s,s:{s:s}},s:s,s:o,s:o}", "apiVersion",
-			      "discovery.k8s.io/v1", "kind", "EndpointSlice", "metadata", "name",
-			      name, "namespace", "default", "labels", DPSYNC_SVC_LABEL, svc,
-			      "addressType", "IPv4", "ports", slice_ports(true), "endpoints",
-			      endpoints);
+	json_t *o =
+		json_pack("{s:s,s:s,s:{s:s,s:s,s:{s:s}},s:s,s:o,s:o}", "apiVersion",
+			  "discovery.k8s.io/v1", "kind", "EndpointSlice", "metadata", "name", name,
+			  "namespace", "default", "labels", DPSYNC_SVC_LABEL, svc, "addressType",
+			  "IPv4", "ports", slice_ports(true), "endpoints", endpoints);
 
-	json_decref(api("POST", "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices", o,
-			201));
+	json_decref(
+		api("POST", "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices", o, 201));
 }
 
 static void patch_slice(const char *name, json_t *endpoints)
 {
 	char path[200];
 
-	snprintf(path, sizeof(path), "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/%s",
-		 name);
+	snprintf(path, sizeof(path),
+		 "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/%s", name);
 	json_decref(api("PATCH", path, json_pack("{s:o}", "endpoints", endpoints), 200));
 }
 
@@ -324,8 +329,8 @@ static void ask_from(const char *ns, bool in_cg, uint32_t addr, uint16_t port, b
 		if (nslab_enter_ns(ns))
 			_exit(3);
 		for (int i = 0; i < n; i++) {
-			int err = udp ? nslab_udp_ask(addr, port, "hi", buf, sizeof(buf)) :
-					nslab_tcp_ask(addr, port, "hi", buf, sizeof(buf), NULL);
+			int err = udp ? nslab_udp_ask(addr, port, "hi", buf, sizeof(buf))
+				      : nslab_tcp_ask(addr, port, "hi", buf, sizeof(buf), NULL);
 
 			if (!err && buf[0] == 'b' && buf[1] >= '1' && buf[1] <= '0' + NPODS &&
 			    !strcmp(buf + 2, ":hi"))
@@ -348,10 +353,10 @@ static void ask_from(const char *ns, bool in_cg, uint32_t addr, uint16_t port, b
 
 static void expect_all(const char *what, const int seen[NPODS + 1], int n)
 {
-	printf("# %s: b1=%d b2=%d b3=%d failed=%d\n", what, seen[0], seen[1], seen[2],
-	       seen[NPODS]);
+	printf("# %s: b1=%d b2=%d b3=%d failed=%d\n", what, seen[0], seen[1], seen[2], seen[NPODS]);
 	if (seen[NPODS])
-		fail_msg("%s: %d of %d attempts got no answer, expected none", what, seen[NPODS], n);
+		fail_msg("%s: %d of %d attempts got no answer, expected none", what, seen[NPODS],
+			 n);
 	for (int k = 0; k < NPODS; k++)
 		if (!seen[k])
 			fail_msg("%s: backend b%d never answered in %d attempts", what, k + 1, n);
@@ -413,20 +418,19 @@ static int setup(void **state)
 		fprintf(stderr, "mkdir %s: %s\n", cg_node, strerror(errno));
 		goto fail;
 	}
-	if (nslab_sh(
-		    "set -e; for n in %1$s %2$s %3$s; do ip netns add $n; ip -n $n link set lo up;"
-		    " done;"
-		    "ip -n %1$s link add br0 type bridge; ip -n %1$s link set br0 up;"
-		    "ip link add %4$sfn netns %1$s type veth peer name eth0 netns %2$s;"
-		    "ip link add %4$sfc netns %1$s type veth peer name eth0 netns %3$s;"
-		    "for i in %4$sfn %4$sfc; do ip -n %1$s link set $i master br0 up; done;"
-		    "ip -n %2$s addr add " NODE_IP "/24 dev eth0; ip -n %2$s link set eth0 up;"
-		    "ip -n %2$s route add default via 10.99.0.254;"
-		    "ip -n %3$s addr add " CLIENT_IP "/24 dev eth0; ip -n %3$s link set eth0 up;"
-		    "ip netns exec %2$s sysctl -qw net.ipv4.ip_forward=1"
-		    " net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0"
-		    " net.ipv4.conf.eth0.rp_filter=0",
-		    ns_f, ns_n, ns_c, P)) {
+	if (nslab_sh("set -e; for n in %1$s %2$s %3$s; do ip netns add $n; ip -n $n link set lo up;"
+		     " done;"
+		     "ip -n %1$s link add br0 type bridge; ip -n %1$s link set br0 up;"
+		     "ip link add %4$sfn netns %1$s type veth peer name eth0 netns %2$s;"
+		     "ip link add %4$sfc netns %1$s type veth peer name eth0 netns %3$s;"
+		     "for i in %4$sfn %4$sfc; do ip -n %1$s link set $i master br0 up; done;"
+		     "ip -n %2$s addr add " NODE_IP "/24 dev eth0; ip -n %2$s link set eth0 up;"
+		     "ip -n %2$s route add default via 10.99.0.254;"
+		     "ip -n %3$s addr add " CLIENT_IP "/24 dev eth0; ip -n %3$s link set eth0 up;"
+		     "ip netns exec %2$s sysctl -qw net.ipv4.ip_forward=1"
+		     " net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0"
+		     " net.ipv4.conf.eth0.rp_filter=0",
+		     ns_f, ns_n, ns_c, P)) {
 		fprintf(stderr, "lab: fabric, node and client\n");
 		goto fail;
 	}
@@ -450,8 +454,8 @@ static int setup(void **state)
 		echo[k] = nslab_echo_server(ns_p[k], 8080, tag, 120);
 	}
 	has_noctrl = !nslab_sh("%s --help 2>&1 | grep -q -- --disable-controllers",
-			       access("build/san-bin/shoald", X_OK) ? "build/bin/shoald" :
-								      "build/san-bin/shoald");
+			       access("build/san-bin/shoald", X_OK) ? "build/bin/shoald"
+								    : "build/san-bin/shoald");
 	if (!has_noctrl)
 		nocontrollers[1] = NULL;
 	if (shoald_start(&sd, nocontrollers)) {
@@ -491,7 +495,10 @@ static void test_agent_dpsync_bpf_programs_the_service(void **state)
 	assert_true(wait_frontend(ip4(NODE_IP), NP_TCP, IPPROTO_TCP, NPODS, 0, 1000) >= 0);
 	assert_true(wait_frontend(vip, 80, IPPROTO_UDP, NPODS, 0, 1000) >= 0);
 	assert_int_equal(dpsync_describe(ds, &b), 0);
-	printf("# %s", b.s);
+	for (char *l = b.s, *e; l && *l; l = e ? e + 1 : NULL) {
+		e = strchr(l, '\n');
+		printf("# %.*s\n", e ? (int)(e - l) : (int)strlen(l), l);
+	}
 	assert_non_null(strstr(b.s, "default/web:80/tcp"));
 	assert_non_null(strstr(b.s, "10.100.1.2:8080"));
 	strbuf_free(&b);
@@ -554,9 +561,11 @@ static void test_agent_dpsync_bpf_endpoint_removed(void **state)
 			 seen[2], seen[3]);
 	/* A few more changes, each timed from the API's answer to the map update. */
 	for (int i = 1; i < 5; i++) {
-		patch_slice("web-1", i % 2 ? all_pods_ready() : json_pack("[o,o]",
-			endpoint(pod_addr(0), node, true, true, false),
-			endpoint(pod_addr(1), node, true, true, false)));
+		patch_slice("web-1",
+			    i % 2 ? all_pods_ready()
+				  : json_pack("[o,o]",
+					      endpoint(pod_addr(0), node, true, true, false),
+					      endpoint(pod_addr(1), node, true, true, false)));
 		t[i] = wait_frontend(vip, 80, IPPROTO_TCP, i % 2 ? NPODS : NPODS - 1, 0, 5000);
 		assert_true(t[i] >= 0);
 	}
@@ -571,10 +580,9 @@ static void test_agent_dpsync_bpf_terminating_fallback(void **state)
 
 	(void)state;
 	/* Nothing ready: b1 and b2 serve while terminating, b3 does not serve. */
-	patch_slice("web-1",
-		    json_pack("[o,o,o]", endpoint(pod_addr(0), node, false, true, true),
-			      endpoint(pod_addr(1), node, false, true, true),
-			      endpoint(pod_addr(2), node, false, false, true)));
+	patch_slice("web-1", json_pack("[o,o,o]", endpoint(pod_addr(0), node, false, true, true),
+				       endpoint(pod_addr(1), node, false, true, true),
+				       endpoint(pod_addr(2), node, false, false, true)));
 	if (wait_frontend(vip, 80, IPPROTO_TCP, 0, 2, 5000) < 0)
 		fail_msg("expected 0 ready and 2 terminating backends in the map");
 	ask_from(ns_n, true, vip, 80, false, 30, seen);
@@ -734,9 +742,8 @@ static void test_agent_dpsync_routes_follow_nodes(void **state)
 				  "eth0'",
 				  ns_n),
 			 0);
-	assert_int_equal(nslab_sh("ip -n %s route show 10.100.3.0/24 | grep -q 'via 10.99.0.3 '",
-				  ns_n),
-			 0);
+	assert_int_equal(
+		nslab_sh("ip -n %s route show 10.100.3.0/24 | grep -q 'via 10.99.0.3 '", ns_n), 0);
 	snprintf(path, sizeof(path), "/api/v1/nodes/%s", n2);
 	json_decref(api("DELETE", path, NULL, 200));
 	if (!wait_route("10.100.2.0/24", false, 5000))
@@ -744,9 +751,8 @@ static void test_agent_dpsync_routes_follow_nodes(void **state)
 	snprintf(path, sizeof(path), "/api/v1/nodes/%s", n3);
 	json_decref(api("DELETE", path, NULL, 200));
 	sleep_ms(200);
-	assert_int_equal(nslab_sh("ip -n %s route show 10.100.3.0/24 | grep -q 'via 10.99.0.3 '",
-				  ns_n),
-			 0);
+	assert_int_equal(
+		nslab_sh("ip -n %s route show 10.100.3.0/24 | grep -q 'via 10.99.0.3 '", ns_n), 0);
 }
 
 /* ---- nftables mode ---------------------------------------------------------------------- */
@@ -782,8 +788,7 @@ static void test_agent_dpsync_nftables_vip_and_nodeport(void **state)
 	expect_all("nftables: pod b2 to its Service", seen, 30);
 }
 
-SHOAL_TEST_MAIN_SETUP(setup, teardown,
-		      cmocka_unit_test(test_agent_dpsync_bpf_programs_the_service),
+SHOAL_TEST_MAIN_SETUP(setup, teardown, cmocka_unit_test(test_agent_dpsync_bpf_programs_the_service),
 		      cmocka_unit_test(test_agent_dpsync_bpf_vip_from_node_cgroup),
 		      cmocka_unit_test(test_agent_dpsync_bpf_nodeport_from_outside),
 		      cmocka_unit_test(test_agent_dpsync_bpf_hairpin),

@@ -20,9 +20,9 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "shoal_test.h"
 #include "dp.h"
 #include "nslab.h"
+#include "shoal_test.h"
 
 static char node[32], cg[400], dir[300];
 static int ifx;
@@ -37,8 +37,11 @@ static uint32_t ip4(const char *s)
 
 static struct dp *open_dp(const char *node_addr, uint32_t max_services)
 {
-	struct dp_opts o = { .node = node, .node_addr = ip4(node_addr),
-			     .max_services = max_services, .max_backends = 64, .max_flows = 4096,
+	struct dp_opts o = { .node = node,
+			     .node_addr = ip4(node_addr),
+			     .max_services = max_services,
+			     .max_backends = 64,
+			     .max_flows = 4096,
 			     .max_maglev_services = 4 };
 
 	return dp_open(&o);
@@ -95,7 +98,8 @@ static uint32_t prog_id(struct dp *dp, const char *name)
 
 static int svc_gen(struct dp *dp)
 {
-	struct shoal_svc_key_v4 k = { .addr = ip4("10.96.0.10"), .port = htons(80),
+	struct shoal_svc_key_v4 k = { .addr = ip4("10.96.0.10"),
+				      .port = htons(80),
 				      .proto = IPPROTO_TCP };
 	struct shoal_svc_v4 v;
 
@@ -145,7 +149,8 @@ static int teardown(void **state)
 
 static void test_agent_dpsync_adopt_same_build(void **state)
 {
-	struct dp_service s = { .name = "default/web:80/tcp", .proto = IPPROTO_TCP,
+	struct dp_service s = { .name = "default/web:80/tcp",
+				.proto = IPPROTO_TCP,
 				.n_frontends = 1 };
 	struct dp_backend b = { .addr = ip4("10.1.1.2"), .port = 8080, .ready = 1 };
 	uint32_t x, t, c, n;

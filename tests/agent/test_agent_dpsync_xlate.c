@@ -8,8 +8,8 @@
 #include <netinet/in.h>
 #include <string.h>
 
-#include "shoal_test.h"
 #include "dpsync_int.h"
+#include "shoal_test.h"
 
 static const struct xl_node node = { .name = "n1", .node_ip = 0x0100630a /* 10.99.0.1 */ };
 
@@ -32,30 +32,32 @@ static json_t *load(const char *text)
 }
 
 #define SVC_WEB                                                                                    \
-	"{\"metadata\":{\"namespace\":\"default\",\"name\":\"web\",\"annotations\":{\"a\":\"1\"}}," \
-	"\"spec\":{\"type\":\"LoadBalancer\",\"clusterIP\":\"10.96.0.10\","                       \
-	"\"externalIPs\":[\"192.0.2.1\",\"2001:db8::1\"],"                                        \
-	"\"ports\":[{\"name\":\"http\",\"protocol\":\"TCP\",\"port\":80,\"nodePort\":30080},"     \
-	"{\"name\":\"dns\",\"protocol\":\"UDP\",\"port\":53,\"nodePort\":30053},"                 \
-	"{\"name\":\"sig\",\"protocol\":\"SCTP\",\"port\":99}]},"                                 \
-	"\"status\":{\"loadBalancer\":{\"ingress\":[{\"ip\":\"198.51.100.7\"},{\"ip\":\"192.0.2.1\"}]}}}"
+	"{\"metadata\":{\"namespace\":\"default\",\"name\":\"web\",\"annotations\":{\"a\":\"1\"}}" \
+	","                                                                                        \
+	"\"spec\":{\"type\":\"LoadBalancer\",\"clusterIP\":\"10.96.0.10\","                        \
+	"\"externalIPs\":[\"192.0.2.1\",\"2001:db8::1\"],"                                         \
+	"\"ports\":[{\"name\":\"http\",\"protocol\":\"TCP\",\"port\":80,\"nodePort\":30080},"      \
+	"{\"name\":\"dns\",\"protocol\":\"UDP\",\"port\":53,\"nodePort\":30053},"                  \
+	"{\"name\":\"sig\",\"protocol\":\"SCTP\",\"port\":99}]},"                                  \
+	"\"status\":{\"loadBalancer\":{\"ingress\":[{\"ip\":\"198.51.100.7\"},{\"ip\":\"192.0.2."  \
+	"1\"}]}}}"
 
 #define SLICE_A                                                                                    \
-	"{\"metadata\":{\"namespace\":\"default\",\"name\":\"web-a\"},\"addressType\":\"IPv4\","  \
-	"\"ports\":[{\"name\":\"http\",\"protocol\":\"TCP\",\"port\":8080},"                      \
-	"{\"name\":\"dns\",\"protocol\":\"UDP\",\"port\":5353}],"                                 \
-	"\"endpoints\":[{\"addresses\":[\"10.100.1.2\"],\"nodeName\":\"n1\",\"zone\":\"a\","      \
+	"{\"metadata\":{\"namespace\":\"default\",\"name\":\"web-a\"},\"addressType\":\"IPv4\","   \
+	"\"ports\":[{\"name\":\"http\",\"protocol\":\"TCP\",\"port\":8080},"                       \
+	"{\"name\":\"dns\",\"protocol\":\"UDP\",\"port\":5353}],"                                  \
+	"\"endpoints\":[{\"addresses\":[\"10.100.1.2\"],\"nodeName\":\"n1\",\"zone\":\"a\","       \
 	"\"hints\":{\"forZones\":[{\"name\":\"a\"}]}},"                                            \
 	"{\"addresses\":[\"10.100.2.2\"],\"nodeName\":\"n2\",\"conditions\":{\"ready\":false}}]}"
 
 #define SLICE_B                                                                                    \
-	"{\"metadata\":{\"namespace\":\"default\",\"name\":\"web-b\"},\"addressType\":\"IPv4\","  \
+	"{\"metadata\":{\"namespace\":\"default\",\"name\":\"web-b\"},\"addressType\":\"IPv4\","   \
 	"\"ports\":[{\"name\":\"http\",\"protocol\":\"TCP\",\"port\":8080}],"                      \
 	"\"endpoints\":[{\"addresses\":[\"10.100.3.2\"],\"nodeName\":\"n3\"},"                     \
 	"{\"addresses\":[\"10.100.1.2\"],\"nodeName\":\"n1\"}]}"
 
 #define SLICE_V6                                                                                   \
-	"{\"metadata\":{\"namespace\":\"default\",\"name\":\"web-6\"},\"addressType\":\"IPv6\","  \
+	"{\"metadata\":{\"namespace\":\"default\",\"name\":\"web-6\"},\"addressType\":\"IPv6\","   \
 	"\"ports\":[{\"name\":\"http\",\"protocol\":\"TCP\",\"port\":8080}],"                      \
 	"\"endpoints\":[{\"addresses\":[\"2001:db8::2\"]}]}"
 
@@ -140,10 +142,11 @@ static void test_agent_dpsync_xlate_endpoints_from_every_slice(void **state)
 }
 
 #define SVC_TERM                                                                                   \
-	"{\"metadata\":{\"namespace\":\"ns\",\"name\":\"t\"},\"spec\":{\"clusterIP\":\"10.96.0.20\"," \
+	"{\"metadata\":{\"namespace\":\"ns\",\"name\":\"t\"},\"spec\":{\"clusterIP\":\"10.96.0."   \
+	"20\","                                                                                    \
 	"\"ports\":[{\"port\":80}]}}"
 #define SLICE_TERM                                                                                 \
-	"{\"metadata\":{\"namespace\":\"ns\",\"name\":\"t-1\"},\"addressType\":\"IPv4\","         \
+	"{\"metadata\":{\"namespace\":\"ns\",\"name\":\"t-1\"},\"addressType\":\"IPv4\","          \
 	"\"ports\":[{\"port\":8080}],\"endpoints\":["                                              \
 	"{\"addresses\":[\"10.0.0.1\"],\"conditions\":{\"ready\":false,\"serving\":true,"          \
 	"\"terminating\":true}},"                                                                  \
@@ -190,7 +193,7 @@ static void test_agent_dpsync_xlate_terminating_fallback(void **state)
 	"{\"metadata\":{\"namespace\":\"ns\",\"name\":\"p\"},\"spec\":{\"type\":\"NodePort\","     \
 	"\"clusterIP\":\"10.96.0.30\",\"externalTrafficPolicy\":\"Local\","                        \
 	"\"internalTrafficPolicy\":\"Local\",\"sessionAffinity\":\"ClientIP\","                    \
-	"\"sessionAffinityConfig\":{\"clientIP\":{\"timeoutSeconds\":600}},"                      \
+	"\"sessionAffinityConfig\":{\"clientIP\":{\"timeoutSeconds\":600}},"                       \
 	"\"ports\":[{\"port\":80,\"nodePort\":31000}]}}"
 
 static void test_agent_dpsync_xlate_policies_and_affinity(void **state)
