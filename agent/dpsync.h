@@ -16,6 +16,15 @@
  * Services whose translation differs from what it applied last: one dp_service_upsert or
  * nft_service_upsert per changed port. Nothing is applied before all three informers have
  * listed; the first apply is a full sync that also removes what the API no longer has.
+ *
+ * What each mode programs: ClusterIP, external IPs and loadBalancer ingress IPs at the
+ * Service port, the node address at the nodePort; sessionAffinity ClientIP; ready endpoints
+ * of every slice, or serving terminating ones when none is ready. The BPF mode also honours
+ * externalTrafficPolicy and internalTrafficPolicy Local and topology hints for this node's
+ * zone, attaches XDP and tc on the uplink, the socket hooks on cgroup_root and tc on every pod
+ * interface, and keeps the node's nftables rules (pod egress masquerade) beside them. The
+ * nftables proxy (nft.h) has no notion of endpoint locality: there both policies act as
+ * Cluster.
  */
 #ifndef SHOAL_AGENT_DPSYNC_H
 #define SHOAL_AGENT_DPSYNC_H

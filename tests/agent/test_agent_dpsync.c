@@ -673,6 +673,28 @@ static void test_agent_dpsync_bpf_restart_changes_nothing(void **state)
 	close(fd);
 }
 
+static void test_agent_dpsync_bpf_deleted_while_down(void **state)
+{
+	struct shoal_svc_v4 r;
+	int np = NP_ETP + 1;
+
+	(void)state;
+	create_service("brief", "Cluster", np, 0);
+	create_slice("brief-1", "brief", all_pods_ready());
+	if (wait_frontend(ip4(NODE_IP), (uint16_t)np, IPPROTO_TCP, NPODS, 0, 5000) < 0)
+		fail_msg("Service default/brief was not programmed");
+	dpsync_stop(ds);
+	ds = NULL;
+	json_decref(api("DELETE", "/api/v1/namespaces/default/services/brief", NULL, 200));
+	assert_int_equal(svc_rec(ip4(NODE_IP), (uint16_t)np, IPPROTO_TCP, &r), 0);
+	/* The full sync at start removes what the API no longer has. */
+	ds = start_dpsync(DPSYNC_BPF);
+	assert_non_null(ds);
+	assert_true(wait_ready(ds, 10000));
+	assert_int_equal(svc_rec(ip4(NODE_IP), (uint16_t)np, IPPROTO_TCP, &r), -ENOENT);
+	assert_true(wait_frontend(vip, 80, IPPROTO_TCP, NPODS, 0, 100) >= 0);
+}
+
 static void test_agent_dpsync_bpf_service_deleted(void **state)
 {
 	(void)state;
@@ -796,6 +818,7 @@ SHOAL_TEST_MAIN_SETUP(setup, teardown, cmocka_unit_test(test_agent_dpsync_bpf_pr
 		      cmocka_unit_test(test_agent_dpsync_bpf_terminating_fallback),
 		      cmocka_unit_test(test_agent_dpsync_bpf_external_traffic_policy_local),
 		      cmocka_unit_test(test_agent_dpsync_bpf_restart_changes_nothing),
+		      cmocka_unit_test(test_agent_dpsync_bpf_deleted_while_down),
 		      cmocka_unit_test(test_agent_dpsync_bpf_service_deleted),
 		      cmocka_unit_test(test_agent_dpsync_routes_follow_nodes),
 		      cmocka_unit_test(test_agent_dpsync_nftables_vip_and_nodeport))
