@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "api_internal.h"
+#include "ctrl.h"
 #include "log.h"
 #include "sched_runner.h"
 
@@ -730,6 +731,13 @@ struct api_server *api_server_start(struct store *st, const struct api_server_op
 			goto err;
 		}
 	}
+	if (!o->no_controllers) {
+		srv->ctrl = ctrl_manager_start(srv, o->controllers, ctrl_builtin);
+		if (!srv->ctrl) {
+			err = -errno;
+			goto err;
+		}
+	}
 	if (!srv->ndaemons) {
 		log_error("nothing to listen on: give --listen");
 		err = -EINVAL;
@@ -758,6 +766,8 @@ void api_server_stop(struct api_server *srv, int drain_ms)
 		if (s != MHD_INVALID_SOCKET)
 			close(s);
 	}
+	ctrl_manager_stop(srv->ctrl);
+	srv->ctrl = NULL;
 	sched_runner_stop(srv->sched);
 	srv->sched = NULL;
 	if (srv->wc)

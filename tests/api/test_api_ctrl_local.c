@@ -39,7 +39,7 @@ static int setup(void **state)
 	snprintf(T.http.sock, sizeof(T.http.sock), "%s/api.sock", T.dir);
 	char listen[400];
 	snprintf(listen, sizeof(listen), "unix:%s", T.http.sock);
-	struct api_server_opts o = { .listen = { listen }, .no_scheduler = 1 };
+	struct api_server_opts o = { .listen = { listen }, .no_scheduler = 1, .no_controllers = 1 };
 	T.srv = api_server_start(T.st, &o);
 	return T.srv ? 0 : -1;
 }
