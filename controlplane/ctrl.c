@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "api_internal.h"
+#include "api_local.h"
 #include "ctrl.h"
 #include "ctrl_queue.h"
 #include "hashmap.h"
@@ -1083,6 +1084,102 @@ void ctrl_expectations_forget(struct ctrl *c, const char *key)
 	pthread_mutex_unlock(&c->mu);
 }
 
+/* ---- ownership ------------------------------------------------------------------------ */
+
+json_t *ctrl_refs_json(const struct ctrl_obj *o, const char *drop_uid)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; arr && i < o->nrefs; i++) {
+		const struct ctrl_ref *r = &o->refs[i];
+		if (drop_uid && strcmp(r->uid, drop_uid) == 0)
+			continue;
+		json_t *j = json_pack("{s:s, s:s, s:s, s:s}", "apiVersion", r->api_version, "kind",
+				      r->kind, "name", r->name, "uid", r->uid);
+		if (j && r->controller)
+			json_object_set_new(j, "controller", json_true());
+		if (j && r->block_owner_deletion)
+			json_object_set_new(j, "blockOwnerDeletion", json_true());
+		if (!j || json_array_append_new(arr, j)) {
+			json_decref(arr);
+			return NULL;
+		}
+	}
+	return arr;
+}
+
+/* Writes child's ownerReferences (refs, taken) conditional on its resourceVersion. */
+static int patch_refs(struct ctrl *c, struct ctrl_informer *inf, const struct ctrl_obj *child,
+		      json_t *refs)
+{
+	char path[1024], rv[32];
+	int err;
+
+	if (!refs)
+		return -ENOMEM;
+	if (ctrl_path(inf->kind, child->o->ns, child->o->name, NULL, path, sizeof(path))) {
+		json_decref(refs);
+		return -ENAMETOOLONG;
+	}
+	snprintf(rv, sizeof(rv), "%lld", (long long)child->o->rev);
+	json_t *patch = json_pack("{s:{s:o, s:s}}", "metadata", "ownerReferences", refs,
+				  "resourceVersion", rv);
+	if (!patch)
+		return -ENOMEM;
+	err = ctrl_write(c, "PATCH", path, patch, NULL, NULL, 0);
+	json_decref(patch);
+	return err;
+}
+
+int ctrl_claim(struct ctrl *c, struct ctrl_informer *children, const struct ctrl_obj *owner,
+	       const char *owner_api_version, const char *owner_kind, struct ctrl_objs *out)
+{
+	struct ctrl_objs owned = { 0 }, orphans = { 0 };
+	int err, first = 0;
+
+	err = ctrl_owned(children, owner->uid, &owned);
+	if (!err && owner->sel)
+		err = ctrl_select(children, owner->o->ns, owner->sel, &orphans);
+	for (size_t i = 0; !err && i < owned.n; i++) {
+		struct ctrl_obj *ch = owned.v[i];
+		int e = 0;
+		if (owner->sel && selector_matches(owner->sel, ctrl_obj_labels(ch))) {
+			e = objs_push(out, ch);
+		} else if (!owner->deleting) {
+			e = patch_refs(c, children, ch, ctrl_refs_json(ch, owner->uid));
+			if (!e)
+				log_info("%s: %s released %s: its labels no longer match",
+					 c->def->name, owner->key, ch->key);
+		}
+		/* A child gone meanwhile is no error; a lost race is retried by the caller. */
+		if (e && e != -ENOENT && !first)
+			first = e;
+	}
+	for (size_t i = 0; !err && !owner->deleting && i < orphans.n; i++) {
+		struct ctrl_obj *ch = orphans.v[i];
+		int e = 0;
+		if (ch->controller || ch->deleting)
+			continue; /* someone else's, or ours and counted above */
+		json_t *refs = ctrl_refs_json(ch, NULL);
+		json_t *ref =
+			ctrl_owner_ref(owner_api_version, owner_kind, owner->o->name, owner->uid);
+		if (!refs || !ref || json_array_append_new(refs, ref)) {
+			json_decref(refs);
+			e = -ENOMEM;
+		} else {
+			e = patch_refs(c, children, ch, refs);
+		}
+		if (!e) {
+			log_info("%s: %s adopted %s", c->def->name, owner->key, ch->key);
+			e = objs_push(out, ch);
+		}
+		if (e && e != -ENOENT && !first)
+			first = e;
+	}
+	ctrl_objs_free(&owned);
+	ctrl_objs_free(&orphans);
+	return err ? err : first;
+}
+
 /* ---- helpers ---------------------------------------------------------------------------- */
 
 void ctrl_split_key(const char *key, char *ns, size_t nslen, char *name, size_t namelen)
@@ -1095,6 +1192,63 @@ void ctrl_split_key(const char *key, char *ns, size_t nslen, char *name, size_t 
 	}
 	snprintf(ns, nslen, "%.*s", (int)(slash - key), key);
 	snprintf(name, namelen, "%s", slash + 1);
+}
+
+int ctrl_path(const struct api_kind *k, const char *ns, const char *name, const char *sub,
+	      char *buf, size_t len)
+{
+	char av[64];
+	size_t n = 0;
+
+	api_kind_api_version(k, av, sizeof(av));
+	n += snprintf(buf + n, len - n, "%s%s", *k->group ? "/apis/" : "/api/", av);
+	if (k->namespaced && ns && *ns && n < len)
+		n += snprintf(buf + n, len - n, "/namespaces/%s", ns);
+	if (n < len)
+		n += snprintf(buf + n, len - n, "/%s", k->resource);
+	if (name && n < len)
+		n += snprintf(buf + n, len - n, "/%s", name);
+	if (sub && *sub && n < len)
+		n += snprintf(buf + n, len - n, "/%s", sub);
+	return n < len ? 0 : -ENAMETOOLONG;
+}
+
+int ctrl_write(struct ctrl *c, const char *method, const char *path, const json_t *body,
+	       json_t **out, char *msg, size_t msglen)
+{
+	long code;
+	json_t *resp = api_local_json(c->m->srv, method, path, body, &code);
+	int err;
+
+	if (out)
+		*out = NULL;
+	if (msg && msglen)
+		msg[0] = '\0';
+	if (code >= 200 && code < 300) {
+		if (out)
+			*out = resp;
+		else
+			json_decref(resp);
+		return 0;
+	}
+	const char *reason = json_string_value(json_object_get(resp, "reason"));
+	if (code == 404)
+		err = -ENOENT;
+	else if (code == 409)
+		err = reason && strcmp(reason, "AlreadyExists") == 0 ? -EEXIST : -ECONFLICT;
+	else if (code == 403)
+		err = -EACCES;
+	else if (code == 400 || code == 422)
+		err = -EINVAL;
+	else
+		err = code ? -EIO : -ENOMEM;
+	if (msg && msglen)
+		snprintf(msg, msglen, "%s", resp ? api_local_message(resp) : shoal_strerror(err));
+	if (code != 404 && code != 409)
+		log_warn("%s: %s %s: %ld %s", c->def->name, method, path, code,
+			 resp ? api_local_message(resp) : "");
+	json_decref(resp);
+	return err;
 }
 
 json_t *ctrl_owner_ref(const char *api_version, const char *kind, const char *name, const char *uid)

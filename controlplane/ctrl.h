@@ -186,6 +186,7 @@ int ctrl_manager_render(struct ctrl_manager *m, struct strbuf *out);
 
 /* The controllers shoald runs (ctrl_*.c), NULL-terminated. */
 extern const struct ctrl_def *const ctrl_builtin[];
+extern const struct ctrl_def ctrl_replicaset, ctrl_endpointslice;
 
 void *ctrl_priv(struct ctrl *c);
 void ctrl_set_priv(struct ctrl *c, void *priv);
@@ -210,6 +211,21 @@ void ctrl_deletion_observed(struct ctrl *c, const char *key, const char *child_k
 bool ctrl_expectations_met(struct ctrl *c, const char *key);
 void ctrl_expectations_forget(struct ctrl *c, const char *key);
 
+/* ---- ownership ------------------------------------------------------------------------ */
+
+/*
+ * Claims children of informer children for owner, as Kubernetes' ClaimPods does: children
+ * controlled by owner that owner's selector still matches are kept; those it no longer
+ * matches are released (their owner reference removed); children without a controller that
+ * it matches are adopted (owner added as their controller), unless owner or the child is
+ * being deleted. Kept and adopted children are appended to out. Returns 0, or the first
+ * error of a write (the claim is then partial; reconcile again).
+ */
+int ctrl_claim(struct ctrl *c, struct ctrl_informer *children, const struct ctrl_obj *owner,
+	       const char *owner_api_version, const char *owner_kind, struct ctrl_objs *out);
+/* The owner references of o as JSON, without the one to uid drop_uid (may be NULL). */
+json_t *ctrl_refs_json(const struct ctrl_obj *o, const char *drop_uid);
+
 /* ---- helpers ---------------------------------------------------------------------------- */
 
 /* Splits "ns/name" into ns and name buffers ("" ns for "name"). */
@@ -218,6 +234,20 @@ void ctrl_split_key(const char *key, char *ns, size_t nslen, char *name, size_t 
 time_t ctrl_parse_time(const char *s);
 /* Now, RFC 3339 UTC. */
 void ctrl_now(char out[32]);
+/* The API path of kind k's object name (NULL: the collection) in ns ("" or NULL for
+ * cluster-scoped kinds), with a sub-resource (NULL: none). Returns 0 or -ENAMETOOLONG. */
+int ctrl_path(const struct api_kind *k, const char *ns, const char *name, const char *sub,
+	      char *buf, size_t len);
+/*
+ * A request through the API, in-process, as controller c. Returns 0 on a 2xx answer (*out,
+ * when out is not NULL, gets the object answered); else -ENOENT (404), -ECONFLICT (409
+ * Conflict), -EEXIST (409 AlreadyExists), -EACCES (403), -EINVAL (400, 422), -EIO (the
+ * rest), with the Status message in msg (may be NULL) and, unless it is a 404 or a 409, in
+ * the log.
+ */
+int ctrl_write(struct ctrl *c, const char *method, const char *path, const json_t *body,
+	       json_t **out, char *msg, size_t msglen);
+
 /* An owner reference to obj of kind k, with controller and blockOwnerDeletion true. */
 json_t *ctrl_owner_ref(const char *api_version, const char *kind, const char *name,
 		       const char *uid);
