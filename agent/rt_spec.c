@@ -564,8 +564,8 @@ static int parse_env(struct rt_ctr_spec *c, const char *where, const json_t *env
 	return 0;
 }
 
-static int parse_container(struct rt_pod_spec *s, size_t idx, const json_t *o,
-			   const char *pod_rootfs, struct rt_ctr_spec *c)
+static int parse_container(struct rt_pod_spec *s, size_t idx, size_t pos, bool init,
+			   const json_t *o, const char *pod_rootfs, struct rt_ctr_spec *c)
 {
 	static const char *const keys[] = {
 		"name", "image", "command", "args", "workingDir", "ports", "env", "resources",
@@ -579,7 +579,8 @@ static int parse_container(struct rt_pod_spec *s, size_t idx, const json_t *o,
 	char where[64], w[128];
 	const char *k;
 
-	snprintf(where, sizeof(where), "spec.containers[%zu]", idx);
+	snprintf(where, sizeof(where), "spec.%s[%zu]", init ? "initContainers" : "containers", pos);
+	c->init = init;
 	c->cpu_limit = c->cpu_request = c->mem_limit = c->mem_request = -1;
 	const char *name = str_at(o, "name");
 	if (!(c->name = strdup(name ? name : "")))
@@ -603,6 +604,19 @@ static int parse_container(struct rt_pod_spec *s, size_t idx, const json_t *o,
 	if ((k = unknown_key(o, keys))) {
 		ctr_err(c, CFG_ERR, "%s.%s: unknown field", where, k);
 		return 0;
+	}
+	if (init) {
+		/* Kubernetes allows neither on an init container (sidecars, with restartPolicy,
+		 * are refused below). */
+		static const char *const not_init[] = { "livenessProbe", "readinessProbe",
+							"startupProbe", "lifecycle", NULL };
+		for (size_t i = 0; not_init[i]; i++) {
+			if (json_object_get(o, not_init[i])) {
+				ctr_err(c, CFG_ERR, "%s.%s: not allowed in an init container",
+					where, not_init[i]);
+				return 0;
+			}
+		}
 	}
 	static const char *const refused[] = { "envFrom", "volumeMounts", "volumeDevices",
 					       "restartPolicy", NULL };
@@ -746,15 +760,19 @@ int rt_spec_parse(const json_t *pod, struct rt_pod_spec *s, const char **why)
 	const char *hn = str_at(spec, "hostname");
 	if (!(s->hostname = strndup(hn && *hn ? hn : name, 63)))
 		goto nomem;
-	const json_t *ctrs = json_object_get(spec, "containers");
-	size_t n = json_array_size(ctrs);
-	if (!(s->ctrs = calloc(n ? n : 1, sizeof(*s->ctrs))))
+	const json_t *ctrs = json_object_get(spec, "containers"),
+		     *inits = json_object_get(spec, "initContainers");
+	size_t n = json_array_size(ctrs), ni = json_array_size(inits);
+	if (!(s->ctrs = calloc(n + ni ? n + ni : 1, sizeof(*s->ctrs))))
 		goto nomem;
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < n + ni; i++) {
 		s->n_ctrs = i + 1;
-		if (parse_container(s, i, json_array_get(ctrs, i), pod_rootfs, &s->ctrs[i]))
+		bool init = i >= n;
+		const json_t *o = init ? json_array_get(inits, i - n) : json_array_get(ctrs, i);
+		if (parse_container(s, i, init ? i - n : i, init, o, pod_rootfs, &s->ctrs[i]))
 			goto nomem;
 	}
+	s->n_apps = n;
 
 	if (!json_is_object(spec)) {
 		pod_err(s, CFG_ERR, "spec: must be an object");
@@ -783,9 +801,8 @@ int rt_spec_parse(const json_t *pod, struct rt_pod_spec *s, const char **why)
 		else
 			s->grace = (long)json_integer_value(g);
 	}
-	const json_t *ic = json_object_get(spec, "initContainers");
-	if (json_array_size(ic) > 0)
-		pod_err(s, CFG_ERR, "spec.initContainers: not supported on this node");
+	if (inits && !json_is_null(inits) && !json_is_array(inits))
+		pod_err(s, CFG_ERR, "spec.initContainers: must be a list");
 	if (json_is_true(json_object_get(spec, "hostNetwork")))
 		pod_err(s, CFG_ERR, "spec.hostNetwork: not supported on this node");
 	if (hn && *hn && !dns_label(hn))

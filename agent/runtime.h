@@ -26,11 +26,11 @@
  *   waitpid(pid). So the agent must not ignore SIGCHLD nor reap children it did not start
  *   (no waitpid(-1)). Shims outlive the agent and are re-adopted by the next rt_open.
  * - Pod fields read: metadata.uid, name, namespace, labels/annotations (fieldRef),
- *   ownerReferences (controller: kept addresses), spec.containers, restartPolicy,
+ *   ownerReferences (controller: kept addresses), spec.containers, initContainers (run one
+ *   after the other to success before the containers start), restartPolicy,
  *   terminationGracePeriodSeconds, hostname, nodeName (must be this node or empty). Unknown
- *   container fields, initContainers, hostNetwork, volumeMounts, envFrom, secret/configMap
- *   env sources, grpc probes and postStart hooks are refused with a status reason naming the
- *   field. No images: a container needs `command`; an `image` starting with "/" is a
+ *   container fields, hostNetwork, volumeMounts, envFrom, secret/configMap env sources, grpc
+ *   probes and postStart hooks are refused with a status reason naming the field. No images: a container needs `command`; an `image` starting with "/" is a
  *   directory used as its root filesystem (annotation shoal.io/rootfs: the same for every
  *   container of the pod); any other image name runs on the node's root filesystem.
  * - State: <state_dir>/ipam.json, <state_dir>/pods/<uid>/pod.json, per container instance

@@ -708,6 +708,56 @@ static void test_agent_runtime_restart_backoff(void **s)
 	kill_pod(uid3, 0);
 }
 
+/* Init containers run one after the other to success before the containers start; a failing
+ * one is retried, or with restartPolicy Never fails the pod. */
+static void test_agent_runtime_init_containers(void **s)
+{
+	(void)s;
+	char u1[64], u2[64], u3[64], file[PATH_MAX];
+	new_uid(u1, sizeof(u1));
+	new_uid(u2, sizeof(u2));
+	new_uid(u3, sizeof(u3));
+	snprintf(file, sizeof(file), "%s/init-ran", state);
+	sync_pod(mkpod("{'metadata':{'name':'init-1','uid':'%s'},'spec':{'initContainers':["
+		       "{'name':'prep','command':['/bin/sh','-c','sleep 0.2; echo prepared > %s']},"
+		       "{'name':'check','command':['/bin/sh','-c','test -e %s']}],"
+		       "'containers':[{'name':'main','command':['/bin/sh','-c',"
+		       "'cat %s; exec sleep 30']}]}}",
+		       u1, file, file, file));
+	json_t *st = WAIT(u1, 5000, "phase=Pending", "conditions.Initialized.status=False",
+			  "containerStatuses.main.state.waiting.reason=PodInitializing");
+	json_decref(st);
+	st = WAIT(u1, 8000, "phase=Running", "conditions.Initialized.status=True",
+		  "initContainerStatuses.prep.state.terminated.reason=Completed",
+		  "initContainerStatuses.check.state.terminated.exitCode=0",
+		  "initContainerStatuses.check.ready=true",
+		  "containerStatuses.main.state.running?");
+	json_decref(st);
+	for (int i = 0; i < 50 && !*read_log("init-1", "", false); i++)
+		usleep(20000);
+	assert_string_equal(read_log("init-1", "", false), "prepared\n");
+
+	sync_pod(mkpod("{'metadata':{'name':'init-2','uid':'%s'},'spec':{'restartPolicy':'Never',"
+		       "'initContainers':[{'name':'fails','command':['/bin/sh','-c','exit 4']}],"
+		       "'containers':[{'name':'main','command':['/bin/sleep','30']}]}}",
+		       u2));
+	sync_pod(mkpod("{'metadata':{'name':'init-3','uid':'%s'},'spec':{"
+		       "'initContainers':[{'name':'fails','command':['/bin/sh','-c','exit 4']}],"
+		       "'containers':[{'name':'main','command':['/bin/sleep','30']}]}}",
+		       u3));
+	st = WAIT(u2, 5000, "phase=Failed", "conditions.Initialized.status=False",
+		  "initContainerStatuses.fails.state.terminated.exitCode=4",
+		  "containerStatuses.main.state.waiting.reason=PodInitializing");
+	json_decref(st);
+	st = WAIT(u3, 5000, "phase=Pending", "initContainerStatuses.fails.restartCount>=2",
+		  "initContainerStatuses.fails.lastState.terminated.exitCode=4",
+		  "containerStatuses.main.state.waiting.reason=PodInitializing");
+	json_decref(st);
+	kill_pod(u1, 0);
+	kill_pod(u2, 0);
+	kill_pod(u3, 0);
+}
+
 /* A failing liveness probe stops the container (SIGTERM) and it restarts. */
 static void test_agent_runtime_liveness_restarts(void **s)
 {
@@ -1171,6 +1221,7 @@ SHOAL_TEST_MAIN_SETUP(group_setup, group_teardown,
 		      cmocka_unit_test(test_agent_runtime_web_pod_answers),
 		      cmocka_unit_test(test_agent_runtime_env_limits_exit),
 		      cmocka_unit_test(test_agent_runtime_restart_backoff),
+		      cmocka_unit_test(test_agent_runtime_init_containers),
 		      cmocka_unit_test(test_agent_runtime_liveness_restarts),
 		      cmocka_unit_test(test_agent_runtime_readiness_toggles),
 		      cmocka_unit_test(test_agent_runtime_probe_failures),
