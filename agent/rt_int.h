@@ -61,7 +61,8 @@ struct rt_ctr_spec {
 	/* milli-cores and bytes; -1: not set */
 	int64_t cpu_limit, cpu_request, mem_limit, mem_request;
 	struct rt_probe_spec probes[RT_N_PROBES];
-	char **prestop; /* lifecycle.preStop.exec.command */
+	char **prestop;	  /* lifecycle.preStop.exec.command */
+	int64_t uid, gid; /* securityContext runAsUser, runAsGroup; -1: not set (root) */
 	/* When set, this container cannot be created; the reason and message are its status. */
 	char *err_reason, *err_msg;
 };
@@ -76,6 +77,9 @@ struct rt_pod_spec {
 	/* spec.containers, then spec.initContainers (n_apps of the first kind) */
 	struct rt_ctr_spec *ctrs;
 	size_t n_ctrs, n_apps;
+	/* spec.securityContext, the containers' defaults */
+	int64_t run_as_user, run_as_group;
+	int run_as_non_root; /* -1 unset, 0, 1 */
 	/* A pod-level error: no container is created; every container shows it. */
 	char *err_reason, *err_msg;
 };

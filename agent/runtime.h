@@ -30,7 +30,9 @@
  *   after the other to success before the containers start), restartPolicy,
  *   terminationGracePeriodSeconds, hostname, nodeName (must be this node or empty). Unknown
  *   container fields, hostNetwork, volumeMounts, envFrom, secret/configMap env sources, grpc
- *   probes and postStart hooks are refused with a status reason naming the field. No images: a container needs `command`; an `image` starting with "/" is a
+ *   probes and postStart hooks are refused with a status reason naming the field. Of
+ *   securityContext, runAsUser, runAsGroup and runAsNonRoot are applied (the rest is not
+ *   enforced). No images: a container needs `command`; an `image` starting with "/" is a
  *   directory used as its root filesystem (annotation shoal.io/rootfs: the same for every
  *   container of the pod); any other image name runs on the node's root filesystem.
  * - State: <state_dir>/ipam.json, <state_dir>/pods/<uid>/pod.json, per container instance

@@ -758,6 +758,32 @@ static void test_agent_runtime_init_containers(void **s)
 	kill_pod(u3, 0);
 }
 
+/* securityContext: the pod's runAsUser for every container, a container's own user and
+ * group, exec probes as that user too. */
+static void test_agent_runtime_run_as_user(void **s)
+{
+	(void)s;
+	char uid[64];
+	new_uid(uid, sizeof(uid));
+	sync_pod(mkpod(
+		"{'metadata':{'name':'user-1','uid':'%s'},'spec':{'securityContext':"
+		"{'runAsUser':1234,'runAsNonRoot':true},'containers':["
+		"{'name':'a','command':['/bin/sh','-c','echo $(id -u):$(id -g):$(id -G); exec "
+		"sleep 30']},"
+		"{'name':'b','command':['/bin/sleep','30'],'securityContext':"
+		"{'runAsUser':65534,'runAsGroup':65534},"
+		"'readinessProbe':{'exec':{'command':['/bin/sh','-c','test $(id -u) = 65534']},"
+		"'periodSeconds':1}}]}}",
+		uid));
+	json_t *st = WAIT(uid, 8000, "containerStatuses.a.state.running?",
+			  "containerStatuses.b.ready=true");
+	json_decref(st);
+	for (int i = 0; i < 50 && !*read_log("user-1", "a", false); i++)
+		usleep(20000);
+	assert_string_equal(read_log("user-1", "a", false), "1234:0:0\n");
+	kill_pod(uid, 0);
+}
+
 /* A failing liveness probe stops the container (SIGTERM) and it restarts. */
 static void test_agent_runtime_liveness_restarts(void **s)
 {
@@ -1180,6 +1206,9 @@ static void test_agent_runtime_bad_input(void **s)
 		{ "{'name':'c','command':['no-such-command-anywhere']}", "",
 		  "containerStatuses.c.state.waiting.reason=RunContainerError",
 		  "containerStatuses.c.state.waiting.message~not found" },
+		{ "{'name':'c','command':['/bin/true'],'securityContext':{'runAsNonRoot':true}}",
+		  "", "containerStatuses.c.state.waiting.reason=CreateContainerConfigError",
+		  "containerStatuses.c.state.waiting.message~runAsNonRoot" },
 		{ "{'name':'c','command':['/bin/true'],'workingDir':'/no/such/dir'}", "",
 		  "containerStatuses.c.state.waiting.reason=RunContainerError",
 		  "containerStatuses.c.state.waiting.message~workingDir" },
@@ -1222,6 +1251,7 @@ SHOAL_TEST_MAIN_SETUP(group_setup, group_teardown,
 		      cmocka_unit_test(test_agent_runtime_env_limits_exit),
 		      cmocka_unit_test(test_agent_runtime_restart_backoff),
 		      cmocka_unit_test(test_agent_runtime_init_containers),
+		      cmocka_unit_test(test_agent_runtime_run_as_user),
 		      cmocka_unit_test(test_agent_runtime_liveness_restarts),
 		      cmocka_unit_test(test_agent_runtime_readiness_toggles),
 		      cmocka_unit_test(test_agent_runtime_probe_failures),
