@@ -11,10 +11,10 @@
  * exit.json) and log files logs/<name>/<n>.log, n being the container's restartCount; the
  * current and the previous instance are kept.
  *
- * Restart back-off is Kubernetes': a container that exits (whatever the code, when the
- * policy restarts it) waits base, then 2x base, ... up to max before its next start, and
- * starts again from base after it ran for 2x max. Waiting shows as CrashLoopBackOff, or
- * RunContainerError when the last start itself failed.
+ * Restart back-off is kubelet's: a container that exits (whatever the code, when the policy
+ * restarts it) is started again at once the first time, then after base, 2x base, ... up to
+ * max, and the count starts over once it ran for 2x max. Waiting shows as CrashLoopBackOff,
+ * or RunContainerError when the last start itself failed.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -308,6 +308,12 @@ static uint64_t backoff_delay(const struct rt *rt, int n)
 	return d < rt->backoff_max ? d : rt->backoff_max;
 }
 
+/* The wait before the restart that follows the n-th exit in a row (n from 0). */
+static uint64_t restart_delay(const struct rt *rt, int n)
+{
+	return n > 0 ? backoff_delay(rt, n - 1) : 0;
+}
+
 static bool sandbox_ready(const struct rt_pod *p)
 {
 	return p->net_ready && p->cg_ready;
@@ -472,7 +478,7 @@ static void ctr_exited(struct rt *rt, struct rt_ctr *c, struct rt_term *t)
 				       : 0;
 		if (ran >= 2 * rt->backoff_max)
 			c->backoff = 0;
-		uint64_t delay = backoff_delay(rt, c->backoff);
+		uint64_t delay = restart_delay(rt, c->backoff);
 		if (c->backoff < 30)
 			c->backoff++;
 		int64_t ago = (rt_real_ns() - t->finished) / 1000000;
@@ -1078,7 +1084,7 @@ struct rt_pod *rt_pod_load(struct rt *rt, const char *dir)
 		if (c->state == RT_C_RUNNING) {
 			adopt_ctr(rt, c, now);
 		} else if (c->state == RT_C_WAITING && !c->done && c->last.set) {
-			uint64_t delay = backoff_delay(rt, c->backoff > 0 ? c->backoff - 1 : 0);
+			uint64_t delay = restart_delay(rt, c->backoff > 0 ? c->backoff - 1 : 0);
 			int64_t ago = (rt_real_ns() - c->last.finished) / 1000000;
 			c->restart_at = ago >= 0 && (uint64_t)ago < delay
 						? now + delay - (uint64_t)ago

@@ -12,7 +12,8 @@
  * even when they exit while the agent is down; pod state lives in the state directory so a
  * restarted agent re-adopts what runs.
  *
- * The runtime owns restarts (restartPolicy, back-off 10 s doubling to 300 s), probes
+ * The runtime owns restarts (restartPolicy; as kubelet, the first restart at once, then a
+ * back-off of 10 s doubling to 300 s), probes
  * (liveness, readiness, startup: exec, tcpSocket, httpGet) and graceful termination
  * (SIGTERM, grace period, SIGKILL). Whenever a pod's observed status changes it calls
  * status_changed; the agent then writes that status to the API.
@@ -65,8 +66,8 @@ struct rt_config {
 	const char *host_ip; /* the node's address, reported as status.hostIP */
 	/* The container supervisor binary; NULL: shoal-shim beside the running executable. */
 	const char *shim_path;
-	/* Restart back-off: base doubling up to max (0: 10 s and 300 s). A container that ran
-	 * for twice max before it exited starts again from base. */
+	/* Restart back-off: base doubling up to max (0: 10 s and 300 s), after an immediate
+	 * first restart. A container that ran for twice max before it exited starts over. */
 	unsigned backoff_base_ms, backoff_max_ms;
 	/* A container log file is rotated (to FILE.1) past this size (0: 10 MiB). */
 	uint64_t log_max_bytes;
