@@ -35,6 +35,8 @@ enum {
 	CTL_OPT_ALL_NS = 1u << 7,
 	CTL_OPT_IGNORE_NOT_FOUND = 1u << 8,
 	CTL_OPT_TIMEOUT = 1u << 9,
+	CTL_OPT_REVISION = 1u << 10, /* rollout: --to-revision, --revision */
+	CTL_OPT_WAIT = 1u << 11,     /* rollout status: --timeout */
 };
 
 #define CTL_MAX_FILES 32
@@ -61,6 +63,8 @@ struct ctl_opts {
 	long replicas;	   /* -1: not given */
 	long grace;	   /* -1: not given */
 	long timeout_s;	   /* request timeout; watch: how long to watch (0: until ended) */
+	long revision;	   /* rollout --to-revision / --revision (0: not given) */
+	long wait_s;	   /* rollout status --timeout (0: no limit) */
 	unsigned given;	   /* CTL_OPT_* bits seen */
 };
 
@@ -178,5 +182,6 @@ int ctl_watch(struct ctl *c, const struct api_kind *k, const char *name, const c
 int ctl_describe(struct ctl *c);
 int ctl_delete(struct ctl *c);
 int ctl_scale(struct ctl *c);
+int ctl_rollout(struct ctl *c);
 
 #endif

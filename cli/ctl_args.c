@@ -24,6 +24,8 @@ enum {
 	OPT_INSECURE,
 	OPT_IGNORE_NOT_FOUND,
 	OPT_TIMEOUT,
+	OPT_REVISION,
+	OPT_WAIT,
 };
 
 static const struct option ctl_long_opts[] = {
@@ -42,6 +44,9 @@ static const struct option ctl_long_opts[] = {
 	{ "insecure-skip-tls-verify", no_argument, NULL, OPT_INSECURE },
 	{ "ignore-not-found", no_argument, NULL, OPT_IGNORE_NOT_FOUND },
 	{ "request-timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "to-revision", required_argument, NULL, OPT_REVISION },
+	{ "revision", required_argument, NULL, OPT_REVISION },
+	{ "timeout", required_argument, NULL, OPT_WAIT },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -102,6 +107,7 @@ static const struct {
 	{ "delete", CTL_OPT_FILE | CTL_OPT_GRACE | CTL_OPT_IGNORE_NOT_FOUND | CTL_OPT_SELECTOR |
 			    CTL_OPT_TIMEOUT },
 	{ "scale", CTL_OPT_REPLICAS | CTL_OPT_TIMEOUT },
+	{ "rollout", CTL_OPT_REVISION | CTL_OPT_WAIT | CTL_OPT_TIMEOUT },
 };
 
 static const char *opt_name(unsigned bit)
@@ -127,6 +133,10 @@ static const char *opt_name(unsigned bit)
 		return "--ignore-not-found";
 	case CTL_OPT_TIMEOUT:
 		return "--request-timeout";
+	case CTL_OPT_REVISION:
+		return "--to-revision/--revision";
+	case CTL_OPT_WAIT:
+		return "--timeout";
 	}
 	return "?";
 }
@@ -233,6 +243,20 @@ int ctl_parse_args(int argc, char **argv, struct ctl_opts *o, char *err, size_t 
 					       optarg);
 			o->given |= CTL_OPT_TIMEOUT;
 			break;
+		case OPT_REVISION:
+			if (parse_long(optarg, 0, &o->revision))
+				return arg_err(err, errlen,
+					       "--to-revision needs a revision number, not \"%s\"",
+					       optarg);
+			o->given |= CTL_OPT_REVISION;
+			break;
+		case OPT_WAIT:
+			if (parse_seconds(optarg, &o->wait_s))
+				return arg_err(err, errlen,
+					       "--timeout needs seconds (30, 30s, 2m), not \"%s\"",
+					       optarg);
+			o->given |= CTL_OPT_WAIT;
+			break;
 		case 'h':
 			o->help = true;
 			break;
@@ -263,7 +287,7 @@ int ctl_parse_args(int argc, char **argv, struct ctl_opts *o, char *err, size_t 
 	}
 	if (!known)
 		return arg_err(err, errlen, "unknown command \"%s\"", o->verb);
-	for (unsigned bit = 1; bit <= CTL_OPT_TIMEOUT; bit <<= 1)
+	for (unsigned bit = 1; bit <= CTL_OPT_WAIT; bit <<= 1)
 		if ((o->given & bit) && !(allowed & bit))
 			return arg_err(err, errlen, "%s does not take %s", o->verb, opt_name(bit));
 	if (o->watch && o->output == CTL_OUT_NAME)
@@ -282,6 +306,8 @@ void ctl_usage(FILE *f)
 	      "  describe KIND NAME            fields, labels, conditions and events of an object\n"
 	      "  delete KIND NAME... | -f FILE [--grace-period N] [--ignore-not-found]\n"
 	      "  scale KIND NAME --replicas N\n"
+	      "  rollout status|history|undo|pause|resume deployment/NAME\n"
+	      "                                [--timeout 5m] [--to-revision N] [--revision N]\n"
 	      "\n"
 	      "options:\n"
 	      "  --server URL      http://HOST:PORT, https://HOST:PORT or unix:/PATH\n"

@@ -19,6 +19,7 @@ static const struct {
 } ctl_cmds[] = {
 	{ "apply", ctl_apply },	      { "get", ctl_get },     { "watch", ctl_get },
 	{ "describe", ctl_describe }, { "delete", ctl_delete }, { "scale", ctl_scale },
+	{ "rollout", ctl_rollout },
 };
 
 int main(int argc, char **argv)

@@ -8,6 +8,7 @@
 #include "ctrl.h"
 
 const struct ctrl_def *const ctrl_builtin[] = {
+	&ctrl_deployment,
 	&ctrl_replicaset,
 	&ctrl_endpointslice,
 	NULL,

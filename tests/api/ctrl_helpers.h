@@ -54,8 +54,8 @@ static long long jint(const json_t *o, const char *path)
 
 static __attribute__((format(printf, 1, 2))) const char *fmt(const char *f, ...)
 {
-	static char bufs[4][8192];
-	static int n;
+	static __thread char bufs[4][8192]; /* per thread: agents run beside the test */
+	static __thread int n;
 	char *b = bufs[n++ % 4];
 	va_list ap;
 	va_start(ap, f);
