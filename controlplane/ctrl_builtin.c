@@ -11,5 +11,6 @@ const struct ctrl_def *const ctrl_builtin[] = {
 	&ctrl_deployment,
 	&ctrl_replicaset,
 	&ctrl_endpointslice,
+	&ctrl_gc,
 	NULL,
 };
