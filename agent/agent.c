@@ -310,6 +310,8 @@ void agent_stop(struct agent *a)
 	a->stopping = true;
 	pthread_cond_broadcast(&a->cond);
 	pthread_mutex_unlock(&a->mu);
+	/* The endpoint first: its requests read what the rest tears down. */
+	agent_http_stop(a);
 	if (a->node_thread_started)
 		pthread_join(a->node_thread, NULL);
 	/* No more events: then no more work. */
@@ -318,7 +320,6 @@ void agent_stop(struct agent *a)
 	agent_queue_shutdown(a->queue);
 	for (int i = 0; i < a->nworkers; i++)
 		pthread_join(a->workers[i], NULL);
-	agent_http_stop(a);
 	dpsync_stop(a->dp);
 	/* The runtime's threads may still call back until it is closed. */
 	a->rt_ops->close(a->rt);
@@ -402,9 +403,12 @@ int agent_metrics(struct agent *a, struct strbuf *out)
 			      "# TYPE shoal_agent_node_memory_bytes gauge\n"
 			      "shoal_agent_node_memory_bytes{node=\"%s\"} %llu\n",
 			      node, nu.cpu_cores, node, (unsigned long long)nu.memory_bytes);
-	if (a->pods_inf) {
+	pthread_mutex_lock(&a->mu);
+	struct informer *inf = a->pods_inf;
+	pthread_mutex_unlock(&a->mu);
+	if (inf) {
 		struct informer_stats s;
-		informer_stats(a->pods_inf, &s);
+		informer_stats(inf, &s);
 		strbuf_printf(out,
 			      "# HELP shoal_agent_informer_lists_total Lists done by the pod informer\n"
 			      "# TYPE shoal_agent_informer_lists_total counter\n"

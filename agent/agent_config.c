@@ -28,7 +28,7 @@
 #include "strbuf.h"
 
 #define DEFAULT_STATE_DIR "/var/lib/shoal/agent"
-#define DEFAULT_CGROUP_ROOT "/sys/fs/cgroup/shoal"
+#define DEFAULT_CGROUP_ROOT "/sys/fs/cgroup/shoal-pods"
 #define DEFAULT_SERVER "unix:/run/shoal/shoald.sock"
 
 static int cfg_err(char *err, size_t errlen, const char *fmt, ...)

@@ -164,7 +164,7 @@ void agent_usage_tick(struct agent *a)
 	}
 
 	/* Memory pressure. */
-	if (!err || a->have_node_usage) {
+	{
 		uint64_t threshold = (uint64_t)(a->cfg->eviction_memory * (double)a->alloc_memory);
 		pthread_mutex_lock(&a->mu);
 		nu = a->node_usage;
