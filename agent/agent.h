@@ -76,6 +76,9 @@ struct agent_config {
 	char *listen;	   /* the agent's HTTP endpoint: "unix:PATH" or "HOST:PORT" (NULL: none) */
 	char *advertise;   /* the endpoint written to the Node (default: derived from listen) */
 	char *batch_class; /* the priorityClassName of batch pods (default "batch") */
+	char *shim_path;   /* the container supervisor (NULL: shoal-shim beside the binary) */
+	char *xdp_mode;	   /* "native" or "generic" (NULL: dpsync's choice) */
+	char *bpf_root;	   /* BPF pins (NULL: /sys/fs/bpf/shoal) */
 
 	/* Timing (seconds) */
 	int lease_duration_s;	 /* default 40 */

@@ -62,7 +62,8 @@ void agent_config_free(struct agent_config *c)
 	char **strs[] = { &c->server,	   &c->token_file, &c->token,	    &c->ca_file,
 			  &c->node,	   &c->netns,	   &c->uplink,	    &c->node_ip,
 			  &c->pod_cidr,	   &c->zone,	   &c->cgroup_root, &c->state_dir,
-			  &c->listen,	   &c->advertise,  &c->batch_class, &c->log_level };
+			  &c->listen,	   &c->advertise,  &c->batch_class, &c->log_level,
+			  &c->shim_path,   &c->xdp_mode,   &c->bpf_root };
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
 		free(*strs[i]);
 		*strs[i] = NULL;
@@ -285,6 +286,9 @@ enum opt_id {
 	O_BATCH_CLASS,
 	O_WORKERS,
 	O_LOG_LEVEL,
+	O_SHIM,
+	O_XDP_MODE,
+	O_BPF_ROOT,
 	O_HELP,
 };
 
@@ -317,6 +321,9 @@ static const struct option long_opts[] = {
 	{ "batch-priority-class", required_argument, NULL, O_BATCH_CLASS },
 	{ "workers", required_argument, NULL, O_WORKERS },
 	{ "log-level", required_argument, NULL, O_LOG_LEVEL },
+	{ "shim", required_argument, NULL, O_SHIM },
+	{ "xdp-mode", required_argument, NULL, O_XDP_MODE },
+	{ "bpf-root", required_argument, NULL, O_BPF_ROOT },
 	{ "help", no_argument, NULL, O_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -352,6 +359,10 @@ void agent_config_usage(FILE *f)
 	      "  --eviction-max-grace S   the most grace an evicted pod gets (default 10)\n"
 	      "  --batch-priority-class NAME    priorityClassName of batch pods (default batch)\n"
 	      "  --workers N              pod sync workers (default 2)\n"
+	      "  --shim PATH              the container supervisor (default: shoal-shim beside\n"
+	      "                           shoal-agent)\n"
+	      "  --xdp-mode native|generic   XDP on the uplink (default: native, generic on a veth)\n"
+	      "  --bpf-root DIR           BPF pins (default /sys/fs/bpf/shoal)\n"
 	      "  --log-level LEVEL        error, warn, info or debug\n",
 	      f);
 }
@@ -500,6 +511,19 @@ static int set_option(struct agent_config *c, int id, const char *name, const ch
 		return set_str(&c->batch_class, v);
 	case O_WORKERS:
 		return parse_int(name, v, 1, 64, &c->workers, err, errlen);
+	case O_SHIM:
+		if (!*v)
+			return cfg_err(err, errlen, "%s: needs a path", name);
+		return set_str(&c->shim_path, v);
+	case O_XDP_MODE:
+		if (strcmp(v, "native") && strcmp(v, "generic"))
+			return cfg_err(err, errlen, "%s: want native or generic, got \"%s\"", name,
+				       v);
+		return set_str(&c->xdp_mode, v);
+	case O_BPF_ROOT:
+		if (v[0] != '/')
+			return cfg_err(err, errlen, "%s: \"%s\" is not an absolute path", name, v);
+		return set_str(&c->bpf_root, v);
 	case O_LOG_LEVEL:
 		if (strcmp(v, "error") && strcmp(v, "warn") && strcmp(v, "info") &&
 		    strcmp(v, "debug"))

@@ -112,6 +112,12 @@ static void on_pod_event(void *arg, enum informer_event type, json_t *obj, json_
 			 a->cfg->node);
 		return;
 	}
+	log_debug("pod %s/%s: %s rv %" PRId64 "%s", ns, name,
+		  type == INF_ADDED ? "added" : type == INF_MODIFIED ? "modified" : "deleted",
+		  obj_rv(obj),
+		  json_object_get(json_object_get(obj, "metadata"), "deletionTimestamp")
+			  ? " (being deleted)"
+			  : "");
 	pthread_mutex_lock(&a->mu);
 	struct agent_pod *p = agent_pod_get(a, uid, ns, name, true);
 	if (!p) {
@@ -300,10 +306,28 @@ static size_t collect_events(struct agent_pod *p, struct pending_event *ev, size
 	json_t *cs;
 	char key[192];
 
-	if (!p->reasons && !(p->reasons = json_object()))
-		return 0;
+	if (!p->reasons) {
+		/* First sight: what the API already shows was reported before (by this agent
+		 * before a restart): only changes from here on make Events. */
+		if (!(p->reasons = json_object()))
+			return 0;
+		const json_t *st = json_object_get(p->pod, "status");
+		const char *r, *m;
+		json_array_foreach (json_object_get(st, "containerStatuses"), i, cs) {
+			const char *name = json_string_value(json_object_get(cs, "name"));
+			if (name && state_event(cs, key, sizeof(key), &r, &m))
+				json_object_set_new(p->reasons, name, json_string(key));
+		}
+		const char *pr = json_string_value(json_object_get(st, "reason"));
+		if (pr) {
+			json_object_set_new(p->reasons, "", json_string(pr));
+			snprintf(key, sizeof(key), "p:%s", pr);
+			json_object_set_new(p->reasons, "-", json_string(key));
+		}
+	}
 	const char *vr = json_string_value(json_object_get(p->verdict, "reason"));
-	if (vr && !json_object_get(p->reasons, "")) {
+	const char *vlast = json_string_value(json_object_get(p->reasons, ""));
+	if (vr && (!vlast || strcmp(vlast, vr))) {
 		snprintf(ev[k].type, sizeof(ev[k].type), "Warning");
 		snprintf(ev[k].reason, sizeof(ev[k].reason), "%s", vr);
 		snprintf(ev[k].message, sizeof(ev[k].message), "%s",
