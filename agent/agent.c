@@ -210,6 +210,7 @@ struct agent *agent_start(const struct agent_config *cfg)
 		.status_changed = agent_pod_status_changed,
 		.arg = a,
 		.host_ip = cfg->node_ip,
+		.shim_path = cfg->shim_path,
 	};
 	a->rt = a->rt_ops->open(&rc);
 	if (!a->rt) {
@@ -252,6 +253,8 @@ struct agent *agent_start(const struct agent_config *cfg)
 			.node_ip = cfg->node_ip,
 			.pod_cidr = cfg->pod_cidr,
 			.cgroup_root = cfg->cgroup_root,
+			.xdp_mode = cfg->xdp_mode,
+			.pin_root = cfg->bpf_root,
 		};
 		a->dp = dpsync_start(&dc);
 		if (!a->dp) {

@@ -69,6 +69,7 @@ struct agent_config {
 	struct agent_taint *taints; /* registered with the Node on creation */
 	size_t ntaints;
 	int64_t cap_cpu_milli, cap_memory, cap_pods; /* 0: from the machine (cgroup_root's limits) */
+	int64_t machine_memory; /* MemTotal (filled by agent_config_finish) */
 	char *cgroup_root; /* the node's cgroup (cgroup v2 directory) */
 	char *state_dir;   /* default /var/lib/shoal/agent */
 	enum dpsync_mode proxy;
@@ -85,8 +86,9 @@ struct agent_config {
 	int lease_renew_s;	 /* default 10 */
 	int status_interval_s;	 /* node heartbeat, usage sampling and eviction; default 10 */
 	int usage_min_write_s;	 /* a pod's usage is rewritten at least this often; 60 */
-	double eviction_memory;	 /* evict when node memory use > this fraction of capacity;
-				  * default 0.95, 0: never */
+	double eviction_memory;	 /* evict when the machine's memory use passes this fraction of
+				  * its memory, or the pods' use this fraction of the node's
+				  * allocatable memory; default 0.95, 0: never */
 	int eviction_grace_s;	 /* the most grace an evicted pod gets; default 10 */
 	int workers;		 /* pod sync workers, default 2 */
 

@@ -720,16 +720,11 @@ static int64_t machine_cpu_milli(const char *cgroup)
 	return (n > 0 ? n : 1) * 1000;
 }
 
-/* Memory in bytes: the cgroup's memory.max if it has one, else MemTotal. */
-static int64_t machine_memory(const char *cgroup)
+/* MemTotal in bytes, 0 when unknown. */
+static int64_t mem_total(void)
 {
-	char path[4200], line[256];
+	char line[256];
 	long long v;
-
-	snprintf(path, sizeof(path), "%s/memory.max", cgroup);
-	if (read_file_line(path, line, sizeof(line)) == 0 && strcmp(line, "max") != 0 &&
-	    sscanf(line, "%lld", &v) == 1 && v > 0)
-		return v;
 	FILE *f = fopen("/proc/meminfo", "r");
 	if (!f)
 		return 0;
@@ -741,6 +736,19 @@ static int64_t machine_memory(const char *cgroup)
 	}
 	fclose(f);
 	return 0;
+}
+
+/* Memory in bytes: the cgroup's memory.max if it has one, else MemTotal. */
+static int64_t machine_memory(const char *cgroup)
+{
+	char path[4200], line[256];
+	long long v;
+
+	snprintf(path, sizeof(path), "%s/memory.max", cgroup);
+	if (read_file_line(path, line, sizeof(line)) == 0 && strcmp(line, "max") != 0 &&
+	    sscanf(line, "%lld", &v) == 1 && v > 0)
+		return v;
+	return mem_total();
 }
 
 int agent_config_finish(struct agent_config *c, char *err, size_t errlen)
@@ -779,6 +787,7 @@ int agent_config_finish(struct agent_config *c, char *err, size_t errlen)
 		return cfg_err(err, errlen, "--pod-cidr is required (e.g. 10.100.1.0/24)");
 	if (!c->cap_cpu_milli)
 		c->cap_cpu_milli = machine_cpu_milli(c->cgroup_root);
+	c->machine_memory = mem_total();
 	if (!c->cap_memory)
 		c->cap_memory = machine_memory(c->cgroup_root);
 	if (!c->cap_memory)

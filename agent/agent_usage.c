@@ -3,7 +3,8 @@
  * Usage and eviction, every --status-interval: the node's and each running pod's CPU and
  * memory from the runtime (cgroups), written as status.usage of the Node (with the
  * heartbeat) and of each Pod (the scheduler's resource prediction reads them), and
- * eviction when the node's memory use passes --eviction-memory-threshold of its capacity.
+ * eviction when memory runs short: the machine's use passes --eviction-memory-threshold of its
+ * memory, or the pods' use that fraction of the node's allocatable memory.
  *
  * Two choices keep it cheap and predictable. A pod's usage is written only when it moved by
  * a tenth (or 5 millicores / 1 MiB, whichever is more) or --usage-min-write-interval
@@ -66,36 +67,67 @@ static int by_eviction_order(const void *x, const void *y)
 	return strcmp(a->uid, b->uid);
 }
 
-static void evict(struct agent *a, struct sample *s, size_t n, const struct rt_usage *nu,
-		  uint64_t threshold)
+/* Evicts pods in eviction order until excess bytes are freed (a->mu not held). */
+static void evict(struct agent *a, struct sample *s, size_t n, uint64_t excess, const char *why)
 {
-	uint64_t projected = nu->memory_bytes;
-	char used[64], lim[64], cap[64], pod[64];
+	uint64_t freed = 0;
+	char pod[64];
 
 	qsort(s, n, sizeof(*s), by_eviction_order);
-	quantity_format((int64_t)nu->memory_bytes * 1000, used, sizeof(used));
-	quantity_format((int64_t)threshold * 1000, lim, sizeof(lim));
-	quantity_format(a->alloc_memory * 1000, cap, sizeof(cap));
 	pthread_mutex_lock(&a->mu);
-	for (size_t i = 0; i < n && projected > threshold; i++) {
+	for (size_t i = 0; i < n && freed < excess; i++) {
 		if (!s[i].ok)
 			continue;
 		struct agent_pod *p = agent_pod_get(a, s[i].uid, NULL, NULL, false);
 		if (!p || !p->pod || p->verdict || p->killing || !p->in_runtime ||
 		    json_object_get(json_object_get(p->pod, "metadata"), "deletionTimestamp"))
 			continue;
-		char msg[512];
+		char msg[600];
 		quantity_format((int64_t)s[i].u.memory_bytes * 1000, pod, sizeof(pod));
 		snprintf(msg, sizeof(msg),
-			 "The node was low on resource: memory. The node's pods used %s of %s "
-			 "(threshold %s); this pod used %s%s.",
-			 used, cap, lim, pod, s[i].batch ? " and is of the batch class" : "");
+			 "The node was low on resource: memory. %s; this pod used %s%s.", why, pod,
+			 s[i].batch ? " and is of the batch class" : "");
 		log_warn("pod %s/%s: evicting: %s", p->ns, p->name, msg);
 		agent_pod_fail(a, p, "Evicted", msg);
 		a->n.evictions++;
-		projected = projected > s[i].u.memory_bytes ? projected - s[i].u.memory_bytes : 0;
+		freed += s[i].u.memory_bytes;
 	}
 	pthread_mutex_unlock(&a->mu);
+}
+
+/*
+ * The memory signals, as the kubelet's: the machine's use against its memory
+ * (memory.available), and the pods' use against the node's allocatable memory
+ * (allocatableMemory.available). Returns the larger excess over its threshold (0: none) and
+ * says which in why.
+ */
+static uint64_t memory_excess(const struct agent *a, const struct rt_usage *nu, bool have_nu,
+			      uint64_t pods_used, char *why, size_t len)
+{
+	double f = a->cfg->eviction_memory;
+	uint64_t excess = 0;
+	char u[64], c[64], t[64];
+
+	if (f <= 0)
+		return 0;
+	uint64_t pods_thr = (uint64_t)(f * (double)a->alloc_memory);
+	if (pods_used > pods_thr) {
+		excess = pods_used - pods_thr;
+		snprintf(why, len, "The node's pods used %s of its %s allocatable (threshold %s)",
+			 quantity_format((int64_t)pods_used * 1000, u, sizeof(u)),
+			 quantity_format(a->alloc_memory * 1000, c, sizeof(c)),
+			 quantity_format((int64_t)pods_thr * 1000, t, sizeof(t)));
+	}
+	uint64_t mach_thr = (uint64_t)(f * (double)a->cfg->machine_memory);
+	if (have_nu && a->cfg->machine_memory > 0 && nu->memory_bytes > mach_thr &&
+	    nu->memory_bytes - mach_thr > excess) {
+		excess = nu->memory_bytes - mach_thr;
+		snprintf(why, len, "The machine used %s of %s (threshold %s)",
+			 quantity_format((int64_t)nu->memory_bytes * 1000, u, sizeof(u)),
+			 quantity_format(a->cfg->machine_memory * 1000, c, sizeof(c)),
+			 quantity_format((int64_t)mach_thr * 1000, t, sizeof(t)));
+	}
+	return excess;
 }
 
 void agent_usage_tick(struct agent *a)
@@ -164,22 +196,24 @@ void agent_usage_tick(struct agent *a)
 	}
 
 	/* Memory pressure. */
-	{
-		uint64_t threshold = (uint64_t)(a->cfg->eviction_memory * (double)a->alloc_memory);
-		pthread_mutex_lock(&a->mu);
-		nu = a->node_usage;
-		bool pressure = a->cfg->eviction_memory > 0 && a->have_node_usage &&
-				nu.memory_bytes > threshold;
-		bool was = a->memory_pressure;
-		a->memory_pressure = pressure;
-		pthread_mutex_unlock(&a->mu);
-		if (pressure != was)
-			log_warn("node %s: memory pressure %s (%" PRIu64 " of %" PRId64 " bytes)",
-				 a->cfg->node, pressure ? "begins" : "ends", nu.memory_bytes,
-				 a->alloc_memory);
-		if (pressure)
-			evict(a, s, n, &nu, threshold);
-	}
+	uint64_t pods_used = 0;
+	for (size_t i = 0; i < n; i++)
+		pods_used += s[i].ok ? s[i].u.memory_bytes : 0;
+	char why[300] = "";
+	pthread_mutex_lock(&a->mu);
+	nu = a->node_usage;
+	bool have = a->have_node_usage;
+	pthread_mutex_unlock(&a->mu);
+	uint64_t excess = memory_excess(a, &nu, have, pods_used, why, sizeof(why));
+	pthread_mutex_lock(&a->mu);
+	bool was = a->memory_pressure;
+	a->memory_pressure = excess > 0;
+	pthread_mutex_unlock(&a->mu);
+	if ((excess > 0) != was)
+		log_warn("node %s: memory pressure %s%s%s", a->cfg->node, excess ? "begins: " : "ends",
+			 excess ? why : "", "");
+	if (excess)
+		evict(a, s, n, excess, why);
 	for (size_t i = 0; i < n; i++)
 		free(s[i].uid);
 	free(s);
