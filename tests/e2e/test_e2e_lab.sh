@@ -25,7 +25,8 @@ leftovers() {
 	[ -n "$CG2" ] && [ -e "$CG2/$p" ] && echo "cgroup $CG2/$p"
 	ls -d /sys/fs/bpf/shoal/"$p"-* 2>/dev/null | sed 's/^/pins /'
 	ls -d /run/shoal/netns/"$p"-* 2>/dev/null | sed 's/^/pod-netns /'
-	for pid in $(grep -laF -- "/run/shoal/$p/" /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3); do
+	# (the bracket keeps grep itself out)
+	for pid in $(grep -la -- "[/]run/shoal/$p/" /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3); do
 		echo "process $pid: $(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline")"
 	done
 	return 0
