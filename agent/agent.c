@@ -366,11 +366,12 @@ int agent_metrics(struct agent *a, struct strbuf *out)
 
 	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
 		atomic_ullong *v = (atomic_ullong *)((char *)&a->n + counters[i].off);
-		strbuf_printf(out,
-			      "# HELP shoal_agent_%s_total %s\n# TYPE shoal_agent_%s_total counter\n"
-			      "shoal_agent_%s_total{node=\"%s\"} %llu\n",
-			      counters[i].name, counters[i].help, counters[i].name,
-			      counters[i].name, node, (unsigned long long)atomic_load(v));
+		strbuf_printf(
+			out,
+			"# HELP shoal_agent_%s_total %s\n# TYPE shoal_agent_%s_total counter\n"
+			"shoal_agent_%s_total{node=\"%s\"} %llu\n",
+			counters[i].name, counters[i].help, counters[i].name, counters[i].name,
+			node, (unsigned long long)atomic_load(v));
 	}
 	pthread_mutex_lock(&a->mu);
 	size_t npods = hashmap_count(a->pods), running = 0;
@@ -383,20 +384,22 @@ int agent_metrics(struct agent *a, struct strbuf *out)
 	struct rt_usage nu = a->node_usage;
 	bool have = a->have_node_usage;
 	pthread_mutex_unlock(&a->mu);
-	strbuf_printf(out,
-		      "# HELP shoal_agent_pods Pods the agent knows of\n# TYPE shoal_agent_pods gauge\n"
-		      "shoal_agent_pods{node=\"%s\"} %zu\n"
-		      "# HELP shoal_agent_pods_running Pods held by the runtime\n"
-		      "# TYPE shoal_agent_pods_running gauge\nshoal_agent_pods_running{node=\"%s\"} %zu\n"
-		      "# HELP shoal_agent_queue_length Pods waiting for a worker\n"
-		      "# TYPE shoal_agent_queue_length gauge\nshoal_agent_queue_length{node=\"%s\"} %zu\n"
-		      "# HELP shoal_agent_memory_pressure 1 while memory use is above the eviction threshold\n"
-		      "# TYPE shoal_agent_memory_pressure gauge\n"
-		      "shoal_agent_memory_pressure{node=\"%s\"} %d\n"
-		      "# HELP shoal_agent_ready 1 when registered, synced and the data plane is ready\n"
-		      "# TYPE shoal_agent_ready gauge\nshoal_agent_ready{node=\"%s\"} %d\n",
-		      node, npods, node, running, node, agent_queue_len(a->queue), node, pressure,
-		      node, agent_ready(a));
+	strbuf_printf(
+		out,
+		"# HELP shoal_agent_pods Pods the agent knows of\n# TYPE shoal_agent_pods gauge\n"
+		"shoal_agent_pods{node=\"%s\"} %zu\n"
+		"# HELP shoal_agent_pods_running Pods held by the runtime\n"
+		"# TYPE shoal_agent_pods_running gauge\nshoal_agent_pods_running{node=\"%s\"} %zu\n"
+		"# HELP shoal_agent_queue_length Pods waiting for a worker\n"
+		"# TYPE shoal_agent_queue_length gauge\nshoal_agent_queue_length{node=\"%s\"} %zu\n"
+		"# HELP shoal_agent_memory_pressure 1 while memory use is above the eviction "
+		"threshold\n"
+		"# TYPE shoal_agent_memory_pressure gauge\n"
+		"shoal_agent_memory_pressure{node=\"%s\"} %d\n"
+		"# HELP shoal_agent_ready 1 when registered, synced and the data plane is ready\n"
+		"# TYPE shoal_agent_ready gauge\nshoal_agent_ready{node=\"%s\"} %d\n",
+		node, npods, node, running, node, agent_queue_len(a->queue), node, pressure, node,
+		agent_ready(a));
 	if (have)
 		strbuf_printf(out,
 			      "# HELP shoal_agent_node_cpu_cores CPU the node's pods use\n"
@@ -412,21 +415,22 @@ int agent_metrics(struct agent *a, struct strbuf *out)
 	if (inf) {
 		struct informer_stats s;
 		informer_stats(inf, &s);
-		strbuf_printf(out,
-			      "# HELP shoal_agent_informer_lists_total Lists done by the pod informer\n"
-			      "# TYPE shoal_agent_informer_lists_total counter\n"
-			      "shoal_agent_informer_lists_total{node=\"%s\",resource=\"pods\"} %llu\n"
-			      "# HELP shoal_agent_informer_watches_total Watches (re)started\n"
-			      "# TYPE shoal_agent_informer_watches_total counter\n"
-			      "shoal_agent_informer_watches_total{node=\"%s\",resource=\"pods\"} %llu\n"
-			      "# HELP shoal_agent_informer_gone_total 410 Gone answers seen\n"
-			      "# TYPE shoal_agent_informer_gone_total counter\n"
-			      "shoal_agent_informer_gone_total{node=\"%s\",resource=\"pods\"} %llu\n"
-			      "# HELP shoal_agent_informer_events_total Watch events handled\n"
-			      "# TYPE shoal_agent_informer_events_total counter\n"
-			      "shoal_agent_informer_events_total{node=\"%s\",resource=\"pods\"} %llu\n",
-			      node, (unsigned long long)s.lists, node, (unsigned long long)s.watches,
-			      node, (unsigned long long)s.gone, node, (unsigned long long)s.events);
+		strbuf_printf(
+			out,
+			"# HELP shoal_agent_informer_lists_total Lists done by the pod informer\n"
+			"# TYPE shoal_agent_informer_lists_total counter\n"
+			"shoal_agent_informer_lists_total{node=\"%s\",resource=\"pods\"} %llu\n"
+			"# HELP shoal_agent_informer_watches_total Watches (re)started\n"
+			"# TYPE shoal_agent_informer_watches_total counter\n"
+			"shoal_agent_informer_watches_total{node=\"%s\",resource=\"pods\"} %llu\n"
+			"# HELP shoal_agent_informer_gone_total 410 Gone answers seen\n"
+			"# TYPE shoal_agent_informer_gone_total counter\n"
+			"shoal_agent_informer_gone_total{node=\"%s\",resource=\"pods\"} %llu\n"
+			"# HELP shoal_agent_informer_events_total Watch events handled\n"
+			"# TYPE shoal_agent_informer_events_total counter\n"
+			"shoal_agent_informer_events_total{node=\"%s\",resource=\"pods\"} %llu\n",
+			node, (unsigned long long)s.lists, node, (unsigned long long)s.watches,
+			node, (unsigned long long)s.gone, node, (unsigned long long)s.events);
 	}
 	if (a->dp)
 		dpsync_metrics(a->dp, out);

@@ -59,19 +59,20 @@ struct agent_config {
 	bool insecure;
 
 	/* The node */
-	char *node;	   /* the Node's name (default: the host name) */
-	char *netns;	   /* a network namespace to enter first (main only) */
-	char *uplink;	   /* default "eth0" */
-	char *node_ip;	   /* default: the uplink's first IPv4 address */
-	char *pod_cidr;	   /* e.g. "10.100.1.0/24" (required unless the Node has one) */
-	char *zone;	   /* topology.kubernetes.io/zone (NULL: none) */
-	json_t *labels;	   /* object of strings, merged over the Node's */
+	char *node;		    /* the Node's name (default: the host name) */
+	char *netns;		    /* a network namespace to enter first (main only) */
+	char *uplink;		    /* default "eth0" */
+	char *node_ip;		    /* default: the uplink's first IPv4 address */
+	char *pod_cidr;		    /* e.g. "10.100.1.0/24" (required unless the Node has one) */
+	char *zone;		    /* topology.kubernetes.io/zone (NULL: none) */
+	json_t *labels;		    /* object of strings, merged over the Node's */
 	struct agent_taint *taints; /* registered with the Node on creation */
 	size_t ntaints;
-	int64_t cap_cpu_milli, cap_memory, cap_pods; /* 0: from the machine (cgroup_root's limits) */
+	int64_t cap_cpu_milli, cap_memory,
+		cap_pods;	/* 0: from the machine (cgroup_root's limits) */
 	int64_t machine_memory; /* MemTotal (filled by agent_config_finish) */
-	char *cgroup_root; /* the node's cgroup (cgroup v2 directory) */
-	char *state_dir;   /* default /var/lib/shoal/agent */
+	char *cgroup_root;	/* the node's cgroup (cgroup v2 directory) */
+	char *state_dir;	/* default /var/lib/shoal/agent */
 	enum dpsync_mode proxy;
 	bool no_dataplane; /* do not start dpsync (hollow agents, runtime-only tests) */
 	char *listen;	   /* the agent's HTTP endpoint: "unix:PATH" or "HOST:PORT" (NULL: none) */
@@ -82,15 +83,15 @@ struct agent_config {
 	char *bpf_root;	   /* BPF pins (NULL: /sys/fs/bpf/shoal) */
 
 	/* Timing (seconds) */
-	int lease_duration_s;	 /* default 40 */
-	int lease_renew_s;	 /* default 10 */
-	int status_interval_s;	 /* node heartbeat, usage sampling and eviction; default 10 */
-	int usage_min_write_s;	 /* a pod's usage is rewritten at least this often; 60 */
-	double eviction_memory;	 /* evict when the machine's memory use passes this fraction of
+	int lease_duration_s;	/* default 40 */
+	int lease_renew_s;	/* default 10 */
+	int status_interval_s;	/* node heartbeat, usage sampling and eviction; default 10 */
+	int usage_min_write_s;	/* a pod's usage is rewritten at least this often; 60 */
+	double eviction_memory; /* evict when the machine's memory use passes this fraction of
 				  * its memory, or the pods' use this fraction of the node's
 				  * allocatable memory; default 0.95, 0: never */
-	int eviction_grace_s;	 /* the most grace an evicted pod gets; default 10 */
-	int workers;		 /* pod sync workers, default 2 */
+	int eviction_grace_s;	/* the most grace an evicted pod gets; default 10 */
+	int workers;		/* pod sync workers, default 2 */
 
 	const struct agent_rt_ops *rt; /* NULL: agent_rt_default */
 	char *log_level;	       /* main only */

@@ -56,7 +56,8 @@ void agent_pod_requests(const json_t *pod, int64_t *cpu_milli, int64_t *memory)
 	cpu = icpu > cpu ? icpu : cpu;
 	mem = imem > mem ? imem : mem;
 	/* overhead is a resource list like requests */
-	json_t *ov = json_pack("{s:O}", "requests", json_object_get(spec, "overhead") ?: json_null());
+	json_t *ov =
+		json_pack("{s:O}", "requests", json_object_get(spec, "overhead") ?: json_null());
 	cpu += req_of(ov, "cpu", false);
 	mem += req_of(ov, "memory", true);
 	json_decref(ov);
@@ -159,7 +160,8 @@ int agent_admit(struct agent *a, const json_t *pod, char *reason, size_t rlen, c
 		size_t mlen)
 {
 	const json_t *spec = json_object_get(pod, "spec");
-	const char *uid = json_string_value(json_object_get(json_object_get(pod, "metadata"), "uid"));
+	const char *uid =
+		json_string_value(json_object_get(json_object_get(pod, "metadata"), "uid"));
 	int64_t cpu, mem, used_cpu = 0, used_mem = 0, count = 0;
 	size_t it = 0;
 	const char *k;

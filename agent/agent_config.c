@@ -27,9 +27,9 @@
 #include "quantity.h"
 #include "strbuf.h"
 
-#define DEFAULT_STATE_DIR "/var/lib/shoal/agent"
+#define DEFAULT_STATE_DIR   "/var/lib/shoal/agent"
 #define DEFAULT_CGROUP_ROOT "/sys/fs/cgroup/shoal-pods"
-#define DEFAULT_SERVER "unix:/run/shoal/shoald.sock"
+#define DEFAULT_SERVER	    "unix:/run/shoal/shoald.sock"
 
 static int cfg_err(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -59,11 +59,11 @@ void agent_config_free(struct agent_config *c)
 {
 	if (!c)
 		return;
-	char **strs[] = { &c->server,	   &c->token_file, &c->token,	    &c->ca_file,
-			  &c->node,	   &c->netns,	   &c->uplink,	    &c->node_ip,
-			  &c->pod_cidr,	   &c->zone,	   &c->cgroup_root, &c->state_dir,
-			  &c->listen,	   &c->advertise,  &c->batch_class, &c->log_level,
-			  &c->shim_path,   &c->xdp_mode,   &c->bpf_root };
+	char **strs[] = { &c->server,	 &c->token_file, &c->token,	  &c->ca_file,
+			  &c->node,	 &c->netns,	 &c->uplink,	  &c->node_ip,
+			  &c->pod_cidr,	 &c->zone,	 &c->cgroup_root, &c->state_dir,
+			  &c->listen,	 &c->advertise,	 &c->batch_class, &c->log_level,
+			  &c->shim_path, &c->xdp_mode,	 &c->bpf_root };
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
 		free(*strs[i]);
 		*strs[i] = NULL;
@@ -133,8 +133,7 @@ out:
 }
 
 /* "key=value:Effect,key:Effect" into taints. */
-int agent_parse_taints(const char *s, struct agent_taint **out, size_t *n, char *err,
-		       size_t errlen)
+int agent_parse_taints(const char *s, struct agent_taint **out, size_t *n, char *err, size_t errlen)
 {
 	static const char *const effects[] = { "NoSchedule", "PreferNoSchedule", "NoExecute" };
 	struct agent_taint *t = NULL;
@@ -149,7 +148,8 @@ int agent_parse_taints(const char *s, struct agent_taint **out, size_t *n, char 
 		char *colon = strrchr(item, ':'), *eq;
 		bool known = false;
 		if (!colon) {
-			ret = cfg_err(err, errlen, "taints: \"%s\" is not key[=value]:Effect", item);
+			ret = cfg_err(err, errlen, "taints: \"%s\" is not key[=value]:Effect",
+				      item);
 			goto out;
 		}
 		*colon = '\0';
@@ -217,7 +217,8 @@ int agent_parse_capacity(const char *s, struct agent_config *c, char *err, size_
 		char *eq = strchr(item, '=');
 		int64_t m;
 		if (!eq) {
-			ret = cfg_err(err, errlen, "capacity: \"%s\" is not resource=quantity", item);
+			ret = cfg_err(err, errlen, "capacity: \"%s\" is not resource=quantity",
+				      item);
 			goto out;
 		}
 		*eq = '\0';
@@ -235,7 +236,8 @@ int agent_parse_capacity(const char *s, struct agent_config *c, char *err, size_
 			c->cap_pods = quantity_milli_to_units(m);
 		} else {
 			ret = cfg_err(err, errlen,
-				      "capacity: unknown resource \"%s\" (cpu, memory, pods)", item);
+				      "capacity: unknown resource \"%s\" (cpu, memory, pods)",
+				      item);
 			goto out;
 		}
 	}
@@ -350,7 +352,8 @@ void agent_config_usage(FILE *f)
 	      "  --state-dir DIR          pod state and logs (default " DEFAULT_STATE_DIR ")\n"
 	      "  --proxy bpf|nftables|none   the Service proxy (default bpf)\n"
 	      "  --listen ADDR            the agent's HTTP endpoint: unix:PATH or HOST:PORT\n"
-	      "  --advertise-endpoint URL the endpoint written to the Node (default: from --listen)\n"
+	      "  --advertise-endpoint URL the endpoint written to the Node (default: from "
+	      "--listen)\n"
 	      "  --lease-duration S       (default 40)   --lease-renew-interval S (default 10)\n"
 	      "  --status-interval S      heartbeat, usage and eviction period (default 10)\n"
 	      "  --usage-min-write-interval S   rewrite an unchanged pod usage after S (60)\n"
@@ -361,14 +364,15 @@ void agent_config_usage(FILE *f)
 	      "  --workers N              pod sync workers (default 2)\n"
 	      "  --shim PATH              the container supervisor (default: shoal-shim beside\n"
 	      "                           shoal-agent)\n"
-	      "  --xdp-mode native|generic   XDP on the uplink (default: native, generic on a veth)\n"
+	      "  --xdp-mode native|generic   XDP on the uplink (default: native, generic on a "
+	      "veth)\n"
 	      "  --bpf-root DIR           BPF pins (default /sys/fs/bpf/shoal)\n"
 	      "  --log-level LEVEL        error, warn, info or debug\n",
 	      f);
 }
 
-static int set_option(struct agent_config *c, int id, const char *name, const char *v,
-		      char *err, size_t errlen)
+static int set_option(struct agent_config *c, int id, const char *name, const char *v, char *err,
+		      size_t errlen)
 {
 	int ret = 0;
 
@@ -527,8 +531,8 @@ static int set_option(struct agent_config *c, int id, const char *name, const ch
 	case O_LOG_LEVEL:
 		if (strcmp(v, "error") && strcmp(v, "warn") && strcmp(v, "info") &&
 		    strcmp(v, "debug"))
-			return cfg_err(err, errlen, "%s: want error, warn, info or debug, got \"%s\"",
-				       name, v);
+			return cfg_err(err, errlen,
+				       "%s: want error, warn, info or debug, got \"%s\"", name, v);
 		return set_str(&c->log_level, v);
 	}
 	return cfg_err(err, errlen, "unknown option %s", name);
@@ -768,7 +772,8 @@ int agent_config_finish(struct agent_config *c, char *err, size_t errlen)
 		return -ENOMEM;
 	if (!c->node) {
 		if (gethostname(buf, sizeof(buf)))
-			return cfg_err(err, errlen, "--node not given and the host name is unknown: %s",
+			return cfg_err(err, errlen,
+				       "--node not given and the host name is unknown: %s",
 				       strerror(errno));
 		buf[sizeof(buf) - 1] = '\0';
 		if (set_str(&c->node, buf))
@@ -777,9 +782,10 @@ int agent_config_finish(struct agent_config *c, char *err, size_t errlen)
 	if (!c->node_ip) {
 		ret = uplink_ipv4(c->uplink, buf, sizeof(buf));
 		if (ret)
-			return cfg_err(err, errlen,
-				       "--node-ip not given and the uplink %s has no IPv4 address: %s",
-				       c->uplink, strerror(-ret));
+			return cfg_err(
+				err, errlen,
+				"--node-ip not given and the uplink %s has no IPv4 address: %s",
+				c->uplink, strerror(-ret));
 		if (set_str(&c->node_ip, buf))
 			return -ENOMEM;
 	}

@@ -34,8 +34,8 @@ void agent_event(struct agent *a, struct httpc *c, const char *ns, const char *n
 			       "namespace", ns, "name", name, "uid", uid ? uid : "", "reason",
 			       reason, "message", message, "type", type, "source", "component",
 			       "shoal-agent", "host", a->cfg->node, "firstTimestamp", now,
-			       "lastTimestamp", now, "count", 1, "reportingComponent", "shoal-agent",
-			       "reportingInstance", a->cfg->node);
+			       "lastTimestamp", now, "count", 1, "reportingComponent",
+			       "shoal-agent", "reportingInstance", a->cfg->node);
 	char *body = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
 	json_decref(ev);
 	if (!body) {

@@ -38,7 +38,7 @@
 #include "net_listen.h"
 #include "strbuf.h"
 
-#define AUTH_CACHE_S 60
+#define AUTH_CACHE_S   60
 #define FOLLOW_POLL_MS 200
 
 struct agent_http {
@@ -53,8 +53,7 @@ struct agent_http {
 static enum MHD_Result respond(struct MHD_Connection *conn, unsigned code, const char *ctype,
 			       char *body, size_t len)
 {
-	struct MHD_Response *r =
-		MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
 	if (!r) {
 		free(body);
 		return MHD_NO;
@@ -252,9 +251,12 @@ static enum MHD_Result serve_log(struct agent_http *h, struct MHD_Connection *co
 		return respond_text(conn, 404, "not found: want /pods/NAMESPACE/NAME/log\n");
 	snprintf(apipath, sizeof(apipath), "/api/v1/namespaces/%s/pods/%s", ns, pod);
 	if (!authorized(h, conn, apipath))
-		return respond_text(conn, 401, "Unauthorized: a bearer token that may read pod %s/%s is needed\n",
-				    ns, pod);
-	const char *container = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "container");
+		return respond_text(
+			conn, 401,
+			"Unauthorized: a bearer token that may read pod %s/%s is needed\n", ns,
+			pod);
+	const char *container =
+		MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "container");
 	q = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "follow");
 	bool follow = q && (!strcmp(q, "1") || !strcmp(q, "true"));
 	q = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "previous");
@@ -268,8 +270,9 @@ static enum MHD_Result serve_log(struct agent_http *h, struct MHD_Connection *co
 					    "no log of pod %s/%s%s%s%s on node %s (the pod, the "
 					    "container%s is not here)\n",
 					    ns, pod, container ? " container " : "",
-					    container ? container : "", previous ? " (previous)" : "",
-					    a->cfg->node, previous ? " or its previous run" : "");
+					    container ? container : "",
+					    previous ? " (previous)" : "", a->cfg->node,
+					    previous ? " or its previous run" : "");
 		return respond_text(conn, err == EINVAL ? 400 : 500, "log of pod %s/%s: %s\n", ns,
 				    pod, strerror(err));
 	}
@@ -360,7 +363,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		if (!authorized(h, conn, nodepath))
 			return respond_text(conn, 401, "Unauthorized\n");
 		if (!a->dp)
-			return respond_text(conn, 404, "node %s runs without a data plane (--proxy none)\n",
+			return respond_text(conn, 404,
+					    "node %s runs without a data plane (--proxy none)\n",
 					    a->cfg->node);
 		struct strbuf b = { 0 };
 		int err = dpsync_describe(a->dp, &b);

@@ -27,26 +27,26 @@ struct agent_http;
 /* One pod the agent knows of: from the API, from the runtime, or both. */
 struct agent_pod {
 	char *uid, *ns, *name;
-	json_t *pod;	      /* the API's object (the newest seen: watch or our writes), or NULL */
-	bool deleted;	      /* gone from the API (pod keeps its last state) */
-	json_t *rt_status;    /* the runtime's latest status report, or NULL */
-	json_t *verdict;      /* the agent's own overlay (phase Failed with a reason: rejected,
+	json_t *pod;	    /* the API's object (the newest seen: watch or our writes), or NULL */
+	bool deleted;	    /* gone from the API (pod keeps its last state) */
+	json_t *rt_status;  /* the runtime's latest status report, or NULL */
+	json_t *verdict;    /* the agent's own overlay (phase Failed with a reason: rejected,
 			       * evicted), written over the runtime's reports, or NULL */
-	json_t *usage;	      /* {cpu, memory, timestamp} to write, or NULL */
-	json_t *usage_sent;   /* the usage last written */
+	json_t *usage;	    /* {cpu, memory, timestamp} to write, or NULL */
+	json_t *usage_sent; /* the usage last written */
 	int64_t usage_sent_at; /* when (monotonic seconds) */
-	bool admitted;	      /* passed admission (or re-adopted from the runtime) */
-	bool in_runtime;      /* handed to the runtime and not killed since */
-	bool killing;	      /* rt_pod_kill() asked, done not called yet */
-	bool confirmed;	      /* the deletion was confirmed to the API */
-	int failures;	      /* consecutive failed attempts, for back-off */
-	json_t *reasons;      /* container name -> the last state an Event was posted for */
+	bool admitted;	       /* passed admission (or re-adopted from the runtime) */
+	bool in_runtime;       /* handed to the runtime and not killed since */
+	bool killing;	       /* rt_pod_kill() asked, done not called yet */
+	bool confirmed;	       /* the deletion was confirmed to the API */
+	int failures;	       /* consecutive failed attempts, for back-off */
+	json_t *reasons;       /* container name -> the last state an Event was posted for */
 };
 
 struct agent_counters {
-	atomic_ullong syncs, sync_errors, kills, status_writes, status_conflicts,
-		status_errors, usage_writes, evictions, rejections, events, lease_renewals,
-		lease_errors, heartbeats, heartbeat_errors, deletions_confirmed, http_requests;
+	atomic_ullong syncs, sync_errors, kills, status_writes, status_conflicts, status_errors,
+		usage_writes, evictions, rejections, events, lease_renewals, lease_errors,
+		heartbeats, heartbeat_errors, deletions_confirmed, http_requests;
 };
 
 struct agent {
@@ -59,26 +59,26 @@ struct agent {
 	struct agent_http *http;
 
 	pthread_mutex_t mu;
-	pthread_cond_t cond;	  /* stop and kill completions wake waiters */
+	pthread_cond_t cond; /* stop and kill completions wake waiters */
 	bool stopping;
-	struct hashmap *pods;	  /* uid -> struct agent_pod */
-	bool pods_synced;	  /* the pod informer's first list is in */
+	struct hashmap *pods; /* uid -> struct agent_pod */
+	bool pods_synced;     /* the pod informer's first list is in */
 	bool registered;
-	json_t *conditions;	  /* the Node's conditions as last written */
+	json_t *conditions; /* the Node's conditions as last written */
 	bool memory_pressure;
 	struct rt_usage node_usage;
 	bool have_node_usage;
 	int64_t alloc_cpu_milli, alloc_memory, alloc_pods; /* the Node's allocatable */
-	json_t *node_labels;	  /* the Node's labels as registered (for admission) */
-	char endpoint[512];	  /* advertised HTTP endpoint */
+	json_t *node_labels; /* the Node's labels as registered (for admission) */
+	char endpoint[512];  /* advertised HTTP endpoint */
 
 	pthread_t node_thread;
 	bool node_thread_started;
 	pthread_t *workers;
 	int nworkers;
 
-	struct httpc *node_http;  /* the node thread's client */
-	json_t *lease;		  /* the Lease as last written (node thread only) */
+	struct httpc *node_http; /* the node thread's client */
+	json_t *lease;		 /* the Lease as last written (node thread only) */
 	struct agent_counters n;
 };
 
@@ -108,14 +108,14 @@ int agent_node_heartbeat(struct agent *a, struct httpc *c);
 void *agent_node_thread(void *arg);
 
 /* ---- agent_pods.c ---- */
-int agent_pods_start(struct agent *a);   /* the pod informer */
-void *agent_worker(void *arg);		 /* a pod sync worker */
+int agent_pods_start(struct agent *a); /* the pod informer */
+void *agent_worker(void *arg);	       /* a pod sync worker */
 /* The runtime's status_changed callback. */
 void agent_pod_status_changed(void *arg, const char *uid, const char *ns, const char *name,
 			      json_t *status);
 /* Looks up or adds the entry of uid (a->mu held). NULL on ENOMEM. */
-struct agent_pod *agent_pod_get(struct agent *a, const char *uid, const char *ns,
-				const char *name, bool create);
+struct agent_pod *agent_pod_get(struct agent *a, const char *uid, const char *ns, const char *name,
+				bool create);
 /* Forgets uid (a->mu held). */
 void agent_pod_remove(struct agent *a, const char *uid);
 /* Gives a pod the final status Failed with reason and message and queues it: the worker

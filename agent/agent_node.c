@@ -21,7 +21,7 @@
 #include "quantity.h"
 
 #define AGENT_VERSION "shoal-agent/0.1"
-#define LEASE_NS "kube-node-lease"
+#define LEASE_NS      "kube-node-lease"
 
 static json_t *qty(int64_t milli)
 {
@@ -49,9 +49,9 @@ static json_t *condition(const json_t *old, const char *type, const char *status
 		if (t && s && lt && strcmp(t, type) == 0 && strcmp(s, status) == 0)
 			since = lt;
 	}
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "type", type, "status", status,
-			 "reason", reason, "message", message, "lastHeartbeatTime", now,
-			 "lastTransitionTime", since);
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "type", type, "status", status, "reason",
+			 reason, "message", message, "lastHeartbeatTime", now, "lastTransitionTime",
+			 since);
 }
 
 /* The Node's conditions now; takes a->mu. */
@@ -68,16 +68,18 @@ static json_t *conditions_now(struct agent *a)
 	pthread_mutex_unlock(&a->mu);
 	if (!cs)
 		goto out;
-	json_array_append_new(cs, condition(old, "Ready", "True", "AgentReady",
-					    dp_ready ? "shoal-agent is posting ready status"
-						     : "shoal-agent is posting ready status; the data "
-						       "plane is syncing",
-					    now));
-	json_array_append_new(cs, condition(old, "MemoryPressure", mp ? "True" : "False",
-					    mp ? "AgentHasMemoryPressure" : "AgentHasSufficientMemory",
-					    mp ? "memory use is above the eviction threshold"
-					       : "memory use is below the eviction threshold",
-					    now));
+	json_array_append_new(cs,
+			      condition(old, "Ready", "True", "AgentReady",
+					dp_ready ? "shoal-agent is posting ready status"
+						 : "shoal-agent is posting ready status; the data "
+						   "plane is syncing",
+					now));
+	json_array_append_new(cs,
+			      condition(old, "MemoryPressure", mp ? "True" : "False",
+					mp ? "AgentHasMemoryPressure" : "AgentHasSufficientMemory",
+					mp ? "memory use is above the eviction threshold"
+					   : "memory use is below the eviction threshold",
+					now));
 	json_array_append_new(cs, condition(old, "DiskPressure", "False", "AgentHasNoDiskPressure",
 					    "shoal-agent has no disk pressure", now));
 	json_array_append_new(cs, condition(old, "PIDPressure", "False", "AgentHasSufficientPID",
@@ -119,8 +121,7 @@ static json_t *node_info(void)
 			 strcmp(u.machine, "x86_64") == 0    ? "amd64"
 			 : strcmp(u.machine, "aarch64") == 0 ? "arm64"
 							     : u.machine,
-			 "kubeletVersion", AGENT_VERSION, "containerRuntimeVersion",
-			 "shoal://0.1");
+			 "kubeletVersion", AGENT_VERSION, "containerRuntimeVersion", "shoal://0.1");
 }
 
 /* The labels the agent owns: the configured ones, hostname, zone, os and arch. */
@@ -141,11 +142,11 @@ static json_t *own_labels(const struct agent *a)
 
 static json_t *node_status(struct agent *a)
 {
-	json_t *st = json_pack("{s:o, s:o, s:[{s:s, s:s}, {s:s, s:s}], s:o, s:o}", "capacity",
-			       resource_list(a), "allocatable", resource_list(a), "addresses",
-			       "type", "InternalIP", "address", a->cfg->node_ip, "type", "Hostname",
-			       "address", a->cfg->node, "conditions", conditions_now(a), "nodeInfo",
-			       node_info());
+	json_t *st =
+		json_pack("{s:o, s:o, s:[{s:s, s:s}, {s:s, s:s}], s:o, s:o}", "capacity",
+			  resource_list(a), "allocatable", resource_list(a), "addresses", "type",
+			  "InternalIP", "address", a->cfg->node_ip, "type", "Hostname", "address",
+			  a->cfg->node, "conditions", conditions_now(a), "nodeInfo", node_info());
 	return st;
 }
 
@@ -206,9 +207,9 @@ static int merge_node(struct agent *a, json_t *node)
 			have |= k && e && !strcmp(k, t->key) && !strcmp(e, t->effect);
 		}
 		if (!have)
-			json_array_append_new(taints, json_pack("{s:s, s:s, s:s}", "key", t->key,
-								"value", t->value, "effect",
-								t->effect));
+			json_array_append_new(taints,
+					      json_pack("{s:s, s:s, s:s}", "key", t->key, "value",
+							t->value, "effect", t->effect));
 	}
 	return 0;
 }
@@ -394,8 +395,8 @@ int agent_lease_renew(struct agent *a, struct httpc *c)
 	int err = 0;
 
 	agent_now(now, sizeof(now), true);
-	snprintf(path, sizeof(path), "/apis/coordination.k8s.io/v1/namespaces/" LEASE_NS
-		 "/leases/%s", a->cfg->node);
+	snprintf(path, sizeof(path),
+		 "/apis/coordination.k8s.io/v1/namespaces/" LEASE_NS "/leases/%s", a->cfg->node);
 	for (int attempt = 0; attempt < 3; attempt++) {
 		json_t *lease = a->lease;
 		if (!lease) {
@@ -423,7 +424,8 @@ int agent_lease_renew(struct agent *a, struct httpc *c)
 			if (!lease)
 				return -ENOMEM;
 			err = send_json(c, "POST",
-					"/apis/coordination.k8s.io/v1/namespaces/" LEASE_NS "/leases",
+					"/apis/coordination.k8s.io/v1/namespaces/" LEASE_NS
+					"/leases",
 					lease, NULL, &r);
 			json_decref(lease);
 			if (err)
@@ -441,9 +443,11 @@ int agent_lease_renew(struct agent *a, struct httpc *c)
 				spec = json_object();
 				json_object_set_new(lease, "spec", spec);
 			}
-			const char *holder = json_string_value(json_object_get(spec, "holderIdentity"));
+			const char *holder =
+				json_string_value(json_object_get(spec, "holderIdentity"));
 			if (!holder || strcmp(holder, a->cfg->node) != 0) {
-				json_object_set_new(spec, "holderIdentity", json_string(a->cfg->node));
+				json_object_set_new(spec, "holderIdentity",
+						    json_string(a->cfg->node));
 				json_object_set_new(spec, "acquireTime", json_string(now));
 			}
 			json_object_set_new(spec, "leaseDurationSeconds",
@@ -517,7 +521,8 @@ int agent_node_heartbeat(struct agent *a, struct httpc *c)
 		return -ENOENT;
 	}
 	if (r.code != 200) {
-		log_warn("node %s: heartbeat: %s", a->cfg->node, agent_resp_msg(&r, msg, sizeof(msg)));
+		log_warn("node %s: heartbeat: %s", a->cfg->node,
+			 agent_resp_msg(&r, msg, sizeof(msg)));
 		httpc_resp_free(&r);
 		return -EIO;
 	}
@@ -531,8 +536,7 @@ int agent_node_heartbeat(struct agent *a, struct httpc *c)
 /* ---- the node thread ------------------------------------------------------------------------ */
 
 /* Retries fn with back-off (1 s doubling to 10 s) until it succeeds or the agent stops. */
-static int until_done(struct agent *a, int (*fn)(struct agent *, struct httpc *),
-		      struct httpc *c)
+static int until_done(struct agent *a, int (*fn)(struct agent *, struct httpc *), struct httpc *c)
 {
 	long delay = 1000;
 	while (fn(a, c) != 0) {

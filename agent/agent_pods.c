@@ -46,8 +46,8 @@ static int64_t obj_rv(const json_t *obj)
 	return rv ? strtoll(rv, NULL, 10) : 0;
 }
 
-struct agent_pod *agent_pod_get(struct agent *a, const char *uid, const char *ns,
-				const char *name, bool create)
+struct agent_pod *agent_pod_get(struct agent *a, const char *uid, const char *ns, const char *name,
+				bool create)
 {
 	struct agent_pod *p = hashmap_get(a->pods, uid);
 	if (p || !create)
@@ -76,8 +76,8 @@ names:
 
 long agent_pod_grace(const json_t *pod)
 {
-	const json_t *g = json_object_get(json_object_get(pod, "metadata"),
-					  "deletionGracePeriodSeconds");
+	const json_t *g =
+		json_object_get(json_object_get(pod, "metadata"), "deletionGracePeriodSeconds");
 	if (!json_is_integer(g))
 		g = json_object_get(json_object_get(pod, "spec"), "terminationGracePeriodSeconds");
 	if (json_is_integer(g) && json_integer_value(g) >= 0)
@@ -87,8 +87,8 @@ long agent_pod_grace(const json_t *pod)
 
 void agent_pod_fail(struct agent *a, struct agent_pod *p, const char *reason, const char *msg)
 {
-	json_t *v = json_pack("{s:s, s:s, s:s}", "phase", "Failed", "reason", reason, "message",
-			      msg);
+	json_t *v =
+		json_pack("{s:s, s:s, s:s}", "phase", "Failed", "reason", reason, "message", msg);
 	if (!v)
 		return;
 	json_decref(p->verdict);
@@ -113,7 +113,9 @@ static void on_pod_event(void *arg, enum informer_event type, json_t *obj, json_
 		return;
 	}
 	log_debug("pod %s/%s: %s rv %" PRId64 "%s", ns, name,
-		  type == INF_ADDED ? "added" : type == INF_MODIFIED ? "modified" : "deleted",
+		  type == INF_ADDED	 ? "added"
+		  : type == INF_MODIFIED ? "modified"
+					 : "deleted",
 		  obj_rv(obj),
 		  json_object_get(json_object_get(obj, "metadata"), "deletionTimestamp")
 			  ? " (being deleted)"
@@ -348,7 +350,8 @@ static size_t collect_events(struct agent_pod *p, struct pending_event *ev, size
 		snprintf(ev[k].type, sizeof(ev[k].type), "%s", type);
 		snprintf(ev[k].reason, sizeof(ev[k].reason), "%s", reason);
 		if (!strcmp(reason, "Started"))
-			snprintf(ev[k].message, sizeof(ev[k].message), "Started container %s", name);
+			snprintf(ev[k].message, sizeof(ev[k].message), "Started container %s",
+				 name);
 		else
 			snprintf(ev[k].message, sizeof(ev[k].message), "container %s: %s", name,
 				 message ? message : reason);
@@ -416,8 +419,7 @@ static json_t *status_patch(struct agent_pod *p)
 
 /* Writes p's status. 0 when written or nothing to write; -EAGAIN to retry later. a->mu held
  * on entry and return. */
-static int write_status(struct agent *a, struct httpc *c, struct agent_pod **pp,
-			const char *uid)
+static int write_status(struct agent *a, struct httpc *c, struct agent_pod **pp, const char *uid)
 {
 	struct agent_pod *p = *pp;
 	char path[1024], msg[512];
@@ -583,7 +585,8 @@ static int reconcile(struct agent *a, struct httpc *c, const char *uid)
 		if (p->killing) {
 			/* on_killed queues it again */
 		} else if (p->in_runtime) {
-			if (kill_pod(a, p, p->pod ? agent_pod_grace(p->pod) : 30, "gone from the API"))
+			if (kill_pod(a, p, p->pod ? agent_pod_grace(p->pod) : 30,
+				     "gone from the API"))
 				ret = -EAGAIN;
 		} else {
 			agent_pod_remove(a, uid);
@@ -593,8 +596,8 @@ static int reconcile(struct agent *a, struct httpc *c, const char *uid)
 	}
 
 	nev = collect_events(p, ev, 8);
-	bool terminating = json_object_get(json_object_get(p->pod, "metadata"),
-					   "deletionTimestamp") != NULL;
+	bool terminating =
+		json_object_get(json_object_get(p->pod, "metadata"), "deletionTimestamp") != NULL;
 
 	/* 2. Being deleted: kill with its grace, then confirm. */
 	if (terminating) {
@@ -608,7 +611,8 @@ static int reconcile(struct agent *a, struct httpc *c, const char *uid)
 			long g = agent_pod_grace(p->pod);
 			if (g > a->cfg->eviction_grace_s)
 				g = a->cfg->eviction_grace_s;
-			if (kill_pod(a, p, g, json_string_value(json_object_get(p->verdict, "reason"))))
+			if (kill_pod(a, p, g,
+				     json_string_value(json_object_get(p->verdict, "reason"))))
 				ret = -EAGAIN;
 			p = agent_pod_get(a, uid, NULL, NULL, false);
 		}

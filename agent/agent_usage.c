@@ -45,8 +45,8 @@ struct sample {
 static bool moved(const json_t *sent, const struct rt_usage *u)
 {
 	int64_t mcpu, mem;
-	if (!sent || quantity_parse_milli(json_string_value(json_object_get(sent, "cpu")) ?: "",
-					  &mcpu) ||
+	if (!sent ||
+	    quantity_parse_milli(json_string_value(json_object_get(sent, "cpu")) ?: "", &mcpu) ||
 	    quantity_parse_milli(json_string_value(json_object_get(sent, "memory")) ?: "", &mem))
 		return true;
 	mem /= 1000;
@@ -158,8 +158,8 @@ void agent_usage_tick(struct agent *a)
 		if (!s[n].uid)
 			continue;
 		s[n].batch = agent_pod_is_batch(a, p->pod);
-		s[n].priority =
-			json_integer_value(json_object_get(json_object_get(p->pod, "spec"), "priority"));
+		s[n].priority = json_integer_value(
+			json_object_get(json_object_get(p->pod, "spec"), "priority"));
 		n++;
 	}
 	pthread_mutex_unlock(&a->mu);
@@ -189,7 +189,8 @@ void agent_usage_tick(struct agent *a)
 				json_decref(p->usage);
 				p->usage = u;
 				if (agent_queue_add(a->queue, s[i].uid))
-					log_warn("pod %s: usage not queued: out of memory", s[i].uid);
+					log_warn("pod %s: usage not queued: out of memory",
+						 s[i].uid);
 			}
 		}
 		pthread_mutex_unlock(&a->mu);
@@ -210,8 +211,8 @@ void agent_usage_tick(struct agent *a)
 	a->memory_pressure = excess > 0;
 	pthread_mutex_unlock(&a->mu);
 	if ((excess > 0) != was)
-		log_warn("node %s: memory pressure %s%s%s", a->cfg->node, excess ? "begins: " : "ends",
-			 excess ? why : "", "");
+		log_warn("node %s: memory pressure %s%s%s", a->cfg->node,
+			 excess ? "begins: " : "ends", excess ? why : "", "");
 	if (excess)
 		evict(a, s, n, excess, why);
 	for (size_t i = 0; i < n; i++)

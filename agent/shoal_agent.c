@@ -83,7 +83,9 @@ int main(int argc, char **argv)
 
 	log_info("node %s: starting (server %s, node IP %s, pod CIDR %s, proxy %s)", cfg.node,
 		 cfg.server, cfg.node_ip, cfg.pod_cidr,
-		 cfg.no_dataplane ? "none" : cfg.proxy == DPSYNC_BPF ? "bpf" : "nftables");
+		 cfg.no_dataplane	   ? "none"
+		 : cfg.proxy == DPSYNC_BPF ? "bpf"
+					   : "nftables");
 	struct agent *a = agent_start(&cfg);
 	if (!a) {
 		fprintf(stderr, "shoal-agent: cannot start: %s\n", strerror(errno));

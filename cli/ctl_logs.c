@@ -66,8 +66,8 @@ static void print_agent_error(const char *node, const struct httpc_resp *r)
 	size_t n = r->len;
 	while (n && (r->body[n - 1] == '\n' || r->body[n - 1] == '\r'))
 		n--;
-	fprintf(stderr, "error: the agent of node %s answered %ld: %.*s\n", node, r->code,
-		(int)n, r->body ? r->body : "");
+	fprintf(stderr, "error: the agent of node %s answered %ld: %.*s\n", node, r->code, (int)n,
+		r->body ? r->body : "");
 }
 
 int ctl_logs(struct ctl *c)

@@ -34,8 +34,7 @@ static int listen_unix(const char *path, char *err, size_t errlen)
 		close(fd);
 		return ret;
 	}
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 128) ||
-	    chmod(path, 0660)) {
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 128) || chmod(path, 0660)) {
 		ret = -errno;
 		snprintf(err, errlen, "unix:%s: %s", path, strerror(-ret));
 		close(fd);

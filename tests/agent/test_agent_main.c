@@ -61,7 +61,8 @@ static void sweep(void)
 			 "for p in $(cat $f); do kill -9 $p; done; done; true",
 			 cgroup, cgroup, cgroup);
 		for (int i = 0; i < 50; i++) {
-			nslab_sh("find '%s' -depth -type d -exec rmdir {} \\; 2>/dev/null; true", cgroup);
+			nslab_sh("find '%s' -depth -type d -exec rmdir {} \\; 2>/dev/null; true",
+				 cgroup);
 			if (access(cgroup, F_OK))
 				break;
 			sleep_ms(100);
@@ -74,7 +75,8 @@ static void sweep(void)
 		 "for (i = 1; i <= n; i++) if (o[i] == c) { print $2; exit } }' /proc/mounts); "
 		 "d=\"$m${p%%/}/%s\"; [ -n \"$m\" ] && [ -d \"$d\" ] || continue; "
 		 "for q in $(find \"$d\" -name cgroup.procs -exec cat {} +); do kill -9 $q; done; "
-		 "sleep 0.2; find \"$d\" -depth -type d -exec rmdir {} \\; ; done < /proc/%d/cgroup; true",
+		 "sleep 0.2; find \"$d\" -depth -type d -exec rmdir {} \\; ; done < "
+		 "/proc/%d/cgroup; true",
 		 P, (int)getpid());
 	nslab_sh("ip netns del %s 2>/dev/null; ip netns del %s 2>/dev/null; true", ns_node,
 		 ns_node2);
@@ -96,7 +98,8 @@ static int setup(void **state)
 	(void)state;
 	const char *args[] = { "--log-level", "warn", NULL };
 
-	snprintf(P, sizeof(P), "ag%x%04x", (unsigned)getpid() & 0xfff, (unsigned)time(NULL) & 0xffff);
+	snprintf(P, sizeof(P), "ag%x%04x", (unsigned)getpid() & 0xfff,
+		 (unsigned)time(NULL) & 0xffff);
 	snprintf(node, sizeof(node), "%s-n1", P);
 	snprintf(node2, sizeof(node2), "%s-n2", P);
 	snprintf(ns_node, sizeof(ns_node), "%s-n1", P);
@@ -194,13 +197,34 @@ static const char *condition(const json_t *obj, const char *type)
 static void start_agent(void)
 {
 	char err[512];
-	char *argv[] = { "agent",	  "--server",	     server,	  "--node",
-			 node,		  "--pod-cidr",	     "10.100.1.0/24", "--zone",
-			 "zone-a",	  "--labels",	     "rack=r1",	  "--cgroup-root",
-			 cgroup,	  "--state-dir",     dir,	  "--listen",
-			 listen_addr,	  "--proxy",	     "none",	  "--lease-renew-interval",
-			 "1",		  "--status-interval", "1",	  "--capacity",
-			 "cpu=4,memory=4Gi,pods=20", "--shim", shim, NULL };
+	char *argv[] = { "agent",
+			 "--server",
+			 server,
+			 "--node",
+			 node,
+			 "--pod-cidr",
+			 "10.100.1.0/24",
+			 "--zone",
+			 "zone-a",
+			 "--labels",
+			 "rack=r1",
+			 "--cgroup-root",
+			 cgroup,
+			 "--state-dir",
+			 dir,
+			 "--listen",
+			 listen_addr,
+			 "--proxy",
+			 "none",
+			 "--lease-renew-interval",
+			 "1",
+			 "--status-interval",
+			 "1",
+			 "--capacity",
+			 "cpu=4,memory=4Gi,pods=20",
+			 "--shim",
+			 shim,
+			 NULL };
 	int argc = (int)(sizeof(argv) / sizeof(argv[0])) - 1;
 
 	agent_config_free(&cfg);
@@ -317,23 +341,24 @@ static void test_agent_registers_node(void **state)
 	assert_string_equal(json_string_value(json_object_get(labels, "kubernetes.io/hostname")),
 			    node);
 	assert_string_equal(
-		json_string_value(json_object_get(labels, "topology.kubernetes.io/zone")), "zone-a");
+		json_string_value(json_object_get(labels, "topology.kubernetes.io/zone")),
+		"zone-a");
 	assert_string_equal(json_string_value(json_object_get(labels, "rack")), "r1");
 	assert_string_equal(jstr(n, "spec", "podCIDR", NULL), "10.100.1.0/24");
 	assert_string_equal(jstr(n, "status", "capacity", "cpu"), "4");
 	assert_string_equal(jstr(n, "status", "allocatable", "memory"), "4Gi");
 	assert_string_equal(jstr(n, "status", "capacity", "pods"), "20");
-	const json_t *addr = json_array_get(json_object_get(json_object_get(n, "status"), "addresses"), 0);
+	const json_t *addr =
+		json_array_get(json_object_get(json_object_get(n, "status"), "addresses"), 0);
 	assert_string_equal(jstr(addr, "type", NULL, NULL), "InternalIP");
 	/* the uplink's address, found inside the node's namespace */
 	assert_string_equal(jstr(addr, "address", NULL, NULL), "10.99.0.1");
 	assert_string_equal(condition(n, "MemoryPressure"), "False");
 	assert_string_equal(condition(n, "NetworkUnavailable"), "False");
-	assert_string_equal(
-		json_string_value(json_object_get(
-			json_object_get(json_object_get(n, "metadata"), "annotations"),
-			"shoal.io/agent-endpoint")),
-		listen_addr);
+	assert_string_equal(json_string_value(json_object_get(
+				    json_object_get(json_object_get(n, "metadata"), "annotations"),
+				    "shoal.io/agent-endpoint")),
+			    listen_addr);
 	json_decref(n);
 }
 
@@ -360,8 +385,10 @@ static void test_agent_renews_lease_and_heartbeat(void **state)
 	assert_string_not_equal(jstr(l2, "spec", "renewTime", NULL),
 				jstr(l1, "spec", "renewTime", NULL));
 	/* the heartbeat moves; the transition time does not */
-	const json_t *c1 = json_array_get(json_object_get(json_object_get(n1, "status"), "conditions"), 0);
-	const json_t *c2 = json_array_get(json_object_get(json_object_get(n2, "status"), "conditions"), 0);
+	const json_t *c1 =
+		json_array_get(json_object_get(json_object_get(n1, "status"), "conditions"), 0);
+	const json_t *c2 =
+		json_array_get(json_object_get(json_object_get(n2, "status"), "conditions"), 0);
 	assert_string_not_equal(jstr(c1, "lastHeartbeatTime", NULL, NULL),
 				jstr(c2, "lastHeartbeatTime", NULL, NULL));
 	assert_string_equal(jstr(c1, "lastTransitionTime", NULL, NULL),
@@ -387,9 +414,10 @@ static char pod_ip[64], pod_started[64], pod_uid[64];
 static void test_agent_runs_bound_pod(void **state)
 {
 	(void)state;
-	post_pod("sleeper", "\"containers\":[{\"name\":\"main\",\"command\":[\"/bin/sh\",\"-c\","
-			    "\"echo hello-from-sleeper; exec sleep 600\"],\"resources\":{\"requests\":"
-			    "{\"cpu\":\"100m\",\"memory\":\"16Mi\"}}}]");
+	post_pod("sleeper",
+		 "\"containers\":[{\"name\":\"main\",\"command\":[\"/bin/sh\",\"-c\","
+		 "\"echo hello-from-sleeper; exec sleep 600\"],\"resources\":{\"requests\":"
+		 "{\"cpu\":\"100m\",\"memory\":\"16Mi\"}}}]");
 	json_t *p = wait_obj("/api/v1/namespaces/default/pods/sleeper", pod_ready, 20000);
 	if (!p) {
 		char msg[4096];
@@ -401,8 +429,8 @@ static void test_agent_runs_bound_pod(void **state)
 	assert_string_equal(jstr(p, "status", "hostIP", NULL), "10.99.0.1");
 	snprintf(pod_ip, sizeof(pod_ip), "%s", ip);
 	snprintf(pod_uid, sizeof(pod_uid), "%s", jstr(p, "metadata", "uid", NULL));
-	const json_t *cs = json_array_get(json_object_get(json_object_get(p, "status"),
-							  "containerStatuses"), 0);
+	const json_t *cs = json_array_get(
+		json_object_get(json_object_get(p, "status"), "containerStatuses"), 0);
 	const char *started = jstr(cs, "state", "running", "startedAt");
 	assert_non_null(started);
 	snprintf(pod_started, sizeof(pod_started), "%s", started);
@@ -461,8 +489,8 @@ static void test_agent_restart_keeps_pods(void **state)
 	assert_true(pod_ready(p));
 	assert_string_equal(jstr(p, "metadata", "uid", NULL), pod_uid);
 	assert_string_equal(jstr(p, "status", "podIP", NULL), pod_ip);
-	const json_t *cs = json_array_get(json_object_get(json_object_get(p, "status"),
-							  "containerStatuses"), 0);
+	const json_t *cs = json_array_get(
+		json_object_get(json_object_get(p, "status"), "containerStatuses"), 0);
 	assert_int_equal(json_integer_value(json_object_get(cs, "restartCount")), 0);
 	assert_string_equal(jstr(cs, "state", "running", "startedAt"), pod_started);
 	json_decref(p);
@@ -496,11 +524,12 @@ static void test_agent_rejects_pod_that_does_not_fit(void **state)
 /* A container that cannot start: not Ready, with a reason in its container status. */
 static bool start_failed(const json_t *p)
 {
-	const json_t *cs = json_array_get(json_object_get(json_object_get(p, "status"),
-							  "containerStatuses"), 0);
+	const json_t *cs = json_array_get(
+		json_object_get(json_object_get(p, "status"), "containerStatuses"), 0);
 	const char *r = condition(p, "Ready");
 	return cs && (!r || strcmp(r, "True")) &&
-	       (jstr(cs, "state", "waiting", "reason") || jstr(cs, "state", "terminated", "reason") ||
+	       (jstr(cs, "state", "waiting", "reason") ||
+		jstr(cs, "state", "terminated", "reason") ||
 		jstr(cs, "lastState", "terminated", "reason"));
 }
 
@@ -605,10 +634,11 @@ static void test_agent_binary_enters_netns(void **state)
 	snprintf(path, sizeof(path), "/api/v1/nodes/%s", node2);
 	json_t *n = wait_obj(path, node_ready, 10000);
 	bool ok = n != NULL;
-	const char *ip = n ? jstr(json_array_get(json_object_get(json_object_get(n, "status"),
-								 "addresses"), 0),
-				  "address", NULL, NULL)
-			   : NULL;
+	const char *ip =
+		n ? jstr(json_array_get(json_object_get(json_object_get(n, "status"), "addresses"),
+					0),
+			 "address", NULL, NULL)
+		  : NULL;
 	char ipbuf[64];
 	snprintf(ipbuf, sizeof(ipbuf), "%s", ip ? ip : "");
 	json_decref(n);
@@ -663,8 +693,8 @@ static void test_agent_config_rejects_bad_input(void **state)
 		err[0] = '\0';
 		assert_int_equal(agent_config_parse(&c, 3, argv, err, sizeof(err)), -EINVAL);
 		if (!strstr(err, bad[i].want))
-			fail_msg("%s %s: the message \"%s\" does not name %s", bad[i].opt, bad[i].val,
-				 err, bad[i].want);
+			fail_msg("%s %s: the message \"%s\" does not name %s", bad[i].opt,
+				 bad[i].val, err, bad[i].want);
 		agent_config_free(&c);
 	}
 	/* a config file, with the command line over it */
@@ -711,11 +741,30 @@ static void test_agent_evicts_batch_pods_first(void **state)
 	snprintf(cg3, sizeof(cg3), "%s/n3", cgroup);
 	snprintf(sd3, sizeof(sd3), "%s/n3", dir);
 	assert_int_equal(mkdir(cg3, 0755), 0);
-	char *argv[] = { "agent", "--server", server, "--node", n3, "--pod-cidr", "10.100.3.0/24",
-			 "--cgroup-root", cg3, "--state-dir", sd3, "--proxy", "none",
-			 "--status-interval", "1", "--capacity", "cpu=2,memory=24Mi,pods=10",
-			 "--eviction-memory-threshold", "50%", "--eviction-max-grace", "1",
-			 "--shim", shim, NULL };
+	char *argv[] = { "agent",
+			 "--server",
+			 server,
+			 "--node",
+			 n3,
+			 "--pod-cidr",
+			 "10.100.3.0/24",
+			 "--cgroup-root",
+			 cg3,
+			 "--state-dir",
+			 sd3,
+			 "--proxy",
+			 "none",
+			 "--status-interval",
+			 "1",
+			 "--capacity",
+			 "cpu=2,memory=24Mi,pods=10",
+			 "--eviction-memory-threshold",
+			 "50%",
+			 "--eviction-max-grace",
+			 "1",
+			 "--shim",
+			 shim,
+			 NULL };
 	agent_config_init(&c3);
 	assert_int_equal(agent_config_parse(&c3, (int)(sizeof(argv) / sizeof(argv[0])) - 1, argv,
 					    err, sizeof(err)),
@@ -761,8 +810,8 @@ static void test_agent_evicts_batch_pods_first(void **state)
 
 	/* clean up before asserting: the pods, then this agent */
 	for (int i = 0; i < 2; i++) {
-		snprintf(path, sizeof(path), "/api/v1/namespaces/default/pods/%s?gracePeriodSeconds=0",
-			 pods[i][0]);
+		snprintf(path, sizeof(path),
+			 "/api/v1/namespaces/default/pods/%s?gracePeriodSeconds=0", pods[i][0]);
 		json_t *o = http_json(&srv, "DELETE", path, NULL, &code);
 		json_decref(o);
 	}
