@@ -439,8 +439,12 @@ static int write_status(struct agent *a, struct httpc *c, struct agent_pod **pp,
 		snprintf(rv, sizeof(rv), "%" PRId64, obj_rv(p->pod));
 		json_t *body = json_pack("{s:{s:s}, s:o}", "metadata", "resourceVersion", rv,
 					 "status", st);
+		/* (the entry lives while its uid is being processed, but the names are copied
+		 * before the lock is dropped all the same) */
+		char getpath[1024];
 		snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s/status", p->ns,
 			 p->name);
+		snprintf(getpath, sizeof(getpath), "/api/v1/namespaces/%s/pods/%s", p->ns, p->name);
 		char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 		json_decref(body);
 		if (!text) {
@@ -462,9 +466,7 @@ static int write_status(struct agent *a, struct httpc *c, struct agent_pod **pp,
 		json_t *fresh = NULL;
 		if (code == 409) {
 			a->n.status_conflicts++;
-			snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s", p->ns,
-				 p->name);
-			if (httpc_request(c, "GET", path, NULL, 0, NULL, &r) == 0) {
+			if (httpc_request(c, "GET", getpath, NULL, 0, NULL, &r) == 0) {
 				if (r.code == 200)
 					fresh = agent_resp_json(&r);
 				else if (r.code == 404)
