@@ -329,6 +329,14 @@ void agent_stop(struct agent *a)
 	agent_free(a);
 }
 
+int agent_failed(struct agent *a)
+{
+	pthread_mutex_lock(&a->mu);
+	int err = a->fatal;
+	pthread_mutex_unlock(&a->mu);
+	return err;
+}
+
 bool agent_ready(struct agent *a)
 {
 	pthread_mutex_lock(&a->mu);

@@ -129,6 +129,9 @@ int agent_parse_capacity(const char *s, struct agent_config *c, char *err, size_
 struct agent *agent_start(const struct agent_config *cfg);
 /* Stops threads and informers; pods and the data plane stay as they are. Accepts NULL. */
 void agent_stop(struct agent *a);
+/* 0, or the reason (a negative errno) the agent gave up: the API refuses it for good (the
+ * Node has another pod CIDR, the token belongs to another node). The caller should stop it. */
+int agent_failed(struct agent *a);
 /* Node registered, pods listed, data plane synced (when there is one). */
 bool agent_ready(struct agent *a);
 /* Prometheus text of the agent's counters, its informers and dpsync. */

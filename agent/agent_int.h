@@ -64,6 +64,7 @@ struct agent {
 	struct hashmap *pods; /* uid -> struct agent_pod */
 	bool pods_synced;     /* the pod informer's first list is in */
 	bool registered;
+	int fatal;	    /* the agent gave up (agent_failed()) */
 	json_t *conditions; /* the Node's conditions as last written */
 	bool memory_pressure;
 	struct rt_usage node_usage;

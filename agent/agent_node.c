@@ -535,11 +535,22 @@ int agent_node_heartbeat(struct agent *a, struct httpc *c)
 
 /* ---- the node thread ------------------------------------------------------------------------ */
 
-/* Retries fn with back-off (1 s doubling to 10 s) until it succeeds or the agent stops. */
+/* Retries fn with back-off (1 s doubling to 10 s) until it succeeds or the agent stops. An
+ * answer that retrying cannot change (-EINVAL: the Node contradicts the configuration,
+ * -EPERM: the API refuses this agent's writes) makes the agent give up: agent_failed(). */
 static int until_done(struct agent *a, int (*fn)(struct agent *, struct httpc *), struct httpc *c)
 {
 	long delay = 1000;
-	while (fn(a, c) != 0) {
+	int err;
+	while ((err = fn(a, c)) != 0) {
+		if (err == -EINVAL || err == -EPERM) {
+			log_error("node %s: giving up: %s", a->cfg->node, strerror(-err));
+			pthread_mutex_lock(&a->mu);
+			a->fatal = err;
+			pthread_cond_broadcast(&a->cond);
+			pthread_mutex_unlock(&a->mu);
+			return err;
+		}
 		if (agent_sleep(a, delay))
 			return -ECANCELED;
 		delay = delay * 2 > 10000 ? 10000 : delay * 2;

@@ -3,8 +3,9 @@
  * shoal-agent: the node agent. Parses its options, enters the node's network namespace
  * (--netns) before any thread exists (setns() changes only the calling thread, and every
  * thread started later inherits it), fills the defaults that depend on the machine, and runs
- * one agent (agent.h) until SIGTERM or SIGINT. On stop, pods and the data plane stay as they
- * are: a restarted agent re-adopts them.
+ * one agent (agent.h) until SIGTERM or SIGINT (exit 0), or until the agent gives up (exit 1:
+ * the API refuses it for good, e.g. the Node has another pod CIDR). On stop, pods and the
+ * data plane stay as they are: a restarted agent re-adopts them.
  *
  * The namespace is entered with setns() on the given file rather than through `ip netns
  * exec`, which would also remount /sys and hide bpffs and the cgroup tree the agent needs.
@@ -92,9 +93,22 @@ int main(int argc, char **argv)
 		agent_config_free(&cfg);
 		return 1;
 	}
-	if (sigwait(&sigs, &sig) == 0)
-		log_info("node %s: %s: stopping (pods keep running)", cfg.node, strsignal(sig));
+	/* Until a signal, or until the agent gives up. */
+	int rc = 0;
+	for (;;) {
+		struct timespec ts = { 1, 0 };
+		sig = sigtimedwait(&sigs, NULL, &ts);
+		if (sig > 0) {
+			log_info("node %s: %s: stopping (pods keep running)", cfg.node,
+				 strsignal(sig));
+			break;
+		}
+		if (agent_failed(a)) {
+			rc = 1;
+			break;
+		}
+	}
 	agent_stop(a);
 	agent_config_free(&cfg);
-	return 0;
+	return rc;
 }

@@ -670,6 +670,57 @@ static void test_agent_binary_enters_netns(void **state)
 	assert_int_not_equal(access(sock, F_OK), 0);
 }
 
+/* A restarted agent configured with another pod CIDR than its Node has gives up (exit 1)
+ * instead of running pods with addresses the cluster routes elsewhere. */
+static void test_agent_binary_refuses_other_pod_cidr(void **state)
+{
+	(void)state;
+	char netns[128], state_dir[400], cg[600], logf[400], path[256];
+	snprintf(netns, sizeof(netns), "/run/netns/%s", ns_node2);
+	snprintf(state_dir, sizeof(state_dir), "%s/n2b", dir);
+	snprintf(cg, sizeof(cg), "%s/n2b", cgroup);
+	snprintf(logf, sizeof(logf), "%s/agent2b.log", dir);
+	assert_int_equal(mkdir(cg, 0755), 0);
+	/* the Node as the first run left it */
+	snprintf(path, sizeof(path), "/api/v1/nodes/%s", node2);
+	long code;
+	json_t *n = get(path, &code);
+	json_decref(n);
+	if (code != 200)
+		skip(); /* the binary case did not run first */
+
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open(logf, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execl("build/bin/shoal-agent", "shoal-agent", "--server", server, "--node", node2,
+		      "--netns", netns, "--pod-cidr", "10.100.9.0/24", "--cgroup-root", cg,
+		      "--state-dir", state_dir, "--proxy", "none", "--shim", shim, NULL);
+		_exit(127);
+	}
+	int st = 0;
+	bool exited = false;
+	for (int i = 0; i < 200 && !exited; i++) {
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			exited = true;
+		else
+			sleep_ms(50);
+	}
+	if (!exited) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &st, 0);
+		fail_msg("the agent did not give up within 10 s");
+	}
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 1);
+	assert_int_equal(
+		nslab_sh("grep -q \"podCIDR is 10.100.2.0/24, not 10.100.9.0/24\" '%s'", logf), 0);
+}
+
 static void test_agent_config_rejects_bad_input(void **state)
 {
 	(void)state;
@@ -851,4 +902,5 @@ SHOAL_TEST_MAIN_SETUP(setup, teardown, cmocka_unit_test(test_agent_config_reject
 		      cmocka_unit_test(test_agent_reports_impossible_command),
 		      cmocka_unit_test(test_agent_deletes_pod),
 		      cmocka_unit_test(test_agent_evicts_batch_pods_first),
-		      cmocka_unit_test(test_agent_binary_enters_netns))
+		      cmocka_unit_test(test_agent_binary_enters_netns),
+		      cmocka_unit_test(test_agent_binary_refuses_other_pod_cidr))
