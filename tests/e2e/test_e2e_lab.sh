@@ -79,6 +79,14 @@ case_lab_status() {
 		{ echo "# status does not show node 3 running:"; sed 's/^/#   /' <<<"$out"; return 1; }
 }
 
+case_lab_dp_through_the_node() {
+	local out
+	out=$("$BIN/shoalctl" dp --node "$P-n2" 2>&1) || { echo "# shoalctl dp failed: $out"; return 1; }
+	grep -q "$P-n2" <<<"$out" || { echo "# shoalctl dp does not name the node:"; sed 's/^/#   /' <<<"$out"; return 1; }
+	out=$("$BIN/shoalctl" dp --node "$P-nosuch" 2>&1) && { echo "# dp of a missing node succeeded"; return 1; }
+	grep -q "not found" <<<"$out" || { echo "# dp of a missing node: $out"; return 1; }
+}
+
 # Whether the Deployment of examples/web.yaml gets pods (the workload controllers are in).
 demo_possible() {
 	local i pods
@@ -100,6 +108,10 @@ case_demo_path() {
 	fi
 	grep -q "Every replica answered through the ClusterIP from every node" <<<"$out" ||
 		{ echo "# the demo did not report every replica answering:"; sed 's/^/#   /' <<<"$out" | tail -n 30; return 1; }
+	# a replica's log, through its node's agent
+	local pod
+	pod=$("$BIN/shoalctl" get pods -l app=web -o name | head -n1)
+	out=$("$BIN/shoalctl" logs "$pod" 2>&1) || { echo "# shoalctl logs $pod: $out"; return 1; }
 }
 
 case_lab_down_leaves_nothing() {
@@ -143,6 +155,7 @@ else
 	t_case lab_up case_lab_up
 	t_case lab_up_again_changes_nothing case_lab_up_again_changes_nothing
 	t_case lab_status case_lab_status
+	t_case lab_dp_through_the_node case_lab_dp_through_the_node
 	# shellcheck disable=SC2053
 	if [ -z "${SHOAL_TEST_FILTER:-}" ] || [[ demo_path == $SHOAL_TEST_FILTER ]]; then
 		if demo_possible; then
