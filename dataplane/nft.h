@@ -151,6 +151,7 @@ struct nft_object {
 	uint64_t handle; /* kernel handle (0 for elements) */
 	/* rules: libnftnl's rendering; elements: key => verdict or data # the service(s) */
 	char *text;
+	size_t n_elems; /* sets: the elements it holds */
 };
 
 struct nft_state {
@@ -163,7 +164,9 @@ struct nft_state {
 	struct nft_blocks *service_blocks;
 	struct in_addr *hairpin; /* the endpoint addresses in the hairpin set */
 	size_t n_hairpin;
-	struct nft_object *objects; /* every chain, rule, named set and element of the table */
+	/* every chain, rule, named set and element of the table (nft_dump; the adoption's read
+	 * lists no elements, only their number per set) */
+	struct nft_object *objects;
 	size_t n_objects;
 };
 

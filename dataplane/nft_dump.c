@@ -995,7 +995,7 @@ static void nft_elem_text(struct nftnl_set_elem *el, const char *set, const stru
 		snprintf(buf + o, len - o, " # %s", cm);
 }
 
-static int nft_collect(struct nft_dump_ctx *c, struct nft_state *st, bool rule_text)
+static int nft_collect(struct nft_dump_ctx *c, struct nft_state *st, bool full)
 {
 	struct nft_objs o = { 0 };
 	struct nft_owners ow;
@@ -1010,12 +1010,12 @@ static int nft_collect(struct nft_dump_ctx *c, struct nft_state *st, bool rule_t
 		struct nft_dchain *ch = &c->chains[i];
 		err = nft_obj_add(&o, NFT_OBJ_CHAIN, ch->name, ch->handle, NULL, false);
 		for (size_t j = 0; j < ch->n_rules && !err; j++) {
-			if (rule_text)
+			if (full)
 				nftnl_rule_snprintf(text, 8192, ch->rules[j], NFTNL_OUTPUT_DEFAULT,
 						    0);
 			err = nft_obj_add(&o, NFT_OBJ_RULE, ch->name,
 					  nftnl_rule_get_u64(ch->rules[j], NFTNL_RULE_HANDLE),
-					  rule_text ? text : NULL, false);
+					  full ? text : NULL, false);
 		}
 	}
 	for (size_t i = 0; i < c->n_sets && !err; i++) {
@@ -1024,12 +1024,18 @@ static int nft_collect(struct nft_dump_ctx *c, struct nft_state *st, bool rule_t
 		const char *name = nftnl_set_get_str(s, NFTNL_SET_NAME);
 		err = nft_obj_add(&o, NFT_OBJ_SET, name, nftnl_set_get_u64(s, NFTNL_SET_HANDLE),
 				  NULL, anon);
+		size_t set_obj = o.n - 1, n_elems = 0;
 		struct nftnl_set_elems_iter *it = nftnl_set_elems_iter_create(s);
 		for (struct nftnl_set_elem *el = it ? nftnl_set_elems_iter_next(it) : NULL;
 		     el && !err; el = nftnl_set_elems_iter_next(it)) {
+			n_elems++;
+			if (!full)
+				continue;
 			nft_elem_text(el, name, &ow, text, 8192);
 			err = nft_obj_add(&o, NFT_OBJ_ELEM, name, 0, text, anon);
 		}
+		if (!err)
+			o.v[set_obj].n_elems = n_elems;
 		if (it)
 			nftnl_set_elems_iter_destroy(it);
 	}

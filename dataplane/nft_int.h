@@ -40,7 +40,7 @@ bool nft_map_is_vmap(enum nft_map m);
  * never used, so that every interval's end fits in 32 bits. */
 #define NFT_BLOCK_SLOTS 65536u
 #define NFT_BLOCKS	65535u
-#define NFT_SHARDS	64u
+#define NFT_SHARDS	256u
 #define NFT_SHARD_PREFIX "endpoints-"
 #define NFT_HAIRPIN_SET	 "hairpin"
 /* ClientIP session affinity: ip saddr . endpoint address . endpoint port, with timeouts. */
@@ -78,6 +78,8 @@ int nft_batch_init(struct nft_batch *b);
 void nft_batch_fini(struct nft_batch *b);
 /* Starts a new batch (drops anything queued). */
 void nft_batch_reset(struct nft_batch *b);
+/* Makes room for about `bytes` more at once (a large batch then grows without copies). */
+void nft_batch_hint(struct nft_batch *b, size_t bytes);
 /* Appends one message header (family inet); the payload is written by a libnftnl builder
  * into the returned header, then nft_batch_done() records its length. `what` describes the
  * object for error reports ("add chain svc-x"). Returns NULL when out of memory. */
@@ -215,8 +217,8 @@ int nft_emit_hairpin(const struct nft_rcfg *cfg, struct nft_batch *b, uint16_t t
 /* The configuration signature kept as the table's comment. */
 void nft_cfg_signature(const struct nft_rcfg *cfg, char *buf, size_t len);
 
-/* nft_dump; without `full`, no rule texts and no elements of the affinity set (adoption
- * needs neither). */
+/* nft_dump; without `full`, no rule texts, no element objects (only each set's count) and
+ * nothing of the affinity set's elements: adoption needs none of them. */
 int nft_dump_ex(const char *table, bool full, struct nft_state **out);
 
 /* Object names. */

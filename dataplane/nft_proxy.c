@@ -115,6 +115,11 @@ static bool nft_ip_in(struct in_addr ip, const struct in_addr *set, size_t n)
 /* The endpoints one frontend uses are the same (canonical order on both sides). */
 static bool nft_used_equal(const struct nft_service *a, const struct nft_service *b, bool local)
 {
+	/* the same list (the usual case of a resync) needs no sorting */
+	if (a->n_endpoints == b->n_endpoints &&
+	    (!a->n_endpoints ||
+	     !memcmp(a->endpoints, b->endpoints, a->n_endpoints * sizeof(*a->endpoints))))
+		return true;
 	size_t *oa, *ob;
 	int na = nft_used_endpoints(a, local, &oa), nb = nft_used_endpoints(b, local, &ob);
 	bool eq = na >= 0 && na == nb;
@@ -828,6 +833,7 @@ static int nft_commit(struct nft_engine *e, struct nft_change *changes, size_t n
 				plan.shard_delta[nft_block_shard(c->ob.local)]++;
 		}
 	}
+	nft_batch_hint(&e->b, n * 2048); /* about what a service with ten endpoints takes */
 	if ((err = nft_emit_plan(e, &plan, rebuild)))
 		goto out;
 	err = nft_batch_send(&e->b);
@@ -1162,14 +1168,14 @@ static bool nft_adopt_verify(struct nft_engine *e, const struct nft_state *st,
 		case NFT_OBJ_SET:
 			sets++;
 			snames[n_snames++] = o->name;
+			/* the shared maps' and the endpoint maps' elements (the affinity set
+			 * fills with traffic) */
+			for (int m = 0; m < NFT_MAP__COUNT; m++)
+				elems += !strcmp(o->name, nft_map_names[m]) ? o->n_elems : 0;
+			ranges += nft_is_shard(o->name, &shard) ? o->n_elems : 0;
+			hp += !strcmp(o->name, NFT_HAIRPIN_SET) ? o->n_elems : 0;
 			break;
 		case NFT_OBJ_ELEM:
-			/* the shared maps' and the endpoint maps' (affinity sets fill with
-			 * traffic) */
-			for (int m = 0; m < NFT_MAP__COUNT; m++)
-				elems += !strcmp(o->name, nft_map_names[m]);
-			ranges += nft_is_shard(o->name, &shard);
-			hp += !strcmp(o->name, NFT_HAIRPIN_SET);
 			break;
 		case NFT_OBJ_RULE:
 			rules++;

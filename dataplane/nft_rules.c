@@ -385,6 +385,20 @@ int nft_render_service(const struct nft_rcfg *cfg, const struct nft_service *s,
 		err = -ENOMEM;
 		goto fail;
 	}
+	/* everything at once (a full sync renders every service) */
+	out->cap_elems = 2 + 2 * s->n_external_ips;
+	out->cap_chains = 3;
+	out->cap_ranges = out->cap_addrs = (size_t)n + (size_t)nl;
+	out->elems = malloc(out->cap_elems * sizeof(*out->elems));
+	out->chains = malloc(out->cap_chains * sizeof(*out->chains));
+	if (out->cap_ranges) {
+		out->ranges = malloc(out->cap_ranges * sizeof(*out->ranges));
+		out->addrs = malloc(out->cap_addrs * sizeof(*out->addrs));
+	}
+	if (!out->elems || !out->chains || (out->cap_ranges && (!out->ranges || !out->addrs))) {
+		err = -ENOMEM;
+		goto fail;
+	}
 	nft_name_svc(svc, s->name);
 	nft_name_ext(ext, s->name);
 	nft_name_fw(fw, s->name);
