@@ -22,8 +22,10 @@
  *                          reject                      (reached when it has no endpoint)
  *   map endpoints-S        numgen value : endpoint address . port, one interval per endpoint;
  *                          a service owns a block of 65,536 values split evenly between its
- *                          endpoints, and block B lives in map S = B % 64 (a map bound to every
- *                          service's rule would make each element update visit every rule)
+ *                          endpoints, so adding or removing one rewrites intervals, not rules.
+ *                          Block B lives in map S = B % 256: the kernel checks an element
+ *                          against every rule bound to its map and rebuilds an interval map's
+ *                          lookup array at each commit, so no map may serve every service
  *   set hairpin            endpoint . endpoint: a pod reaching itself through a Service is
  *                          masqueraded in nat-postrouting
  *   set affinity           ip saddr . endpoint address . port, with timeouts (ClientIP session

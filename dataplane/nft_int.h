@@ -237,6 +237,9 @@ void nft_key_port(uint8_t key[8], uint8_t proto, uint16_t port);
 int nft_used_endpoints(const struct nft_service *s, bool local, size_t **out);
 /* The interval [lo, hi] of endpoint k of n in a block. */
 void nft_block_interval(uint32_t block, uint32_t k, uint32_t n, uint32_t *lo, uint32_t *hi);
+/* The service's session affinity timeout as its rules show it: 0 while it has no endpoint to
+ * stick to (the kernel then holds nothing that says it). */
+uint32_t nft_service_affinity(const struct nft_service *s);
 /* The service's externalTrafficPolicy=Local matters (it has a NodePort or an external IP). */
 bool nft_service_ext_local(const struct nft_service *s);
 

@@ -137,7 +137,7 @@ bool nft_service_equal(const struct nft_service *a, const struct nft_service *b)
 {
 	if (strcmp(a->name, b->name) || a->protocol != b->protocol ||
 	    a->cluster_ip.s_addr != b->cluster_ip.s_addr || a->port != b->port ||
-	    a->node_port != b->node_port || a->affinity_timeout != b->affinity_timeout ||
+	    a->node_port != b->node_port || nft_service_affinity(a) != nft_service_affinity(b) ||
 	    a->n_external_ips != b->n_external_ips || a->n_source_ranges != b->n_source_ranges ||
 	    nft_service_ext_local(a) != nft_service_ext_local(b))
 		return false;

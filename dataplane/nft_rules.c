@@ -226,6 +226,16 @@ void nft_block_interval(uint32_t block, uint32_t k, uint32_t n, uint32_t *lo, ui
 	*hi = (uint32_t)(base + (uint64_t)(k + 1) * NFT_BLOCK_SLOTS / n - 1);
 }
 
+uint32_t nft_service_affinity(const struct nft_service *s)
+{
+	bool ready = false, fallback = false;
+	for (size_t i = 0; i < s->n_endpoints; i++) {
+		ready |= s->endpoints[i].ready;
+		fallback |= s->endpoints[i].serving && s->endpoints[i].terminating;
+	}
+	return ready || fallback ? s->affinity_timeout : 0;
+}
+
 bool nft_service_ext_local(const struct nft_service *s)
 {
 	return s->external_local && (s->node_port || s->n_external_ips);
@@ -343,10 +353,11 @@ static int nft_r_add_endpoints(struct nft_render *r, const struct nft_service *s
 static uint64_t nft_sig_select(uint64_t h, const struct nft_service *s, uint32_t block,
 			       const size_t *order, int n)
 {
+	uint32_t aff = nft_service_affinity(s);
 	h = nft_fnv(h, &s->protocol, 1);
-	h = nft_fnv(h, &s->affinity_timeout, sizeof(s->affinity_timeout));
+	h = nft_fnv(h, &aff, sizeof(aff));
 	h = nft_fnv(h, &block, sizeof(block));
-	if (!s->affinity_timeout)
+	if (!aff)
 		return h;
 	for (int k = 0; k < n; k++) {
 		const struct nft_endpoint *ep = &s->endpoints[order[k]];
@@ -359,7 +370,7 @@ static uint64_t nft_sig_select(uint64_t h, const struct nft_service *s, uint32_t
 /* Rules of an endpoint selection: the block's, and with affinity two per endpoint before. */
 static uint32_t nft_select_rules(const struct nft_service *s, int n)
 {
-	return s->affinity_timeout ? 2 * (uint32_t)n + 1 : 1;
+	return nft_service_affinity(s) ? 2 * (uint32_t)n + 1 : 1;
 }
 
 int nft_render_service(const struct nft_rcfg *cfg, const struct nft_service *s,
@@ -376,7 +387,7 @@ int nft_render_service(const struct nft_rcfg *cfg, const struct nft_service *s,
 	nft_blocks_needed(cfg, s, &need_cluster, &need_local);
 	if (need_cluster && blk->cluster >= NFT_BLOCKS)
 		return -EINVAL;
-	out->affinity = to_svc && s->affinity_timeout;
+	out->affinity = to_svc && nft_service_affinity(s);
 	if (need_local && blk->local >= NFT_BLOCKS)
 		return -EINVAL;
 	bool ext_local = to_ext && nft_service_ext_local(s);
@@ -773,7 +784,7 @@ static bool nft_ud_endpoint_map(struct nftnl_udata_buf *ud)
 
 /*
  * map endpoints-S { typeof numgen random mod 65536 : ip daddr . th dport; flags
- * interval }: the intervals of the blocks B with B % 64 == S. The user data carries nft(8)'s
+ * interval }: the intervals of the blocks B with B % 256 == S. The user data carries nft(8)'s
  * description of the key, so that `nft list` prints the keys as numbers.
  */
 int nft_emit_shard(const struct nft_rcfg *cfg, struct nft_batch *b, uint16_t type, uint32_t shard)
@@ -1201,7 +1212,7 @@ static int nft_rule_affinity_dnat(const struct nft_rcfg *cfg, struct nft_batch *
 static int nft_rules_select(const struct nft_rcfg *cfg, struct nft_batch *b, const char *chain,
 			    const struct nft_service *s, uint32_t block, bool local)
 {
-	if (s->affinity_timeout) {
+	if (nft_service_affinity(s)) {
 		size_t *order;
 		int n = nft_used_endpoints(s, local, &order), err = 0;
 		if (n < 0)

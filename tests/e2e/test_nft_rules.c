@@ -114,6 +114,7 @@ static void test_nft_readback_equals_asked(void **state)
 	b.s.node_port = 30080;
 	make_svc(&c, 3, 0, 0); /* no endpoints: rejected */
 	c.s.node_port = 30081;
+	c.s.affinity_timeout = 30; /* nothing to stick to yet */
 	make_svc(&d, 4, 4, 20);
 	d.s.protocol = IPPROTO_UDP;
 	snprintf(d.s.name, sizeof(d.s.name), "ns4/dns/udp/53");
