@@ -17,7 +17,7 @@
  *   chain ext-NAME         NodePorts and external IPs: mark for masquerade, goto svc-NAME; with
  *                          externalTrafficPolicy=Local: pods and the node itself go to svc-NAME,
  *                          others to the node's own endpoints, unmasqueraded, or are dropped
- *   chain svc-NAME         jump mark-from-outside
+ *   chain svc-NAME         ip saddr != POD-CIDR meta mark set meta mark | 0x4000
  *                          dnat ip to numgen random mod 65536 offset B*65536 map @endpoints-S
  *                          reject                      (reached when it has no endpoint)
  *   map endpoints-S        numgen value : endpoint address . port, one interval per endpoint;

@@ -467,7 +467,7 @@ int nft_render_service(const struct nft_rcfg *cfg, const struct nft_service *s,
 		if (!(c = nft_r_add_chain(out, NFT_CH_SVC, svc)))
 			goto fail;
 		c->sig = nft_sig_select(nft_fnv(NFT_FNV0, "svc", 3), s, blk->cluster, order, n);
-		c->n_rules = 2 + nft_select_rules(s, n);
+		c->n_rules = (cfg->n_pod_cidrs ? 1 : 0) + nft_select_rules(s, n) + 1;
 		if (need_cluster && nft_r_add_ranges(out, s, blk->cluster, order, n))
 			goto fail;
 		if (nft_r_add_endpoints(out, s, order, n))
@@ -627,7 +627,9 @@ static int nft_rule_cidr_verdict(const struct nft_rcfg *cfg, struct nft_batch *b
 	return nft_rule_send(b, r);
 }
 
-/* fib saddr type local verdict to */
+static void nft_x_mark_masq(const struct nft_rcfg *cfg, struct nftnl_rule *r);
+
+/* fib saddr type local verdict to, or with no verdict (0) the masquerade mark */
 static int nft_rule_from_node(const struct nft_rcfg *cfg, struct nft_batch *b, const char *chain,
 			      int verdict, const char *to)
 {
@@ -637,7 +639,10 @@ static int nft_rule_from_node(const struct nft_rcfg *cfg, struct nft_batch *b, c
 	uint32_t local = RTN_LOCAL;
 	nft_x_fib_saddr_type(r, NFT_REG_1);
 	nft_x_cmp(r, NFT_REG_1, NFT_CMP_EQ, &local, 4);
-	nft_x_verdict(r, verdict, to);
+	if (verdict)
+		nft_x_verdict(r, verdict, to);
+	else
+		nft_x_mark_masq(cfg, r);
 	return nft_rule_send(b, r);
 }
 
@@ -1230,6 +1235,37 @@ static int nft_rules_select(const struct nft_rcfg *cfg, struct nft_batch *b, con
 	return nft_rule_block_dnat(cfg, b, chain, s, block);
 }
 
+/* meta mark set meta mark | M: masqueraded in nat-postrouting (written inline: a jump to
+ * mark-for-masquerade would add a chain to the kernel's validation walk per service) */
+static void nft_x_mark_masq(const struct nft_rcfg *cfg, struct nftnl_rule *r)
+{
+	uint32_t m = cfg->masq_mark, nm = ~cfg->masq_mark;
+	nft_x_meta(r, NFT_META_MARK, NFT_REG_1);
+	nft_x_bitwise(r, NFT_REG_1, NFT_REG_1, 4, &nm, &m);
+	nft_x_meta_set(r, NFT_META_MARK, NFT_REG_1);
+}
+
+/*
+ * ClusterIP traffic not from a pod is masqueraded: with one pod CIDR, inline
+ * `ip saddr != CIDR meta mark set meta mark | M` (a jump would make the kernel's validation
+ * of the table visit two more chains per service), with several `jump mark-from-outside`.
+ */
+static int nft_rule_mark_from_outside(const struct nft_rcfg *cfg, struct nft_batch *b,
+				      const char *chain)
+{
+	if (cfg->n_pod_cidrs != 1)
+		return cfg->n_pod_cidrs ? nft_rule_verdict(cfg, b, chain, NFT_JUMP,
+							   "mark-from-outside")
+					: 0;
+	struct nftnl_rule *r = nft_rule_new(cfg, chain);
+	if (!r)
+		return -ENOMEM;
+	nft_x_nfproto_ipv4(r);
+	nft_x_match_cidr(r, 12, &cfg->pod_cidrs[0], true);
+	nft_x_mark_masq(cfg, r);
+	return nft_rule_send(b, r);
+}
+
 int nft_emit_chain_rules(const struct nft_rcfg *cfg, struct nft_batch *b,
 			 const struct nft_service *s, const struct nft_blocks *blk,
 			 const struct nft_r_chain *c)
@@ -1248,8 +1284,10 @@ int nft_emit_chain_rules(const struct nft_rcfg *cfg, struct nft_batch *b,
 		return err;
 	case NFT_CH_EXT:
 		if (!nft_service_ext_local(s)) {
-			if ((err = nft_rule_verdict(cfg, b, c->name, NFT_JUMP,
-						    "mark-for-masquerade")))
+			struct nftnl_rule *r = nft_rule_new(cfg, c->name);
+			if (r)
+				nft_x_mark_masq(cfg, r);
+			if ((err = nft_rule_send(b, r)))
 				return err;
 			return nft_rule_verdict(cfg, b, c->name, NFT_GOTO, svc);
 		}
@@ -1259,13 +1297,13 @@ int nft_emit_chain_rules(const struct nft_rcfg *cfg, struct nft_batch *b,
 			err = nft_rule_cidr_verdict(cfg, b, c->name, 12, &cfg->pod_cidrs[i],
 						    NFT_GOTO, svc);
 		if (err ||
-		    (err = nft_rule_from_node(cfg, b, c->name, NFT_JUMP, "mark-for-masquerade")) ||
+		    (err = nft_rule_from_node(cfg, b, c->name, 0, NULL)) ||
 		    (err = nft_rule_from_node(cfg, b, c->name, NFT_GOTO, svc)) ||
 		    (err = nft_rules_select(cfg, b, c->name, s, blk->local, true)))
 			return err;
 		return nft_rule_verdict(cfg, b, c->name, NF_DROP, NULL);
 	case NFT_CH_SVC:
-		if ((err = nft_rule_verdict(cfg, b, c->name, NFT_JUMP, "mark-from-outside")) ||
+		if ((err = nft_rule_mark_from_outside(cfg, b, c->name)) ||
 		    (err = nft_rules_select(cfg, b, c->name, s, blk->cluster, false)))
 			return err;
 		/* reached when no endpoint was chosen */

@@ -466,8 +466,66 @@ static void test_nft_adopts_table_after_restart(void **state)
 	nft_close(e);
 }
 
+/* Written, read back as asked, adopted after a restart without a change. */
+static void roundtrip(const struct nft_config *cfg, const struct nft_service *svcs, size_t n)
+{
+	struct nft_engine *e = nft_open(cfg);
+	assert_non_null(e);
+	int err = nft_sync(e, svcs, n);
+	if (err)
+		fail_msg("sync: %s", nft_last_error(e));
+	const struct nft_service *want[4];
+	for (size_t i = 0; i < n && i < 4; i++)
+		want[i] = &svcs[i];
+	assert_readback(want, n);
+	nft_close(e);
+	uint32_t g0, g1;
+	assert_int_equal(nft_genid(&g0), 0);
+	e = nft_open(cfg);
+	assert_non_null(e);
+	assert_int_equal(nft_service_count(e), n);
+	assert_int_equal(nft_sync(e, svcs, n), 0);
+	assert_int_equal(nft_genid(&g1), 0);
+	assert_int_equal(g1, g0);
+	assert_int_equal(nft_remove(e), 0);
+	nft_close(e);
+}
+
+/* Two pod CIDRs: the service chains jump to mark-from-outside, the Local ext chain has a rule
+ * per CIDR. Without the proxy (BPF serves the addresses): only what has no endpoint is in the
+ * table, in the no-endpoint sets. */
+static void test_nft_other_configurations(void **state)
+{
+	(void)state;
+	struct nft_cidr two[2];
+	assert_int_equal(nft_cidr_parse("10.100.0.0/16", &two[0]), 0);
+	assert_int_equal(nft_cidr_parse("10.200.0.0/16", &two[1]), 0);
+	struct svc_buf a, b;
+	make_svc(&a, 1, 3, 0);
+	a.s.node_port = 30001;
+	a.s.external_local = true;
+	a.eps[1].local = true;
+	a.ext[0] = ip4("192.0.2.1");
+	a.s.external_ips = a.ext;
+	a.s.n_external_ips = 1;
+	a.s.affinity_timeout = 100;
+	struct nft_config proxy = {
+		.pod_cidrs = two, .n_pod_cidrs = 2, .proxy = true, .nodeports = true
+	};
+	roundtrip(&proxy, &a.s, 1);
+
+	make_svc(&b, 2, 0, 0);
+	b.s.node_port = 30002;
+	b.ext[0] = ip4("192.0.2.2");
+	b.s.external_ips = b.ext;
+	b.s.n_external_ips = 1;
+	struct nft_config bpf = { .pod_cidrs = two, .n_pod_cidrs = 1 };
+	roundtrip(&bpf, &b.s, 1);
+}
+
 SHOAL_TEST_MAIN_SETUP(group_setup, NULL, cmocka_unit_test(test_nft_readback_equals_asked),
 		      cmocka_unit_test(test_nft_bad_service_rejected_before_kernel),
 		      cmocka_unit_test(test_nft_one_endpoint_change_touches_one_service),
 		      cmocka_unit_test(test_nft_rejected_batch_keeps_old_rules),
-		      cmocka_unit_test(test_nft_adopts_table_after_restart))
+		      cmocka_unit_test(test_nft_adopts_table_after_restart),
+		      cmocka_unit_test(test_nft_other_configurations))
