@@ -382,9 +382,10 @@ static int run_size(int n, int changes, struct result *res)
 		int i = (int)((long)c * n / changes + 2 * c + 1) % n;
 		struct nft_service s = ss.s[i];
 		memcpy(more, s.endpoints, EPS * sizeof(*more));
-		more[EPS] = (struct nft_endpoint){ .addr.s_addr = htonl(0x0a680000u + (uint32_t)c + 2),
-						   .port = 8080,
-						   .ready = true };
+		more[EPS] =
+			(struct nft_endpoint){ .addr.s_addr = htonl(0x0a680000u + (uint32_t)c + 2),
+					       .port = 8080,
+					       .ready = true };
 		s.endpoints = more;
 		s.n_endpoints = EPS + 1;
 		t0 = now_ms();

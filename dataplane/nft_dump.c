@@ -584,7 +584,8 @@ static bool nft_dec_affinity_rule(struct nftnl_rule *r, struct nft_endpoint *ep,
 				memcpy(&port, dat, 2);
 				p = true;
 			}
-		} else if (!strcmp(n, "dynset") && nftnl_expr_is_set(e, NFTNL_EXPR_DYNSET_TIMEOUT)) {
+		} else if (!strcmp(n, "dynset") &&
+			   nftnl_expr_is_set(e, NFTNL_EXPR_DYNSET_TIMEOUT)) {
 			*aff = (uint32_t)(nftnl_expr_get_u64(e, NFTNL_EXPR_DYNSET_TIMEOUT) / 1000);
 			dyn = true;
 		} else if (!strcmp(n, "nat") && a && p && dyn &&
@@ -711,11 +712,13 @@ static int nft_dec_block(const struct nft_dshards *sh, uint32_t block, struct nf
 		if (v[i].end) {
 			if (v[i].key == base)
 				continue; /* the previous block's last end */
-			nft_block_interval(block, (uint32_t)e, (uint32_t)starts, &want_lo, &want_hi);
+			nft_block_interval(block, (uint32_t)e, (uint32_t)starts, &want_lo,
+					   &want_hi);
 			ok = (uint64_t)v[i].key == (uint64_t)want_hi + 1;
 			e++;
 		} else if (v[i].key < top) {
-			nft_block_interval(block, (uint32_t)k, (uint32_t)starts, &want_lo, &want_hi);
+			nft_block_interval(block, (uint32_t)k, (uint32_t)starts, &want_lo,
+					   &want_hi);
 			ok = v[i].key == want_lo && v[i].port;
 			eps[k++] = (struct nft_endpoint){ .addr = v[i].addr, .port = v[i].port };
 		}

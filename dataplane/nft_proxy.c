@@ -151,7 +151,8 @@ bool nft_service_equal(const struct nft_service *a, const struct nft_service *b)
 		if (x->prefix != y->prefix || (x->addr.s_addr & m) != (y->addr.s_addr & m))
 			return false;
 	}
-	return nft_used_equal(a, b, false) && (!nft_service_ext_local(a) || nft_used_equal(a, b, true));
+	return nft_used_equal(a, b, false) &&
+	       (!nft_service_ext_local(a) || nft_used_equal(a, b, true));
 }
 
 int nft_cidr_parse(const char *s, struct nft_cidr *out)
@@ -816,7 +817,8 @@ static int nft_commit(struct nft_engine *e, struct nft_change *changes, size_t n
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct nft_change *c = &changes[i];
-		if (c->old && !rebuild && (err = nft_render_service(&e->cfg, c->old, &c->ob, &c->ro)))
+		if (c->old && !rebuild &&
+		    (err = nft_render_service(&e->cfg, c->old, &c->ob, &c->ro)))
 			goto out;
 		if (c->new && (err = nft_render_service(&e->cfg, c->new, &c->nb, &c->rn)))
 			goto out;
@@ -924,7 +926,8 @@ struct nft_engine *nft_open(const struct nft_config *cfg)
 		e->cfg.masq_mark = NFT_DEFAULT_MASQ_MARK;
 	for (size_t i = 0; i < e->cfg.n_pod_cidrs; i++) {
 		if (e->cfg.pod_cidrs[i].prefix > 32) {
-			nft_set_err(e, "pod CIDR %zu: prefix %u > 32", i, e->cfg.pod_cidrs[i].prefix);
+			nft_set_err(e, "pod CIDR %zu: prefix %u > 32", i,
+				    e->cfg.pod_cidrs[i].prefix);
 			err = -EINVAL;
 			goto fail;
 		}
@@ -1215,7 +1218,8 @@ static bool nft_adopt_verify(struct nft_engine *e, const struct nft_state *st,
 		char name[NFT_OBJ_NAME_MAX];
 		const char *key = name;
 		nft_name_shard(name, s);
-		if (shard_users[s] && !bsearch(&key, snames, n_snames, sizeof(*snames), nft_str_cmp))
+		if (shard_users[s] &&
+		    !bsearch(&key, snames, n_snames, sizeof(*snames), nft_str_cmp))
 			goto out;
 		want_sets += shard_users[s] > 0;
 	}
@@ -1248,9 +1252,10 @@ static int nft_adopt(struct nft_engine *e)
 	    nft_adopt_verify(e, st, shard_users, &affinity_users, &hairpin)) {
 		for (size_t i = 0; i < st->n_services && !err; i++) {
 			const struct nft_blocks *blk = &st->service_blocks[i];
-			bool taken = (nft_block_valid(blk->cluster) &&
-				      nft_block_taken(e, blk->cluster)) ||
-				     (nft_block_valid(blk->local) && nft_block_taken(e, blk->local));
+			bool taken =
+				(nft_block_valid(blk->cluster) &&
+				 nft_block_taken(e, blk->cluster)) ||
+				(nft_block_valid(blk->local) && nft_block_taken(e, blk->local));
 			if (taken) {
 				/* two services read from one block: not a table we wrote */
 				err = -EEXIST;

@@ -257,7 +257,8 @@ static size_t count_changed_rules_and_chains(const struct nft_state *a, const st
 				}
 			}
 			if (!found) {
-				fprintf(stderr, "# changed: %s %s\n", x->name, x->text ? x->text : "");
+				fprintf(stderr, "# changed: %s %s\n", x->name,
+					x->text ? x->text : "");
 				n++;
 			}
 		}
@@ -330,7 +331,8 @@ static void test_nft_one_endpoint_change_touches_one_service(void **state)
 		nft_state_free(before);
 		before = after;
 		for (int k = 10; k < counts[c]; k++)
-			t->eps[k] = (struct nft_endpoint){ .addr.s_addr = htonl(0x0a65f000u + (uint32_t)k),
+			t->eps[k] = (struct nft_endpoint){ .addr.s_addr =
+								   htonl(0x0a65f000u + (uint32_t)k),
 							   .port = 8080,
 							   .ready = true };
 		t->s.n_endpoints = (size_t)counts[c];

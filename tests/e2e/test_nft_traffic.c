@@ -475,14 +475,15 @@ static void spread(const char *ns, const char *ip, uint16_t port, int n, const c
 		struct req r = { .ip = ip, .port = port };
 		int err = req_from(ns, &r);
 		if (err)
-			fail_msg("request %d from %s to %s:%u: %s", i, ns, ip, port, strerror(-err));
+			fail_msg("request %d from %s to %s:%u: %s", i, ns, ip, port,
+				 strerror(-err));
 		int k = r.tag[1] - '1';
 		if (r.tag[0] != 'b' || k < 0 || k >= N_BACKENDS)
 			fail_msg("request %d to %s:%u: answer \"%s\"", i, ip, port, r.reply);
 		seen[k]++;
 		if (peer && strcmp(r.peer, peer))
-			fail_msg("request %d to %s:%u: backend b%d saw %s, expected %s", i, ip, port,
-				 k + 1, r.peer, peer);
+			fail_msg("request %d to %s:%u: backend b%d saw %s, expected %s", i, ip,
+				 port, k + 1, r.peer, peer);
 	}
 }
 
