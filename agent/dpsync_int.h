@@ -76,8 +76,8 @@ void xl_service_free(struct xl_service *s);
  * no frontend on this node (a headless Service without NodePort). */
 int xl_to_dp(const struct xl_port *p, uint32_t node_ip, struct dp_service *svc,
 	     struct dp_backend **be, size_t *n_be);
-/* The nftables record: arrays are malloc'd (nft_service_free_arrays). Serving terminating
- * endpoints stand in when none is ready (nftables has no terminating state). */
+/* The nftables record: arrays are malloc'd (nft_service_free_arrays). The engine applies the
+ * terminating fallback and externalTrafficPolicy=Local from the endpoints' conditions. */
 int xl_to_nft(const struct xl_port *p, struct nft_service *out);
 
 /* Node objects: spec.podCIDR and the first IPv4 InternalIP of status.addresses. */

@@ -441,8 +441,6 @@ int xl_to_dp(const struct xl_port *p, uint32_t node_ip, struct dp_service *svc,
 
 int xl_to_nft(const struct xl_port *p, struct nft_service *out)
 {
-	bool any_ready = false;
-
 	memset(out, 0, sizeof(*out));
 	if (!p->cluster_ip && !p->n_ext && !p->node_port)
 		return -ENOENT;
@@ -468,19 +466,21 @@ int xl_to_nft(const struct xl_port *p, struct nft_service *out)
 		       p->n_source_ranges * sizeof(*p->source_ranges));
 		out->n_source_ranges = p->n_source_ranges;
 	}
+	/* The engine applies the terminating fallback and externalTrafficPolicy=Local itself. */
+	out->external_local = p->etp_local;
 	if (p->n_eps) {
 		out->endpoints = calloc(p->n_eps, sizeof(*out->endpoints));
 		if (!out->endpoints)
 			goto nomem;
-		for (size_t i = 0; i < p->n_eps; i++)
-			any_ready |= p->eps[i].ready && !p->eps[i].terminating;
 		for (size_t i = 0; i < p->n_eps; i++) {
 			const struct xl_endpoint *e = &p->eps[i];
 
 			out->endpoints[i].addr.s_addr = e->addr;
 			out->endpoints[i].port = e->port;
-			out->endpoints[i].ready = any_ready ? e->ready && !e->terminating
-							    : e->serving && e->terminating;
+			out->endpoints[i].ready = e->ready && !e->terminating;
+			out->endpoints[i].serving = e->serving;
+			out->endpoints[i].terminating = e->terminating;
+			out->endpoints[i].local = e->local;
 		}
 		out->n_endpoints = p->n_eps;
 	}

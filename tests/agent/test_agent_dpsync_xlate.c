@@ -179,12 +179,15 @@ static void test_agent_dpsync_xlate_terminating_fallback(void **state)
 	assert_int_equal(be[2].ready, 0);
 	assert_int_equal(be[2].flags, 0);
 	free(be);
-	/* nftables has no terminating state: the serving one stands in while none is ready. */
+	/* nftables gets the conditions as they are; its engine applies the fallback. */
 	assert_int_equal(xl_to_nft(&xl.ports[0], &ns), 0);
 	assert_int_equal(ns.n_endpoints, 3);
-	assert_true(ns.endpoints[0].ready);
+	assert_false(ns.endpoints[0].ready);
+	assert_true(ns.endpoints[0].serving);
+	assert_true(ns.endpoints[0].terminating);
 	assert_false(ns.endpoints[1].ready);
 	assert_false(ns.endpoints[2].ready);
+	assert_false(ns.endpoints[2].serving);
 	nft_service_free_arrays(&ns);
 	xl_service_free(&xl);
 }
