@@ -65,6 +65,11 @@ struct expectation {
 	time_t since;
 };
 
+struct change {
+	long value;
+	int64_t at_ms;
+};
+
 struct ctrl {
 	struct ctrl_manager *m;
 	const struct ctrl_def *def;
@@ -72,8 +77,10 @@ struct ctrl {
 	struct ctrlq *q;
 	pthread_t *threads;
 	int nthreads;
-	pthread_mutex_t mu; /* expectations and figures */
+	pthread_mutex_t mu; /* expectations, changes and figures */
 	struct hashmap *expect;
+	struct hashmap *changes; /* key -> struct change */
+	struct hashmap *written; /* key -> int64_t * (the revision of our last write) */
 	uint64_t ok, failed;
 	uint64_t lat[NLAT];
 	double lat_sum;
@@ -301,7 +308,7 @@ static struct ctrl_pod *pod_summary(const json_t *pod, const struct ctrl_config 
 		}
 	}
 	const json_t *tols = json_object_get(spec, "tolerations");
-	long d = cfg->default_eviction_s > 0 ? cfg->default_eviction_s : 300;
+	long d = cfg->default_toleration_s > 0 ? cfg->default_toleration_s : 300;
 	p->tolerate_unreachable_s =
 		toleration_for(tols, "node.kubernetes.io/unreachable", &p->tolerates_unreachable);
 	if (!p->tolerates_unreachable)
@@ -1081,7 +1088,72 @@ void ctrl_expectations_forget(struct ctrl *c, const char *key)
 {
 	pthread_mutex_lock(&c->mu);
 	expectation_free(hashmap_del(c->expect, key));
+	free(hashmap_del(c->changes, key));
+	free(hashmap_del(c->written, key));
 	pthread_mutex_unlock(&c->mu);
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+void ctrl_wrote(struct ctrl *c, const char *key, int64_t rev)
+{
+	pthread_mutex_lock(&c->mu);
+	int64_t *w = hashmap_get(c->written, key);
+	if (!w) {
+		w = malloc(sizeof(*w));
+		if (w && hashmap_put(c->written, key, w, NULL)) {
+			free(w);
+			w = NULL;
+		}
+		if (w)
+			*w = rev;
+	} else if (rev > *w) {
+		*w = rev;
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+bool ctrl_cache_behind(struct ctrl *c, const char *key, int64_t rev)
+{
+	bool behind = false;
+	pthread_mutex_lock(&c->mu);
+	int64_t *w = hashmap_get(c->written, key);
+	if (w && *w > rev)
+		behind = true;
+	else if (w)
+		free(hashmap_del(c->written, key)); /* caught up */
+	pthread_mutex_unlock(&c->mu);
+	return behind;
+}
+
+int64_t ctrl_since_change_ms(struct ctrl *c, const char *key, long value)
+{
+	int64_t now = mono_ms(), since = 0;
+	pthread_mutex_lock(&c->mu);
+	struct change *ch = hashmap_get(c->changes, key);
+	if (!ch) {
+		ch = calloc(1, sizeof(*ch));
+		if (ch && hashmap_put(c->changes, key, ch, NULL)) {
+			free(ch);
+			ch = NULL;
+		}
+		if (ch) {
+			ch->value = value;
+			ch->at_ms = now;
+		}
+	} else if (ch->value != value) {
+		ch->value = value;
+		ch->at_ms = now;
+	} else {
+		since = now - ch->at_ms;
+	}
+	pthread_mutex_unlock(&c->mu);
+	return since;
 }
 
 /* ---- ownership ------------------------------------------------------------------------ */
@@ -1272,6 +1344,14 @@ static void ctrl_free(struct ctrl *c)
 	while (c->expect && hashmap_next(c->expect, &it, NULL, &v))
 		expectation_free(v);
 	hashmap_free(c->expect);
+	it = 0;
+	while (c->changes && hashmap_next(c->changes, &it, NULL, &v))
+		free(v);
+	hashmap_free(c->changes);
+	it = 0;
+	while (c->written && hashmap_next(c->written, &it, NULL, &v))
+		free(v);
+	hashmap_free(c->written);
 	pthread_mutex_destroy(&c->mu);
 	free(c->threads);
 	free(c);
@@ -1303,9 +1383,11 @@ struct ctrl_manager *ctrl_manager_start(struct api_server *srv, const struct ctr
 		pthread_mutex_init(&c->mu, NULL);
 		c->q = ctrlq_new(NULL);
 		c->expect = hashmap_new(64);
+		c->changes = hashmap_new(16);
+		c->written = hashmap_new(16);
 		*tail = c;
 		tail = &c->next;
-		if (!c->q || !c->expect) {
+		if (!c->q || !c->expect || !c->changes || !c->written) {
 			err = -ENOMEM;
 			goto err;
 		}

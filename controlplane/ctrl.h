@@ -42,13 +42,13 @@ struct ctrl;
 struct ctrl_informer;
 struct strbuf;
 
-/* What shoald's controllers are tuned by (flags of shoald; zero: the default). */
+/* What shoald's controllers are tuned by (shoald's flags; zero: the default). */
 struct ctrl_config {
-	int node_monitor_grace_s; /* a node whose Lease is older is NotReady/Unknown (40) */
-	int node_startup_grace_s; /* a new node's first Lease may take this long (60) */
-	int default_eviction_s;	  /* tolerationSeconds assumed for pods without one (300) */
-	double eviction_qps;	  /* pods evicted per second at most (0.1 Kubernetes; 10) */
-	int job_backoff_base_ms;  /* a failed Job pod's replacement waits base*2^n (10000) */
+	int64_t node_monitor_grace_ms; /* a node not heard of for this long is lost (40 s) */
+	int64_t node_startup_grace_ms; /* a new node's first heartbeat may take this long (60 s) */
+	long default_toleration_s;     /* tolerationSeconds of pods that give none (300) */
+	double eviction_qps;	       /* pods evicted per second at most (10) */
+	int64_t job_backoff_base_ms; /* a failed Job pod's replacement waits this, doubling (10 s) */
 };
 
 /* ---- records ------------------------------------------------------------------------------ */
@@ -186,7 +186,8 @@ int ctrl_manager_render(struct ctrl_manager *m, struct strbuf *out);
 
 /* The controllers shoald runs (ctrl_*.c), NULL-terminated. */
 extern const struct ctrl_def *const ctrl_builtin[];
-extern const struct ctrl_def ctrl_replicaset, ctrl_endpointslice, ctrl_deployment, ctrl_gc;
+extern const struct ctrl_def ctrl_replicaset, ctrl_endpointslice, ctrl_deployment, ctrl_gc,
+	ctrl_job;
 
 void *ctrl_priv(struct ctrl *c);
 void ctrl_set_priv(struct ctrl *c, void *priv);
@@ -226,7 +227,19 @@ int ctrl_claim(struct ctrl *c, struct ctrl_informer *children, const struct ctrl
 /* The owner references of o as JSON, without the one to uid drop_uid (may be NULL). */
 json_t *ctrl_refs_json(const struct ctrl_obj *o, const char *drop_uid);
 
+/* ---- read your writes ------------------------------------------------------------------- */
+
+/* Records that this controller wrote the object of key at revision rev. */
+void ctrl_wrote(struct ctrl *c, const char *key, int64_t rev);
+/* True while the cached object of key (at revision rev) is older than the controller's own
+ * last write of it: a reconcile should wait for the write's event, which queues key again. */
+bool ctrl_cache_behind(struct ctrl *c, const char *key, int64_t rev);
+
 /* ---- helpers ---------------------------------------------------------------------------- */
+
+/* Milliseconds since value (a count the controller follows for key, such as a Job's failures)
+ * last changed; a value seen for the first time or changed starts at 0. */
+int64_t ctrl_since_change_ms(struct ctrl *c, const char *key, long value);
 
 /* Splits "ns/name" into ns and name buffers ("" ns for "name"). */
 void ctrl_split_key(const char *key, char *ns, size_t nslen, char *name, size_t namelen);
