@@ -53,6 +53,7 @@ struct ctrl_informer {
 	struct hashmap *by_label;  /* "ns\1key=value" -> set (CTRL_INDEX_LABELS) */
 	struct hashmap *by_ns;	   /* ns -> set (CTRL_INDEX_LABELS) */
 	struct hashmap *by_anchor; /* "ns\1key=value" or "ns\1" -> set (CTRL_INDEX_SELECTORS) */
+	struct hashmap *by_node;   /* node name -> set of pods (CTRL_INDEX_NODE) */
 	struct handler handlers[MAX_HANDLERS];
 	int nhandlers;
 	uint64_t events, relists;
@@ -509,6 +510,8 @@ static int index_walk(struct ctrl_informer *inf, struct ctrl_obj *c, bool add)
 		}
 		IDX(inf->by_ns, c->o->ns);
 	}
+	if ((inf->flags & CTRL_INDEX_NODE) && c->pod && c->pod->node)
+		IDX(inf->by_node, c->pod->node);
 	if ((inf->flags & CTRL_INDEX_SELECTORS) && c->sel) {
 		anchor_of(c, ik, sizeof(ik));
 		IDX(inf->by_anchor, ik);
@@ -545,6 +548,7 @@ static void informer_free(struct ctrl_informer *inf)
 	free_sets(inf->by_label);
 	free_sets(inf->by_ns);
 	free_sets(inf->by_anchor);
+	free_sets(inf->by_node);
 	pthread_rwlock_destroy(&inf->lock);
 	free(inf);
 }
@@ -580,8 +584,9 @@ struct ctrl_informer *ctrl_informer(struct ctrl *c, const char *api_version, con
 	inf->by_label = hashmap_new(64);
 	inf->by_ns = hashmap_new(16);
 	inf->by_anchor = hashmap_new(16);
+	inf->by_node = hashmap_new(16);
 	if (!inf->objs || !inf->by_uid || !inf->by_owner || !inf->by_ref || !inf->by_label ||
-	    !inf->by_ns || !inf->by_anchor) {
+	    !inf->by_ns || !inf->by_anchor || !inf->by_node) {
 		informer_free(inf);
 		errno = ENOMEM;
 		return NULL;
@@ -904,6 +909,14 @@ int ctrl_selecting(struct ctrl_informer *inf, const char *ns, const json_t *labe
 		label_key(ik, sizeof(ik), ns, k, json_string_value(v) ?: "");
 		err = append_set(hashmap_get(inf->by_anchor, ik), out, selects, labels);
 	}
+	pthread_rwlock_unlock(&inf->lock);
+	return err;
+}
+
+int ctrl_on_node(struct ctrl_informer *inf, const char *node, struct ctrl_objs *out)
+{
+	pthread_rwlock_rdlock(&inf->lock);
+	int err = append_set(hashmap_get(inf->by_node, node), out, NULL, NULL);
 	pthread_rwlock_unlock(&inf->lock);
 	return err;
 }

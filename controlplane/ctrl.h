@@ -131,6 +131,7 @@ enum ctrl_event { CTRL_ADDED, CTRL_MODIFIED, CTRL_DELETED };
 enum {
 	CTRL_INDEX_LABELS = 1u << 0,	/* by namespace and label: ctrl_select() */
 	CTRL_INDEX_SELECTORS = 1u << 1, /* by what their selector needs: ctrl_selecting() */
+	CTRL_INDEX_NODE = 1u << 2,	/* pods by spec.nodeName: ctrl_on_node() */
 };
 
 /* The shared informer of a kind ("Pod", "apps/v1" "Deployment", ...), created on first use
@@ -158,6 +159,8 @@ int ctrl_select(struct ctrl_informer *inf, const char *ns, const struct selector
 /* Records of namespace ns whose own selector matches labels (CTRL_INDEX_SELECTORS). */
 int ctrl_selecting(struct ctrl_informer *inf, const char *ns, const json_t *labels,
 		   struct ctrl_objs *out);
+/* Pods bound to node (CTRL_INDEX_NODE). */
+int ctrl_on_node(struct ctrl_informer *inf, const char *node, struct ctrl_objs *out);
 /* Every record (of namespace ns, NULL: all). */
 int ctrl_list(struct ctrl_informer *inf, const char *ns, struct ctrl_objs *out);
 size_t ctrl_count(struct ctrl_informer *inf);
@@ -187,7 +190,7 @@ int ctrl_manager_render(struct ctrl_manager *m, struct strbuf *out);
 /* The controllers shoald runs (ctrl_*.c), NULL-terminated. */
 extern const struct ctrl_def *const ctrl_builtin[];
 extern const struct ctrl_def ctrl_replicaset, ctrl_endpointslice, ctrl_deployment, ctrl_gc,
-	ctrl_job;
+	ctrl_job, ctrl_nodelifecycle;
 
 void *ctrl_priv(struct ctrl *c);
 void ctrl_set_priv(struct ctrl *c, void *priv);

@@ -12,6 +12,7 @@ const struct ctrl_def *const ctrl_builtin[] = {
 	&ctrl_replicaset,
 	&ctrl_endpointslice,
 	&ctrl_job,
+	&ctrl_nodelifecycle,
 	&ctrl_gc,
 	NULL,
 };
