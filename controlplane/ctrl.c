@@ -109,10 +109,20 @@ void ctrl_obj_ref(struct ctrl_obj *c)
 		__atomic_add_fetch(&c->refcnt, 1, __ATOMIC_RELAXED);
 }
 
+static void node_free(struct ctrl_node *n)
+{
+	if (!n)
+		return;
+	json_decref(n->taints);
+	free(n->ready_buf);
+	free(n);
+}
+
 static void pod_free(struct ctrl_pod *p)
 {
 	if (!p)
 		return;
+	free(p->target_node);
 	free(p->node);
 	free(p->ip);
 	free(p->hostname);
@@ -142,6 +152,7 @@ void ctrl_obj_unref(struct ctrl_obj *c)
 	free(c->finalizers);
 	selector_free(c->sel);
 	pod_free(c->pod);
+	node_free(c->node);
 	free(c);
 }
 
@@ -282,6 +293,22 @@ static struct ctrl_pod *pod_summary(const json_t *pod, const struct ctrl_config 
 	}
 	p->node = dup_or_null(json_string_value(json_object_get(spec, "nodeName")));
 	p->scheduled = p->node != NULL;
+	const char *pinned = NULL;
+	const json_t *terms = json_object_get(
+		json_object_get(json_object_get(json_object_get(spec, "affinity"), "nodeAffinity"),
+				"requiredDuringSchedulingIgnoredDuringExecution"),
+		"nodeSelectorTerms");
+	if (json_array_size(terms) == 1) {
+		const json_t *mf = json_object_get(json_array_get(terms, 0), "matchFields");
+		const json_t *f = json_array_get(mf, 0);
+		const char *k = json_string_value(json_object_get(f, "key"));
+		const char *op = json_string_value(json_object_get(f, "operator"));
+		const json_t *vals = json_object_get(f, "values");
+		if (json_array_size(mf) == 1 && k && op && !strcmp(k, "metadata.name") &&
+		    !strcmp(op, "In") && json_array_size(vals) == 1)
+			pinned = json_string_value(json_array_get(vals, 0));
+	}
+	p->target_node = dup_or_null(p->node ? p->node : pinned);
 	p->ip = dup_or_null(json_string_value(json_object_get(st, "podIP")));
 	p->hostname = dup_or_null(json_string_value(json_object_get(spec, "hostname")));
 	p->subdomain = dup_or_null(json_string_value(json_object_get(spec, "subdomain")));
@@ -419,6 +446,22 @@ static struct ctrl_obj *record_new(struct ctrl_informer *inf, struct wc_obj *o)
 	} else if (strcmp(kind, "Pod") == 0) {
 		c->pod = pod_summary(obj, &inf->m->cfg);
 		if (!c->pod)
+			goto err;
+	} else if (strcmp(kind, "Node") == 0) {
+		c->node = calloc(1, sizeof(*c->node));
+		if (!c->node)
+			goto err;
+		const json_t *t = json_object_get(spec, "taints");
+		c->node->taints = json_is_array(t) ? json_deep_copy(t) : json_array();
+		c->node->unschedulable = json_is_true(json_object_get(spec, "unschedulable"));
+		json_array_foreach (json_object_get(json_object_get(obj, "status"), "conditions"),
+				    i, r) {
+			const char *type = json_string_value(json_object_get(r, "type"));
+			const char *st = json_string_value(json_object_get(r, "status"));
+			if (type && st && strcmp(type, "Ready") == 0)
+				c->node->ready = c->node->ready_buf = strdup(st);
+		}
+		if (!c->node->taints)
 			goto err;
 	}
 	json_decref(obj);

@@ -78,6 +78,17 @@ struct ctrl_pod {
 	 * not-ready:NoExecute: -1 forever, else seconds (absent: the configured default). */
 	long tolerate_unreachable_s, tolerate_not_ready_s;
 	bool tolerates_unreachable, tolerates_not_ready; /* a toleration is present */
+	/* The node the pod is for: spec.nodeName, else the one its required node affinity pins
+	 * it to (matchFields metadata.name In [NODE], as DaemonSet pods are). */
+	char *target_node;
+};
+
+/* What controllers ask of a node. */
+struct ctrl_node {
+	json_t *taints; /* spec.taints (an array, may be empty) */
+	bool unschedulable;
+	const char *ready; /* the Ready condition's status ("True", ...), NULL when absent */
+	char *ready_buf;
 };
 
 /* An owner reference. */
@@ -105,7 +116,8 @@ struct ctrl_obj {
 	 * NULL when the kind has none or it is absent (a Service without one selects
 	 * nothing). */
 	struct selector *sel;
-	struct ctrl_pod *pod; /* pods only */
+	struct ctrl_pod *pod;	/* pods only */
+	struct ctrl_node *node; /* nodes only */
 };
 
 void ctrl_obj_ref(struct ctrl_obj *c);
@@ -190,7 +202,7 @@ int ctrl_manager_render(struct ctrl_manager *m, struct strbuf *out);
 /* The controllers shoald runs (ctrl_*.c), NULL-terminated. */
 extern const struct ctrl_def *const ctrl_builtin[];
 extern const struct ctrl_def ctrl_replicaset, ctrl_endpointslice, ctrl_deployment, ctrl_gc,
-	ctrl_job, ctrl_nodelifecycle;
+	ctrl_job, ctrl_nodelifecycle, ctrl_daemonset;
 
 void *ctrl_priv(struct ctrl *c);
 void ctrl_set_priv(struct ctrl *c, void *priv);
