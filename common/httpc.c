@@ -12,12 +12,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "httpc.h"
+#include "log.h"
 
 #define HTTPC_DEFAULT_TIMEOUT_MS 30000L
 #define HTTPC_CONNECT_TIMEOUT_MS 10000L
+#define HTTPC_MAX_FDS 4
 
 struct httpc {
 	CURL *curl;
@@ -29,6 +34,10 @@ struct httpc {
 	bool insecure;
 	long timeout_ms;
 	char errbuf[CURL_ERROR_SIZE];
+	/* httpc_abort(): the sockets curl opened (shut down to end a blocked transfer) */
+	pthread_mutex_t fd_mu;
+	int fds[HTTPC_MAX_FDS];
+	atomic_bool aborted;
 };
 
 static pthread_once_t httpc_once = PTHREAD_ONCE_INIT;
@@ -57,6 +66,9 @@ struct httpc *httpc_new(const char *server, const char *token)
 	if (!c)
 		goto err_nomem;
 	c->timeout_ms = HTTPC_DEFAULT_TIMEOUT_MS;
+	pthread_mutex_init(&c->fd_mu, NULL);
+	for (int i = 0; i < HTTPC_MAX_FDS; i++)
+		c->fds[i] = -1;
 	c->server = strdup(server);
 	if (!c->server)
 		goto err_nomem;
@@ -116,6 +128,7 @@ void httpc_free(struct httpc *c)
 	free(c->unix_path);
 	free(c->auth);
 	free(c->ca_file);
+	pthread_mutex_destroy(&c->fd_mu);
 	free(c);
 }
 
@@ -279,6 +292,66 @@ static int httpc_map_error(CURLcode rc)
 	}
 }
 
+/* ---- abort -------------------------------------------------------------------------------- */
+
+/* curl opens its sockets through here so that httpc_abort() can shut them down. */
+static curl_socket_t httpc_open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	struct httpc *c = arg;
+	int fd;
+
+	(void)purpose;
+	if (atomic_load(&c->aborted))
+		return CURL_SOCKET_BAD;
+	fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+	if (fd < 0)
+		return CURL_SOCKET_BAD;
+	pthread_mutex_lock(&c->fd_mu);
+	for (int i = 0; i < HTTPC_MAX_FDS; i++) {
+		if (c->fds[i] < 0) {
+			c->fds[i] = fd;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&c->fd_mu);
+	return fd;
+}
+
+static int httpc_close_socket(void *arg, curl_socket_t fd)
+{
+	struct httpc *c = arg;
+
+	pthread_mutex_lock(&c->fd_mu);
+	for (int i = 0; i < HTTPC_MAX_FDS; i++)
+		if (c->fds[i] == fd)
+			c->fds[i] = -1;
+	pthread_mutex_unlock(&c->fd_mu);
+	return close(fd);
+}
+
+static int httpc_xferinfo(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+			  curl_off_t ulnow)
+{
+	struct httpc *c = arg;
+
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return atomic_load(&c->aborted) ? 1 : 0;
+}
+
+void httpc_abort(struct httpc *c)
+{
+	atomic_store(&c->aborted, true);
+	pthread_mutex_lock(&c->fd_mu);
+	for (int i = 0; i < HTTPC_MAX_FDS; i++)
+		/* ENOTCONN: not connected yet; the transfer sees the flag at its next check. */
+		if (c->fds[i] >= 0 && shutdown(c->fds[i], SHUT_RDWR) != 0 && errno != ENOTCONN)
+			log_debug("httpc: shutdown of a socket: %s", strerror(errno));
+	pthread_mutex_unlock(&c->fd_mu);
+}
+
 static int httpc_perform(struct httpc *c, const char *method, const char *path, const char *body,
 			 size_t body_len, const char *content_type, long timeout_ms,
 			 httpc_line_cb line_cb, void *arg, struct httpc_resp *resp)
@@ -292,6 +365,10 @@ static int httpc_perform(struct httpc *c, const char *method, const char *path, 
 
 	memset(resp, 0, sizeof(*resp));
 	c->errbuf[0] = '\0';
+	if (atomic_load(&c->aborted)) {
+		snprintf(c->errbuf, sizeof(c->errbuf), "the client was aborted");
+		return -ECANCELED;
+	}
 	if (!path || path[0] != '/') {
 		snprintf(c->errbuf, sizeof(c->errbuf), "path must start with /");
 		return -EINVAL;
@@ -307,6 +384,13 @@ static int httpc_perform(struct httpc *c, const char *method, const char *path, 
 	curl_easy_setopt(cu, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(cu, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(cu, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(cu, CURLOPT_OPENSOCKETFUNCTION, httpc_open_socket);
+	curl_easy_setopt(cu, CURLOPT_OPENSOCKETDATA, c);
+	curl_easy_setopt(cu, CURLOPT_CLOSESOCKETFUNCTION, httpc_close_socket);
+	curl_easy_setopt(cu, CURLOPT_CLOSESOCKETDATA, c);
+	curl_easy_setopt(cu, CURLOPT_XFERINFOFUNCTION, httpc_xferinfo);
+	curl_easy_setopt(cu, CURLOPT_XFERINFODATA, c);
+	curl_easy_setopt(cu, CURLOPT_NOPROGRESS, 0L);
 	if (c->unix_path)
 		curl_easy_setopt(cu, CURLOPT_UNIX_SOCKET_PATH, c->unix_path);
 	if (c->ca_file)
@@ -355,7 +439,7 @@ static int httpc_perform(struct httpc *c, const char *method, const char *path, 
 	rc = curl_easy_perform(cu);
 	if (x.oom) {
 		err = -ENOMEM;
-	} else if (x.cancelled) {
+	} else if (x.cancelled || atomic_load(&c->aborted)) {
 		err = -ECANCELED;
 	} else if (rc != CURLE_OK) {
 		err = httpc_map_error(rc);

@@ -60,6 +60,10 @@ typedef int (*httpc_line_cb)(const char *line, size_t len, void *arg);
 int httpc_stream(struct httpc *c, const char *path, long timeout_ms, httpc_line_cb line_cb,
 		 void *arg, struct httpc_resp *resp);
 
+/* Ends the request in flight on c (from any thread): its call returns -ECANCELED soon, and
+ * so does every later call on c. For stopping a thread blocked in a watch stream. */
+void httpc_abort(struct httpc *c);
+
 /* The value of the first header called name (case-insensitive), or NULL. */
 const char *httpc_resp_header(const struct httpc_resp *resp, const char *name);
 void httpc_resp_free(struct httpc_resp *resp);

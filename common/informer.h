@@ -40,11 +40,11 @@ struct informer_opts {
 
 /* Starts the informer's thread. NULL and errno (EINVAL, ENOMEM) on failure. */
 struct informer *informer_start(const struct informer_opts *o);
-/* Stops the thread (an open watch is cancelled within about 100 ms) and frees the cache.
+/* Stops the thread (an open watch is cancelled at once) and frees the cache.
  * No handler runs after it returns. Accepts NULL. */
 void informer_stop(struct informer *inf);
 
-/* True once the first list is complete. */
+/* True once the first list is complete and its on_synced has returned. */
 bool informer_synced(struct informer *inf);
 /* Waits at most timeout_ms for informer_synced(). 0 or -ETIMEDOUT. */
 int informer_wait_synced(struct informer *inf, int timeout_ms);
