@@ -6,7 +6,8 @@
  *
  *   e2e_hollow --unix PATH --agents N --pods P --services S [--endpoints E]
  *              [--baseline-seconds B] [--settle-seconds W0] [--steady-seconds W]
- *              [--rate R] [--prop-seconds T] [--lease-seconds L] [--server-pid PID]
+ *              [--rate R] [--prop-seconds T] [--lease-seconds L] [--setup-seconds X]
+ *              [--server-pid PID]
  *
  * Each hollow agent does what a real one does towards the API and nothing else (no pods
  * run): it registers its Node (capacity, allocatable, a Ready condition, addresses, a pod
@@ -68,7 +69,7 @@
 #define WRITE_POOL	32  /* keep-alive write connections for registration, pods, leases */
 #define PROP_POOL	4   /* write connections kept for the measured changes */
 #define SETUP_INFLIGHT	256 /* lists and watches waiting for their answer at once */
-#define SETUP_TIMEOUT_S 300 /* for every stream to be established */
+#define SETUP_TIMEOUT_S 300 /* default: for every stream to be established */
 #define DRAIN_TIMEOUT_S 15  /* after the last measured write, for its deliveries */
 #define PHASE_TIMEOUT_S 900 /* registration, objects, fill */
 #define RETRY_MS	500 /* a failed list or watch is tried again after this */
@@ -80,7 +81,7 @@ struct cfg {
 	const char *unix_path;
 	int agents, services, endpoints, server_pid;
 	long pods;
-	double baseline_s, settle_s, steady_s, rate, prop_s, lease_s;
+	double baseline_s, settle_s, steady_s, rate, prop_s, lease_s, setup_s;
 };
 static struct cfg cfg;
 
@@ -128,6 +129,11 @@ static atomic_long n_established, n_events, n_bookmarks, n_error_events, n_strea
 	n_list_errors, n_watch_errors, n_prop_delivered, n_pod_delivered, n_dups, n_pod_foreign,
 	n_bytes;
 static atomic_bool streams_stop, streams_go;
+/* setup_cancel: the setup took too long; streams never opened are given up and the run goes
+ * on with the agents whose three streams are open (agent_ok) */
+static atomic_bool setup_cancel, setup_cancelled;
+static bool *agent_ok;
+static int n_agents_ok;
 
 static long relaxed(atomic_long *v)
 {
@@ -639,6 +645,18 @@ static void *stream_main(void *arg)
 	while (!atomic_load(&streams_go) && !atomic_load(&streams_stop))
 		usleep(1000);
 	while (!atomic_load(&streams_stop)) {
+		if (atomic_load(&setup_cancel) && !atomic_load(&setup_cancelled)) {
+			for (int i = 0; i < nstreams; i++) {
+				struct stream *st = &streams[i];
+				if (st->ever)
+					continue;
+				if (i < next && (st->state == S_LIST || st->state == S_WATCH))
+					curl_multi_remove_handle(sloop.m, st->h);
+				st->state = S_IDLE;
+			}
+			next = nstreams;
+			atomic_store(&setup_cancelled, true);
+		}
 		/* Start streams while few are waiting for an answer: a burst of thousands of
 		 * connects would overflow the server's listen backlog. */
 		long waiting = next * 1L - relaxed(&n_established);
@@ -983,6 +1001,8 @@ static void usage(FILE *f)
 		"                  [--baseline-seconds B] [--settle-seconds W0] "
 		"[--steady-seconds W]\n"
 		"                  [--rate R] [--prop-seconds T] [--lease-seconds L] "
+		"[--setup-seconds X]\n"
+		"                  "
 		"[--server-pid PID]\n");
 }
 
@@ -1031,6 +1051,11 @@ static bool streams_ready(void)
 	return relaxed(&n_established) == nstreams;
 }
 
+static bool streams_ready_or_time(void)
+{
+	return streams_ready() || time_is_up();
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -1045,6 +1070,7 @@ int main(int argc, char **argv)
 		{ "rate", required_argument, NULL, 'r' },
 		{ "prop-seconds", required_argument, NULL, 'T' },
 		{ "lease-seconds", required_argument, NULL, 'L' },
+		{ "setup-seconds", required_argument, NULL, 'X' },
 		{ "server-pid", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -1062,7 +1088,8 @@ int main(int argc, char **argv)
 			    .steady_s = 10,
 			    .rate = 5,
 			    .prop_s = 10,
-			    .lease_s = 10 };
+			    .lease_s = 10,
+			    .setup_s = SETUP_TIMEOUT_S };
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (o) {
 		case 'u':
@@ -1098,6 +1125,9 @@ int main(int argc, char **argv)
 		case 'L':
 			cfg.lease_s = atof(optarg);
 			break;
+		case 'X':
+			cfg.setup_s = atof(optarg);
+			break;
 		case 'S':
 			cfg.server_pid = atoi(optarg);
 			break;
@@ -1112,8 +1142,8 @@ int main(int argc, char **argv)
 	if (!cfg.unix_path || cfg.agents < 1 || cfg.agents > 60000 || cfg.pods < 1 ||
 	    cfg.services < 1 || cfg.services > 9999 || cfg.endpoints < 1 ||
 	    cfg.endpoints > MAX_ENDPOINTS || cfg.rate <= 0 || cfg.prop_s <= 0 ||
-	    cfg.steady_s <= 0 || cfg.lease_s <= 0 || cfg.baseline_s < 0 || cfg.settle_s < 0 ||
-	    cfg.pods / cfg.agents > 240) {
+	    cfg.steady_s <= 0 || cfg.lease_s <= 0 || cfg.setup_s <= 0 || cfg.baseline_s < 0 ||
+	    cfg.settle_s < 0 || cfg.pods / cfg.agents > 240) {
 		usage(stderr);
 		return 2;
 	}
@@ -1135,6 +1165,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	agents = calloc((size_t)cfg.agents, sizeof(*agents));
+	agent_ok = calloc((size_t)cfg.agents, sizeof(*agent_ok));
 	arrival = calloc((size_t)cfg.agents * (size_t)nprop, sizeof(*arrival));
 	prop_send = calloc((size_t)nprop, sizeof(*prop_send));
 	prop_ack = calloc((size_t)nprop, sizeof(*prop_ack));
@@ -1142,7 +1173,7 @@ int main(int argc, char **argv)
 	pod_ack = calloc((size_t)npod, sizeof(*pod_ack));
 	pod_target = calloc((size_t)npod, sizeof(*pod_target));
 	pod_arrival = calloc((size_t)npod, sizeof(*pod_arrival));
-	if (!agents || !arrival || !prop_send || !prop_ack || !pod_send || !pod_ack ||
+	if (!agents || !agent_ok || !arrival || !prop_send || !prop_ack || !pod_send || !pod_ack ||
 	    !pod_target || !pod_arrival || loop_init(&wloop, write_done) ||
 	    loop_init(&sloop, stream_done) || wpool_init() || streams_init()) {
 		log_error("setup: out of memory");
@@ -1281,13 +1312,50 @@ int main(int argc, char **argv)
 	/* 5. Every agent lists and watches; then the steady window. */
 	t0 = bench_now_ns();
 	atomic_store(&streams_go, true);
-	if (run_until(streams_ready, SETUP_TIMEOUT_S, "watches")) {
-		log_error("%ld of %d streams established", relaxed(&n_established), nstreams);
+	for (;;) {
+		/* progress every 10 s: how many streams are open and what shoald spends */
+		struct sample a, b;
+		sample_take(&a);
+		run_deadline = a.t + (int64_t)((cfg.setup_s < 10 ? cfg.setup_s : 10) * 1e9);
+		if (run_until(streams_ready_or_time, 70, "watches"))
+			goto out;
+		sample_take(&b);
+		if (streams_ready())
+			break;
+		log_info("%ld of %d streams open after %.0f s; shoald %.2f cores, waited %.1f s "
+			 "for a "
+			 "CPU, in the last %.0f s",
+			 relaxed(&n_established), nstreams, secs_since(t0),
+			 (b.srv_cpu - a.srv_cpu) / ((double)(b.t - a.t) / 1e9),
+			 b.srv_wait - a.srv_wait, (double)(b.t - a.t) / 1e9);
+		if (secs_since(t0) > cfg.setup_s) {
+			log_warn("watches: only %ld of %d streams open after %.0f s: going on with "
+				 "the "
+				 "agents whose three streams are open",
+				 relaxed(&n_established), nstreams, cfg.setup_s);
+			atomic_store(&setup_cancel, true);
+			while (!atomic_load(&setup_cancelled))
+				usleep(1000);
+			break;
+		}
+	}
+	for (int i = 0; i < cfg.agents; i++) {
+		agent_ok[i] = !atomic_load(&setup_cancelled) ||
+			      (streams[i * SK_N].ever && streams[i * SK_N + 1].ever &&
+			       streams[i * SK_N + 2].ever);
+		n_agents_ok += agent_ok[i];
+	}
+	if (!n_agents_ok) {
+		log_error("no agent has its three streams open");
 		goto out;
 	}
+	/* pod changes go to pods of watching agents */
+	for (long i = 0; i < npod; i++)
+		for (long k = 0; k < cfg.agents && !agent_ok[pod_target[i] % cfg.agents]; k++)
+			pod_target[i] = (pod_target[i] + 1) % cfg.pods;
 	double setup_s = secs_since(t0);
-	log_info("%d streams (%d agents x %d) listed and watching in %.1f s", nstreams, cfg.agents,
-		 SK_N, setup_s);
+	log_info("%ld of %d streams open (%d of %d agents with all three) after %.1f s",
+		 relaxed(&n_established), nstreams, n_agents_ok, cfg.agents, setup_s);
 	if (run_for(cfg.settle_s))
 		goto out;
 	struct sample s0, s1;
@@ -1376,7 +1444,7 @@ int main(int argc, char **argv)
 				acked += prop_ack[i] > 0;
 			for (long i = 0; i < npod; i++)
 				packed += pod_ack[i] > 0;
-			if ((relaxed(&n_prop_delivered) >= acked * cfg.agents &&
+			if ((relaxed(&n_prop_delivered) >= acked * n_agents_ok &&
 			     relaxed(&n_pod_delivered) >= packed) ||
 			    now > drain_end)
 				break;
@@ -1410,6 +1478,8 @@ int main(int argc, char **argv)
 		int64_t worst = 0, first = INT64_MAX, last = 0;
 		bool whole = true;
 		for (int i = 0; i < cfg.agents; i++) {
+			if (!agent_ok[i])
+				continue;
 			int64_t a = arrival[(size_t)i * (size_t)nprop + (size_t)s];
 			if (!a) {
 				missing++;
@@ -1460,6 +1530,7 @@ int main(int argc, char **argv)
 	printf("agents=%d\nstreams=%d\npods=%ld\nservices=%d\nendpoints_per_slice=%d\n"
 	       "lease_seconds=%.1f\n",
 	       cfg.agents, nstreams, cfg.pods, cfg.services, cfg.endpoints, cfg.lease_s);
+	printf("agents_watching=%d\nstreams_open=%ld\n", n_agents_ok, relaxed(&n_established));
 	printf("register_s=%.2f\nfill_s=%.2f\nfill_rate=%.0f\nwatch_setup_s=%.2f\n", register_s,
 	       fill_s, (double)cfg.pods / fill_s, setup_s);
 	if (cfg.server_pid) {
@@ -1555,6 +1626,7 @@ out:
 	curl_slist_free_all(hdr_merge);
 	free(streams);
 	free(agents);
+	free(agent_ok);
 	free(arrival);
 	free(prop_send);
 	free(prop_ack);
