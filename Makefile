@@ -31,7 +31,7 @@ SANITIZE ?= address,undefined
 SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 COMPONENTS := common controlplane scheduler dataplane agent fed cli
-MAINS := controlplane/shoald.c cli/shoalctl.c agent/shoal_agent.c
+MAINS := controlplane/shoald.c cli/shoalctl.c agent/shoal_agent.c agent/shoal_shim.c
 LIB_SRCS := $(filter-out $(MAINS),$(foreach c,$(COMPONENTS),$(wildcard $(c)/*.c)))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 SAN_OBJS := $(LIB_SRCS:%.c=$(BUILD)/san/%.o)
@@ -100,6 +100,11 @@ $(BUILD)/bin/shoalctl: $(BUILD)/obj/cli/shoalctl.o $(BUILD)/lib/libshoal.a
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/bin/shoal-agent: $(BUILD)/obj/agent/shoal_agent.o $(BUILD)/lib/libshoal.a
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bin/shoal-shim: $(BUILD)/obj/agent/shoal_shim.o $(BUILD)/lib/libshoal.a
 	@mkdir -p $(@D)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)

@@ -16,6 +16,27 @@
  * (liveness, readiness, startup: exec, tcpSocket, httpGet) and graceful termination
  * (SIGTERM, grace period, SIGKILL). Whenever a pod's observed status changes it calls
  * status_changed; the agent then writes that status to the API.
+ *
+ * What the caller must know:
+ * - The node's network namespace is the one of the thread that calls rt_open (the runtime's
+ *   thread is created from it); pods' namespaces are NL_NETNS_DIR/<node>-<uid first 8>, node
+ *   sides of their veths "sh" + 8 hex digits. rt_open sets net.ipv4.ip_forward=1 there.
+ * - Each container's supervisor (shoal-shim, see rt_config.shim_path) is a child of the agent
+ *   process, in a session of its own; the runtime collects the shims it started with
+ *   waitpid(pid). So the agent must not ignore SIGCHLD nor reap children it did not start
+ *   (no waitpid(-1)). Shims outlive the agent and are re-adopted by the next rt_open.
+ * - Pod fields read: metadata.uid, name, namespace, labels/annotations (fieldRef),
+ *   ownerReferences (controller: kept addresses), spec.containers, restartPolicy,
+ *   terminationGracePeriodSeconds, hostname, nodeName (must be this node or empty). Unknown
+ *   container fields, initContainers, hostNetwork, volumeMounts, envFrom, secret/configMap
+ *   env sources, grpc probes and postStart hooks are refused with a status reason naming the
+ *   field. No images: a container needs `command`; an `image` starting with "/" is a
+ *   directory used as its root filesystem (annotation shoal.io/rootfs: the same for every
+ *   container of the pod); any other image name runs on the node's root filesystem.
+ * - State: <state_dir>/ipam.json, <state_dir>/pods/<uid>/pod.json, per container instance
+ *   pods/<uid>/c/<container>/<restartCount>/ (the shim's pid.json and exit.json) and the log
+ *   pods/<uid>/logs/<container>/<restartCount>.log (rotated to .log.1 past log_max_bytes);
+ *   the current and the previous instance are kept.
  */
 #ifndef SHOAL_AGENT_RUNTIME_H
 #define SHOAL_AGENT_RUNTIME_H
@@ -40,6 +61,13 @@ struct rt_config {
 			       json_t *status);
 	void *arg;
 	const char *host_ip; /* the node's address, reported as status.hostIP */
+	/* The container supervisor binary; NULL: shoal-shim beside the running executable. */
+	const char *shim_path;
+	/* Restart back-off: base doubling up to max (0: 10 s and 300 s). A container that ran
+	 * for twice max before it exited starts again from base. */
+	unsigned backoff_base_ms, backoff_max_ms;
+	/* A container log file is rotated (to FILE.1) past this size (0: 10 MiB). */
+	uint64_t log_max_bytes;
 };
 
 /* Opens the runtime and re-adopts the pods recorded in state_dir that still run. NULL and
@@ -51,13 +79,19 @@ void rt_close(struct rt *rt);
 /* Makes the node match pod (a Pod object bound to this node): creates it if new, otherwise
  * nothing (a pod's containers are immutable; changed fields are ignored as Kubernetes does).
  * Errors of the pod itself (an impossible command, a bad rootfs) become its status with a
- * reason, not a return value; a negative errno means the node could not act. */
+ * reason, not a return value; a negative errno means the node could not act (-EINVAL: the pod
+ * has no metadata.uid/name, or is bound to another node; else its record could not be
+ * written). Returns once the pod is recorded and its containers were started (or failed to);
+ * the pod is copied, the caller keeps its reference. May be called from status_changed. */
 int rt_pod_sync(struct rt *rt, const json_t *pod);
 
-/* Terminates pod uid gracefully (SIGTERM, then SIGKILL after grace_s), then removes its
- * processes, cgroup, network namespace and veth, and releases its address (unless kept for
- * its owner, see rt_ipam_*). Asynchronous: done(arg, uid) is called once everything is gone.
- * Unknown uid: done is called at once. */
+/* Terminates pod uid gracefully (preStop hooks, SIGTERM, then SIGKILL after grace_s; grace_s
+ * < 0: the pod's terminationGracePeriodSeconds), then removes its processes, cgroup, network
+ * namespace and veth, its state directory and logs, and releases its address (unless kept
+ * for its owner, see rt_ipam_*). Asynchronous: done(arg, uid) is called from the runtime's
+ * thread once everything is gone (done may be NULL). Unknown uid: done is called at once,
+ * from the caller's thread. A termination survives rt_close/rt_open (done is then not
+ * called: call rt_pod_kill again). */
 int rt_pod_kill(struct rt *rt, const char *uid, long grace_s,
 		void (*done)(void *arg, const char *uid), void *arg);
 
@@ -66,13 +100,16 @@ int rt_pods(struct rt *rt, char ***uids, size_t *n);
 /* The current status object of pod uid (new reference), or NULL. */
 json_t *rt_pod_status(struct rt *rt, const char *uid);
 
-/* Log file of a container ("" container: the first); restart >= 0: that earlier run (the
- * previous instance for `--previous`). Returns the path (malloc'd) or NULL with errno. */
+/* Log file of a container ("" or NULL container: the first) of pod ns/pod, of its current
+ * instance or (previous) of the one before (`logs --previous`). Returns the path (malloc'd)
+ * or NULL with errno (ENOENT: no such pod, container or instance). */
 char *rt_log_path(struct rt *rt, const char *ns, const char *pod, const char *container,
 		  bool previous);
 
-/* Usage: node and per-pod CPU (cores, averaged since the last call) and memory (bytes),
- * read from cgroups and /proc. */
+/* Usage: node and per-pod CPU (cores, averaged since the last call; the first call: since
+ * boot or since the pod started) and memory (bytes: the working set, without inactive file
+ * pages), read from the pod's cgroup and from /proc/stat and /proc/meminfo. -ENOENT: no such
+ * pod. */
 struct rt_usage {
 	double cpu_cores;
 	uint64_t memory_bytes;
@@ -80,10 +117,12 @@ struct rt_usage {
 int rt_node_usage(struct rt *rt, struct rt_usage *out);
 int rt_pod_usage(struct rt *rt, const char *uid, struct rt_usage *out);
 
-/* IPAM (used by rt_pod_sync): a pod whose owner (its controller's uid) carries the
- * annotation shoal.io/keep-address: "true" gets its address back for a replacement pod on
- * the same node (keyed by owner uid and pod name); rt_ipam_release_owner() returns an owner's
- * kept addresses to the pool when the owner is deleted. */
+/* IPAM (used by rt_pod_sync): a pod with a controller ownerReference and the annotation
+ * shoal.io/keep-address: "true" (put it in the owner's pod template) keeps its address for
+ * its owner when it goes; the owner's next pod on this node with the same name gets it back
+ * (failing that, any pod of that owner). rt_ipam_release_owner() returns an owner's kept
+ * addresses to the pool when the owner is deleted (an address still in use is freed when its
+ * pod goes). */
 int rt_ipam_release_owner(struct rt *rt, const char *owner_uid);
 
 #endif

@@ -234,6 +234,9 @@ static __always_inline int tc_lb(struct __sk_buff *skb, bool external)
 		 */
 		if (pl.reply && pl.ifindex)
 			return bpf_redirect_neigh(pl.ifindex, NULL, 0, 0);
+		/* Hairpin: straight back into the pod it came from. */
+		if (pl.hairpin)
+			return bpf_redirect_neigh(skb->ifindex, NULL, 0, 0);
 		return TC_ACT_OK;
 	case LB_REJECT:
 		count_reason(DR_NO_BACKEND, p.tot_len);

@@ -6,8 +6,20 @@
  *
  * Lifecycle: dp_open() -> dp_attach_*() -> dp_service_upsert()/dp_service_delete()/dp_sync()
  * -> dp_close(). dp_close() leaves programs attached and maps pinned, so packets keep flowing
- * while the agent restarts; the next dp_open() picks the state up from the pinned maps.
- * dp_uninstall() detaches everything and removes the pins.
+ * while the agent restarts; dp_uninstall() detaches everything and removes the pins.
+ *
+ * Restarts: programs are pinned beside the maps (prog_<name>) and shoal_meta records the ABI
+ * version and a hash of the program build and its configuration. dp_open() then
+ *   - adopts what is there when it matches: no program is loaded, the index of services and
+ *     backends is rebuilt from the maps, dp_attach_*() find their program attached already
+ *     and change nothing, and an unchanged service is not rewritten (its fingerprint is in
+ *     shoal_svc_names);
+ *   - loads new programs over the same maps when only the build or configuration differs;
+ *     dp_attach_*() then swap them in place (XDP and tc replace, cgroup links are updated);
+ *   - replaces the directory when the maps are incompatible (another ABI version, other map
+ *     sizes): the old directory is moved aside, fresh maps and programs are made, the old
+ *     attachments are carried over (swapped in place by the next dp_attach_*(), or removed by
+ *     dp_uninstall()), and the old pins go. Services must then be programmed again.
  *
  * Memory at the defaults (10,000 services, 100,000 backends, 1,000,000 flows), as the kernel
  * charges it (dp_mem_bytes; bench/dp measured 313 MiB in all on 2 CPUs):
@@ -38,24 +50,29 @@
 
 #include "shoal_abi.h"
 
-#define DP_PIN_ROOT "/sys/fs/bpf/shoal"
+#define DP_PIN_ROOT	  "/sys/fs/bpf/shoal"
 #define DP_MAGLEV_DEFAULT 16381
 
 struct dp;
 
 struct dp_opts {
-	const char *node; /* pin directory name under pin_root (required) */
-	const char *pin_root; /* default DP_PIN_ROOT */
-	uint32_t node_addr; /* network order: SNAT source for north-south to other nodes */
-	const char *zone; /* this node's zone, for topology hints (NULL: none) */
-	uint32_t max_services; /* default 10,000 */
+	const char *node; /* pin directory name under pin_root (required; '.' is pinned as '_') */
+	const char *pin_root;	/* default DP_PIN_ROOT */
+	uint32_t node_addr;	/* network order: SNAT source for north-south to other nodes */
+	const char *zone;	/* this node's zone, for topology hints (NULL: none) */
+	uint32_t max_services;	/* default 10,000 */
 	uint32_t max_frontends; /* default 4 per service */
-	uint32_t max_backends; /* default 100,000 */
-	uint32_t max_flows; /* default 1,000,000 */
-	uint32_t max_maglev_services; /* default 1,024 */
-	uint32_t maglev_size; /* prime, default 16,381 */
+	uint32_t max_backends;	/* default 100,000 */
+	uint32_t max_flows;	/* default 1,000,000 */
+	uint32_t max_maglev_services;	       /* default 1,024 */
+	uint32_t maglev_size;		       /* prime, default 16,381 */
 	uint16_t snat_port_min, snat_port_max; /* default 61000-65535 */
+	/* Source a pod's flow to itself through a service is SNATed to (hairpin), network
+	 * order; default 169.254.42.1. Pods must route it to the node (a default route does). */
+	uint32_t hairpin_addr;
 };
+
+#define DP_HAIRPIN_DEFAULT "169.254.42.1"
 
 /* Service flags: the SVC_F_* of shoal_abi.h. */
 struct dp_frontend {
@@ -63,24 +80,24 @@ struct dp_frontend {
 	uint16_t port; /* host order */
 };
 
-#define DP_MAX_FRONTENDS 8
-#define DP_ZONE_LEN 32
+#define DP_MAX_FRONTENDS 16
+#define DP_ZONE_LEN	 32
 
 struct dp_service {
-	const char *name; /* "namespace/name:port/proto", the identity */
-	uint8_t proto; /* IPPROTO_TCP or IPPROTO_UDP */
-	uint8_t flags; /* SVC_F_* */
+	const char *name;	   /* "namespace/name:port/proto", the identity */
+	uint8_t proto;		   /* IPPROTO_TCP or IPPROTO_UDP */
+	uint8_t flags;		   /* SVC_F_* */
 	uint16_t affinity_timeout; /* seconds (SVC_F_AFFINITY), default 10800 */
 	size_t n_frontends;
 	struct dp_frontend frontends[DP_MAX_FRONTENDS];
 };
 
 struct dp_backend {
-	uint32_t addr; /* network order */
-	uint16_t port; /* host order */
-	uint8_t flags; /* BE_F_LOCAL, BE_F_TERMINATING */
-	uint8_t ready; /* 0: not serving (skipped) */
-	uint16_t weight; /* Maglev weight, default 1 (0 is taken as 1) */
+	uint32_t addr;		     /* network order */
+	uint16_t port;		     /* host order */
+	uint8_t flags;		     /* BE_F_LOCAL, BE_F_TERMINATING */
+	uint8_t ready;		     /* 0: not serving (skipped) */
+	uint16_t weight;	     /* Maglev weight, default 1 (0 is taken as 1) */
 	char zone_hint[DP_ZONE_LEN]; /* EndpointSlice hints.forZones[0], "" for none */
 };
 
@@ -92,6 +109,8 @@ struct dp_service_spec {
 };
 
 struct dp *dp_open(const struct dp_opts *opts);
+/* The pin directory of a node (pin_root NULL: DP_PIN_ROOT). 0 or -ENAMETOOLONG. */
+int dp_pin_dir(const char *pin_root, const char *node, char *buf, size_t len);
 /* Frees the handle; programs stay attached and maps stay pinned. Accepts NULL. */
 void dp_close(struct dp *dp);
 /* Detaches what this node attached and removes its pins (and an empty pin root). */
@@ -115,9 +134,10 @@ int dp_service_delete(struct dp *dp, const char *name);
 int dp_sync(struct dp *dp, const struct dp_service_spec *specs, size_t n);
 
 struct dp_stats {
-	uint64_t packets, bytes; /* translated */
+	uint64_t packets, bytes;	 /* translated */
 	uint64_t reason_packets[DR_MAX]; /* by enum shoal_reason */
 	uint32_t services, backends;
+	uint64_t map_writes; /* map entries this handle wrote or deleted since dp_open */
 };
 int dp_stats(struct dp *dp, struct dp_stats *out);
 /* Packets and bytes of one service (summed over CPUs). */
@@ -129,6 +149,40 @@ int dp_map_fd(struct dp *dp, const char *name);
 int dp_prog_fd(struct dp *dp, const char *name);
 /* The service id a name has in the maps, or -ENOENT. */
 int dp_service_id(struct dp *dp, const char *name);
+/* True when dp_open() adopted the pinned programs (loaded nothing). */
+bool dp_adopted(struct dp *dp);
+
+/* What the maps hold for one service, for people and metrics (dp_service_info). */
+enum dp_slot_state { DP_SLOT_READY, DP_SLOT_TERMINATING, DP_SLOT_IDLE };
+
+struct dp_backend_info {
+	uint32_t addr; /* network order */
+	uint16_t port; /* host order */
+	uint8_t flags; /* BE_F_* */
+	uint8_t state; /* enum dp_slot_state: which slots of the live generation it is in */
+	uint64_t packets, bytes; /* counted when chosen and for every packet of its flows */
+};
+
+struct dp_service_info {
+	char name[SHOAL_SVC_NAME_LEN];
+	uint32_t id;
+	uint8_t proto, flags, gen;
+	uint16_t affinity_timeout;
+	size_t n_frontends;
+	struct dp_frontend frontends[DP_MAX_FRONTENDS];
+	uint16_t n_ready, n_local, n_term, n_term_local, n_idle;
+	uint32_t maglev_size;
+	uint64_t packets, bytes;
+	size_t n_backends;
+	struct dp_backend_info *backends; /* malloc'd, in slot order */
+};
+
+/* The names of every service in the maps (malloc'd array of malloc'd strings, sorted). */
+int dp_service_names(struct dp *dp, char ***names, size_t *n);
+void dp_names_free(char **names, size_t n);
+/* One service as the maps hold it; free with dp_service_info_free. -ENOENT when absent. */
+int dp_service_info(struct dp *dp, const char *name, struct dp_service_info *out);
+void dp_service_info_free(struct dp_service_info *info);
 
 /*
  * Maglev permutation table (Eisenbud et al., NSDI 2016) over n backends with weights: fills

@@ -8,13 +8,40 @@
 
 #include "dp.h"
 
-struct lb_xdp;
-struct lb_tc;
-struct lb_sock;
+/* Every map of a node's pin directory, by index (dp->map_fd[]). */
+enum dp_map {
+	DP_MAP_SVC,
+	DP_MAP_SLOT,
+	DP_MAP_BE,
+	DP_MAP_MAGLEV,
+	DP_MAP_CT,
+	DP_MAP_REVNAT,
+	DP_MAP_AFFIN,
+	DP_MAP_SVC_STATS,
+	DP_MAP_BE_STATS,
+	DP_MAP_DROPS,
+	DP_MAP_SK,
+	DP_MAP_NAMES,
+	DP_MAP_ATTACH,
+	DP_MAP_META,
+	DP_MAP_N
+};
+
+/* Every program, by index (dp->prog_fd[]); pinned as prog_<name>. */
+enum dp_prog {
+	DP_PROG_XDP,
+	DP_PROG_TC_POD,
+	DP_PROG_TC_UPLINK,
+	DP_PROG_CONNECT4,
+	DP_PROG_SENDMSG4,
+	DP_PROG_RECVMSG4,
+	DP_PROG_GETPEERNAME4,
+	DP_PROG_N
+};
 
 struct dp_be {
 	struct dp_be *next; /* hash chain */
-	uint64_t key; /* addr << 16 | port */
+	uint64_t key;	    /* addr << 16 | port */
 	uint32_t id;
 	uint32_t refs; /* services whose live slots name it */
 	struct shoal_backend_v4 val;
@@ -26,8 +53,8 @@ struct dp_svc {
 	uint32_t id;
 	uint64_t fingerprint;
 	struct shoal_svc_v4 rec; /* as written to every frontend */
-	struct dp_service svc; /* frontends, flags (svc.name points at name) */
-	uint32_t *be_ids; /* live slots, n_ready + n_term of them */
+	struct dp_service svc;	 /* frontends, flags (svc.name points at name) */
+	uint32_t *be_ids;	 /* live slots, n_ready + n_term of them */
 	size_t n_be;
 	bool seen; /* dp_sync mark */
 };
@@ -36,18 +63,18 @@ struct dp_ids {
 	uint32_t *free; /* stack of released ids */
 	size_t n_free;
 	uint32_t next; /* lowest never-used id */
-	uint32_t max; /* ids are 1..max-1 */
+	uint32_t max;  /* ids are 1..max-1 */
 };
 
 struct dp {
-	char dir[256]; /* pin directory */
+	char dir[256];	/* pin directory */
 	char root[200]; /* pin root */
 	struct dp_opts opts;
-	struct lb_xdp *xdp;
-	struct lb_tc *tc;
-	struct lb_sock *sock;
-	int fd_svc, fd_slot, fd_be, fd_maglev, fd_ct, fd_revnat, fd_affin, fd_svc_stats,
-		fd_be_stats, fd_drops, fd_sk, fd_names, fd_attach;
+	int map_fd[DP_MAP_N];	/* owned */
+	int prog_fd[DP_PROG_N]; /* owned */
+	uint32_t prog_id[DP_PROG_N];
+	bool adopted;	     /* the programs were the pinned ones, not loaded by this handle */
+	uint64_t map_writes; /* map entries written or deleted through this handle */
 
 	struct dp_svc **svc_tab;
 	size_t svc_buckets, n_svc;

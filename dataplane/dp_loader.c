@@ -1,11 +1,19 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * Loading and attaching: the three skeletons (lb_xdp, lb_tc, lb_sock) share one set of maps,
- * pinned by name under /sys/fs/bpf/shoal/<node>/; the first object loaded creates them and the
- * others (and every later run) reuse them. Attachments outlive the loader: XDP and tc go
- * through netlink, cgroup hooks through links pinned beside the maps, and every attached
- * interface is recorded in shoal_attach so that dp_uninstall() finds it all again.
+ * Loading, adopting and attaching. The three skeletons (lb_xdp, lb_tc, lb_sock) share one set
+ * of maps, pinned by name under /sys/fs/bpf/shoal/<node>/, and their programs are pinned
+ * beside them (prog_<name>). shoal_meta records the ABI version and a hash of the program
+ * build, its configuration and the map sizes, so that a restarted loader can tell what it
+ * finds:
+ *   same hash          adopt: open the pins, load nothing, attach nothing that is attached;
+ *   maps compatible    load the new programs over the pinned maps, swap them in on attach;
+ *   maps incompatible  move the directory aside, start afresh, carry the attachments over so
+ *                      that the next attach swaps them in place, then drop the old pins.
+ * Attachments outlive the loader: XDP and tc go through netlink, cgroup hooks through links
+ * pinned beside the maps, and every attached interface is recorded in shoal_attach so that
+ * dp_uninstall() finds it all again.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -23,23 +31,51 @@
 #include <bpf/libbpf.h>
 
 #include "dp_internal.h"
-#include "log.h"
 #include "lb_sock.skel.h"
 #include "lb_tc.skel.h"
 #include "lb_xdp.skel.h"
+#include "log.h"
 
 #define TC_HANDLE 0x5ea1
-#define TC_PRIO 1
+#define TC_PRIO	  1
+
+static const char *const map_names[DP_MAP_N] = {
+	[DP_MAP_SVC] = SHOAL_MAP_SVC,
+	[DP_MAP_SLOT] = SHOAL_MAP_SLOT,
+	[DP_MAP_BE] = SHOAL_MAP_BACKEND,
+	[DP_MAP_MAGLEV] = SHOAL_MAP_MAGLEV,
+	[DP_MAP_CT] = SHOAL_MAP_CT,
+	[DP_MAP_REVNAT] = SHOAL_MAP_REVNAT,
+	[DP_MAP_AFFIN] = SHOAL_MAP_AFFINITY,
+	[DP_MAP_SVC_STATS] = SHOAL_MAP_SVC_STATS,
+	[DP_MAP_BE_STATS] = SHOAL_MAP_BE_STATS,
+	[DP_MAP_DROPS] = SHOAL_MAP_DROPS,
+	[DP_MAP_SK] = SHOAL_MAP_SOCK,
+	[DP_MAP_NAMES] = SHOAL_MAP_NAMES,
+	[DP_MAP_ATTACH] = SHOAL_MAP_ATTACH,
+	[DP_MAP_META] = SHOAL_MAP_META,
+};
 
 static const struct {
-	enum bpf_attach_type type;
-	const char *prog;
-	const char *tag;
-} cg_hooks[] = {
-	{ BPF_CGROUP_INET4_CONNECT, "lb_connect4", "connect4" },
-	{ BPF_CGROUP_UDP4_SENDMSG, "lb_sendmsg4", "sendmsg4" },
-	{ BPF_CGROUP_UDP4_RECVMSG, "lb_recvmsg4", "recvmsg4" },
-	{ BPF_CGROUP_INET4_GETPEERNAME, "lb_getpeername4", "getpeername4" },
+	const char *name;
+	enum bpf_attach_type cg_type; /* socket hooks: where on the cgroup */
+	const char *cg_tag;	      /* socket hooks: link pin suffix */
+} progs[DP_PROG_N] = {
+	[DP_PROG_XDP] = { "lb_xdp" },
+	[DP_PROG_TC_POD] = { "lb_tc_pod" },
+	[DP_PROG_TC_UPLINK] = { "lb_tc_uplink" },
+	[DP_PROG_CONNECT4] = { "lb_connect4", BPF_CGROUP_INET4_CONNECT, "connect4" },
+	[DP_PROG_SENDMSG4] = { "lb_sendmsg4", BPF_CGROUP_UDP4_SENDMSG, "sendmsg4" },
+	[DP_PROG_RECVMSG4] = { "lb_recvmsg4", BPF_CGROUP_UDP4_RECVMSG, "recvmsg4" },
+	[DP_PROG_GETPEERNAME4] = { "lb_getpeername4", BPF_CGROUP_INET4_GETPEERNAME,
+				   "getpeername4" },
+};
+
+/* The three objects while dp_open() needs them (never after). */
+struct skels {
+	struct lb_xdp *xdp;
+	struct lb_tc *tc;
+	struct lb_sock *sock;
 };
 
 static void opts_defaults(struct dp_opts *o)
@@ -62,6 +98,8 @@ static void opts_defaults(struct dp_opts *o)
 		o->snat_port_min = 61000;
 	if (!o->snat_port_max)
 		o->snat_port_max = 65535;
+	if (!o->hairpin_addr)
+		inet_pton(AF_INET, DP_HAIRPIN_DEFAULT, &o->hairpin_addr);
 }
 
 /* Sizes every map of an object (before load): the same in all three objects. */
@@ -70,7 +108,8 @@ static int size_maps(struct bpf_object *obj, const struct dp_opts *o)
 	struct bpf_map *m;
 	int err = 0;
 
-	bpf_object__for_each_map(m, obj) {
+	bpf_object__for_each_map(m, obj)
+	{
 		const char *n = bpf_map__name(m);
 		uint32_t sz = 0;
 
@@ -102,6 +141,7 @@ static int size_maps(struct bpf_object *obj, const struct dp_opts *o)
 		(skel)->rodata->node_addr = (o)->node_addr;                                        \
 		(skel)->rodata->snat_port_min = (o)->snat_port_min;                                \
 		(skel)->rodata->snat_port_max = (o)->snat_port_max;                                \
+		(skel)->rodata->hairpin_addr = (o)->hairpin_addr;                                  \
 	} while (0)
 
 static int mkdir_p(const char *path)
@@ -125,21 +165,400 @@ static int mkdir_p(const char *path)
 	return 0;
 }
 
-static int find_fd(struct bpf_object *obj, const char *name)
+static int pin_path(char *buf, size_t len, const char *dir, const char *prefix, const char *name)
 {
-	struct bpf_map *m = bpf_object__find_map_by_name(obj, name);
+	if ((size_t)snprintf(buf, len, "%s/%s%s", dir, prefix, name) >= len)
+		return -ENAMETOOLONG;
+	return 0;
+}
 
-	return m ? bpf_map__fd(m) : -ENOENT;
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *c = p;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ c[i]) * 1099511628211ULL;
+	return h;
+}
+
+/* The build and configuration of the programs, and the geometry of the maps they use. */
+static uint64_t programs_hash(const struct dp_opts *o, const struct bpf_object *maps_obj)
+{
+	uint64_t h = 1469598103934665603ULL;
+	const void *elf;
+	struct bpf_map *m;
+	size_t sz;
+
+	elf = lb_xdp__elf_bytes(&sz);
+	h = fnv(h, elf, sz);
+	elf = lb_tc__elf_bytes(&sz);
+	h = fnv(h, elf, sz);
+	elf = lb_sock__elf_bytes(&sz);
+	h = fnv(h, elf, sz);
+	h = fnv(h, &o->node_addr, sizeof(o->node_addr));
+	h = fnv(h, &o->snat_port_min, sizeof(o->snat_port_min));
+	h = fnv(h, &o->snat_port_max, sizeof(o->snat_port_max));
+	h = fnv(h, &o->hairpin_addr, sizeof(o->hairpin_addr));
+	bpf_object__for_each_map(m, maps_obj)
+	{
+		uint32_t g[5] = { bpf_map__type(m), bpf_map__key_size(m), bpf_map__value_size(m),
+				  bpf_map__max_entries(m), bpf_map__map_flags(m) };
+
+		h = fnv(h, bpf_map__name(m), strlen(bpf_map__name(m)));
+		h = fnv(h, g, sizeof(g));
+	}
+	return h ? h : 1;
+}
+
+/* Whether a pinned map has the type and sizes the object asks for (what libbpf reuses). */
+static bool map_compatible(int fd, const struct bpf_map *want, char *why, size_t len)
+{
+	struct bpf_map_info info = {};
+	__u32 il = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &il)) {
+		snprintf(why, len, "%s: %s", bpf_map__name(want), strerror(errno));
+		return false;
+	}
+	if (info.type != bpf_map__type(want) || info.key_size != bpf_map__key_size(want) ||
+	    info.value_size != bpf_map__value_size(want) ||
+	    info.max_entries != bpf_map__max_entries(want) ||
+	    info.map_flags != bpf_map__map_flags(want)) {
+		snprintf(why, len,
+			 "%s: pinned type %u key %u value %u entries %u flags 0x%x, "
+			 "want %u %u %u %u 0x%x",
+			 bpf_map__name(want), info.type, info.key_size, info.value_size,
+			 info.max_entries, info.map_flags, bpf_map__type(want),
+			 bpf_map__key_size(want), bpf_map__value_size(want),
+			 bpf_map__max_entries(want), bpf_map__map_flags(want));
+		return false;
+	}
+	return true;
+}
+
+enum pin_state { PINS_NONE, PINS_COMPATIBLE, PINS_INCOMPATIBLE };
+
+/*
+ * Opens what the pin directory holds into dp->map_fd[] and says whether it fits the maps of
+ * obj (already sized); *meta gets the pinned record (zero when there is none).
+ */
+static enum pin_state pins_inspect(struct dp *dp, struct bpf_object *obj, struct shoal_meta *meta,
+				   char *why, size_t len)
+{
+	char path[PATH_MAX];
+	size_t present = 0;
+	uint32_t zero = 0;
+
+	memset(meta, 0, sizeof(*meta));
+	for (int i = 0; i < DP_MAP_N; i++) {
+		const struct bpf_map *want = bpf_object__find_map_by_name(obj, map_names[i]);
+
+		if (!want || pin_path(path, sizeof(path), dp->dir, "", map_names[i]))
+			continue;
+		dp->map_fd[i] = bpf_obj_get(path);
+		if (dp->map_fd[i] < 0) {
+			dp->map_fd[i] = -1;
+			continue;
+		}
+		present++;
+		if (!map_compatible(dp->map_fd[i], want, why, len))
+			return PINS_INCOMPATIBLE;
+	}
+	if (!present)
+		return PINS_NONE;
+	if (dp->map_fd[DP_MAP_META] >= 0 &&
+	    !bpf_map_lookup_elem(dp->map_fd[DP_MAP_META], &zero, meta) && meta->abi_version &&
+	    meta->abi_version != SHOAL_ABI_VERSION) {
+		snprintf(why, len, "maps of ABI version %u, this loader has %u", meta->abi_version,
+			 SHOAL_ABI_VERSION);
+		return PINS_INCOMPATIBLE;
+	}
+	return PINS_COMPATIBLE;
+}
+
+static void fds_close(struct dp *dp)
+{
+	for (int i = 0; i < DP_MAP_N; i++) {
+		if (dp->map_fd[i] >= 0)
+			close(dp->map_fd[i]);
+		dp->map_fd[i] = -1;
+	}
+	for (int i = 0; i < DP_PROG_N; i++) {
+		if (dp->prog_fd[i] >= 0)
+			close(dp->prog_fd[i]);
+		dp->prog_fd[i] = -1;
+	}
+}
+
+/* The pinned programs, when every one of them is there. */
+static int progs_adopt(struct dp *dp)
+{
+	char path[PATH_MAX];
+	int err;
+
+	for (int i = 0; i < DP_PROG_N; i++) {
+		err = pin_path(path, sizeof(path), dp->dir, "prog_", progs[i].name);
+		if (err)
+			return err;
+		dp->prog_fd[i] = bpf_obj_get(path);
+		if (dp->prog_fd[i] < 0) {
+			err = dp->prog_fd[i];
+			dp->prog_fd[i] = -1;
+			for (int j = 0; j < i; j++) {
+				close(dp->prog_fd[j]);
+				dp->prog_fd[j] = -1;
+			}
+			return err;
+		}
+	}
+	return 0;
+}
+
+static struct bpf_program *skels_prog(struct skels *k, const char *name)
+{
+	struct bpf_object *objs[3] = { k->xdp->obj, k->tc->obj, k->sock->obj };
+
+	for (int i = 0; i < 3; i++) {
+		struct bpf_program *p = bpf_object__find_program_by_name(objs[i], name);
+
+		if (p)
+			return p;
+	}
+	return NULL;
+}
+
+/* Loads the three objects over the pinned maps (libbpf reuses or creates and pins them), pins
+ * the programs and takes fds of everything. */
+static int progs_load(struct dp *dp, struct skels *k, uint64_t hash)
+{
+	struct shoal_meta meta = { .abi_version = SHOAL_ABI_VERSION };
+	char path[PATH_MAX];
+	uint32_t zero = 0;
+	int err;
+
+	/* An interrupted load must not be adopted later: forget the old build first. */
+	if (dp->map_fd[DP_MAP_META] >= 0 &&
+	    bpf_map_update_elem(dp->map_fd[DP_MAP_META], &zero, &meta, BPF_ANY)) {
+		err = -errno;
+		log_warn("dp: reset %s/%s: %s", dp->dir, SHOAL_MAP_META, strerror(-err));
+		return err;
+	}
+	err = lb_xdp__load(k->xdp);
+	if (err) {
+		log_warn("dp: load lb_xdp: %s", strerror(-err));
+		return err;
+	}
+	err = lb_tc__load(k->tc);
+	if (err) {
+		log_warn("dp: load lb_tc: %s", strerror(-err));
+		return err;
+	}
+	err = lb_sock__load(k->sock);
+	if (err) {
+		log_warn("dp: load lb_sock: %s", strerror(-err));
+		return err;
+	}
+	for (int i = 0; i < DP_MAP_N; i++) {
+		const struct bpf_map *m = bpf_object__find_map_by_name(k->xdp->obj, map_names[i]);
+
+		if (dp->map_fd[i] >= 0)
+			close(dp->map_fd[i]);
+		dp->map_fd[i] = m ? dup(bpf_map__fd(m)) : -1;
+		if (dp->map_fd[i] < 0) {
+			err = m ? -errno : -ENOENT;
+			log_warn("dp: map %s: %s", map_names[i], strerror(-err));
+			return err;
+		}
+	}
+	for (int i = 0; i < DP_PROG_N; i++) {
+		struct bpf_program *p = skels_prog(k, progs[i].name);
+
+		err = p ? pin_path(path, sizeof(path), dp->dir, "prog_", progs[i].name) : -ENOENT;
+		if (err)
+			return err;
+		if (unlink(path) && errno != ENOENT) {
+			err = -errno;
+			log_warn("dp: remove %s: %s", path, strerror(-err));
+			return err;
+		}
+		dp->prog_fd[i] = dup(bpf_program__fd(p));
+		if (dp->prog_fd[i] < 0)
+			return -errno;
+		err = bpf_obj_pin(dp->prog_fd[i], path);
+		if (err) {
+			log_warn("dp: pin %s: %s", path, strerror(-err));
+			return err;
+		}
+	}
+	meta.programs = hash;
+	if (bpf_map_update_elem(dp->map_fd[DP_MAP_META], &zero, &meta, BPF_ANY)) {
+		err = -errno;
+		log_warn("dp: write %s/%s: %s", dp->dir, SHOAL_MAP_META, strerror(-err));
+		return err;
+	}
+	return 0;
+}
+
+/* Removes a directory's pins: links first (that detaches their cgroup hooks). */
+static int dir_remove(const char *dir)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	int err = 0, e;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (pin_path(path, sizeof(path), dir, "", de->d_name))
+			continue;
+		e = unlink(path) ? -errno : 0;
+		if (e && !err)
+			err = e;
+	}
+	closedir(d);
+	if (rmdir(dir) && errno != ENOENT && !err)
+		err = -errno;
+	return err;
+}
+
+/* ifindex -> ATTACH_* of an attach map, read whole. */
+struct attach_rec {
+	uint32_t ifindex, bits;
+};
+
+static int attach_read(int fd, struct attach_rec **out, size_t *n)
+{
+	uint32_t key, next, *prev = NULL, val;
+	struct attach_rec *r = NULL, *t;
+	size_t cap = 0;
+
+	*out = NULL;
+	*n = 0;
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &val))
+			continue;
+		if (*n == cap) {
+			cap = cap ? 2 * cap : 16;
+			t = realloc(r, cap * sizeof(*r));
+			if (!t) {
+				free(r);
+				return -ENOMEM;
+			}
+			r = t;
+		}
+		r[(*n)++] = (struct attach_rec){ key, val };
+	}
+	*out = r;
+	return 0;
+}
+
+/* XDP and tc wherever an attach map says (cgroup links go with their pins). */
+static int attach_undo(const struct attach_rec *r, size_t n);
+
+/*
+ * Incompatible maps: the directory is moved aside (programs attached keep the maps they
+ * use), its cgroup link pins and attach records come along into a fresh directory, so that
+ * the next dp_attach_*() swaps the new programs in place. Falls back to removing everything.
+ */
+static int dir_replace(struct dp *dp, char *stale, size_t len, struct attach_rec **recs,
+		       size_t *n_recs)
+{
+	char from[PATH_MAX], to[PATH_MAX];
+	struct dirent *de;
+	int err = 0;
+	DIR *d;
+
+	*recs = NULL;
+	*n_recs = 0;
+	stale[0] = '\0';
+	if (dp->map_fd[DP_MAP_ATTACH] >= 0) {
+		struct bpf_map_info info = {};
+		__u32 il = sizeof(info);
+
+		if (!bpf_obj_get_info_by_fd(dp->map_fd[DP_MAP_ATTACH], &info, &il) &&
+		    info.key_size == 4 && info.value_size == 4)
+			err = attach_read(dp->map_fd[DP_MAP_ATTACH], recs, n_recs);
+		if (err)
+			return err;
+	}
+	fds_close(dp);
+	/* Upper case: no node's directory can be called that (bpffs forbids dots). */
+	if ((size_t)snprintf(stale, len, "%s-OLD-%d", dp->dir, (int)getpid()) >= len)
+		return -ENAMETOOLONG;
+	if (rename(dp->dir, stale)) {
+		err = -errno;
+		log_warn("dp: move %s aside: %s; removing it instead (traffic stops until the new "
+			 "programs are attached)",
+			 dp->dir, strerror(-err));
+		stale[0] = '\0';
+		err = attach_undo(*recs, *n_recs);
+		if (err)
+			log_warn("dp: detach the old programs: %s", strerror(-err));
+		free(*recs);
+		*recs = NULL;
+		*n_recs = 0;
+		err = dir_remove(dp->dir);
+		return err ? err : mkdir_p(dp->dir);
+	}
+	err = mkdir_p(dp->dir);
+	if (err)
+		return err;
+	d = opendir(stale);
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		if (strncmp(de->d_name, "link_", 5))
+			continue;
+		if (pin_path(from, sizeof(from), stale, "", de->d_name) ||
+		    pin_path(to, sizeof(to), dp->dir, "", de->d_name))
+			continue;
+		if (rename(from, to)) {
+			err = -errno;
+			log_warn("dp: move %s: %s", from, strerror(-err));
+			break;
+		}
+	}
+	closedir(d);
+	return err;
+}
+
+int dp_pin_dir(const char *pin_root, const char *node, char *buf, size_t len)
+{
+	size_t root;
+
+	if (!pin_root)
+		pin_root = DP_PIN_ROOT;
+	root = strlen(pin_root);
+	if ((size_t)snprintf(buf, len, "%s/%s", pin_root, node) >= len)
+		return -ENAMETOOLONG;
+	/* bpffs refuses names with dots, and node names are often FQDNs: dots become '_'. */
+	for (char *c = buf + root + 1; *c; c++)
+		if (*c == '.')
+			*c = '_';
+	return 0;
 }
 
 struct dp *dp_open(const struct dp_opts *opts)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, oo);
+	char why[256] = "", stale[PATH_MAX] = "";
+	struct attach_rec *recs = NULL;
+	struct skels k = { 0 };
+	struct shoal_meta meta;
+	enum pin_state st;
+	size_t n_recs = 0;
 	bool created = false;
+	uint64_t hash;
 	struct dp *dp;
 	int err;
 
-	if (!opts || !opts->node || !*opts->node || strchr(opts->node, '/')) {
+	if (!opts || !opts->node || !*opts->node || strchr(opts->node, '/') ||
+	    !strcmp(opts->node, ".") || !strcmp(opts->node, "..")) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -148,12 +567,15 @@ struct dp *dp_open(const struct dp_opts *opts)
 		errno = ENOMEM;
 		return NULL;
 	}
+	for (int i = 0; i < DP_MAP_N; i++)
+		dp->map_fd[i] = -1;
+	for (int i = 0; i < DP_PROG_N; i++)
+		dp->prog_fd[i] = -1;
 	dp->opts = *opts;
 	opts_defaults(&dp->opts);
 	if ((size_t)snprintf(dp->root, sizeof(dp->root), "%s", dp->opts.pin_root) >=
 		    sizeof(dp->root) ||
-	    (size_t)snprintf(dp->dir, sizeof(dp->dir), "%s/%s", dp->root, dp->opts.node) >=
-		    sizeof(dp->dir)) {
+	    dp_pin_dir(dp->root, dp->opts.node, dp->dir, sizeof(dp->dir))) {
 		err = -ENAMETOOLONG;
 		goto err;
 	}
@@ -165,54 +587,85 @@ struct dp *dp_open(const struct dp_opts *opts)
 	}
 	oo.pin_root_path = dp->dir;
 
-	/* open -> set rodata / size maps -> load; the maps are filled and attached later */
-	dp->xdp = lb_xdp__open_opts(&oo);
-	dp->tc = lb_tc__open_opts(&oo);
-	dp->sock = lb_sock__open_opts(&oo);
-	if (!dp->xdp || !dp->tc || !dp->sock) {
+	/* open -> set rodata / size maps; loaded only when the pins cannot be adopted */
+	k.xdp = lb_xdp__open_opts(&oo);
+	k.tc = lb_tc__open_opts(&oo);
+	k.sock = lb_sock__open_opts(&oo);
+	if (!k.xdp || !k.tc || !k.sock) {
 		err = -errno;
 		log_warn("dp: open programs: %s", strerror(-err));
 		goto err;
 	}
-	SET_RODATA(dp->xdp, &dp->opts);
-	SET_RODATA(dp->tc, &dp->opts);
-	SET_RODATA(dp->sock, &dp->opts);
-	err = size_maps(dp->xdp->obj, &dp->opts);
+	SET_RODATA(k.xdp, &dp->opts);
+	SET_RODATA(k.tc, &dp->opts);
+	SET_RODATA(k.sock, &dp->opts);
+	err = size_maps(k.xdp->obj, &dp->opts);
 	if (!err)
-		err = size_maps(dp->tc->obj, &dp->opts);
+		err = size_maps(k.tc->obj, &dp->opts);
 	if (!err)
-		err = size_maps(dp->sock->obj, &dp->opts);
+		err = size_maps(k.sock->obj, &dp->opts);
 	if (err)
 		goto err;
-	err = lb_xdp__load(dp->xdp);
-	if (err) {
-		log_warn("dp: load lb_xdp: %s", strerror(-err));
-		goto err;
-	}
-	err = lb_tc__load(dp->tc);
-	if (err) {
-		log_warn("dp: load lb_tc: %s", strerror(-err));
-		goto err;
-	}
-	err = lb_sock__load(dp->sock);
-	if (err) {
-		log_warn("dp: load lb_sock: %s", strerror(-err));
-		goto err;
-	}
+	hash = programs_hash(&dp->opts, k.xdp->obj);
 
-	dp->fd_svc = find_fd(dp->xdp->obj, SHOAL_MAP_SVC);
-	dp->fd_slot = find_fd(dp->xdp->obj, SHOAL_MAP_SLOT);
-	dp->fd_be = find_fd(dp->xdp->obj, SHOAL_MAP_BACKEND);
-	dp->fd_maglev = find_fd(dp->xdp->obj, SHOAL_MAP_MAGLEV);
-	dp->fd_ct = find_fd(dp->xdp->obj, SHOAL_MAP_CT);
-	dp->fd_revnat = find_fd(dp->xdp->obj, SHOAL_MAP_REVNAT);
-	dp->fd_affin = find_fd(dp->xdp->obj, SHOAL_MAP_AFFINITY);
-	dp->fd_svc_stats = find_fd(dp->xdp->obj, SHOAL_MAP_SVC_STATS);
-	dp->fd_be_stats = find_fd(dp->xdp->obj, SHOAL_MAP_BE_STATS);
-	dp->fd_drops = find_fd(dp->xdp->obj, SHOAL_MAP_DROPS);
-	dp->fd_sk = find_fd(dp->xdp->obj, SHOAL_MAP_SOCK);
-	dp->fd_names = find_fd(dp->xdp->obj, SHOAL_MAP_NAMES);
-	dp->fd_attach = find_fd(dp->xdp->obj, SHOAL_MAP_ATTACH);
+	st = pins_inspect(dp, k.xdp->obj, &meta, why, sizeof(why));
+	if (st == PINS_INCOMPATIBLE) {
+		log_warn("dp: %s holds an incompatible data plane (%s): replacing it", dp->dir,
+			 why);
+		err = dir_replace(dp, stale, sizeof(stale), &recs, &n_recs);
+		if (err) {
+			log_warn("dp: replace %s: %s", dp->dir, strerror(-err));
+			goto err;
+		}
+	}
+	if (st == PINS_COMPATIBLE && meta.programs == hash && !progs_adopt(dp)) {
+		dp->adopted = true;
+		for (int i = 0; i < DP_MAP_N; i++) {
+			if (dp->map_fd[i] < 0) {
+				err = -ENOENT;
+				log_warn("dp: %s/%s: missing", dp->dir, map_names[i]);
+				goto err;
+			}
+		}
+		log_info("dp: adopted the data plane pinned in %s", dp->dir);
+	} else {
+		for (int i = 0; i < DP_PROG_N; i++) {
+			if (dp->prog_fd[i] >= 0)
+				close(dp->prog_fd[i]);
+			dp->prog_fd[i] = -1;
+		}
+		err = progs_load(dp, &k, hash);
+		if (err)
+			goto err;
+		if (st == PINS_COMPATIBLE)
+			log_info("dp: loaded new programs over the maps pinned in %s", dp->dir);
+	}
+	for (int i = 0; i < DP_PROG_N; i++) {
+		struct bpf_prog_info info = {};
+		__u32 il = sizeof(info);
+
+		if (bpf_obj_get_info_by_fd(dp->prog_fd[i], &info, &il)) {
+			err = -errno;
+			goto err;
+		}
+		dp->prog_id[i] = info.id;
+	}
+	/* The old directory's attachments are ours to swap or remove now; then it goes. */
+	for (size_t i = 0; i < n_recs; i++) {
+		if (bpf_map_update_elem(dp->map_fd[DP_MAP_ATTACH], &recs[i].ifindex, &recs[i].bits,
+					BPF_ANY)) {
+			err = -errno;
+			log_warn("dp: carry attachment of ifindex %u over: %s", recs[i].ifindex,
+				 strerror(-err));
+			goto err;
+		}
+	}
+	if (stale[0]) {
+		err = dir_remove(stale);
+		if (err)
+			log_warn("dp: remove %s: %s", stale, strerror(-err));
+		stale[0] = '\0';
+	}
 	dp->ncpus = libbpf_num_possible_cpus();
 	if (dp->ncpus <= 0) {
 		err = dp->ncpus ? dp->ncpus : -EINVAL;
@@ -223,23 +676,24 @@ struct dp *dp_open(const struct dp_opts *opts)
 		log_warn("dp: read pinned state in %s: %s", dp->dir, strerror(-err));
 		goto err;
 	}
+	lb_sock__destroy(k.sock);
+	lb_tc__destroy(k.tc);
+	lb_xdp__destroy(k.xdp);
+	free(recs);
 	return dp;
 err:
+	lb_sock__destroy(k.sock);
+	lb_tc__destroy(k.tc);
+	lb_xdp__destroy(k.xdp);
+	free(recs);
 	if (created) {
 		/* Leave no half-made pin directory behind. */
-		DIR *d = opendir(dp->dir);
-		struct dirent *de;
-		char path[PATH_MAX];
+		int e = dir_remove(dp->dir);
 
-		while (d && (de = readdir(d)))
-			if (de->d_name[0] != '.' &&
-			    (size_t)snprintf(path, sizeof(path), "%s/%s", dp->dir, de->d_name) <
-				    sizeof(path))
-				unlink(path);
-		if (d)
-			closedir(d);
-		rmdir(dp->dir);
-		rmdir(dp->root);
+		if (e)
+			log_warn("dp: remove %s: %s", dp->dir, strerror(-e));
+		if (rmdir(dp->root) && errno != ENOTEMPTY && errno != EEXIST)
+			log_debug("dp: remove %s: %s", dp->root, strerror(errno));
 	}
 	dp_close(dp);
 	errno = -err;
@@ -251,61 +705,78 @@ void dp_close(struct dp *dp)
 	if (!dp)
 		return;
 	dp_state_free(dp);
-	lb_sock__destroy(dp->sock);
-	lb_tc__destroy(dp->tc);
-	lb_xdp__destroy(dp->xdp);
+	fds_close(dp);
 	free(dp);
 }
 
 int dp_map_fd(struct dp *dp, const char *name)
 {
-	return dp ? find_fd(dp->xdp->obj, name) : -EINVAL;
+	if (!dp || !name)
+		return -EINVAL;
+	for (int i = 0; i < DP_MAP_N; i++)
+		if (!strcmp(map_names[i], name))
+			return dp->map_fd[i];
+	return -ENOENT;
 }
 
 int dp_prog_fd(struct dp *dp, const char *name)
 {
-	struct bpf_object *objs[3];
-	struct bpf_program *p;
-
 	if (!dp || !name)
 		return -EINVAL;
-	objs[0] = dp->xdp->obj;
-	objs[1] = dp->tc->obj;
-	objs[2] = dp->sock->obj;
-	for (int i = 0; i < 3; i++) {
-		p = bpf_object__find_program_by_name(objs[i], name);
-		if (p)
-			return bpf_program__fd(p);
-	}
+	for (int i = 0; i < DP_PROG_N; i++)
+		if (!strcmp(progs[i].name, name))
+			return dp->prog_fd[i];
 	return -ENOENT;
 }
 
+bool dp_adopted(struct dp *dp)
+{
+	return dp && dp->adopted;
+}
+
+/* Records what is attached at ifindex; writes only when that changes. */
 static int attach_note(struct dp *dp, int ifindex, uint32_t set, uint32_t clear)
 {
-	uint32_t key = (uint32_t)ifindex, val = 0;
+	uint32_t key = (uint32_t)ifindex, old = 0, val;
+	bool had;
 
-	if (bpf_map_lookup_elem(dp->fd_attach, &key, &val) && errno != ENOENT)
+	had = !bpf_map_lookup_elem(dp->map_fd[DP_MAP_ATTACH], &key, &old);
+	if (!had && errno != ENOENT)
 		return -errno;
-	val = (val & ~clear) | set;
+	val = (old & ~clear) | set;
+	if (had ? val == old : !val)
+		return 0;
+	dp->map_writes++;
 	if (!val)
-		return bpf_map_delete_elem(dp->fd_attach, &key) && errno != ENOENT ? -errno : 0;
-	return bpf_map_update_elem(dp->fd_attach, &key, &val, BPF_ANY) ? -errno : 0;
+		return bpf_map_delete_elem(dp->map_fd[DP_MAP_ATTACH], &key) && errno != ENOENT
+			       ? -errno
+			       : 0;
+	return bpf_map_update_elem(dp->map_fd[DP_MAP_ATTACH], &key, &val, BPF_ANY) ? -errno : 0;
 }
 
 int dp_attach_xdp(struct dp *dp, int ifindex, enum dp_xdp_mode mode)
 {
-	int fd = bpf_program__fd(dp->xdp->progs.lb_xdp);
 	LIBBPF_OPTS(bpf_xdp_query_opts, q);
-	int err = -EINVAL;
+	int fd, err = -EINVAL;
+	uint32_t id;
 
-	if (ifindex <= 0)
+	if (!dp || ifindex <= 0)
 		return -EINVAL;
-	/* Replacing an attached program must keep its mode. */
-	if (mode == DP_XDP_AUTO && !bpf_xdp_query(ifindex, 0, &q)) {
-		if (q.attach_mode == XDP_ATTACHED_SKB)
+	fd = dp->prog_fd[DP_PROG_XDP];
+	id = dp->prog_id[DP_PROG_XDP];
+	if (!bpf_xdp_query(ifindex, 0, &q)) {
+		/* Replacing an attached program must keep its mode. */
+		if (mode == DP_XDP_AUTO && q.attach_mode == XDP_ATTACHED_SKB)
 			mode = DP_XDP_GENERIC;
-		else if (q.attach_mode == XDP_ATTACHED_DRV)
+		else if (mode == DP_XDP_AUTO && q.attach_mode == XDP_ATTACHED_DRV)
 			mode = DP_XDP_NATIVE;
+		/* Ours already (a restart that adopted its programs): nothing to change. */
+		if (q.attach_mode == XDP_ATTACHED_SKB && mode == DP_XDP_GENERIC &&
+		    q.skb_prog_id == id)
+			return attach_note(dp, ifindex, ATTACH_XDP | ATTACH_XDP_GENERIC, 0);
+		if (q.attach_mode == XDP_ATTACHED_DRV && mode == DP_XDP_NATIVE &&
+		    q.drv_prog_id == id)
+			return attach_note(dp, ifindex, ATTACH_XDP, ATTACH_XDP_GENERIC);
 	}
 	if (mode != DP_XDP_GENERIC) {
 		err = bpf_xdp_attach(ifindex, fd, XDP_FLAGS_DRV_MODE, NULL);
@@ -349,8 +820,11 @@ static int xdp_detach_any(int ifindex)
 
 int dp_detach_xdp(struct dp *dp, int ifindex)
 {
-	int err = xdp_detach_any(ifindex);
+	int err;
 
+	if (!dp || ifindex <= 0)
+		return -EINVAL;
+	err = xdp_detach_any(ifindex);
 	if (err && err != -ENODEV) {
 		log_warn("detach xdp from ifindex %d: %s", ifindex, strerror(-err));
 		return err;
@@ -363,12 +837,18 @@ int dp_attach_tc(struct dp *dp, int ifindex, bool uplink)
 	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
 	LIBBPF_OPTS(bpf_tc_opts, to, .handle = TC_HANDLE, .priority = TC_PRIO,
 		    .flags = BPF_TC_F_REPLACE);
-	struct bpf_program *prog = uplink ? dp->tc->progs.lb_tc_uplink : dp->tc->progs.lb_tc_pod;
+	LIBBPF_OPTS(bpf_tc_opts, q, .handle = TC_HANDLE, .priority = TC_PRIO);
+	enum dp_prog p = uplink ? DP_PROG_TC_UPLINK : DP_PROG_TC_POD;
+	uint32_t set = uplink ? ATTACH_TC_UPLINK : ATTACH_TC_POD;
+	uint32_t clear = uplink ? ATTACH_TC_POD : ATTACH_TC_UPLINK;
 	int err;
 
-	if (ifindex <= 0)
+	if (!dp || ifindex <= 0)
 		return -EINVAL;
-	to.prog_fd = bpf_program__fd(prog);
+	/* Ours already (a restart that adopted its programs): nothing to change. */
+	if (!bpf_tc_query(&hook, &q) && q.prog_id == dp->prog_id[p])
+		return attach_note(dp, ifindex, set, clear);
+	to.prog_fd = dp->prog_fd[p];
 	/* Replace in place where clsact is there already (a restart); else create it first. */
 	err = bpf_tc_attach(&hook, &to);
 	if (err) {
@@ -384,21 +864,49 @@ int dp_attach_tc(struct dp *dp, int ifindex, bool uplink)
 		log_warn("attach tc to ifindex %d: %s", ifindex, strerror(-err));
 		return err;
 	}
-	return attach_note(dp, ifindex, uplink ? ATTACH_TC_UPLINK : ATTACH_TC_POD,
-			   uplink ? ATTACH_TC_POD : ATTACH_TC_UPLINK);
+	return attach_note(dp, ifindex, set, clear);
 }
 
-int dp_detach_tc(struct dp *dp, int ifindex)
+static int tc_detach_any(int ifindex)
 {
 	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
 	LIBBPF_OPTS(bpf_tc_opts, to, .handle = TC_HANDLE, .priority = TC_PRIO);
 	int err = bpf_tc_detach(&hook, &to);
 
-	if (err && err != -ENOENT && err != -ENODEV && err != -EINVAL) {
+	return err == -ENOENT || err == -ENODEV || err == -EINVAL ? 0 : err;
+}
+
+int dp_detach_tc(struct dp *dp, int ifindex)
+{
+	int err;
+
+	if (!dp || ifindex <= 0)
+		return -EINVAL;
+	err = tc_detach_any(ifindex);
+	if (err) {
 		log_warn("detach tc from ifindex %d: %s", ifindex, strerror(-err));
 		return err;
 	}
 	return attach_note(dp, ifindex, 0, ATTACH_TC_POD | ATTACH_TC_UPLINK);
+}
+
+static int attach_undo(const struct attach_rec *r, size_t n)
+{
+	int err = 0, e;
+
+	for (size_t i = 0; i < n; i++) {
+		if (r[i].bits & ATTACH_XDP) {
+			e = xdp_detach_any((int)r[i].ifindex);
+			if (e && e != -ENODEV && !err)
+				err = e;
+		}
+		if (r[i].bits & (ATTACH_TC_POD | ATTACH_TC_UPLINK)) {
+			e = tc_detach_any((int)r[i].ifindex);
+			if (e && !err)
+				err = e;
+		}
+	}
+	return err;
 }
 
 static int cg_link_path(struct dp *dp, const char *cgroup_path, const char *tag, char *buf,
@@ -408,8 +916,8 @@ static int cg_link_path(struct dp *dp, const char *cgroup_path, const char *tag,
 
 	if (stat(cgroup_path, &st))
 		return -errno;
-	if ((size_t)snprintf(buf, len, "%s/link_cg_%llu_%s", dp->dir,
-			     (unsigned long long)st.st_ino, tag) >= len)
+	if ((size_t)snprintf(buf, len, "%s/link_cg_%llu_%s", dp->dir, (unsigned long long)st.st_ino,
+			     tag) >= len)
 		return -ENAMETOOLONG;
 	return 0;
 }
@@ -419,36 +927,39 @@ int dp_attach_cgroup(struct dp *dp, const char *cgroup_path)
 	char pin[PATH_MAX];
 	int cg, err = 0;
 
+	if (!dp || !cgroup_path)
+		return -EINVAL;
 	cg = open(cgroup_path, O_RDONLY | O_DIRECTORY);
 	if (cg < 0) {
 		err = -errno;
 		log_warn("open cgroup %s: %s", cgroup_path, strerror(-err));
 		return err;
 	}
-	for (size_t i = 0; i < sizeof(cg_hooks) / sizeof(cg_hooks[0]) && !err; i++) {
-		struct bpf_program *prog =
-			bpf_object__find_program_by_name(dp->sock->obj, cg_hooks[i].prog);
-		struct bpf_link *link;
+	for (int i = 0; i < DP_PROG_N && !err; i++) {
+		struct bpf_link_info li = {};
+		__u32 il = sizeof(li);
+		int lfd;
 
-		err = cg_link_path(dp, cgroup_path, cg_hooks[i].tag, pin, sizeof(pin));
+		if (!progs[i].cg_tag)
+			continue;
+		err = cg_link_path(dp, cgroup_path, progs[i].cg_tag, pin, sizeof(pin));
 		if (err)
 			break;
-		link = access(pin, F_OK) ? NULL : bpf_link__open(pin);
-		if (link) {
-			/* A previous run's link: swap its program in place, no gap. */
-			err = bpf_link__update_program(link, prog);
-			bpf_link__disconnect(link);
-			bpf_link__destroy(link);
+		lfd = access(pin, F_OK) ? -1 : bpf_obj_get(pin);
+		if (lfd >= 0) {
+			/* A previous run's link: ours already, or its program swapped in place. */
+			if (bpf_obj_get_info_by_fd(lfd, &li, &il) || li.prog_id != dp->prog_id[i])
+				err = bpf_link_update(lfd, dp->prog_fd[i], NULL);
+			close(lfd);
 			continue;
 		}
-		link = bpf_program__attach_cgroup(prog, cg);
-		if (!link) {
-			err = -errno;
+		lfd = bpf_link_create(dp->prog_fd[i], cg, progs[i].cg_type, NULL);
+		if (lfd < 0) {
+			err = lfd;
 			break;
 		}
-		err = bpf_link__pin(link, pin);
-		bpf_link__disconnect(link);
-		bpf_link__destroy(link);
+		err = bpf_obj_pin(lfd, pin);
+		close(lfd);
 	}
 	close(cg);
 	if (err)
@@ -456,20 +967,12 @@ int dp_attach_cgroup(struct dp *dp, const char *cgroup_path)
 	return err;
 }
 
+/* Without its pin and its last fd, a link goes and its program is detached. */
 static int cg_unlink_pin(const char *pin)
 {
-	struct bpf_link *link;
-	int err;
-
-	if (access(pin, F_OK))
-		return 0;
-	link = bpf_link__open(pin);
-	if (!link)
+	if (unlink(pin) && errno != ENOENT)
 		return -errno;
-	/* Without its pin and its last fd, the link goes and the program is detached. */
-	err = bpf_link__unpin(link);
-	bpf_link__destroy(link);
-	return err;
+	return 0;
 }
 
 int dp_detach_cgroup(struct dp *dp, const char *cgroup_path)
@@ -477,8 +980,12 @@ int dp_detach_cgroup(struct dp *dp, const char *cgroup_path)
 	char pin[PATH_MAX];
 	int err = 0, e;
 
-	for (size_t i = 0; i < sizeof(cg_hooks) / sizeof(cg_hooks[0]); i++) {
-		e = cg_link_path(dp, cgroup_path, cg_hooks[i].tag, pin, sizeof(pin));
+	if (!dp || !cgroup_path)
+		return -EINVAL;
+	for (int i = 0; i < DP_PROG_N; i++) {
+		if (!progs[i].cg_tag)
+			continue;
+		e = cg_link_path(dp, cgroup_path, progs[i].cg_tag, pin, sizeof(pin));
 		if (!e)
 			e = cg_unlink_pin(pin);
 		if (e && !err)
@@ -489,51 +996,19 @@ int dp_detach_cgroup(struct dp *dp, const char *cgroup_path)
 
 int dp_uninstall(struct dp *dp)
 {
-	uint32_t key, next, *prev = NULL, val;
-	char path[PATH_MAX];
-	struct dirent *de;
-	int err = 0, e;
-	DIR *d;
+	struct attach_rec *recs = NULL;
+	size_t n = 0;
+	int err, e;
 
 	if (!dp)
 		return -EINVAL;
-	while (!bpf_map_get_next_key(dp->fd_attach, prev, &next)) {
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(dp->fd_attach, &key, &val))
-			continue;
-		if (val & ATTACH_XDP) {
-			e = xdp_detach_any((int)key);
-			if (e && e != -ENODEV && !err)
-				err = e;
-		}
-		if (val & (ATTACH_TC_POD | ATTACH_TC_UPLINK)) {
-			LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = (int)key,
-				    .attach_point = BPF_TC_INGRESS);
-			LIBBPF_OPTS(bpf_tc_opts, to, .handle = TC_HANDLE, .priority = TC_PRIO);
-
-			e = bpf_tc_detach(&hook, &to);
-			if (e && e != -ENOENT && e != -ENODEV && e != -EINVAL && !err)
-				err = e;
-		}
-	}
-	d = opendir(dp->dir);
-	if (d) {
-		while ((de = readdir(d))) {
-			if (de->d_name[0] == '.')
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", dp->dir, de->d_name);
-			if (!strncmp(de->d_name, "link_", 5))
-				e = cg_unlink_pin(path);
-			else
-				e = unlink(path) ? -errno : 0;
-			if (e && !err)
-				err = e;
-		}
-		closedir(d);
-	}
-	if (rmdir(dp->dir) && errno != ENOENT && !err)
-		err = -errno;
+	err = attach_read(dp->map_fd[DP_MAP_ATTACH], &recs, &n);
+	if (!err)
+		err = attach_undo(recs, n);
+	free(recs);
+	e = dir_remove(dp->dir);
+	if (e && !err)
+		err = e;
 	/* The root goes too when no other node uses it. */
 	if (rmdir(dp->root) && errno != ENOTEMPTY && errno != EEXIST && errno != ENOENT)
 		log_debug("remove %s: %s", dp->root, strerror(errno));

@@ -10,11 +10,11 @@
  * The index kept here (name -> service, addr:port -> backend) is a cache of the maps: dp_open
  * rebuilds it from the pinned maps, so a restarted agent continues where the last one was.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -200,13 +200,27 @@ static void ids_put(struct dp_ids *ids, uint32_t id)
 
 /* ---- batched map operations -------------------------------------------------------------- */
 
+/* One entry written or deleted, counted (dp_stats().map_writes); libbpf's result and errno. */
+static int map_put(struct dp *dp, int fd, const void *key, const void *val)
+{
+	dp->map_writes++;
+	return bpf_map_update_elem(fd, key, val, BPF_ANY);
+}
+
+static int map_del(struct dp *dp, int fd, const void *key)
+{
+	dp->map_writes++;
+	return bpf_map_delete_elem(fd, key);
+}
+
 /* Updates n entries, in kernel batches where the map type has them, else one by one. */
-static int map_update_many(int fd, const void *keys, const void *vals, size_t n, size_t ksz,
-			   size_t vsz)
+static int map_update_many(struct dp *dp, int fd, const void *keys, const void *vals, size_t n,
+			   size_t ksz, size_t vsz)
 {
 	LIBBPF_OPTS(bpf_map_batch_opts, bo, .elem_flags = BPF_ANY);
 	size_t done = 0;
 
+	dp->map_writes += n;
 	while (done < n) {
 		__u32 cnt = (__u32)(n - done);
 		int err = bpf_map_update_batch(fd, (const char *)keys + done * ksz,
@@ -226,7 +240,7 @@ static int map_update_many(int fd, const void *keys, const void *vals, size_t n,
 	return 0;
 }
 
-static int map_delete_many(int fd, const void *keys, size_t n, size_t ksz)
+static int map_delete_many(struct dp *dp, int fd, const void *keys, size_t n, size_t ksz)
 {
 	LIBBPF_OPTS(bpf_map_batch_opts, bo);
 	__u32 cnt = (__u32)n;
@@ -234,6 +248,7 @@ static int map_delete_many(int fd, const void *keys, size_t n, size_t ksz)
 
 	if (!n)
 		return 0;
+	dp->map_writes += n;
 	err = bpf_map_delete_batch(fd, keys, &cnt, &bo);
 	if (!err)
 		return 0;
@@ -252,7 +267,7 @@ static int counters_reset(struct dp *dp, int fd, uint32_t id)
 
 	if (!z)
 		return -ENOMEM;
-	if (bpf_map_update_elem(fd, &id, z, BPF_ANY))
+	if (map_put(dp, fd, &id, z))
 		err = -errno;
 	free(z);
 	return err;
@@ -264,9 +279,9 @@ static void frontend_delete(struct dp *dp, const struct shoal_svc_key_v4 *k, uin
 {
 	struct shoal_svc_v4 cur;
 
-	if (bpf_map_lookup_elem(dp->fd_svc, k, &cur) || cur.id != id)
+	if (bpf_map_lookup_elem(dp->map_fd[DP_MAP_SVC], k, &cur) || cur.id != id)
 		return;
-	if (bpf_map_delete_elem(dp->fd_svc, k) && errno != ENOENT)
+	if (map_del(dp, dp->map_fd[DP_MAP_SVC], k) && errno != ENOENT)
 		log_warn("dp: service %s: delete frontend: %s", name, strerror(errno));
 }
 
@@ -368,7 +383,7 @@ static int maglev_install(struct dp *dp, struct dp_svc *s, const uint32_t *ids,
 	int fd = -1, err;
 
 	if (n == 0) {
-		if (bpf_map_delete_elem(dp->fd_maglev, &s->id) && errno != ENOENT)
+		if (map_del(dp, dp->map_fd[DP_MAP_MAGLEV], &s->id) && errno != ENOENT)
 			return -errno;
 		return 0;
 	}
@@ -398,8 +413,8 @@ static int maglev_install(struct dp *dp, struct dp_svc *s, const uint32_t *ids,
 		err = -errno;
 		goto out;
 	}
-	err = map_update_many(fd, keys, vals, m, sizeof(*keys), sizeof(*vals));
-	if (!err && bpf_map_update_elem(dp->fd_maglev, &s->id, &fd, BPF_ANY))
+	err = map_update_many(dp, fd, keys, vals, m, sizeof(*keys), sizeof(*vals));
+	if (!err && map_put(dp, dp->map_fd[DP_MAP_MAGLEV], &s->id, &fd))
 		err = -errno;
 out:
 	if (fd >= 0)
@@ -438,6 +453,9 @@ int dp_service_upsert(struct dp *dp, const struct dp_service *svc, const struct 
 		return err;
 	fp = spec_fingerprint(svc, be, n);
 	s = svc_find(dp, svc->name);
+	/* What the maps hold already (also after a restart: the fingerprint is pinned). */
+	if (s && s->fingerprint == fp)
+		return 0;
 	if (!s) {
 		s = calloc(1, sizeof(*s));
 		if (!s)
@@ -445,7 +463,7 @@ int dp_service_upsert(struct dp *dp, const struct dp_service *svc, const struct 
 		strcpy(s->name, svc->name);
 		err = ids_get(&dp->svc_ids, &s->id);
 		if (!err) {
-			err = counters_reset(dp, dp->fd_svc_stats, s->id);
+			err = counters_reset(dp, dp->map_fd[DP_MAP_SVC_STATS], s->id);
 			if (err)
 				ids_put(&dp->svc_ids, s->id);
 		}
@@ -501,7 +519,8 @@ int dp_service_upsert(struct dp *dp, const struct dp_service *svc, const struct 
 		 * Listed but not serving (not ready, or outside our zone's hints): no new flows,
 		 * but its entry stays so that established flows keep it.
 		 */
-		if ((!be[i].ready && !term) || (!term && hints && strcmp(be[i].zone_hint, dp->opts.zone)))
+		if ((!be[i].ready && !term) ||
+		    (!term && hints && strcmp(be[i].zone_hint, dp->opts.zone)))
 			sel[nsel].cls = 4;
 		nsel++;
 	}
@@ -567,18 +586,21 @@ int dp_service_upsert(struct dp *dp, const struct dp_service *svc, const struct 
 	if (n_rst) {
 		void *zero = calloc(n_rst * (size_t)dp->ncpus, sizeof(struct shoal_counter));
 
-		err = zero ? map_update_many(dp->fd_be_stats, rst_ids, zero, n_rst, sizeof(*rst_ids),
-					     (size_t)dp->ncpus * sizeof(struct shoal_counter)) :
-			     -ENOMEM;
+		err = zero ? map_update_many(dp, dp->map_fd[DP_MAP_BE_STATS], rst_ids, zero, n_rst,
+					     sizeof(*rst_ids),
+					     (size_t)dp->ncpus * sizeof(struct shoal_counter))
+			   : -ENOMEM;
 		free(zero);
 		if (err)
 			goto undo_refs;
 	}
-	err = map_update_many(dp->fd_be, wr_ids, wr_vals, n_wr, sizeof(*wr_ids), sizeof(*wr_vals));
+	err = map_update_many(dp, dp->map_fd[DP_MAP_BE], wr_ids, wr_vals, n_wr, sizeof(*wr_ids),
+			      sizeof(*wr_vals));
 	if (err) {
 		for (size_t i = 0; i < n_wr; i++)
 			if (dp->be_by_id[wr_ids[i]])
-				dp->be_by_id[wr_ids[i]]->val.addr = 0; /* unknown: rewrite next time */
+				dp->be_by_id[wr_ids[i]]->val.addr =
+					0; /* unknown: rewrite next time */
 		goto undo_refs;
 	}
 
@@ -607,10 +629,13 @@ int dp_service_upsert(struct dp *dp, const struct dp_service *svc, const struct 
 			rec.n_idle++;
 			break;
 		}
-		skeys[i] = (struct shoal_slot_key){ .svc_id = s->id, .slot = (__u16)i, .gen = rec.gen };
+		skeys[i] = (struct shoal_slot_key){ .svc_id = s->id,
+						    .slot = (__u16)i,
+						    .gen = rec.gen };
 	}
 	n_slots = nsel;
-	err = map_update_many(dp->fd_slot, skeys, ids, n_slots, sizeof(*skeys), sizeof(*ids));
+	err = map_update_many(dp, dp->map_fd[DP_MAP_SLOT], skeys, ids, n_slots, sizeof(*skeys),
+			      sizeof(*ids));
 	if (err)
 		goto undo_refs;
 
@@ -638,7 +663,7 @@ int dp_service_upsert(struct dp *dp, const struct dp_service *svc, const struct 
 	/* 4. the flip: every frontend's record, then revnat and the name */
 	rn.addr = svc->frontends[0].addr;
 	rn.port = htons(svc->frontends[0].port);
-	if (bpf_map_update_elem(dp->fd_revnat, &s->id, &rn, BPF_ANY)) {
+	if (map_put(dp, dp->map_fd[DP_MAP_REVNAT], &s->id, &rn)) {
 		err = -errno;
 		goto undo_refs;
 	}
@@ -649,7 +674,7 @@ int dp_service_upsert(struct dp *dp, const struct dp_service *svc, const struct 
 			.proto = svc->proto,
 		};
 
-		if (bpf_map_update_elem(dp->fd_svc, &k, &rec, BPF_ANY)) {
+		if (map_put(dp, dp->map_fd[DP_MAP_SVC], &k, &rec)) {
 			err = -errno;
 			log_warn("dp: service %s: write frontend %zu: %s", svc->name, i,
 				 strerror(-err));
@@ -675,15 +700,16 @@ int dp_service_upsert(struct dp *dp, const struct dp_service *svc, const struct 
 	strcpy(nm.name, svc->name);
 	nm.flags = svc->flags;
 	nm.fingerprint = fp;
-	if (bpf_map_update_elem(dp->fd_names, &s->id, &nm, BPF_ANY))
+	if (map_put(dp, dp->map_fd[DP_MAP_NAMES], &s->id, &nm))
 		log_warn("dp: service %s: record name: %s", svc->name, strerror(errno));
 
 	/* 5. the old generation's slots and the backends nobody names any more */
 	old_slots = created ? 0 : (size_t)s->rec.n_ready + s->rec.n_term + s->rec.n_idle;
 	for (size_t i = 0; i < old_slots; i++)
-		skeys[i] = (struct shoal_slot_key){ .svc_id = s->id, .slot = (__u16)i,
+		skeys[i] = (struct shoal_slot_key){ .svc_id = s->id,
+						    .slot = (__u16)i,
 						    .gen = s->rec.gen };
-	err = map_delete_many(dp->fd_slot, skeys, old_slots, sizeof(*skeys));
+	err = map_delete_many(dp, dp->map_fd[DP_MAP_SLOT], skeys, old_slots, sizeof(*skeys));
 	if (err)
 		log_warn("dp: service %s: delete old slots: %s", svc->name, strerror(-err));
 	old_ids = s->be_ids;
@@ -709,7 +735,8 @@ undo_refs:
 	for (size_t i = 0; i < nsel; i++)
 		if (refs[i])
 			be_unref(dp, refs[i], del_be, &n_del);
-	map_delete_many(dp->fd_be, del_be, n_del, sizeof(*del_be));
+	if (map_delete_many(dp, dp->map_fd[DP_MAP_BE], del_be, n_del, sizeof(*del_be)))
+		log_warn("dp: service %s: delete unused backends", svc->name);
 	n_del = 0;
 	goto out;
 
@@ -720,7 +747,7 @@ release_old:
 		if (b)
 			be_unref(dp, b, del_be, &n_del);
 	}
-	if (map_delete_many(dp->fd_be, del_be, n_del, sizeof(*del_be)))
+	if (map_delete_many(dp, dp->map_fd[DP_MAP_BE], del_be, n_del, sizeof(*del_be)))
 		log_warn("dp: service %s: delete old backends", svc->name);
 	free(old_ids);
 out:
@@ -756,15 +783,18 @@ static void svc_release(struct dp *dp, struct dp_svc *s)
 
 		frontend_delete(dp, &k, s->id, s->name);
 	}
-	if (bpf_map_delete_elem(dp->fd_maglev, &s->id) && errno != ENOENT)
+	if (map_del(dp, dp->map_fd[DP_MAP_MAGLEV], &s->id) && errno != ENOENT)
 		log_warn("dp: service %s: delete maglev: %s", s->name, strerror(errno));
-	bpf_map_delete_elem(dp->fd_revnat, &s->id);
-	bpf_map_delete_elem(dp->fd_names, &s->id);
+	if (map_del(dp, dp->map_fd[DP_MAP_REVNAT], &s->id) && errno != ENOENT)
+		log_warn("dp: service %s: delete revnat: %s", s->name, strerror(errno));
+	if (map_del(dp, dp->map_fd[DP_MAP_NAMES], &s->id) && errno != ENOENT)
+		log_warn("dp: service %s: delete name: %s", s->name, strerror(errno));
 	if (sk) {
 		for (size_t i = 0; i < n_slots; i++)
-			sk[i] = (struct shoal_slot_key){ .svc_id = s->id, .slot = (__u16)i,
+			sk[i] = (struct shoal_slot_key){ .svc_id = s->id,
+							 .slot = (__u16)i,
 							 .gen = s->rec.gen };
-		if (map_delete_many(dp->fd_slot, sk, n_slots, sizeof(*sk)))
+		if (map_delete_many(dp, dp->map_fd[DP_MAP_SLOT], sk, n_slots, sizeof(*sk)))
 			log_warn("dp: service %s: delete slots", s->name);
 	}
 	for (size_t i = 0; i < s->n_be; i++) {
@@ -773,7 +803,7 @@ static void svc_release(struct dp *dp, struct dp_svc *s)
 		if (b && del)
 			be_unref(dp, b, del, &n_del);
 	}
-	if (del && map_delete_many(dp->fd_be, del, n_del, sizeof(*del)))
+	if (del && map_delete_many(dp, dp->map_fd[DP_MAP_BE], del, n_del, sizeof(*del)))
 		log_warn("dp: service %s: delete backends", s->name);
 	svc_remove(dp, s);
 	ids_put(&dp->svc_ids, s->id);
@@ -814,8 +844,8 @@ int dp_sync(struct dp *dp, const struct dp_service_spec *specs, size_t n)
 		if (!sp->svc.name)
 			return -EINVAL;
 		s = svc_find(dp, sp->svc.name);
-		if (s && s->fingerprint ==
-				 spec_fingerprint(&sp->svc, sp->backends, sp->n_backends)) {
+		if (s &&
+		    s->fingerprint == spec_fingerprint(&sp->svc, sp->backends, sp->n_backends)) {
 			s->seen = true;
 			continue;
 		}
@@ -867,7 +897,7 @@ int dp_stats(struct dp *dp, struct dp_stats *out)
 		return -EINVAL;
 	memset(out, 0, sizeof(*out));
 	for (uint32_t r = 0; r < DR_MAX; r++) {
-		err = percpu_sum(dp, dp->fd_drops, r, &p, &b);
+		err = percpu_sum(dp, dp->map_fd[DP_MAP_DROPS], r, &p, &b);
 		if (err)
 			return err;
 		out->reason_packets[r] = p;
@@ -878,6 +908,7 @@ int dp_stats(struct dp *dp, struct dp_stats *out)
 	}
 	out->services = (uint32_t)dp->n_svc;
 	out->backends = (uint32_t)dp->n_be;
+	out->map_writes = dp->map_writes;
 	return 0;
 }
 
@@ -887,7 +918,7 @@ int dp_service_stats(struct dp *dp, const char *name, uint64_t *packets, uint64_
 
 	if (!s)
 		return -ENOENT;
-	return percpu_sum(dp, dp->fd_svc_stats, s->id, packets, bytes);
+	return percpu_sum(dp, dp->map_fd[DP_MAP_SVC_STATS], s->id, packets, bytes);
 }
 
 int dp_service_id(struct dp *dp, const char *name)
@@ -895,6 +926,105 @@ int dp_service_id(struct dp *dp, const char *name)
 	struct dp_svc *s = dp && name ? svc_find(dp, name) : NULL;
 
 	return s ? (int)s->id : -ENOENT;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int dp_service_names(struct dp *dp, char ***names, size_t *n)
+{
+	char **v;
+	size_t k = 0;
+
+	if (!dp || !names || !n)
+		return -EINVAL;
+	v = calloc(dp->n_svc + 1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < dp->svc_buckets; i++) {
+		for (struct dp_svc *s = dp->svc_tab[i]; s; s = s->next) {
+			v[k] = strdup(s->name);
+			if (!v[k]) {
+				dp_names_free(v, k);
+				return -ENOMEM;
+			}
+			k++;
+		}
+	}
+	qsort(v, k, sizeof(*v), name_cmp);
+	*names = v;
+	*n = k;
+	return 0;
+}
+
+void dp_names_free(char **names, size_t n)
+{
+	for (size_t i = 0; names && i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+int dp_service_info(struct dp *dp, const char *name, struct dp_service_info *out)
+{
+	struct dp_svc *s = dp && name ? svc_find(dp, name) : NULL;
+	int err;
+
+	if (!out)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	if (!s)
+		return -ENOENT;
+	snprintf(out->name, sizeof(out->name), "%s", s->name);
+	out->id = s->id;
+	out->proto = s->svc.proto;
+	out->flags = s->rec.flags;
+	out->gen = s->rec.gen;
+	out->affinity_timeout = s->rec.affinity_timeout;
+	out->n_frontends = s->svc.n_frontends;
+	memcpy(out->frontends, s->svc.frontends, sizeof(out->frontends));
+	out->n_ready = s->rec.n_ready;
+	out->n_local = s->rec.n_local;
+	out->n_term = s->rec.n_term;
+	out->n_term_local = s->rec.n_term_local;
+	out->n_idle = s->rec.n_idle;
+	out->maglev_size = s->rec.maglev_size;
+	err = percpu_sum(dp, dp->map_fd[DP_MAP_SVC_STATS], s->id, &out->packets, &out->bytes);
+	if (err)
+		return err;
+	out->backends = calloc(s->n_be + 1, sizeof(*out->backends));
+	if (!out->backends)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->n_be; i++) {
+		struct dp_be *b = s->be_ids[i] < dp->be_ids.max ? dp->be_by_id[s->be_ids[i]] : NULL;
+		struct dp_backend_info *bi = &out->backends[out->n_backends];
+
+		if (!b)
+			continue;
+		bi->addr = b->val.addr;
+		bi->port = ntohs(b->val.port);
+		bi->flags = b->val.flags;
+		bi->state = i < s->rec.n_ready				 ? DP_SLOT_READY
+			    : i < (size_t)s->rec.n_ready + s->rec.n_term ? DP_SLOT_TERMINATING
+									 : DP_SLOT_IDLE;
+		err = percpu_sum(dp, dp->map_fd[DP_MAP_BE_STATS], b->id, &bi->packets, &bi->bytes);
+		if (err) {
+			dp_service_info_free(out);
+			return err;
+		}
+		out->n_backends++;
+	}
+	return 0;
+}
+
+void dp_service_info_free(struct dp_service_info *info)
+{
+	if (!info)
+		return;
+	free(info->backends);
+	info->backends = NULL;
+	info->n_backends = 0;
 }
 
 /* What the kernel charges a map (memlock in its fdinfo). */
@@ -917,19 +1047,14 @@ static int map_memlock(int fd, uint64_t *out)
 
 int dp_mem_bytes(struct dp *dp, uint64_t *bytes)
 {
-	int fds[13];
 	uint64_t m;
 	int err;
 
 	if (!dp || !bytes)
 		return -EINVAL;
-	fds[0] = dp->fd_svc, fds[1] = dp->fd_slot, fds[2] = dp->fd_be, fds[3] = dp->fd_maglev;
-	fds[4] = dp->fd_ct, fds[5] = dp->fd_revnat, fds[6] = dp->fd_affin;
-	fds[7] = dp->fd_svc_stats, fds[8] = dp->fd_be_stats, fds[9] = dp->fd_drops;
-	fds[10] = dp->fd_sk, fds[11] = dp->fd_names, fds[12] = dp->fd_attach;
 	*bytes = 0;
-	for (int i = 0; i < 13; i++) {
-		err = map_memlock(fds[i], &m);
+	for (int i = 0; i < DP_MAP_N; i++) {
+		err = map_memlock(dp->map_fd[i], &m);
 		if (err)
 			return err;
 		*bytes += m;
@@ -962,13 +1087,14 @@ int dp_state_load(struct dp *dp)
 		return -ENOMEM;
 
 	/* Backends. */
-	while (!bpf_map_get_next_key(dp->fd_be, prev, &id)) {
+	while (!bpf_map_get_next_key(dp->map_fd[DP_MAP_BE], prev, &id)) {
 		struct shoal_backend_v4 v;
 		struct dp_be *b;
 
 		cur = id;
 		prev = &cur;
-		if (bpf_map_lookup_elem(dp->fd_be, &id, &v) || id == 0 || id > dp->opts.max_backends)
+		if (bpf_map_lookup_elem(dp->map_fd[DP_MAP_BE], &id, &v) || id == 0 ||
+		    id > dp->opts.max_backends)
 			continue;
 		b = calloc(1, sizeof(*b));
 		if (!b)
@@ -987,12 +1113,12 @@ int dp_state_load(struct dp *dp)
 	}
 	/* Services by name. */
 	prev = NULL;
-	while (!bpf_map_get_next_key(dp->fd_names, prev, &id)) {
+	while (!bpf_map_get_next_key(dp->map_fd[DP_MAP_NAMES], prev, &id)) {
 		struct dp_svc *s;
 
 		cur = id;
 		prev = &cur;
-		if (bpf_map_lookup_elem(dp->fd_names, &id, &nm) || id == 0 ||
+		if (bpf_map_lookup_elem(dp->map_fd[DP_MAP_NAMES], &id, &nm) || id == 0 ||
 		    id > dp->opts.max_services)
 			continue;
 		s = calloc(1, sizeof(*s));
@@ -1019,12 +1145,12 @@ int dp_state_load(struct dp *dp)
 	for (size_t i = 0; i < dp->svc_buckets; i++)
 		for (struct dp_svc *c = dp->svc_tab[i]; c; c = c->next)
 			by_id[c->id] = c;
-	while (!bpf_map_get_next_key(dp->fd_svc, fprev, &fk)) {
+	while (!bpf_map_get_next_key(dp->map_fd[DP_MAP_SVC], fprev, &fk)) {
 		struct dp_svc *s = NULL;
 
 		fcur = fk;
 		fprev = &fcur;
-		if (bpf_map_lookup_elem(dp->fd_svc, &fk, &rec))
+		if (bpf_map_lookup_elem(dp->map_fd[DP_MAP_SVC], &fk, &rec))
 			continue;
 		if (rec.id <= dp->opts.max_services)
 			s = by_id[rec.id];
@@ -1048,11 +1174,12 @@ int dp_state_load(struct dp *dp)
 				return -ENOMEM;
 			}
 			for (size_t k = 0; k < n; k++) {
-				struct shoal_slot_key sk = { .svc_id = s->id, .slot = (__u16)k,
+				struct shoal_slot_key sk = { .svc_id = s->id,
+							     .slot = (__u16)k,
 							     .gen = s->rec.gen };
 				uint32_t bid;
 
-				if (bpf_map_lookup_elem(dp->fd_slot, &sk, &bid) ||
+				if (bpf_map_lookup_elem(dp->map_fd[DP_MAP_SLOT], &sk, &bid) ||
 				    bid > dp->opts.max_backends || !dp->be_by_id[bid])
 					continue;
 				dp->be_by_id[bid]->refs++;

@@ -14,6 +14,7 @@
 #ifndef SHOAL_NL_H
 #define SHOAL_NL_H
 
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -54,17 +55,44 @@ int nl_addr_add(struct nl_conn *nl, const char *ifname, const char *cidr);
 int nl_addr_del(struct nl_conn *nl, const char *ifname, const char *cidr);
 
 struct nl_route {
-	const char *dst; /* "10.100.2.0/24" or "default" */
-	const char *via; /* gateway, NULL for a directly connected route */
-	const char *dev; /* output link, NULL to let the kernel choose by the gateway */
-	bool onlink;	 /* the gateway is on the link even outside its subnets */
-	uint32_t table;	 /* 0: main */
-	uint32_t metric; /* 0: none */
-	const char *src; /* preferred source address, NULL for none */
+	const char *dst;  /* "10.100.2.0/24" or "default" */
+	const char *via;  /* gateway, NULL for a directly connected route */
+	const char *dev;  /* output link, NULL to let the kernel choose by the gateway */
+	bool onlink;	  /* the gateway is on the link even outside its subnets */
+	uint32_t table;	  /* 0: main */
+	uint32_t metric;  /* 0: none */
+	const char *src;  /* preferred source address, NULL for none */
+	uint8_t protocol; /* who made it (RTPROT_*, or a number of the caller's); 0: static.
+			   * A delete with a protocol matches only routes of that protocol. */
 };
 int nl_route_add(struct nl_conn *nl, const struct nl_route *r);
 int nl_route_replace(struct nl_conn *nl, const struct nl_route *r);
 int nl_route_del(struct nl_conn *nl, const struct nl_route *r);
+
+/* A route as the kernel lists it. */
+struct nl_route_entry {
+	struct in_addr dst; /* 0.0.0.0/0 for the default route */
+	uint8_t dst_len;
+	struct in_addr gw; /* 0: none */
+	int oif;	   /* 0: none (multipath) */
+	uint8_t protocol, scope, type;
+	uint32_t table;
+};
+/* The IPv4 routes of a table (0: main), of every type and protocol; *out is malloc'd. */
+int nl_route_list(struct nl_conn *nl, uint32_t table, struct nl_route_entry **out, size_t *n);
+
+/*
+ * Change notifications: a socket that hears about links and IPv4 routes of the calling
+ * thread's namespace (RTNLGRP_LINK, RTNLGRP_IPV4_ROUTE), for callers that keep something
+ * level-triggered in step with them (poll the fd, drain, list what they need again).
+ */
+struct nl_monitor;
+struct nl_monitor *nl_monitor_open(void);
+void nl_monitor_close(struct nl_monitor *m);
+int nl_monitor_fd(const struct nl_monitor *m);
+/* Reads what is pending without blocking: how many link or route changes came (0: none), or
+ * -ENOBUFS when the kernel dropped some (the caller lists again). */
+int nl_monitor_drain(struct nl_monitor *m);
 
 /* Neighbour entries (ARP), permanent or reachable; add replaces an existing entry. */
 int nl_neigh_add(struct nl_conn *nl, const char *dev, const char *ip, const uint8_t mac[6],

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <linux/rtnetlink.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int nl_route_req(struct nl_conn *nl, uint16_t type, uint16_t flags, const struct nl_route *r)
@@ -59,7 +60,9 @@ static int nl_route_req(struct nl_conn *nl, uint16_t type, uint16_t flags, const
 	struct rtmsg *rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
 	rtm->rtm_family = AF_INET;
 	rtm->rtm_dst_len = plen;
-	rtm->rtm_protocol = RTPROT_STATIC;
+	rtm->rtm_protocol = r->protocol ? r->protocol : RTPROT_STATIC;
+	if (type == RTM_DELROUTE)
+		rtm->rtm_protocol = r->protocol;
 	rtm->rtm_type = RTN_UNICAST;
 	rtm->rtm_scope = r->via ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK;
 	if (type == RTM_DELROUTE)
@@ -94,4 +97,102 @@ int nl_route_replace(struct nl_conn *nl, const struct nl_route *r)
 int nl_route_del(struct nl_conn *nl, const struct nl_route *r)
 {
 	return nl_route_req(nl, RTM_DELROUTE, 0, r);
+}
+
+struct route_list {
+	uint32_t table;
+	struct nl_route_entry *v;
+	size_t n, cap;
+	int err;
+};
+
+static int route_attr_cb(const struct nlattr *a, void *data)
+{
+	const struct nlattr **tb = data;
+	int type = mnl_attr_get_type(a);
+
+	if (mnl_attr_type_valid(a, RTA_MAX) < 0)
+		return MNL_CB_OK;
+	switch (type) {
+	case RTA_DST:
+	case RTA_GATEWAY:
+		if (mnl_attr_get_payload_len(a) != 4)
+			return MNL_CB_OK;
+		break;
+	case RTA_OIF:
+	case RTA_TABLE:
+		if (mnl_attr_validate(a, MNL_TYPE_U32) < 0)
+			return MNL_CB_OK;
+		break;
+	default:
+		break;
+	}
+	tb[type] = a;
+	return MNL_CB_OK;
+}
+
+static int route_list_cb(const struct nlmsghdr *nlh, void *data)
+{
+	const struct nlattr *tb[RTA_MAX + 1] = { 0 };
+	struct route_list *l = data;
+	const struct rtmsg *rtm;
+	struct nl_route_entry e = { 0 };
+
+	if (nlh->nlmsg_type != RTM_NEWROUTE || mnl_nlmsg_get_payload_len(nlh) < sizeof(*rtm))
+		return MNL_CB_OK;
+	rtm = mnl_nlmsg_get_payload(nlh);
+	if (rtm->rtm_family != AF_INET)
+		return MNL_CB_OK;
+	mnl_attr_parse(nlh, sizeof(*rtm), route_attr_cb, tb);
+	e.table = tb[RTA_TABLE] ? mnl_attr_get_u32(tb[RTA_TABLE]) : rtm->rtm_table;
+	if (e.table != l->table)
+		return MNL_CB_OK;
+	e.dst_len = rtm->rtm_dst_len;
+	e.protocol = rtm->rtm_protocol;
+	e.scope = rtm->rtm_scope;
+	e.type = rtm->rtm_type;
+	if (tb[RTA_DST])
+		memcpy(&e.dst, mnl_attr_get_payload(tb[RTA_DST]), 4);
+	if (tb[RTA_GATEWAY])
+		memcpy(&e.gw, mnl_attr_get_payload(tb[RTA_GATEWAY]), 4);
+	if (tb[RTA_OIF])
+		e.oif = (int)mnl_attr_get_u32(tb[RTA_OIF]);
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 64;
+		struct nl_route_entry *v = realloc(l->v, cap * sizeof(*v));
+
+		if (!v) {
+			l->err = -ENOMEM;
+			return MNL_CB_OK;
+		}
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n++] = e;
+	return MNL_CB_OK;
+}
+
+int nl_route_list(struct nl_conn *nl, uint32_t table, struct nl_route_entry **out, size_t *n)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct route_list l = { .table = table ? table : RT_TABLE_MAIN };
+	struct nlmsghdr *nlh;
+	struct rtmsg *rtm;
+	int err;
+
+	*out = NULL;
+	*n = 0;
+	nlh = nl_req(nl, buf, RTM_GETROUTE, NLM_F_DUMP);
+	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
+	rtm->rtm_family = AF_INET;
+	err = nl_talk(nl, nlh, route_list_cb, &l, "list routes");
+	if (!err)
+		err = l.err;
+	if (err) {
+		free(l.v);
+		return err;
+	}
+	*out = l.v;
+	*n = l.n;
+	return 0;
 }

@@ -36,6 +36,7 @@
 #define SHOAL_MAP_SOCK "shoal_sk_v4"
 #define SHOAL_MAP_NAMES "shoal_svc_names"
 #define SHOAL_MAP_ATTACH "shoal_attach"
+#define SHOAL_MAP_META "shoal_meta"
 
 /* Service flags (shoal_svc_v4.flags). */
 #define SVC_F_NODEPORT (1u << 0) /* frontend is a node address: NodePort */
@@ -186,6 +187,17 @@ struct shoal_svc_name {
 #define ATTACH_TC_POD (1u << 1)
 #define ATTACH_TC_UPLINK (1u << 2)
 #define ATTACH_XDP_GENERIC (1u << 3)
+
+/*
+ * The loader's record of what the pin directory holds (shoal_meta, one entry): a restarted
+ * loader adopts the pinned programs as they are when their build and configuration match,
+ * and replaces the whole directory when the ABI version differs.
+ */
+struct shoal_meta {
+	__u32 abi_version; /* SHOAL_ABI_VERSION of the loader that made the maps */
+	__u32 pad;
+	__u64 programs; /* hash of the program objects, their configuration and the map sizes */
+};
 
 /* Drop and pass reasons: index of the per-CPU shoal_stats array. */
 enum shoal_reason {

@@ -19,6 +19,12 @@ volatile const __be32 node_addr = 0; /* SNAT source for north-south to other nod
 volatile const __u16 snat_port_min = 61000;
 volatile const __u16 snat_port_max = 65535;
 volatile const __u8 snat_remote = 1; /* north-south to a remote backend: SNAT (else pass) */
+/*
+ * Hairpin: a pod whose service flow lands on itself. Its packet is SNATed to this address
+ * (link-local, never a pod's), so the pod answers a peer other than itself and the answer comes
+ * back through the node to be reverse-translated; 0 disables it.
+ */
+volatile const __be32 hairpin_addr = 0;
 
 enum lb_verdict {
 	LB_PASS = 0, /* not a service packet: leave it alone */
@@ -36,6 +42,7 @@ struct nat_plan {
 	__u8 snat;
 	__u8 local; /* forward: the backend is on this node */
 	__u8 dsr; /* forward: to another node by direct server return (carry the frontend) */
+	__u8 hairpin; /* forward: the backend is the client itself (SNATed to hairpin_addr) */
 	__u32 ifindex; /* reply: where the flow's first packet came in (send the reply back out) */
 	enum shoal_reason reason; /* with LB_DROP */
 };
@@ -94,13 +101,13 @@ static __always_inline void lb_affinity_note(const struct shoal_svc_v4 *svc,
 		bpf_map_update_elem(&shoal_affin_v4, &ak, &a, BPF_ANY);
 }
 
-/* Finds a free SNAT port for (backend, node) in a bounded number of tries. */
+/* Finds a free SNAT port for (backend, source address) in a bounded number of tries. */
 static __always_inline int lb_snat_port(const struct pkt_v4 *p, const struct shoal_backend_v4 *be,
-					__be16 *port)
+					__be32 snat_addr, __be16 *port)
 {
 	struct shoal_ct_key_v4 k = {
 		.saddr = be->addr,
-		.daddr = node_addr,
+		.daddr = snat_addr,
 		.sport = be->port,
 		.proto = p->proto,
 		.dir = CT_DIR_REPLY,
@@ -208,6 +215,7 @@ static __always_inline int lb_v4(const struct pkt_v4 *p, bool external, __u32 if
 				pl->snat = 1;
 				pl->saddr = e->snat_addr;
 				pl->sport = e->snat_port;
+				pl->hairpin = !external && hairpin_addr && e->snat_addr == hairpin_addr;
 			}
 			count(&shoal_be_stats, pl->be_id, p->tot_len);
 			return LB_XLATE;
@@ -237,7 +245,20 @@ static __always_inline int lb_v4(const struct pkt_v4 *p, bool external, __u32 if
 	    !(svc->flags & (SVC_F_ETP_LOCAL | SVC_F_DSR))) {
 		pl->snat = 1;
 		pl->saddr = node_addr;
-		if (lb_snat_port(p, be, &pl->sport)) {
+		if (lb_snat_port(p, be, node_addr, &pl->sport)) {
+			pl->reason = DR_NO_SNAT_PORT;
+			return LB_DROP;
+		}
+	}
+	/*
+	 * Hairpin: without SNAT the pod would get a packet from its own address (a martian it
+	 * drops) and answer itself over its loopback, never through the node.
+	 */
+	if (!external && hairpin_addr && be->addr == p->saddr) {
+		pl->snat = 1;
+		pl->hairpin = 1;
+		pl->saddr = hairpin_addr;
+		if (lb_snat_port(p, be, hairpin_addr, &pl->sport)) {
 			pl->reason = DR_NO_SNAT_PORT;
 			return LB_DROP;
 		}

@@ -145,6 +145,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } shoal_attach SEC(".maps");
 
+/* The loader's record (struct shoal_meta): ABI version and program build; never read here. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct shoal_meta);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} shoal_meta SEC(".maps");
+
 static __always_inline void count(void *map, __u32 idx, __u32 bytes)
 {
 	struct shoal_counter *c = bpf_map_lookup_elem(map, &idx);

@@ -246,6 +246,64 @@ static void test_bpf_non_service_passes_unchanged(void **state)
 	assert_memory_equal(in, out, len);
 }
 
+/*
+ * Hairpin: a pod whose flow to its Service lands on itself is SNATed to the hairpin address
+ * and sent straight back into the pod; its answer comes back as from the frontend.
+ */
+static void test_bpf_tc_hairpin_to_self(void **state)
+{
+	struct dp_backend b = be(CLIENT, 8080, BE_F_LOCAL);
+	struct dp_service s = svc1("default/self:80/tcp", IPPROTO_TCP, VIP, 80, 0);
+	struct pkt_spec ps = { .proto = IPPROTO_TCP, .saddr = CLIENT, .daddr = VIP, .sport = 41000,
+			       .dport = 80, .tcp_flags = 0x02, .seq = 5, .payload = 10 };
+	uint8_t in[PKT_MAX], out[PKT_MAX], rin[PKT_MAX], rout[PKT_MAX];
+	uint32_t out_len, ret;
+	size_t len = pkt_build(in, &ps);
+	uint16_t snat_port;
+	char hp[16];
+	const char *bad;
+
+	(void)state;
+	flush_flows();
+	assert_int_equal(dp_service_upsert(dp, &s, &b, 1), 0);
+	assert_int_equal(run(fd_tc_pod, in, len, out, &out_len, &ret), 0);
+	assert_int_equal(ret, TC_ACT_REDIRECT); /* back out of the interface it came in on */
+	assert_int_equal(pkt_daddr(out), pkt_ip(CLIENT));
+	assert_int_equal(pkt_dport(out), 8080);
+	assert_int_equal(pkt_saddr(out), pkt_ip(DP_HAIRPIN_DEFAULT));
+	snat_port = pkt_sport(out);
+	assert_true(snat_port >= 61000);
+	bad = pkt_check_csums(out, out_len);
+	if (bad)
+		fail_msg("hairpin: %s", bad);
+	/* The pod answers the hairpin address; it gets the answer from the VIP. */
+	snprintf(hp, sizeof(hp), "%s", DP_HAIRPIN_DEFAULT);
+	ps = (struct pkt_spec){ .proto = IPPROTO_TCP, .saddr = CLIENT, .daddr = hp,
+				.sport = 8080, .dport = snat_port, .tcp_flags = 0x12, .seq = 9 };
+	len = pkt_build(rin, &ps);
+	assert_int_equal(run(fd_tc_pod, rin, len, rout, &out_len, &ret), 0);
+	assert_int_equal(ret, TC_ACT_REDIRECT);
+	assert_int_equal(pkt_saddr(rout), pkt_ip(VIP));
+	assert_int_equal(pkt_sport(rout), 80);
+	assert_int_equal(pkt_daddr(rout), pkt_ip(CLIENT));
+	assert_int_equal(pkt_dport(rout), 41000);
+	bad = pkt_check_csums(rout, out_len);
+	if (bad)
+		fail_msg("hairpin reply: %s", bad);
+	/* The flow's next packet takes the same way. */
+	ps = (struct pkt_spec){ .proto = IPPROTO_TCP, .saddr = CLIENT, .daddr = VIP,
+				.sport = 41000, .dport = 80, .tcp_flags = 0x10, .seq = 6 };
+	len = pkt_build(in, &ps);
+	assert_int_equal(run(fd_tc_pod, in, len, out, &out_len, &ret), 0);
+	assert_int_equal(ret, TC_ACT_REDIRECT);
+	assert_int_equal(pkt_saddr(out), pkt_ip(DP_HAIRPIN_DEFAULT));
+	assert_int_equal(pkt_sport(out), snat_port);
+	/* Another client of the same backend is not hairpin: no SNAT. */
+	assert_int_equal(flow_backend(fd_tc_pod, "10.0.1.3", 41001, VIP, 80, IPPROTO_TCP),
+			 pkt_ip(CLIENT));
+	assert_int_equal(dp_service_delete(dp, s.name), 0);
+}
+
 /* ---- conntrack, Maglev, affinity, policies -------------------------------------------- */
 
 static void make_backends(struct dp_backend *b, size_t n, uint8_t flags)
@@ -1126,6 +1184,7 @@ static void test_bpf_sock_connect_translates_and_rejects(void **state)
 SHOAL_TEST_MAIN_SETUP(setup, teardown, cmocka_unit_test(test_bpf_tc_dnat_and_reverse_nat),
 		      cmocka_unit_test(test_bpf_xdp_dnat_and_reverse_nat),
 		      cmocka_unit_test(test_bpf_non_service_passes_unchanged),
+		      cmocka_unit_test(test_bpf_tc_hairpin_to_self),
 		      cmocka_unit_test(test_bpf_ct_keeps_flow_across_backend_change),
 		      cmocka_unit_test(test_bpf_maglev_table_stability),
 		      cmocka_unit_test(test_bpf_maglev_flows_move_by_one_nth),
