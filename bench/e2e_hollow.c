@@ -94,6 +94,7 @@ struct stream {
 	uint32_t agent;
 	uint8_t kind, state;
 	bool established; /* the watch's 200 arrived (this attempt) */
+	bool retry_list;  /* the retry lists first (else it resumes the watch) */
 	bool ever;	  /* ...at least once */
 	int code;	  /* HTTP status of this attempt */
 	int64_t last_rv;
@@ -297,7 +298,8 @@ static int body_lease(char *b, size_t cap, int i, bool create)
 {
 	char t[48], rv[48] = "";
 	fmt_time(t, sizeof(t));
-	if (!create)
+	/* after a failed renewal the revision is unknown: the next one is unconditional */
+	if (!create && agents[i].lease_rv > 0)
 		snprintf(rv, sizeof(rv), ",\"resourceVersion\":\"%lld\"",
 			 (long long)agents[i].lease_rv);
 	return snprintf(
@@ -560,9 +562,10 @@ static int stream_start(struct stream *st, bool list)
 	return 0;
 }
 
-static void stream_retry(struct stream *st)
+static void stream_retry(struct stream *st, bool list)
 {
 	st->state = S_RETRY;
+	st->retry_list = list || !st->last_rv;
 	st->retry_at = bench_now_ns() + (int64_t)RETRY_MS * 1000000;
 }
 
@@ -581,14 +584,14 @@ static void stream_done(CURL *h, CURLcode rc)
 			if (relaxed(&n_list_errors) <= 10)
 				log_warn("list %s for %s: %s, HTTP %d", skind_name[st->kind],
 					 agents[st->agent].name, curl_easy_strerror(rc), st->code);
-			stream_retry(st);
+			stream_retry(st, true);
 			return;
 		}
 		st->last_rv = rv;
 		if (!st->list_ns)
 			st->list_ns = bench_now_ns() - st->list_start;
 		if (stream_start(st, false))
-			stream_retry(st);
+			stream_retry(st, false);
 		return;
 	}
 	/* A watch ended: resume it from the last revision seen, or list again after 410. */
@@ -602,12 +605,12 @@ static void stream_done(CURL *h, CURLcode rc)
 	if (st->code == 410) {
 		bump(&n_relists, 1);
 		if (stream_start(st, true))
-			stream_retry(st);
+			stream_retry(st, true);
 	} else if (st->established && rc == CURLE_OK) {
 		if (stream_start(st, false))
-			stream_retry(st);
+			stream_retry(st, false);
 	} else {
-		stream_retry(st);
+		stream_retry(st, false); /* resumes from the last revision, after a pause */
 	}
 }
 
@@ -662,7 +665,7 @@ static void *stream_main(void *arg)
 		long waiting = next * 1L - relaxed(&n_established);
 		while (next < nstreams && waiting < SETUP_INFLIGHT) {
 			if (stream_start(&streams[next], true))
-				stream_retry(&streams[next]);
+				stream_retry(&streams[next], true);
 			next++;
 			waiting++;
 		}
@@ -672,8 +675,8 @@ static void *stream_main(void *arg)
 			for (int i = 0; i < next; i++) {
 				struct stream *st = &streams[i];
 				if (st->state == S_RETRY && st->retry_at <= now &&
-				    stream_start(st, true))
-					stream_retry(st);
+				    stream_start(st, st->retry_list))
+					stream_retry(st, st->retry_list);
 			}
 		}
 		if (loop_run(&sloop, next < nstreams ? 1 : 20))
@@ -821,8 +824,7 @@ static void write_done(CURL *h, CURLcode rc)
 			a->lease_due =
 				t + (int64_t)((double)rand() / RAND_MAX * (double)lease_period_ns);
 		}
-		if (rv > 0)
-			a->lease_rv = rv;
+		a->lease_rv = rv > 0 ? rv : 0;
 		if (a->lease_ok && c->op == OP_LEASE)
 			a->lease_due = t + jitter_ns(lease_period_ns, 0.05);
 		if (!a->lease_ok && !ok)
