@@ -13,7 +13,7 @@
  * (creation to running, observed through a watch; p99 <= 5 s there, no image pulls here).
  *
  * Propagation to the nodes' BPF maps: a selectorless Service with one EndpointSlice; each
- * write flips the slice between one and two ready endpoints, and each node's pinned service
+ * write sets the slice to two, three, one, two... ready endpoints, and each node's pinned service
  * map (PIN_ROOT/<node>/shoal_svc_v4, key ClusterIP:80/TCP) is read every 200 us until its
  * n_ready equals the new count. Delay per (write, node) from the write's HTTP
  * acknowledgement; per write, the slowest node. Writes are sequential: the next is sent once
@@ -407,7 +407,9 @@ static int map_propagation(void)
 		 "/apis/discovery.k8s.io/v1/namespaces/%s/endpointslices/bench-prop-a", cfg.ns);
 	int64_t next = bench_now_ns();
 	for (int w = 0; w < cfg.writes; w++) {
-		int want = w % 2 == 0 ? 2 : 1;
+		/* 2, 3, 1, 2, ...: differs from the last two, so a write that never landed
+		 * cannot make the next one look done */
+		int want = (w + 1) % 3 + 1;
 		int64_t now = bench_now_ns();
 		if (next > now)
 			usleep((useconds_t)((next - now) / 1000));
