@@ -13,9 +13,9 @@
  * run): it registers its Node (capacity, allocatable, a Ready condition, addresses, a pod
  * CIDR), creates its Lease kube-node-lease/<node> (coordination.k8s.io/v1) and renews it
  * every L seconds (default 10, with +-5 % jitter, by PUT with the resourceVersion of its last
- * renewal, as the kubelet does), and keeps three watches open: its pods
- * (fieldSelector=spec.nodeName=<node>), Services and EndpointSlices, each a list first and then
- * a watch from the list's resourceVersion with allowWatchBookmarks=true. A watch that ends is
+ * renewal, as the kubelet does; unconditionally after a failed one), and keeps three watches
+ * open: its pods (fieldSelector=spec.nodeName=<node>), Services and EndpointSlices, each a
+ * list first and then a watch from the list's resourceVersion with allowWatchBookmarks=true. A watch that ends is
  * resumed from the last revision seen (a bookmark's or an event's); after 410 Gone the agent
  * lists again.
  *
@@ -32,8 +32,11 @@
  *      figure is the API and watch side, not the scheduler's choices (shoald's scheduler
  *      runs, and has nothing to bind)
  *   4. shoald's CPU with the leases alone, for B seconds (before any watch)
- *   5. every agent lists and watches (3N streams); after W0 s of settling, shoald's CPU
- *      (utime + stime from /proc/PID/stat, as cores) and memory over W seconds: steady state
+ *   5. every agent lists and watches (3N streams), SETUP_INFLIGHT requests waiting at once;
+ *      streams not open after X seconds (default 300) are given up, and what follows is
+ *      measured over the agents whose three streams are open (agents_watching=); after W0 s
+ *      of settling, shoald's CPU (utime + stime from /proc/PID/stat, as cores) and memory
+ *      over W seconds: steady state
  *   6. propagation, for T seconds: R writes/s alternating an EndpointSlice change (endpoint
  *      0's ready condition flips) and a Service change, each carrying a sequence number in
  *      an annotation; from the write's HTTP acknowledgement to its event's arrival at EVERY
