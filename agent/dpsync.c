@@ -33,6 +33,7 @@
 #include "strbuf.h"
 
 #define RETRY_MS	  1000
+#define RETRY_MAX_MS	  60000
 #define NODES_INTERVAL_MS 200
 #define SYNCED_ALL	  7u
 
@@ -50,6 +51,13 @@ struct slice_set {
 /* What was applied for one Service (for the next comparison and for describe). */
 struct applied {
 	struct xl_service xl;
+};
+
+/* A Service whose apply failed: tried again after a back-off that doubles up to a minute. */
+struct retry {
+	int64_t due; /* ns */
+	unsigned attempts;
+	bool pending; /* not yet noted again */
 };
 
 /* A node's part in routes and pod CIDRs. */
@@ -85,7 +93,7 @@ struct dpsync {
 	struct dpsync_net net;
 	bool net_open;
 	struct hashmap *applied;  /* "ns/name" -> struct applied */
-	struct hashmap *retry;	  /* "ns/name" -> not-before time (ns) */
+	struct hashmap *retry;	  /* "ns/name" -> struct retry */
 	int64_t nodes_applied_ns; /* the last route and pod CIDR sync */
 	char xdp_mode[16];
 
@@ -400,6 +408,15 @@ static int apply_service(struct dpsync *d, const char *key, const struct xl_serv
 			} else if (!e) {
 				e = dp_service_upsert(d->dp, &svc, be, n);
 				d->upserts++;
+				/* No room for another Maglev table (or too many backends for
+				 * one): north-south traffic then picks at random. */
+				if ((e == -E2BIG || e == -ENOSPC) && (svc.flags & SVC_F_MAGLEV)) {
+					log_warn("dpsync: service %s: no Maglev table (%s); its "
+						 "external traffic picks backends at random",
+						 p->dp_name, strerror(-e));
+					svc.flags &= (uint8_t)~SVC_F_MAGLEV;
+					e = dp_service_upsert(d->dp, &svc, be, n);
+				}
 			}
 			free(be);
 		} else {
@@ -439,6 +456,31 @@ static int apply_service(struct dpsync *d, const char *key, const struct xl_serv
 			err = e;
 	}
 	return err;
+}
+
+/* amu held */
+static void retry_later(struct dpsync *d, const char *key)
+{
+	struct retry *r = hashmap_get(d->retry, key);
+	int64_t ms;
+
+	if (!r) {
+		r = calloc(1, sizeof(*r));
+		if (!r || hashmap_put(d->retry, key, r, NULL)) {
+			free(r);
+			log_error("dpsync: out of memory noting a retry of %s", key);
+			return;
+		}
+	}
+	ms = (int64_t)RETRY_MS << (r->attempts < 6 ? r->attempts : 6);
+	r->attempts++;
+	r->due = now_ns() + (ms < RETRY_MAX_MS ? ms : RETRY_MAX_MS) * 1000000LL;
+	r->pending = true;
+}
+
+static void retry_clear(struct dpsync *d, const char *key)
+{
+	free(hashmap_del(d->retry, key));
 }
 
 static void applied_free(struct applied *a)
@@ -492,6 +534,7 @@ static void sync_one(struct dpsync *d, const char *key, int64_t since)
 		return;
 	}
 	if (prev && prev->xl.hash == a->xl.hash) {
+		retry_clear(d, key);
 		d->svc_unchanged++;
 		applied_free(a);
 		note_latency(d, since);
@@ -506,12 +549,11 @@ static void sync_one(struct dpsync *d, const char *key, int64_t since)
 	if (err) {
 		d->errors++;
 		applied_free(a);
-		/* Level-triggered: the whole Service is applied again in a moment. */
-		if (hashmap_put(d->retry, key, (void *)(intptr_t)(now_ns() + RETRY_MS * 1000000LL),
-				NULL))
-			log_error("dpsync: out of memory noting a retry of %s", key);
+		/* Level-triggered: the whole Service is applied again after a back-off. */
+		retry_later(d, key);
 		return;
 	}
+	retry_clear(d, key);
 	hashmap_del(d->applied, key);
 	applied_free(prev);
 	if (a->xl.n_ports) {
@@ -806,9 +848,18 @@ static int sync_full(struct dpsync *d)
 		err = e;
 		it = 0;
 		while (hashmap_next(applied, &it, &k, &v))
-			if (hashmap_put(d->retry, k,
-					(void *)(intptr_t)(now_ns() + RETRY_MS * 1000000LL), NULL))
-				break;
+			retry_later(d, k);
+	} else if (hashmap_count(d->retry)) {
+		/* All applied: earlier failures start their back-off afresh. */
+		struct hashmap *fresh = hashmap_new(16);
+
+		if (fresh) {
+			it = 0;
+			while (hashmap_next(d->retry, &it, &k, &v))
+				free(v);
+			hashmap_free(d->retry);
+			d->retry = fresh;
+		}
 	}
 	/* The new record of what is applied replaces the old one. */
 	it = 0;
@@ -896,17 +947,21 @@ static void *sync_main(void *arg)
 			size_t n_due = 0;
 
 			while (due_keys && hashmap_next(d->retry, &it, &k, &v)) {
-				if ((int64_t)(intptr_t)v <= t)
+				struct retry *r = v;
+
+				if (!r->pending)
+					continue;
+				if (r->due <= t) {
+					r->pending = false;
 					due_keys[n_due++] = strdup(k);
-				else if ((int64_t)(intptr_t)v < next)
-					next = (int64_t)(intptr_t)v;
+				} else if (r->due < next) {
+					next = r->due;
+				}
 			}
 			pthread_mutex_lock(&d->mu);
 			for (size_t i = 0; i < n_due; i++) {
-				if (due_keys[i]) {
-					hashmap_del(d->retry, due_keys[i]);
+				if (due_keys[i])
 					mark(d, due_keys[i], t);
-				}
 				free(due_keys[i]);
 			}
 			pthread_mutex_unlock(&d->mu);
@@ -1241,6 +1296,9 @@ void dpsync_stop(struct dpsync *d)
 	it = 0;
 	while (d->applied && hashmap_next(d->applied, &it, &k, &v))
 		applied_free(v);
+	it = 0;
+	while (d->retry && hashmap_next(d->retry, &it, &k, &v))
+		free(v);
 	hashmap_free(d->dirty);
 	hashmap_free(d->slices);
 	hashmap_free(d->nodes);

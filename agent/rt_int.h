@@ -53,6 +53,7 @@ struct rt_env_spec {
 };
 
 struct rt_ctr_spec {
+	bool init; /* an init container: runs to completion, in order, before the others */
 	char *name, *image, *rootfs, *workdir;
 	char **command, **args; /* NULL-terminated; NULL when absent */
 	struct rt_env_spec *env;
@@ -60,7 +61,8 @@ struct rt_ctr_spec {
 	/* milli-cores and bytes; -1: not set */
 	int64_t cpu_limit, cpu_request, mem_limit, mem_request;
 	struct rt_probe_spec probes[RT_N_PROBES];
-	char **prestop; /* lifecycle.preStop.exec.command */
+	char **prestop;	  /* lifecycle.preStop.exec.command */
+	int64_t uid, gid; /* securityContext runAsUser, runAsGroup; -1: not set (root) */
 	/* When set, this container cannot be created; the reason and message are its status. */
 	char *err_reason, *err_msg;
 };
@@ -72,8 +74,12 @@ struct rt_pod_spec {
 	bool keep_address;
 	enum rt_restart restart;
 	long grace; /* terminationGracePeriodSeconds */
+	/* spec.containers, then spec.initContainers (n_apps of the first kind) */
 	struct rt_ctr_spec *ctrs;
-	size_t n_ctrs;
+	size_t n_ctrs, n_apps;
+	/* spec.securityContext, the containers' defaults */
+	int64_t run_as_user, run_as_group;
+	int run_as_non_root; /* -1 unset, 0, 1 */
 	/* A pod-level error: no container is created; every container shows it. */
 	char *err_reason, *err_msg;
 };
@@ -367,6 +373,10 @@ void rt_pod_terminate(struct rt *rt, struct rt_pod *p, long grace_s);
 void rt_pod_shim_event(struct rt *rt, struct rt_ctr *c);
 void rt_pod_hook_event(struct rt *rt, struct rt_ctr *c);
 void rt_pod_free(struct rt_pod *p);
+/* Every init container has succeeded (true when there is none). */
+bool rt_pod_inits_done(const struct rt_pod *p);
+/* An init container failed for good (restartPolicy Never): the pod has failed. */
+bool rt_pod_init_failed(const struct rt_pod *p);
 /* Stops the running instance of c (probe failure): graceful, then restart by policy. */
 void rt_ctr_stop(struct rt *rt, struct rt_ctr *c, uint64_t grace_ms, const char *why);
 int rt_pod_save(struct rt_pod *p);

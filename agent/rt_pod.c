@@ -11,10 +11,10 @@
  * exit.json) and log files logs/<name>/<n>.log, n being the container's restartCount; the
  * current and the previous instance are kept.
  *
- * Restart back-off is Kubernetes': a container that exits (whatever the code, when the
- * policy restarts it) waits base, then 2x base, ... up to max before its next start, and
- * starts again from base after it ran for 2x max. Waiting shows as CrashLoopBackOff, or
- * RunContainerError when the last start itself failed.
+ * Restart back-off is kubelet's: a container that exits (whatever the code, when the policy
+ * restarts it) is started again at once the first time, then after base, 2x base, ... up to
+ * max, and the count starts over once it ran for 2x max. Waiting shows as CrashLoopBackOff,
+ * or RunContainerError when the last start itself failed.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -259,11 +259,20 @@ nomem:
 
 /* ---- sandbox ---- */
 
+/* Kubernetes' effective pod resources: the containers' sum, or the largest init container's
+ * when that is more (init containers run alone). */
 static void pod_limits(const struct rt_pod *p, struct rt_limits *l)
 {
 	bool all_cpu = true, all_mem = true;
 	l->cpu_limit = l->cpu_request = l->mem_limit = 0;
-	for (size_t i = 0; i < p->n_ctrs; i++) {
+	for (size_t i = p->spec.n_apps; i < p->n_ctrs; i++) {
+		const struct rt_ctr_spec *s = p->ctrs[i].spec;
+		if (s->cpu_limit < 0)
+			all_cpu = false;
+		if (s->mem_limit < 0)
+			all_mem = false;
+	}
+	for (size_t i = 0; i < p->spec.n_apps; i++) {
 		const struct rt_ctr_spec *s = p->ctrs[i].spec;
 		if (s->cpu_limit < 0)
 			all_cpu = false;
@@ -275,6 +284,15 @@ static void pod_limits(const struct rt_pod *p, struct rt_limits *l)
 			l->mem_limit += s->mem_limit;
 		if (s->cpu_request > 0)
 			l->cpu_request += s->cpu_request;
+	}
+	for (size_t i = p->spec.n_apps; i < p->n_ctrs; i++) {
+		const struct rt_ctr_spec *s = p->ctrs[i].spec;
+		if (s->cpu_limit > l->cpu_limit)
+			l->cpu_limit = s->cpu_limit;
+		if (s->mem_limit > l->mem_limit)
+			l->mem_limit = s->mem_limit;
+		if (s->cpu_request > l->cpu_request)
+			l->cpu_request = s->cpu_request;
 	}
 	if (!all_cpu || !l->cpu_limit)
 		l->cpu_limit = -1;
@@ -290,9 +308,50 @@ static uint64_t backoff_delay(const struct rt *rt, int n)
 	return d < rt->backoff_max ? d : rt->backoff_max;
 }
 
+/* The wait before the restart that follows the n-th exit in a row (n from 0). */
+static uint64_t restart_delay(const struct rt *rt, int n)
+{
+	return n > 0 ? backoff_delay(rt, n - 1) : 0;
+}
+
 static bool sandbox_ready(const struct rt_pod *p)
 {
 	return p->net_ready && p->cg_ready;
+}
+
+static bool init_ok(const struct rt_ctr *c)
+{
+	return c->done && c->term.set && c->term.exit_code == 0;
+}
+
+bool rt_pod_inits_done(const struct rt_pod *p)
+{
+	for (size_t i = p->spec.n_apps; i < p->n_ctrs; i++)
+		if (!init_ok(&p->ctrs[i]))
+			return false;
+	return true;
+}
+
+bool rt_pod_init_failed(const struct rt_pod *p)
+{
+	for (size_t i = p->spec.n_apps; i < p->n_ctrs; i++)
+		if (p->ctrs[i].done && !init_ok(&p->ctrs[i]))
+			return true;
+	return false;
+}
+
+/* c may start now or when its back-off ends: init containers one at a time, in order, each
+ * after the previous one succeeded; the others once every init container has. */
+static bool startable(const struct rt_pod *p, const struct rt_ctr *c)
+{
+	if (p->terminating || p->spec.err_reason || c->spec->err_reason ||
+	    c->state != RT_C_WAITING || c->done)
+		return false;
+	size_t upto = c->spec->init ? c->idx : p->n_ctrs;
+	for (size_t i = p->spec.n_apps; i < upto; i++)
+		if (!init_ok(&p->ctrs[i]))
+			return false;
+	return true;
 }
 
 static void ensure_sandbox(struct rt *rt, struct rt_pod *p, uint64_t now)
@@ -402,6 +461,9 @@ static void ctr_exited(struct rt *rt, struct rt_ctr *c, struct rt_term *t)
 	enum rt_restart pol = p->spec.restart;
 	bool restart = !p->terminating &&
 		       (pol == RT_RESTART_ALWAYS || (pol == RT_RESTART_ONFAILURE && t->exit_code));
+	/* An init container runs until it succeeds (or, with Never, fails the pod). */
+	if (c->spec->init)
+		restart = !p->terminating && pol != RT_RESTART_NEVER && t->exit_code;
 	log_info("runtime: pod %s/%s container %s exited with %d (%s)%s", p->spec.ns, p->spec.name,
 		 c->spec->name, t->exit_code, t->reason, restart ? "" : ", not restarted");
 	if (!restart) {
@@ -416,7 +478,7 @@ static void ctr_exited(struct rt *rt, struct rt_ctr *c, struct rt_term *t)
 				       : 0;
 		if (ran >= 2 * rt->backoff_max)
 			c->backoff = 0;
-		uint64_t delay = backoff_delay(rt, c->backoff);
+		uint64_t delay = restart_delay(rt, c->backoff);
 		if (c->backoff < 30)
 			c->backoff++;
 		int64_t ago = (rt_real_ns() - t->finished) / 1000000;
@@ -802,11 +864,8 @@ void rt_pod_step(struct rt *rt, struct rt_pod *p, uint64_t now)
 	if (p->spec.err_reason)
 		return;
 	bool want = false;
-	for (size_t i = 0; i < p->n_ctrs && !want; i++) {
-		struct rt_ctr *c = &p->ctrs[i];
-		want = !c->spec->err_reason && c->state == RT_C_WAITING && !c->done &&
-		       now >= c->restart_at;
-	}
+	for (size_t i = 0; i < p->n_ctrs && !want; i++)
+		want = startable(p, &p->ctrs[i]) && now >= p->ctrs[i].restart_at;
 	if (!want)
 		return;
 	if (!sandbox_ready(p)) {
@@ -818,8 +877,7 @@ void rt_pod_step(struct rt *rt, struct rt_pod *p, uint64_t now)
 	}
 	for (size_t i = 0; i < p->n_ctrs; i++) {
 		struct rt_ctr *c = &p->ctrs[i];
-		if (!c->spec->err_reason && c->state == RT_C_WAITING && !c->done &&
-		    now >= c->restart_at)
+		if (startable(p, c) && now >= c->restart_at)
 			ctr_start(rt, c, now);
 	}
 }
@@ -839,8 +897,7 @@ uint64_t rt_pod_next(const struct rt_pod *p)
 		const struct rt_ctr *c = &p->ctrs[i];
 		due(&m, stop_next(c));
 		due(&m, rt_probe_next(c));
-		if (!p->terminating && !p->spec.err_reason && !c->spec->err_reason &&
-		    c->state == RT_C_WAITING && !c->done) {
+		if (startable(p, c)) {
 			uint64_t t = c->restart_at ? c->restart_at : 1;
 			if (!sandbox_ready(p) && p->sandbox_retry_at > t)
 				t = p->sandbox_retry_at;
@@ -1027,7 +1084,7 @@ struct rt_pod *rt_pod_load(struct rt *rt, const char *dir)
 		if (c->state == RT_C_RUNNING) {
 			adopt_ctr(rt, c, now);
 		} else if (c->state == RT_C_WAITING && !c->done && c->last.set) {
-			uint64_t delay = backoff_delay(rt, c->backoff > 0 ? c->backoff - 1 : 0);
+			uint64_t delay = restart_delay(rt, c->backoff > 0 ? c->backoff - 1 : 0);
 			int64_t ago = (rt_real_ns() - c->last.finished) / 1000000;
 			c->restart_at = ago >= 0 && (uint64_t)ago < delay
 						? now + delay - (uint64_t)ago

@@ -70,6 +70,18 @@ static void argf(struct argv_b *b, const char *fmt, ...)
 	arg(b, buf);
 }
 
+static void user_args(struct argv_b *b, const struct rt_ctr_spec *s)
+{
+	if (s->uid >= 0) {
+		arg(b, "--user");
+		argf(b, "%lld", (long long)s->uid);
+	}
+	if (s->gid >= 0) {
+		arg(b, "--group");
+		argf(b, "%lld", (long long)s->gid);
+	}
+}
+
 /* Spawns the shim with stdin and stdout on /dev/null, stderr on errlog (or /dev/null), fd 3
  * on sync_fd (-1: none) and 1/2 on out_fd (-1: as stdout). */
 static int spawn_shim(struct rt *rt, char **argv, char **envp, const char *errlog, int sync_fd,
@@ -170,6 +182,7 @@ int rt_proc_start_ctr(struct rt *rt, struct rt_ctr *c, char **argv, const char *
 		arg(&b, "--workdir");
 		arg(&b, c->spec->workdir);
 	}
+	user_args(&b, c->spec);
 	arg(&b, "--");
 	for (size_t i = 0; argv[i]; i++)
 		arg(&b, argv[i]);
@@ -292,6 +305,7 @@ int rt_proc_exec(struct rt *rt, struct rt_ctr *c, char *const *argv, pid_t *pidp
 		arg(&b, "--workdir");
 		arg(&b, c->spec->workdir);
 	}
+	user_args(&b, c->spec);
 	arg(&b, "--");
 	for (size_t i = 0; argv[i]; i++)
 		arg(&b, argv[i]);

@@ -11,6 +11,9 @@
  * container are errors, not silently dropped: a field the runtime ignores would change what
  * the container does without anyone noticing. Kubernetes fields that cannot change what runs
  * here (imagePullPolicy, terminationMessagePath, stdin, tty, ...) are accepted and ignored.
+ * Of securityContext (the pod's and the container's), runAsUser, runAsGroup and runAsNonRoot
+ * are applied; the rest (capabilities, readOnlyRootFilesystem, seccompProfile, ...) is not
+ * enforced: apart from its user, a container has the privileges of the agent.
  *
  * No images: `image` is a name for people, except that an image starting with "/" is a
  * directory used as the container's root filesystem (also settable for every container of a
@@ -564,8 +567,44 @@ static int parse_env(struct rt_ctr_spec *c, const char *where, const json_t *env
 	return 0;
 }
 
-static int parse_container(struct rt_pod_spec *s, size_t idx, const json_t *o,
-			   const char *pod_rootfs, struct rt_ctr_spec *c)
+/* runAsUser, runAsGroup and runAsNonRoot of a securityContext (its other fields have no
+ * effect here). -1 with msg set when one is malformed. */
+static int parse_security(const json_t *sc, const char *where, int64_t *uid, int64_t *gid,
+			  int *nonroot, char *msg, size_t len)
+{
+	static const char *const ids[2] = { "runAsUser", "runAsGroup" };
+	int64_t *outs[2] = { uid, gid };
+	if (!sc || json_is_null(sc))
+		return 0;
+	if (!json_is_object(sc)) {
+		snprintf(msg, len, "%s: must be an object", where);
+		return -1;
+	}
+	for (int i = 0; i < 2; i++) {
+		const json_t *v = json_object_get(sc, ids[i]);
+		if (!v || json_is_null(v))
+			continue;
+		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+		    json_integer_value(v) > 2147483647) {
+			snprintf(msg, len, "%s.%s: must be an integer 0..2147483647", where,
+				 ids[i]);
+			return -1;
+		}
+		*outs[i] = json_integer_value(v);
+	}
+	const json_t *nr = json_object_get(sc, "runAsNonRoot");
+	if (nr && !json_is_null(nr)) {
+		if (!json_is_boolean(nr)) {
+			snprintf(msg, len, "%s.runAsNonRoot: must be true or false", where);
+			return -1;
+		}
+		*nonroot = json_is_true(nr);
+	}
+	return 0;
+}
+
+static int parse_container(struct rt_pod_spec *s, size_t idx, size_t pos, bool init,
+			   const json_t *o, const char *pod_rootfs, struct rt_ctr_spec *c)
 {
 	static const char *const keys[] = {
 		"name", "image", "command", "args", "workingDir", "ports", "env", "resources",
@@ -579,7 +618,8 @@ static int parse_container(struct rt_pod_spec *s, size_t idx, const json_t *o,
 	char where[64], w[128];
 	const char *k;
 
-	snprintf(where, sizeof(where), "spec.containers[%zu]", idx);
+	snprintf(where, sizeof(where), "spec.%s[%zu]", init ? "initContainers" : "containers", pos);
+	c->init = init;
 	c->cpu_limit = c->cpu_request = c->mem_limit = c->mem_request = -1;
 	const char *name = str_at(o, "name");
 	if (!(c->name = strdup(name ? name : "")))
@@ -603,6 +643,19 @@ static int parse_container(struct rt_pod_spec *s, size_t idx, const json_t *o,
 	if ((k = unknown_key(o, keys))) {
 		ctr_err(c, CFG_ERR, "%s.%s: unknown field", where, k);
 		return 0;
+	}
+	if (init) {
+		/* Kubernetes allows neither on an init container (sidecars, with restartPolicy,
+		 * are refused below). */
+		static const char *const not_init[] = { "livenessProbe", "readinessProbe",
+							"startupProbe", "lifecycle", NULL };
+		for (size_t i = 0; not_init[i]; i++) {
+			if (json_object_get(o, not_init[i])) {
+				ctr_err(c, CFG_ERR, "%s.%s: not allowed in an init container",
+					where, not_init[i]);
+				return 0;
+			}
+		}
 	}
 	static const char *const refused[] = { "envFrom", "volumeMounts", "volumeDevices",
 					       "restartPolicy", NULL };
@@ -686,6 +739,24 @@ static int parse_container(struct rt_pod_spec *s, size_t idx, const json_t *o,
 			handler_free(&h);
 		}
 	}
+	char msg[256];
+	int64_t uid = s->run_as_user, gid = s->run_as_group;
+	int nonroot = s->run_as_non_root;
+	snprintf(w, sizeof(w), "%s.securityContext", where);
+	if (parse_security(json_object_get(o, "securityContext"), w, &uid, &gid, &nonroot, msg,
+			   sizeof(msg))) {
+		ctr_err(c, CFG_ERR, "%s", msg);
+		return 0;
+	}
+	if (nonroot == 1 && uid <= 0) {
+		ctr_err(c, CFG_ERR,
+			"%s.runAsNonRoot: the container would run as root (no image says "
+			"otherwise here: set runAsUser to a non-zero uid)",
+			w);
+		return 0;
+	}
+	c->uid = uid;
+	c->gid = gid;
 	/* Checked last: a config error says more than a missing command. */
 	if (!c->command || !c->command[0] || !*c->command[0]) {
 		ctr_err(c, CREATE_ERR,
@@ -743,18 +814,29 @@ int rt_spec_parse(const json_t *pod, struct rt_pod_spec *s, const char **why)
 	const char *pod_rootfs = str_at(ann, "shoal.io/rootfs");
 
 	s->grace = 30;
+	s->run_as_user = s->run_as_group = -1;
+	s->run_as_non_root = -1;
+	char msg[256];
+	if (parse_security(json_object_get(spec, "securityContext"), "spec.securityContext",
+			   &s->run_as_user, &s->run_as_group, &s->run_as_non_root, msg,
+			   sizeof(msg)))
+		pod_err(s, CFG_ERR, "%s", msg);
 	const char *hn = str_at(spec, "hostname");
 	if (!(s->hostname = strndup(hn && *hn ? hn : name, 63)))
 		goto nomem;
-	const json_t *ctrs = json_object_get(spec, "containers");
-	size_t n = json_array_size(ctrs);
-	if (!(s->ctrs = calloc(n ? n : 1, sizeof(*s->ctrs))))
+	const json_t *ctrs = json_object_get(spec, "containers"),
+		     *inits = json_object_get(spec, "initContainers");
+	size_t n = json_array_size(ctrs), ni = json_array_size(inits);
+	if (!(s->ctrs = calloc(n + ni ? n + ni : 1, sizeof(*s->ctrs))))
 		goto nomem;
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < n + ni; i++) {
 		s->n_ctrs = i + 1;
-		if (parse_container(s, i, json_array_get(ctrs, i), pod_rootfs, &s->ctrs[i]))
+		bool init = i >= n;
+		const json_t *o = init ? json_array_get(inits, i - n) : json_array_get(ctrs, i);
+		if (parse_container(s, i, init ? i - n : i, init, o, pod_rootfs, &s->ctrs[i]))
 			goto nomem;
 	}
+	s->n_apps = n;
 
 	if (!json_is_object(spec)) {
 		pod_err(s, CFG_ERR, "spec: must be an object");
@@ -783,9 +865,8 @@ int rt_spec_parse(const json_t *pod, struct rt_pod_spec *s, const char **why)
 		else
 			s->grace = (long)json_integer_value(g);
 	}
-	const json_t *ic = json_object_get(spec, "initContainers");
-	if (json_array_size(ic) > 0)
-		pod_err(s, CFG_ERR, "spec.initContainers: not supported on this node");
+	if (inits && !json_is_null(inits) && !json_is_array(inits))
+		pod_err(s, CFG_ERR, "spec.initContainers: must be a list");
 	if (json_is_true(json_object_get(spec, "hostNetwork")))
 		pod_err(s, CFG_ERR, "spec.hostNetwork: not supported on this node");
 	if (hn && *hn && !dns_label(hn))

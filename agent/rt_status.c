@@ -65,6 +65,8 @@ static json_t *ctr_status(const struct rt_pod *p, const struct rt_ctr *c)
 		state = json_pack("{s:o*}", "terminated", term_status(&c->term));
 	else if (c->instance < 0 && *p->sandbox_msg)
 		state = waiting("ContainerCreating", p->sandbox_msg);
+	else if (c->instance < 0 && !c->spec->init && !rt_pod_inits_done(p))
+		state = waiting("PodInitializing", NULL);
 	else
 		state = waiting(*c->wait_reason ? c->wait_reason : "ContainerCreating",
 				c->wait_msg);
@@ -73,8 +75,10 @@ static json_t *ctr_status(const struct rt_pod *p, const struct rt_ctr *c)
 	const char *id = c->instance >= 0 && c->state != RT_C_WAITING ? c->id : NULL;
 	if (!id && c->last.set && *c->last.id)
 		id = c->last.id;
+	/* An init container is ready once it has succeeded. */
+	bool ready = c->spec->init ? c->done && c->term.set && !c->term.exit_code : c->ready;
 	json_t *o = json_pack("{s:s, s:o*, s:o*, s:b, s:b, s:i, s:s, s:s}", "name", c->spec->name,
-			      "state", state, "lastState", last, "ready", c->ready, "started",
+			      "state", state, "lastState", last, "ready", ready, "started",
 			      c->state == RT_C_RUNNING && c->started, "restartCount", c->restarts,
 			      "image", c->spec->image ? c->spec->image : "", "imageID", "");
 	if (o && id && json_object_set_new(o, "containerID", json_string(id))) {
@@ -86,10 +90,14 @@ static json_t *ctr_status(const struct rt_pod *p, const struct rt_ctr *c)
 
 static const char *phase_of(const struct rt_pod *p)
 {
-	if (p->spec.err_reason || p->n_ctrs == 0)
+	if (p->spec.err_reason || p->spec.n_apps == 0)
+		return "Pending";
+	if (rt_pod_init_failed(p))
+		return "Failed";
+	if (!rt_pod_inits_done(p))
 		return "Pending";
 	bool all_done = true, failed = false, created = true;
-	for (size_t i = 0; i < p->n_ctrs; i++) {
+	for (size_t i = 0; i < p->spec.n_apps; i++) {
 		const struct rt_ctr *c = &p->ctrs[i];
 		if (!c->done)
 			all_done = false;
@@ -145,14 +153,27 @@ json_t *rt_status_build(struct rt *rt, struct rt_pod *p)
 	int64_t now = rt_real_ns();
 	const char *phase = phase_of(p);
 	bool completed = !strcmp(phase, "Succeeded") || !strcmp(phase, "Failed");
-	json_t *st = json_object(), *conds = json_array(), *cs = json_array();
-	if (!st || !conds || !cs)
+	json_t *st = json_object(), *conds = json_array(), *cs = json_array(), *ics = json_array();
+	if (!st || !conds || !cs || !ics)
 		goto nomem;
 
-	bool all_ready = p->n_ctrs > 0;
-	char unready[512] = "";
-	size_t ul = 0;
-	for (size_t i = 0; i < p->n_ctrs; i++) {
+	bool all_ready = p->spec.n_apps > 0, inits = rt_pod_inits_done(p);
+	char unready[512] = "", uninit[512] = "";
+	size_t ul = 0, il = 0;
+	for (size_t i = p->spec.n_apps; i < p->n_ctrs; i++) {
+		const struct rt_ctr *c = &p->ctrs[i];
+		if (!(c->done && c->term.set && !c->term.exit_code)) {
+			il += (size_t)snprintf(uninit + il,
+					       il < sizeof(uninit) ? sizeof(uninit) - il : 0,
+					       "%s%s", il ? " " : "", c->spec->name);
+			if (il >= sizeof(uninit))
+				il = sizeof(uninit) - 1;
+		}
+		json_t *o = ctr_status(p, c);
+		if (!o || json_array_append_new(ics, o))
+			goto nomem;
+	}
+	for (size_t i = 0; i < p->spec.n_apps; i++) {
 		const struct rt_ctr *c = &p->ctrs[i];
 		if (!c->ready) {
 			all_ready = false;
@@ -168,11 +189,14 @@ json_t *rt_status_build(struct rt *rt, struct rt_pod *p)
 	}
 	char msg[600];
 	snprintf(msg, sizeof(msg), "containers with unready status: [%s]", unready);
+	char imsg[600];
+	snprintf(imsg, sizeof(imsg), "containers with incomplete status: [%s]", uninit);
 	const char *nr_reason = completed ? "PodCompleted" : "ContainersNotReady";
 	const char *nr_msg = completed ? NULL : msg;
 	bool sandbox = p->net_ready && p->cg_ready;
 	if (add_cond(conds, p, RT_COND_SCHEDULED, "PodScheduled", true, NULL, NULL, now) ||
-	    add_cond(conds, p, RT_COND_INITIALIZED, "Initialized", true, NULL, NULL, now) ||
+	    add_cond(conds, p, RT_COND_INITIALIZED, "Initialized", inits,
+		     inits ? NULL : "ContainersNotInitialized", inits ? NULL : imsg, now) ||
 	    add_cond(conds, p, RT_COND_SANDBOX, "PodReadyToStartContainers", sandbox, NULL, NULL,
 		     now) ||
 	    add_cond(conds, p, RT_COND_CREADY, "ContainersReady", all_ready && !completed,
@@ -189,6 +213,11 @@ json_t *rt_status_build(struct rt *rt, struct rt_pod *p)
 	conds = NULL;
 	bad |= json_object_set_new(st, "containerStatuses", cs);
 	cs = NULL;
+	if (json_array_size(ics))
+		bad |= json_object_set_new(st, "initContainerStatuses", ics);
+	else
+		json_decref(ics);
+	ics = NULL;
 	bad |= json_object_set_new(st, "startTime", time_json(p->start_time));
 	bad |= json_object_set_new(st, "qosClass", json_string(qos_of(p)));
 	if (rt->cfg.host_ip && *rt->cfg.host_ip) {
@@ -210,6 +239,7 @@ json_t *rt_status_build(struct rt *rt, struct rt_pod *p)
 nomem:
 	json_decref(conds);
 	json_decref(cs);
+	json_decref(ics);
 	json_decref(st);
 	return NULL;
 }

@@ -12,7 +12,8 @@
  * even when they exit while the agent is down; pod state lives in the state directory so a
  * restarted agent re-adopts what runs.
  *
- * The runtime owns restarts (restartPolicy, back-off 10 s doubling to 300 s), probes
+ * The runtime owns restarts (restartPolicy; as kubelet, the first restart at once, then a
+ * back-off of 10 s doubling to 300 s), probes
  * (liveness, readiness, startup: exec, tcpSocket, httpGet) and graceful termination
  * (SIGTERM, grace period, SIGKILL). Whenever a pod's observed status changes it calls
  * status_changed; the agent then writes that status to the API.
@@ -26,11 +27,13 @@
  *   waitpid(pid). So the agent must not ignore SIGCHLD nor reap children it did not start
  *   (no waitpid(-1)). Shims outlive the agent and are re-adopted by the next rt_open.
  * - Pod fields read: metadata.uid, name, namespace, labels/annotations (fieldRef),
- *   ownerReferences (controller: kept addresses), spec.containers, restartPolicy,
+ *   ownerReferences (controller: kept addresses), spec.containers, initContainers (run one
+ *   after the other to success before the containers start), restartPolicy,
  *   terminationGracePeriodSeconds, hostname, nodeName (must be this node or empty). Unknown
- *   container fields, initContainers, hostNetwork, volumeMounts, envFrom, secret/configMap
- *   env sources, grpc probes and postStart hooks are refused with a status reason naming the
- *   field. No images: a container needs `command`; an `image` starting with "/" is a
+ *   container fields, hostNetwork, volumeMounts, envFrom, secret/configMap env sources, grpc
+ *   probes and postStart hooks are refused with a status reason naming the field. Of
+ *   securityContext, runAsUser, runAsGroup and runAsNonRoot are applied (the rest is not
+ *   enforced). No images: a container needs `command`; an `image` starting with "/" is a
  *   directory used as its root filesystem (annotation shoal.io/rootfs: the same for every
  *   container of the pod); any other image name runs on the node's root filesystem.
  * - State: <state_dir>/ipam.json, <state_dir>/pods/<uid>/pod.json, per container instance
@@ -63,8 +66,8 @@ struct rt_config {
 	const char *host_ip; /* the node's address, reported as status.hostIP */
 	/* The container supervisor binary; NULL: shoal-shim beside the running executable. */
 	const char *shim_path;
-	/* Restart back-off: base doubling up to max (0: 10 s and 300 s). A container that ran
-	 * for twice max before it exited starts again from base. */
+	/* Restart back-off: base doubling up to max (0: 10 s and 300 s), after an immediate
+	 * first restart. A container that ran for twice max before it exited starts over. */
 	unsigned backoff_base_ms, backoff_max_ms;
 	/* A container log file is rotated (to FILE.1) past this size (0: 10 MiB). */
 	uint64_t log_max_bytes;

@@ -4,9 +4,9 @@
  *
  *   shoal-shim run --dir DIR --log FILE [--log-max BYTES] [--netns PATH] [--cgroup DIR]...
  *                  [--kill-cgroup DIR] [--hostname NAME] [--rootfs DIR] [--workdir DIR]
- *                  -- COMMAND [ARG]...
+ *                  [--user UID] [--group GID] -- COMMAND [ARG]...
  *   shoal-shim exec --pid PID --pid-start TICKS [--cgroup DIR]... [--workdir DIR]
- *                  -- COMMAND [ARG]...
+ *                  [--user UID] [--group GID] -- COMMAND [ARG]...
  *
  * `run` (started by the agent with a sync pipe on fd 3 and the container's environment as
  * its own) leaves the agent's session, becomes a child subreaper, and forks the container:
@@ -32,6 +32,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -55,6 +56,7 @@
 extern char **environ;
 
 struct shim_opts {
+	long uid, gid; /* -1: keep */
 	const char *dir, *log, *netns, *kill_cgroup, *hostname, *rootfs, *workdir;
 	const char *cgroups[SHIM_MAX_CGROUPS];
 	int n_cgroups;
@@ -79,6 +81,7 @@ static void die(int code, const char *fmt, ...)
 static int parse_opts(int argc, char **argv, struct shim_opts *o)
 {
 	memset(o, 0, sizeof(*o));
+	o->uid = o->gid = -1;
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i];
 		if (!strcmp(a, "--")) {
@@ -111,6 +114,11 @@ static int parse_opts(int argc, char **argv, struct shim_opts *o)
 			o->log_max = strtoull(v, &end, 10);
 			if (*end)
 				return -1;
+		} else if (!strcmp(a, "--user") || !strcmp(a, "--group")) {
+			long id = strtol(v, &end, 10);
+			if (*end || id < 0 || id > 2147483647)
+				return -1;
+			*(a[2] == 'u' ? &o->uid : &o->gid) = id;
 		} else if (!strcmp(a, "--pid")) {
 			o->pid = (pid_t)strtol(v, &end, 10);
 			if (*end || o->pid <= 0)
@@ -137,6 +145,20 @@ static void write_full(int fd, const char *s, size_t n)
 		s += w;
 		n -= (size_t)w;
 	}
+}
+
+/* Becomes the container's user: its group alone (no supplementary groups), then the user,
+ * which drops every capability. 0 or -errno. */
+static int become(const struct shim_opts *o)
+{
+	if (o->uid < 0 && o->gid < 0)
+		return 0;
+	gid_t g = (gid_t)(o->gid >= 0 ? o->gid : 0);
+	if (setgroups(1, &g) < 0 || setgid(g) < 0)
+		return -errno;
+	if (o->uid >= 0 && setuid((uid_t)o->uid) < 0)
+		return -errno;
+	return 0;
 }
 
 /* In the container child: report why it could not start, and end. */
@@ -245,6 +267,9 @@ static void container_child(const struct shim_opts *o, int outw, int efd)
 		child_fail(efd, "workingDir %s: %s", wd, strerror(errno));
 	if (dup2(nullfd, 0) < 0 || dup2(outw, 1) < 0 || dup2(outw, 2) < 0)
 		child_fail(efd, "stdio: %s", strerror(errno));
+	int e = become(o);
+	if (e)
+		child_fail(efd, "run as user %ld group %ld: %s", o->uid, o->gid, strerror(-e));
 	execvp(o->argv[0], o->argv);
 	if (errno == ENOENT && !strchr(o->argv[0], '/'))
 		child_fail(efd, "exec \"%s\": executable file not found in $PATH", o->argv[0]);
@@ -553,6 +578,12 @@ static int shim_exec(struct shim_opts *o)
 	if (child == 0) {
 		signal(SIGTERM, SIG_DFL);
 		setpgid(0, 0);
+		int e = become(o);
+		if (e) {
+			fprintf(stderr, "run as user %ld group %ld: %s\n", o->uid, o->gid,
+				strerror(-e));
+			_exit(126);
+		}
 		execvp(o->argv[0], o->argv);
 		fprintf(stderr, "exec \"%s\": %s\n", o->argv[0], strerror(errno));
 		_exit(errno == ENOENT ? 127 : 126);

@@ -285,8 +285,7 @@ void api_write_done(void *arg, int err, int64_t rev, struct store_result *res, s
 			retry = true;
 	}
 	/* The connection is suspended; resuming it runs on_request again, which answers. */
-	atomic_store(&r->state, retry ? REQ_RETRY : REQ_DONE);
-	MHD_resume_connection(r->conn);
+	api_req_resume(r, retry ? REQ_RETRY : REQ_DONE);
 }
 
 static int submit(struct api_req *r, struct write_plan *p, char *value, size_t len, int code)
@@ -302,13 +301,12 @@ static int submit(struct api_req *r, struct write_plan *p, char *value, size_t l
 		   (p->retry_exists && !p->user_alloc ? RETRY_ALLOC : 0) |
 		   (p->user_alloc ? USER_ALLOC : 0);
 	atomic_store(&r->state, REQ_WAITING);
-	MHD_suspend_connection(r->conn);
+	api_req_suspend(r);
 	err = store_txn_async(r->srv->st, p->ops, p->n, api_write_done, r);
 	if (err) {
 		api_req_release_alloc(r, false);
 		r->txn_err = err;
-		atomic_store(&r->state, REQ_DONE);
-		MHD_resume_connection(r->conn);
+		api_req_resume(r, REQ_DONE);
 	}
 	return MHD_YES;
 }
@@ -1156,7 +1154,7 @@ static int handle_update(struct api_req *r, bool status_only)
 
 static int handle_patch(struct api_req *r, bool status_only)
 {
-	const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");
+	const char *ct = api_header(r, "Content-Type");
 	char key[768];
 	struct wc_obj *cur;
 	json_t *patch, *obj;

@@ -26,6 +26,8 @@
 #define API_MAX_DEPTH 100
 
 struct api_metrics;
+struct api_local;
+struct ctrl_manager;
 
 struct api_server {
 	struct store *st;
@@ -37,6 +39,7 @@ struct api_server {
 	char *unix_paths[4];
 	struct api_metrics *metrics;
 	struct sched_runner *sched;
+	struct ctrl_manager *ctrl;
 	atomic_int inflight;
 	atomic_bool stopping;
 };
@@ -67,7 +70,8 @@ struct req_alloc {
 
 struct api_req {
 	struct api_server *srv;
-	struct MHD_Connection *conn;
+	struct MHD_Connection *conn; /* NULL for an in-process request */
+	struct api_local *local;     /* an in-process request (api_local.c), else NULL */
 	const char *method;
 	char *url;
 	struct timespec start;
@@ -106,6 +110,22 @@ int api_respond_json_take(struct api_req *r, int code, char *body, size_t len);
 int api_respond_status(struct api_req *r, int code, const char *reason, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 const char *api_query(struct api_req *r, const char *name);
+/* A request header (HTTP), or what an in-process request stands in for (Content-Type). */
+const char *api_header(struct api_req *r, const char *name);
+/* Fills r->kind, ns, name and sub from a path without its query. Returns 0 (with *discovery
+ * set for the discovery paths), -ENOENT for an unknown path, -ENAMETOOLONG for a name. */
+int api_route(struct api_req *r, const char *url, bool *discovery);
+/* Suspends the request while its write commits, and resumes it (HTTP: the connection;
+ * in-process: wakes the waiting caller) once its state is REQ_DONE or REQ_RETRY. */
+void api_req_suspend(struct api_req *r);
+void api_req_resume(struct api_req *r, int state);
+
+/* ---- in-process requests (api_local.c) ---- */
+const char *api_local_query(struct api_local *l, const char *name);
+const char *api_local_header(struct api_local *l, const char *name);
+/* Keeps the answer of an in-process request (body copied, or taken over when take). */
+int api_local_respond(struct api_local *l, int code, char *body, size_t len, bool take);
+void api_local_resume(struct api_req *r, int state);
 
 /* ---- verbs (api_handlers.c) ---- */
 /* Parses the labelSelector and fieldSelector query parameters (NULL when absent); answers 400

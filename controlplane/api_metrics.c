@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "api_internal.h"
+#include "ctrl.h"
 #include "hashmap.h"
 #include "sched_runner.h"
 #include "strbuf.h"
@@ -169,6 +170,8 @@ char *api_metrics_render(struct api_server *srv, size_t *len)
 	    (unsigned long long)ss.fsync_count);
 	if (srv->sched)
 		sched_runner_render(srv->sched, &t);
+	if (srv->ctrl)
+		ctrl_manager_render(srv->ctrl, &t);
 	if (t.err) {
 		strbuf_free(&t);
 		return NULL;

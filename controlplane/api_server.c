@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "api_internal.h"
+#include "ctrl.h"
 #include "log.h"
 #include "sched_runner.h"
 
@@ -57,15 +58,45 @@ static const char *reason_for(int code)
 
 const char *api_query(struct api_req *r, const char *name)
 {
+	if (r->local)
+		return api_local_query(r->local, name);
 	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *api_header(struct api_req *r, const char *name)
+{
+	if (r->local)
+		return api_local_header(r->local, name);
+	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+void api_req_suspend(struct api_req *r)
+{
+	if (!r->local)
+		MHD_suspend_connection(r->conn);
+}
+
+void api_req_resume(struct api_req *r, int state)
+{
+	if (r->local) {
+		api_local_resume(r, state);
+		return;
+	}
+	atomic_store(&r->state, state);
+	MHD_resume_connection(r->conn);
 }
 
 static int respond(struct api_req *r, int code, char *body, size_t len, bool take)
 {
-	struct MHD_Response *resp = MHD_create_response_from_buffer(
-		len, body, take ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_MUST_COPY);
+	struct MHD_Response *resp;
 	int ret;
 
+	if (r->local) {
+		r->code = code;
+		return api_local_respond(r->local, code, body, len, take);
+	}
+	resp = MHD_create_response_from_buffer(len, body,
+					       take ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_MUST_COPY);
 	if (!resp) {
 		if (take)
 			free(body);
@@ -155,8 +186,7 @@ static int copy_seg(char *dst, size_t len, const char *src)
 	return 0;
 }
 
-/* Fills r->kind, ns, name, sub from the URL. Returns 0, or -ENOENT for an unknown path. */
-static int route(struct api_req *r, const char *url, bool *discovery)
+int api_route(struct api_req *r, const char *url, bool *discovery)
 {
 	char path[1024], *segs[10];
 	const char *group, *version;
@@ -365,7 +395,7 @@ static int start_request(struct api_req *r)
 	if (err)
 		return api_respond_status(r, 401, "Unauthorized", "Unauthorized");
 
-	err = route(r, url, &discovery);
+	err = api_route(r, url, &discovery);
 	if (err == -ENAMETOOLONG)
 		return api_respond_status(r, 422, "Invalid",
 					  "metadata.name: Invalid value: must be no more than 253 "
@@ -701,6 +731,13 @@ struct api_server *api_server_start(struct store *st, const struct api_server_op
 			goto err;
 		}
 	}
+	if (!o->no_controllers) {
+		srv->ctrl = ctrl_manager_start(srv, o->controllers, ctrl_builtin);
+		if (!srv->ctrl) {
+			err = -errno;
+			goto err;
+		}
+	}
 	if (!srv->ndaemons) {
 		log_error("nothing to listen on: give --listen");
 		err = -EINVAL;
@@ -729,6 +766,8 @@ void api_server_stop(struct api_server *srv, int drain_ms)
 		if (s != MHD_INVALID_SOCKET)
 			close(s);
 	}
+	ctrl_manager_stop(srv->ctrl);
+	srv->ctrl = NULL;
 	sched_runner_stop(srv->sched);
 	srv->sched = NULL;
 	if (srv->wc)

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 struct api_server;
+struct ctrl_config;
 struct store;
 
 struct api_server_opts {
@@ -25,6 +26,8 @@ struct api_server_opts {
 	int bookmark_interval_ms; /* 0: 1,000 */
 	int no_scheduler;	 /* do not run the scheduler */
 	const char *scheduler_config; /* JSON file, NULL: defaults */
+	int no_controllers;	 /* do not run the workload controllers */
+	const struct ctrl_config *controllers; /* their tuning (ctrl.h), NULL: defaults */
 };
 
 /* Starts serving. Returns NULL and sets errno (the cause is logged). */

@@ -71,6 +71,10 @@ int api_serve_watch(struct api_req *r)
 	char *end;
 	int ret;
 
+	if (r->local)
+		return api_respond_status(r, 400, "BadRequest",
+					  "watch is served over HTTP only; in-process consumers "
+					  "read the watch cache");
 	if (rv && *rv && strcmp(rv, "0") != 0) {
 		long long v = strtoll(rv, &end, 10);
 		if (*end || v < 0)

@@ -38,6 +38,8 @@ static void usage(FILE *f)
 		"  --threads N              HTTP threads (default 2)\n"
 		"  --scheduler-config FILE  scheduler profiles, weights and prediction (JSON)\n"
 		"  --disable-scheduler      leave pods to another scheduler\n"
+		"  --disable-controllers    run no workload controllers (ReplicaSet, Deployment,\n"
+		"                           EndpointSlice, ...)\n"
 		"  --log-level LEVEL        error, warn, info or debug\n"
 		"  --version, --help\n");
 }
@@ -76,7 +78,7 @@ int main(int argc, char **argv)
 {
 	enum { O_LISTEN = 256, O_STATE, O_STORE, O_TOKENS, O_CERT, O_KEY, O_CIDR, O_PORTS, O_HREV,
 	       O_HSEC, O_COMPACT, O_WCE, O_BOOKMARK, O_THREADS, O_LOG, O_VERSION, O_SCHEDCFG,
-	       O_NOSCHED };
+	       O_NOSCHED, O_NOCTRL };
 	static const struct option longopts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "state", required_argument, NULL, O_STATE },
@@ -95,6 +97,7 @@ int main(int argc, char **argv)
 		{ "log-level", required_argument, NULL, O_LOG },
 		{ "scheduler-config", required_argument, NULL, O_SCHEDCFG },
 		{ "disable-scheduler", no_argument, NULL, O_NOSCHED },
+		{ "disable-controllers", no_argument, NULL, O_NOCTRL },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -181,6 +184,9 @@ int main(int argc, char **argv)
 			break;
 		case O_NOSCHED:
 			ao.no_scheduler = 1;
+			break;
+		case O_NOCTRL:
+			ao.no_controllers = 1;
 			break;
 		case O_VERSION:
 			printf("shoald 0.1.0\n");

@@ -936,3 +936,61 @@ ssize_t wc_watch_read(struct wc_watcher *w, struct strbuf *out, size_t max,
 	pthread_rwlock_unlock(&wc->lock);
 	return (ssize_t)(out->len - start);
 }
+
+ssize_t wc_watch_next(struct wc_watcher *w, struct wc_event_ref *evs, size_t max,
+		      void (*park)(void *arg), void *park_arg)
+{
+	struct watch_cache *wc = w->wc;
+	size_t n = 0;
+
+	if (w->ended || atomic_load(&wc->closing))
+		return -1;
+	/* The initial state, as ADDED events (the watcher's references move to the caller). */
+	while (w->initial_pos < w->ninitial && n < max) {
+		evs[n].type = WC_ADDED;
+		evs[n].obj = w->initial[w->initial_pos++];
+		n++;
+	}
+	if (n)
+		return (ssize_t)n;
+
+	pthread_rwlock_rdlock(&wc->lock);
+	if (w->next_seq < wc->tail) {
+		pthread_rwlock_unlock(&wc->lock);
+		log_warn("in-process watcher of %s fell behind the event history", w->kind->resource);
+		w->ended = true;
+		return -1;
+	}
+	while (w->next_seq < wc->head && n < max) {
+		const struct wc_event *e = &wc->ring[w->next_seq % wc->cap];
+		bool now = watcher_sees(w, e->obj), before = watcher_sees(w, e->prev);
+		int type = -1;
+
+		w->next_seq++;
+		switch (e->type) {
+		case WC_EV_ADDED:
+			type = now ? WC_ADDED : -1;
+			break;
+		case WC_EV_MODIFIED:
+			type = now ? (before ? WC_MODIFIED : WC_ADDED) : (before ? WC_DELETED : -1);
+			break;
+		default:
+			type = before ? WC_DELETED : -1;
+			break;
+		}
+		if (type >= 0) {
+			evs[n].type = type;
+			evs[n].obj = e->obj;
+			wc_obj_ref(e->obj);
+			n++;
+		}
+		if (e->rev > w->sent_rev)
+			w->sent_rev = e->rev;
+	}
+	if (n == 0) {
+		atomic_store(&w->parked, 1);
+		park(park_arg);
+	}
+	pthread_rwlock_unlock(&wc->lock);
+	return (ssize_t)n;
+}

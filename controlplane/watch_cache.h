@@ -124,6 +124,24 @@ struct wc_watcher *wc_watch_start(struct watch_cache *wc, const struct wc_watch_
 ssize_t wc_watch_read(struct wc_watcher *w, struct strbuf *out, size_t max,
 		      void (*park)(void *arg), void *park_arg);
 
+/* An event for in-process consumers: the object itself, not its text. */
+enum wc_event_type { WC_ADDED, WC_MODIFIED, WC_DELETED };
+struct wc_event_ref {
+	enum wc_event_type type;
+	struct wc_obj *obj; /* referenced: the caller drops it with wc_obj_unref */
+};
+
+/*
+ * What wc_watch_read() does, for a consumer in shoald's own process: fills evs with up to max
+ * pending events (the initial state first, as ADDED), each holding a reference to its object
+ * (the last state for DELETED). Returns the count; 0 when nothing is pending, in which case
+ * park(arg) has been called under the cache's lock; -1 when the watch is over (closed cache,
+ * or the watcher fell behind the ring: list again and watch from the list's revision).
+ * Bookmarks are not produced.
+ */
+ssize_t wc_watch_next(struct wc_watcher *w, struct wc_event_ref *evs, size_t max,
+		      void (*park)(void *arg), void *park_arg);
+
 /* Stops and frees a watcher; wake is not called after it returns. Accepts NULL. */
 void wc_watch_stop(struct wc_watcher *w);
 

@@ -365,7 +365,7 @@ static int validate(const struct dp *dp, const struct dp_service *svc, const str
 		log_warn("dp: service %s: backends: NULL", svc->name);
 		return -EINVAL;
 	}
-	if (n > 60000 || n >= dp->opts.maglev_size) {
+	if (n > 60000 || ((svc->flags & SVC_F_MAGLEV) && n >= dp->opts.maglev_size)) {
 		log_warn("dp: service %s: %zu backends: too many", svc->name, n);
 		return -E2BIG;
 	}

@@ -63,7 +63,7 @@ struct nl_route {
 	uint32_t metric;  /* 0: none */
 	const char *src;  /* preferred source address, NULL for none */
 	uint8_t protocol; /* who made it (RTPROT_*, or a number of the caller's); 0: static.
-			   * A delete with a protocol matches only routes of that protocol. */
+			   * A delete matches only routes of that protocol. */
 };
 int nl_route_add(struct nl_conn *nl, const struct nl_route *r);
 int nl_route_replace(struct nl_conn *nl, const struct nl_route *r);

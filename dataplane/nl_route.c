@@ -61,8 +61,6 @@ static int nl_route_req(struct nl_conn *nl, uint16_t type, uint16_t flags, const
 	rtm->rtm_family = AF_INET;
 	rtm->rtm_dst_len = plen;
 	rtm->rtm_protocol = r->protocol ? r->protocol : RTPROT_STATIC;
-	if (type == RTM_DELROUTE)
-		rtm->rtm_protocol = r->protocol;
 	rtm->rtm_type = RTN_UNICAST;
 	rtm->rtm_scope = r->via ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK;
 	if (type == RTM_DELROUTE)

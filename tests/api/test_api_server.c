@@ -19,8 +19,14 @@ static struct shoald srv;
 static int setup(void **state)
 {
 	(void)state;
-	const char *args[] = { "--disable-scheduler",	 "--log-level", "warn",
-			       "--bookmark-interval-ms", "100",		NULL };
+	/* The API alone: no scheduler or controllers writing beside the tests. */
+	const char *args[] = { "--disable-scheduler",
+			       "--disable-controllers",
+			       "--log-level",
+			       "warn",
+			       "--bookmark-interval-ms",
+			       "100",
+			       NULL };
 	return shoald_start(&srv, args);
 }
 
