@@ -144,4 +144,4 @@ format:
 clean:
 	rm -rf $(BUILD)
 
--include $(LIB_OBJS:.o=.d) $(SAN_OBJS:.o=.d)
+-include $(LIB_OBJS:.o=.d) $(SAN_OBJS:.o=.d) $(MAINS:%.c=$(BUILD)/obj/%.d)

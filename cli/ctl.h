@@ -35,6 +35,12 @@ enum {
 	CTL_OPT_ALL_NS = 1u << 7,
 	CTL_OPT_IGNORE_NOT_FOUND = 1u << 8,
 	CTL_OPT_TIMEOUT = 1u << 9,
+	CTL_OPT_REVISION = 1u << 10, /* rollout: --to-revision, --revision */
+	CTL_OPT_WAIT = 1u << 11,     /* rollout status: --timeout */
+	CTL_OPT_CONTAINER = 1u << 12,
+	CTL_OPT_FOLLOW = 1u << 13,
+	CTL_OPT_PREVIOUS = 1u << 14,
+	CTL_OPT_NODE = 1u << 15,
 };
 
 #define CTL_MAX_FILES 32
@@ -61,6 +67,12 @@ struct ctl_opts {
 	long replicas;	   /* -1: not given */
 	long grace;	   /* -1: not given */
 	long timeout_s;	   /* request timeout; watch: how long to watch (0: until ended) */
+	long revision;	   /* rollout --to-revision / --revision (0: not given) */
+	long wait_s;	   /* rollout status --timeout (0: no limit) */
+	const char *container; /* logs -c */
+	bool follow;	       /* logs -f */
+	bool previous;	       /* logs --previous */
+	const char *node;      /* dp --node */
 	unsigned given;	   /* CTL_OPT_* bits seen */
 };
 
@@ -178,5 +190,15 @@ int ctl_watch(struct ctl *c, const struct api_kind *k, const char *name, const c
 int ctl_describe(struct ctl *c);
 int ctl_delete(struct ctl *c);
 int ctl_scale(struct ctl *c);
+int ctl_rollout(struct ctl *c);
+int ctl_logs(struct ctl *c);
+int ctl_dp(struct ctl *c);
+
+/* ---- ctl_logs.c: the agents' endpoints ---- */
+
+/* A client for the HTTP endpoint of node's agent (the Node's shoal.io/agent-endpoint
+ * annotation), with shoalctl's token and TLS settings. Prints why and returns NULL when
+ * there is none. */
+struct httpc *ctl_agent_client(struct ctl *c, const char *node);
 
 #endif

@@ -24,6 +24,11 @@ enum {
 	OPT_INSECURE,
 	OPT_IGNORE_NOT_FOUND,
 	OPT_TIMEOUT,
+	OPT_REVISION,
+	OPT_WAIT,
+	OPT_PREVIOUS,
+	OPT_NODE,
+	OPT_FOLLOW,
 };
 
 static const struct option ctl_long_opts[] = {
@@ -42,6 +47,13 @@ static const struct option ctl_long_opts[] = {
 	{ "insecure-skip-tls-verify", no_argument, NULL, OPT_INSECURE },
 	{ "ignore-not-found", no_argument, NULL, OPT_IGNORE_NOT_FOUND },
 	{ "request-timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "to-revision", required_argument, NULL, OPT_REVISION },
+	{ "revision", required_argument, NULL, OPT_REVISION },
+	{ "timeout", required_argument, NULL, OPT_WAIT },
+	{ "container", required_argument, NULL, 'c' },
+	{ "follow", no_argument, NULL, OPT_FOLLOW },
+	{ "previous", no_argument, NULL, OPT_PREVIOUS },
+	{ "node", required_argument, NULL, OPT_NODE },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -102,6 +114,9 @@ static const struct {
 	{ "delete", CTL_OPT_FILE | CTL_OPT_GRACE | CTL_OPT_IGNORE_NOT_FOUND | CTL_OPT_SELECTOR |
 			    CTL_OPT_TIMEOUT },
 	{ "scale", CTL_OPT_REPLICAS | CTL_OPT_TIMEOUT },
+	{ "rollout", CTL_OPT_REVISION | CTL_OPT_WAIT | CTL_OPT_TIMEOUT },
+	{ "logs", CTL_OPT_CONTAINER | CTL_OPT_FOLLOW | CTL_OPT_PREVIOUS | CTL_OPT_TIMEOUT },
+	{ "dp", CTL_OPT_NODE | CTL_OPT_TIMEOUT },
 };
 
 static const char *opt_name(unsigned bit)
@@ -127,12 +142,52 @@ static const char *opt_name(unsigned bit)
 		return "--ignore-not-found";
 	case CTL_OPT_TIMEOUT:
 		return "--request-timeout";
+	case CTL_OPT_REVISION:
+		return "--to-revision/--revision";
+	case CTL_OPT_WAIT:
+		return "--timeout";
+	case CTL_OPT_CONTAINER:
+		return "-c/--container";
+	case CTL_OPT_FOLLOW:
+		return "-f/--follow";
+	case CTL_OPT_PREVIOUS:
+		return "--previous";
+	case CTL_OPT_NODE:
+		return "--node";
 	}
 	return "?";
 }
 
+/* The verb, found before parsing: the first argument that is neither an option nor an
+ * option's value. `logs` reads -f as --follow (kubectl's meaning), every other verb as
+ * --filename. */
+static const char *ctl_find_verb(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--"))
+			return i + 1 < argc ? argv[i + 1] : NULL;
+		if (!strncmp(a, "--", 2)) {
+			for (const struct option *p = ctl_long_opts; p->name; p++)
+				if (!strcmp(a + 2, p->name) && p->has_arg == required_argument)
+					i++;
+			continue;
+		}
+		if (a[0] == '-' && a[1]) {
+			/* a short option with its value in the next argument */
+			if (!a[2] && strchr("nfloc", a[1]))
+				i++;
+			continue;
+		}
+		return a;
+	}
+	return NULL;
+}
+
 int ctl_parse_args(int argc, char **argv, struct ctl_opts *o, char *err, size_t errlen)
 {
+	const char *pre_verb = ctl_find_verb(argc, argv);
+	bool logs = pre_verb && !strcmp(pre_verb, "logs");
 	const char *env;
 	int ch, i;
 	unsigned allowed = 0;
@@ -151,7 +206,8 @@ int ctl_parse_args(int argc, char **argv, struct ctl_opts *o, char *err, size_t 
 
 	optind = 0; /* GNU: full reinitialisation, so tests may parse several times */
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":n:Af:l:o:wh", ctl_long_opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, logs ? ":n:Afc:l:o:wh" : ":n:Af:c:l:o:wh",
+				 ctl_long_opts, NULL)) != -1) {
 		switch (ch) {
 		case OPT_SERVER:
 			o->server = optarg;
@@ -170,6 +226,11 @@ int ctl_parse_args(int argc, char **argv, struct ctl_opts *o, char *err, size_t 
 			o->given |= CTL_OPT_ALL_NS;
 			break;
 		case 'f':
+			if (logs) {
+				o->follow = true;
+				o->given |= CTL_OPT_FOLLOW;
+				break;
+			}
 			if (o->nfiles >= CTL_MAX_FILES)
 				return arg_err(err, errlen, "at most %d -f options", CTL_MAX_FILES);
 			o->files[o->nfiles++] = optarg;
@@ -233,6 +294,36 @@ int ctl_parse_args(int argc, char **argv, struct ctl_opts *o, char *err, size_t 
 					       optarg);
 			o->given |= CTL_OPT_TIMEOUT;
 			break;
+		case OPT_REVISION:
+			if (parse_long(optarg, 0, &o->revision))
+				return arg_err(err, errlen,
+					       "--to-revision needs a revision number, not \"%s\"",
+					       optarg);
+			o->given |= CTL_OPT_REVISION;
+			break;
+		case OPT_WAIT:
+			if (parse_seconds(optarg, &o->wait_s))
+				return arg_err(err, errlen,
+					       "--timeout needs seconds (30, 30s, 2m), not \"%s\"",
+					       optarg);
+			o->given |= CTL_OPT_WAIT;
+			break;
+		case 'c':
+			o->container = optarg;
+			o->given |= CTL_OPT_CONTAINER;
+			break;
+		case OPT_FOLLOW:
+			o->follow = true;
+			o->given |= CTL_OPT_FOLLOW;
+			break;
+		case OPT_PREVIOUS:
+			o->previous = true;
+			o->given |= CTL_OPT_PREVIOUS;
+			break;
+		case OPT_NODE:
+			o->node = optarg;
+			o->given |= CTL_OPT_NODE;
+			break;
 		case 'h':
 			o->help = true;
 			break;
@@ -263,7 +354,7 @@ int ctl_parse_args(int argc, char **argv, struct ctl_opts *o, char *err, size_t 
 	}
 	if (!known)
 		return arg_err(err, errlen, "unknown command \"%s\"", o->verb);
-	for (unsigned bit = 1; bit <= CTL_OPT_TIMEOUT; bit <<= 1)
+	for (unsigned bit = 1; bit <= CTL_OPT_NODE; bit <<= 1)
 		if ((o->given & bit) && !(allowed & bit))
 			return arg_err(err, errlen, "%s does not take %s", o->verb, opt_name(bit));
 	if (o->watch && o->output == CTL_OUT_NAME)
@@ -282,6 +373,10 @@ void ctl_usage(FILE *f)
 	      "  describe KIND NAME            fields, labels, conditions and events of an object\n"
 	      "  delete KIND NAME... | -f FILE [--grace-period N] [--ignore-not-found]\n"
 	      "  scale KIND NAME --replicas N\n"
+	      "  rollout status|history|undo|pause|resume deployment/NAME\n"
+	      "                                [--timeout 5m] [--to-revision N] [--revision N]\n"
+	      "  logs POD [-c CONTAINER] [-f] [--previous]   a container's log, from its node's agent\n"
+	      "  dp --node NODE                what the node's data plane holds (services, backends)\n"
 	      "\n"
 	      "options:\n"
 	      "  --server URL      http://HOST:PORT, https://HOST:PORT or unix:/PATH\n"

@@ -19,6 +19,8 @@ static const struct {
 } ctl_cmds[] = {
 	{ "apply", ctl_apply },	      { "get", ctl_get },     { "watch", ctl_get },
 	{ "describe", ctl_describe }, { "delete", ctl_delete }, { "scale", ctl_scale },
+	{ "rollout", ctl_rollout },
+	{ "logs", ctl_logs },	      { "dp", ctl_dp },
 };
 
 int main(int argc, char **argv)
@@ -45,7 +47,7 @@ int main(int argc, char **argv)
 			o.server);
 		return 2;
 	}
-	if (o.timeout_s >= 0 && strcmp(o.verb, "watch") != 0 && !o.watch)
+	if (o.timeout_s >= 0 && strcmp(o.verb, "watch") != 0 && !o.watch && !o.follow)
 		httpc_set_timeout(c.http, o.timeout_s * 1000);
 	if (o.ca_file || o.insecure)
 		httpc_set_tls(c.http, o.ca_file, o.insecure);

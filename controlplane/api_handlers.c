@@ -1075,9 +1075,11 @@ static int write_update(struct api_req *r, json_t *obj, struct wc_obj *cur, int6
 		api_req_release_alloc(r, false);
 		goto out_obj;
 	}
-	/* An object being deleted whose last finalizer goes is deleted now. */
+	/* An object being deleted whose last finalizer goes is deleted now. (Only then: a
+	 * terminating pod without finalizers takes status writes until its node confirms.) */
 	json_t *fin = json_object_get(meta, "finalizers");
-	if (json_object_get(meta, "deletionTimestamp") && json_array_size(fin) == 0) {
+	if (json_object_get(meta, "deletionTimestamp") && json_array_size(fin) == 0 &&
+	    json_array_size(json_object_get(ometa, "finalizers")) > 0) {
 		p.ops[0] = (struct store_op){ .type = STORE_DELETE, .key = p.key,
 					      .expect_mod_rev = expect };
 		r->respond_deleted = true;

@@ -186,7 +186,7 @@ int ctrl_manager_render(struct ctrl_manager *m, struct strbuf *out);
 
 /* The controllers shoald runs (ctrl_*.c), NULL-terminated. */
 extern const struct ctrl_def *const ctrl_builtin[];
-extern const struct ctrl_def ctrl_replicaset, ctrl_endpointslice;
+extern const struct ctrl_def ctrl_replicaset, ctrl_endpointslice, ctrl_deployment, ctrl_gc;
 
 void *ctrl_priv(struct ctrl *c);
 void ctrl_set_priv(struct ctrl *c, void *priv);

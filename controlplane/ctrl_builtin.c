@@ -8,7 +8,9 @@
 #include "ctrl.h"
 
 const struct ctrl_def *const ctrl_builtin[] = {
+	&ctrl_deployment,
 	&ctrl_replicaset,
 	&ctrl_endpointslice,
+	&ctrl_gc,
 	NULL,
 };

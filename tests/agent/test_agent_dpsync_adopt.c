@@ -251,6 +251,10 @@ static void test_agent_dpsync_adopt_replaces_incompatible_maps(void **state)
 	/* Uninstall finds everything, old and new. */
 	assert_int_equal(dp_uninstall(dp), 0);
 	dp_close(dp);
+	/* A pin's last reference goes after an RCU grace period (bpffs frees inodes that
+	 * way), so a link unpinned by the uninstall may stay attached for a moment. */
+	for (int i = 0; i < 200 && cg_connect_ids(&n) != 0; i++)
+		usleep(10000);
 	assert_int_equal(xdp_id(), 0);
 	assert_int_equal(tc_id(), 0);
 	assert_int_equal(cg_connect_ids(&n), 0);

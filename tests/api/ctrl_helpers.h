@@ -19,14 +19,14 @@
 
 static struct shoald srv;
 
-static int ctrl_setup(void **state)
+static __attribute__((unused)) int ctrl_setup(void **state)
 {
 	(void)state;
 	const char *args[] = { "--disable-scheduler", "--log-level", "warn", NULL };
 	return shoald_start(&srv, args);
 }
 
-static int ctrl_teardown(void **state)
+static __attribute__((unused)) int ctrl_teardown(void **state)
 {
 	(void)state;
 	int st = shoald_stop(&srv);
@@ -34,7 +34,7 @@ static int ctrl_teardown(void **state)
 	return st == 0 ? 0 : -1;
 }
 
-static const char *jstr(const json_t *o, const char *path)
+static __attribute__((unused)) const char *jstr(const json_t *o, const char *path)
 {
 	char buf[256], *save = NULL;
 	snprintf(buf, sizeof(buf), "%s", path);
@@ -43,7 +43,7 @@ static const char *jstr(const json_t *o, const char *path)
 	return json_string_value(o);
 }
 
-static long long jint(const json_t *o, const char *path)
+static __attribute__((unused)) long long jint(const json_t *o, const char *path)
 {
 	char buf[256], *save = NULL;
 	snprintf(buf, sizeof(buf), "%s", path);
@@ -52,10 +52,11 @@ static long long jint(const json_t *o, const char *path)
 	return json_integer_value(o);
 }
 
-static __attribute__((format(printf, 1, 2))) const char *fmt(const char *f, ...)
+static __attribute__((unused)) __attribute__((format(printf, 1, 2))) const char *fmt(const char *f,
+										     ...)
 {
-	static char bufs[4][8192];
-	static int n;
+	static __thread char bufs[4][8192]; /* per thread: agents run beside the test */
+	static __thread int n;
 	char *b = bufs[n++ % 4];
 	va_list ap;
 	va_start(ap, f);
@@ -65,7 +66,8 @@ static __attribute__((format(printf, 1, 2))) const char *fmt(const char *f, ...)
 }
 
 /* A request that must answer want; returns the answer. */
-static json_t *req(const char *method, const char *path, const char *body, long want)
+static __attribute__((unused)) json_t *req(const char *method, const char *path, const char *body,
+					   long want)
 {
 	long code;
 	json_t *o = http_json(&srv, method, path, body, &code);
@@ -76,12 +78,13 @@ static json_t *req(const char *method, const char *path, const char *body, long 
 	return o;
 }
 
-static void req0(const char *method, const char *path, const char *body, long want)
+static __attribute__((unused)) void req0(const char *method, const char *path, const char *body,
+					 long want)
 {
 	json_decref(req(method, path, body, want));
 }
 
-static long long mono_ms(void)
+static __attribute__((unused)) long long mono_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -89,7 +92,7 @@ static long long mono_ms(void)
 }
 
 /* The items of a list path (a new reference). */
-static json_t *items(const char *path)
+static __attribute__((unused)) json_t *items(const char *path)
 {
 	json_t *l = req("GET", path, NULL, 200);
 	json_t *it = json_incref(json_object_get(l, "items"));
@@ -98,12 +101,12 @@ static json_t *items(const char *path)
 }
 
 /* Pods of namespace default matching a label selector (URL-escaped by the caller). */
-static json_t *pods(const char *sel)
+static __attribute__((unused)) json_t *pods(const char *sel)
 {
 	return items(fmt("/api/v1/namespaces/default/pods?labelSelector=%s", sel));
 }
 
-static bool terminating(const json_t *o)
+static __attribute__((unused)) bool terminating(const json_t *o)
 {
 	return jstr(o, "metadata.deletionTimestamp") != NULL;
 }
@@ -132,7 +135,7 @@ static __attribute__((unused)) size_t active_pods(const char *sel)
 	} while (0)
 
 /* Plays the node agent: the pod runs on node with address ip, Ready or not. */
-static void pod_status(const char *name, const char *ip, bool ready)
+static __attribute__((unused)) void pod_status(const char *name, const char *ip, bool ready)
 {
 	char now[32];
 	time_t t = time(NULL);
@@ -145,7 +148,7 @@ static void pod_status(const char *name, const char *ip, bool ready)
 	     200);
 }
 
-static void bind_pod(const char *name, const char *node)
+static __attribute__((unused)) void bind_pod(const char *name, const char *node)
 {
 	req0("POST", fmt("/api/v1/namespaces/default/pods/%s/binding", name),
 	     fmt("{\"metadata\":{\"name\":\"%s\"},\"target\":{\"kind\":\"Node\",\"name\":\"%s\"}}",
