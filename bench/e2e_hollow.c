@@ -103,6 +103,7 @@ struct stream {
 	int64_t last_rv;
 	int64_t retry_at;
 	int64_t list_start, list_ns; /* the first successful list's duration */
+	int64_t last_line_at;	     /* when the last event or bookmark arrived */
 	char *line;		     /* the current incomplete event line */
 	uint32_t llen, lcap;
 	char head[160]; /* a list answer's first bytes: its resourceVersion */
@@ -138,6 +139,7 @@ static atomic_bool streams_stop, streams_go;
 static atomic_bool setup_cancel, setup_cancelled;
 static bool *agent_ok;
 static int n_agents_ok;
+static atomic_bool agent_ok_ready; /* agent_ok is filled: the stream thread may read it */
 
 static long relaxed(atomic_long *v)
 {
@@ -414,6 +416,7 @@ static void on_line(struct stream *st, const char *l, size_t n, int64_t t)
 
 	if (n == 0)
 		return;
+	st->last_line_at = t;
 	if (n > 18 && memcmp(l, "{\"type\":\"BOOKMARK\"", 18) == 0) {
 		bump(&n_bookmarks, 1);
 	} else if (n > 15 && memcmp(l, "{\"type\":\"ERROR\"", 15) == 0) {
@@ -453,7 +456,10 @@ static void on_line(struct stream *st, const char *l, size_t n, int64_t t)
 		return;
 	}
 	*a = t;
-	bump(&n_prop_delivered, 1);
+	/* the run waits for the deliveries to the agents it measures; one with only some of its
+	 * streams open gets events too, and must not be counted */
+	if (atomic_load_explicit(&agent_ok_ready, memory_order_acquire) && agent_ok[st->agent])
+		bump(&n_prop_delivered, 1);
 }
 
 static int line_push(struct stream *st, const char *p, size_t n)
@@ -1350,6 +1356,7 @@ int main(int argc, char **argv)
 			       streams[i * SK_N + 2].ever);
 		n_agents_ok += agent_ok[i];
 	}
+	atomic_store_explicit(&agent_ok_ready, true, memory_order_release);
 	if (!n_agents_ok) {
 		log_error("no agent has its three streams open");
 		goto out;
@@ -1458,13 +1465,14 @@ int main(int argc, char **argv)
 			goto out;
 	}
 	double prop_run_s = (double)(p1.t - p0.t) / 1e9;
+	int64_t t_stop = bench_now_ns();
 	atomic_store(&streams_stop, true);
 	pthread_join(sthread, NULL);
 	sthread_started = false;
 
 	/* ---- results ---- */
 	long acked = 0, missing = 0, negative = 0, complete = 0, packed = 0, pmissing = 0,
-	     pnegative = 0;
+	     pnegative = 0, missing_kind[2] = { 0, 0 }, agents_missing = 0, silent = 0;
 	int64_t *per_write = calloc((size_t)nprop, sizeof(int64_t));
 	int64_t *all = calloc((size_t)nprop * (size_t)cfg.agents, sizeof(int64_t));
 	int64_t *pods = calloc((size_t)npod, sizeof(int64_t));
@@ -1488,6 +1496,7 @@ int main(int argc, char **argv)
 			int64_t a = arrival[(size_t)i * (size_t)nprop + (size_t)s];
 			if (!a) {
 				missing++;
+				missing_kind[s % 2]++;
 				whole = false;
 				continue;
 			}
@@ -1506,6 +1515,28 @@ int main(int argc, char **argv)
 			per_write[nw++] = worst;
 			complete++;
 		}
+	}
+	/* Who missed what: with bookmarks every second and leases moving the revision, an open
+	 * stream that said nothing for 5 s is stuck. */
+	for (int i = 0; i < cfg.agents; i++) {
+		long m = 0;
+		for (long s = 0; agent_ok[i] && s < nprop; s++)
+			m += prop_ack[s] > 0 && !arrival[(size_t)i * (size_t)nprop + (size_t)s];
+		for (int k = 0; agent_ok[i] && k < SK_N; k++) {
+			struct stream *st = &streams[i * SK_N + k];
+			bool quiet = t_stop - st->last_line_at > 5 * 1000000000LL;
+			silent += quiet;
+			if (m && agents_missing < 10)
+				log_warn(
+					"%s missed %ld writes; its %s stream: %s, last line %.1f s "
+					"before the end, revision %lld",
+					agents[i].name, m, skind_name[k],
+					st->established ? "open" : "not open",
+					st->last_line_at ? (double)(t_stop - st->last_line_at) / 1e9
+							 : -1,
+					(long long)st->last_rv);
+		}
+		agents_missing += m > 0;
 	}
 	for (long s = 0; s < npod; s++) {
 		if (pod_ack[s] <= 0)
@@ -1560,6 +1591,9 @@ int main(int argc, char **argv)
 	printf("prop_rate=%.1f\nprop_seconds=%.1f\nprop_writes=%ld\nprop_acked=%ld\n"
 	       "prop_complete=%ld\nprop_missing=%ld\nprop_negative=%ld\n",
 	       cfg.rate, cfg.prop_s, nprop, acked, complete, missing, negative);
+	printf("prop_missing_slices=%ld\nprop_missing_services=%ld\nagents_missing=%ld\n"
+	       "silent_streams=%ld\n",
+	       missing_kind[0], missing_kind[1], agents_missing, silent);
 	printf("prop_all_p50_ms=%.3f\nprop_all_p99_ms=%.3f\nprop_all_max_ms=%.3f\n",
 	       pct_ms(per_write, nw, 0.5), pct_ms(per_write, nw, 0.99),
 	       nw ? (double)per_write[nw - 1] / 1e6 : -1);
