@@ -2,13 +2,16 @@
 /*
  * nftables engine benchmark: full sync of N services x 10 endpoints, a no-op resync, one
  * endpoint change (by nft_service_upsert and by a full-list nft_sync, as the agent calls
- * it), adoption after a restart, kernel memory of the rules; and, side by side in the same
- * run, the same services as kube-proxy-style iptables rules through iptables-restore (full
- * restore, and one change as kube-proxy's partial restore writes it).
+ * it), one endpoint added and removed (the service's endpoint count changes), one service
+ * added and deleted (the change that still makes the kernel validate the table), adoption
+ * after a restart, kernel memory of the rules; and, side by side in the same run, the same
+ * services as kube-proxy-style iptables rules through iptables-restore (full restore, and one
+ * change as kube-proxy's partial restore writes it).
  *
  * Every size runs in a fresh network namespace the benchmark makes (unshare), so nothing
  * touches the host's rules. Kernel memory is read from this process's memory cgroup
- * (memory.kmem.usage_in_bytes, read only) before and after each full sync.
+ * (memory.kmem.usage_in_bytes, read only) before and after each full sync, once the kernel
+ * has finished freeing what the previous size's namespace held.
  *
  * Usage: nft_sync [--quick] [--data FILE]   Prints the "figures" array of
  * bench/results/nft.json on stdout; with --data writes a gnuplot data file.
@@ -76,6 +79,21 @@ static long long kmem_bytes(void)
 		fclose(f);
 	}
 	return v;
+}
+
+/* Kernel memory once it stops moving (a namespace is torn down in the background): at most
+ * 5 s of reads 200 ms apart. */
+static long long kmem_settled(void)
+{
+	long long prev = kmem_bytes();
+	for (int i = 0; i < 25 && prev >= 0; i++) {
+		usleep(200 * 1000);
+		long long now = kmem_bytes();
+		if (now < 0 || llabs(now - prev) < 256 * 1024)
+			return now;
+		prev = now;
+	}
+	return prev;
 }
 
 struct svcset {
@@ -298,7 +316,7 @@ static int run_size(int n, int changes, struct result *res)
 	}
 
 	/* full sync */
-	long long k0 = kmem_bytes();
+	long long k0 = kmem_settled();
 	double t0 = now_ms();
 	int err = nft_sync(e, ss.s, (size_t)n);
 	double full = now_ms() - t0;
@@ -357,6 +375,61 @@ static int run_size(int n, int changes, struct result *res)
 	snprintf(name, sizeof(name), "nft_one_endpoint_change_by_full_list_sync_ms_%s_svc", sz);
 	fig(name, res->nft_change_sync, "ms", 50, "lower",
 	    "median of nft_sync over all services with one changed");
+
+	/* one endpoint added, then removed again: the endpoint count changes */
+	struct nft_endpoint more[EPS + 1];
+	for (int c = 0; c < changes && !err; c++) {
+		int i = (int)((long)c * n / changes + 2 * c + 1) % n;
+		struct nft_service s = ss.s[i];
+		memcpy(more, s.endpoints, EPS * sizeof(*more));
+		more[EPS] =
+			(struct nft_endpoint){ .addr.s_addr = htonl(0x0a680000u + (uint32_t)c + 2),
+					       .port = 8080,
+					       .ready = true };
+		s.endpoints = more;
+		s.n_endpoints = EPS + 1;
+		t0 = now_ms();
+		err = nft_service_upsert(e, &s);
+		up[c] = now_ms() - t0;
+		t0 = now_ms();
+		if (!err)
+			err = nft_service_upsert(e, &ss.s[i]);
+		sy[c] = now_ms() - t0;
+	}
+	if (err) {
+		fprintf(stderr, "endpoint count change: %s\n", nft_last_error(e));
+		return -1;
+	}
+	snprintf(name, sizeof(name), "nft_endpoint_added_ms_%s_svc", sz);
+	fig(name, median(up, changes), "ms", 50, "lower",
+	    "median of nft_service_upsert with an 11th endpoint");
+	snprintf(name, sizeof(name), "nft_endpoint_removed_ms_%s_svc", sz);
+	fig(name, median(sy, changes), "ms", 50, "lower",
+	    "median of nft_service_upsert back to 10 endpoints");
+
+	/* one service added, then deleted: a new chain, so the kernel validates the table */
+	for (int c = 0; c < changes && !err; c++) {
+		struct nft_service s = ss.s[c % n];
+		snprintf(s.name, sizeof(s.name), "bench/added%d/tcp/80", c);
+		s.cluster_ip.s_addr = htonl(0x0a610000u + (uint32_t)c + 1); /* 10.97.x.y */
+		s.node_port = 0;
+		t0 = now_ms();
+		err = nft_service_upsert(e, &s);
+		up[c] = now_ms() - t0;
+		t0 = now_ms();
+		if (!err)
+			err = nft_service_delete(e, s.name);
+		sy[c] = now_ms() - t0;
+	}
+	if (err) {
+		fprintf(stderr, "service add: %s\n", nft_last_error(e));
+		return -1;
+	}
+	snprintf(name, sizeof(name), "nft_service_added_ms_%s_svc", sz);
+	fig(name, median(up, changes), "ms", 0, "lower",
+	    "median of nft_service_upsert of a new service (the kernel validates the table)");
+	snprintf(name, sizeof(name), "nft_service_deleted_ms_%s_svc", sz);
+	fig(name, median(sy, changes), "ms", 0, "lower", "median of nft_service_delete");
 	free(up);
 	free(sy);
 

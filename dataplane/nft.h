@@ -4,20 +4,36 @@
  * and libmnl into one table, `inet shoal`, and nothing else.
  *
  * Design choice a reader must know: every change is one netlink batch (atomic, ACKed per
- * message). The engine keeps the services it last applied, renders old and new into named
- * kernel objects (map elements, chains, maps) and sends only the difference: one changed
- * endpoint rewrites that service's chain and endpoint map and adds/removes that endpoint's
- * chain, never the whole table. The layout follows kube-proxy's nftables mode:
+ * message), and an endpoint change is only element updates in named maps and sets. The
+ * kernel re-validates the whole table at every commit that adds a rule, a chain jump or a
+ * verdict-map element (nf_tables' table validation walks every chain reachable from the base
+ * chains), and it finds a named set by comparing its name with every set of the table. So the
+ * layout has one chain per service, no chain per endpoint, and a fixed number of shared maps:
+ * what changes with endpoints lives in data maps, whose updates the kernel applies without a
+ * walk. Adding or removing a service still costs one validation walk.
  *
- *   map service-ips       ip daddr . meta l4proto . th dport : goto svc-NAME | ext-NAME
- *   map service-nodeports meta l4proto . th dport : goto ext-NAME   (only for local daddr)
- *   chain ext-NAME        mark for masquerade, goto svc-NAME        (NodePorts, external IPs)
- *   chain svc-NAME        [ip saddr . ID . A . P @affinity goto ep-...] numgen random mod N
- *                         vmap @eID.SEQ          (the service's map: index : goto ep-NAME__A/P)
- *   chain ep-NAME__A/P    [hairpin mark] [update @affinity {...} timeout T] dnat to A:P
- *   map no-endpoint-*     goto reject-chain for Services without ready endpoints
- *   map firewall-ips      goto fw-NAME (loadBalancerSourceRanges) for external IPs
- *   set affinity          ip saddr . service id . endpoint, dynamic, per-element timeouts
+ *   map service-ips        ip daddr . meta l4proto . th dport : goto svc-NAME | ext-NAME
+ *   map service-nodeports  meta l4proto . th dport : goto ext-NAME   (only for local daddr)
+ *   chain ext-NAME         NodePorts and external IPs: mark for masquerade, goto svc-NAME; with
+ *                          externalTrafficPolicy=Local: pods and the node itself go to svc-NAME,
+ *                          others to the node's own endpoints, unmasqueraded, or are dropped
+ *   chain svc-NAME         ip saddr != POD-CIDR meta mark set meta mark | 0x4000
+ *                          dnat ip to numgen random mod 65536 offset B*65536 map @endpoints-S
+ *                          reject                      (reached when it has no endpoint)
+ *   map endpoints-S        numgen value : endpoint address . port, one interval per endpoint;
+ *                          a service owns a block of 65,536 values split evenly between its
+ *                          endpoints, so adding or removing one rewrites intervals, not rules.
+ *                          Block B lives in map S = B % 256: the kernel checks an element
+ *                          against every rule bound to its map and rebuilds an interval map's
+ *                          lookup array at each commit, so no map may serve every service
+ *   set hairpin            endpoint . endpoint: a pod reaching itself through a Service is
+ *                          masqueraded in nat-postrouting
+ *   set affinity           ip saddr . endpoint address . port, with timeouts (ClientIP session
+ *                          affinity): such a service's chain has, before its block's rule, a
+ *                          rule per endpoint for known clients and one for new ones, so an
+ *                          endpoint change rewrites that chain
+ *   set no-endpoint-*      rejected in the filter hooks when the proxy does not own the address
+ *   map firewall-ips       goto fw-NAME (loadBalancerSourceRanges) for external IPs
  *
  * Deleting the table (nft_remove) restores the node: the engine holds nothing elsewhere.
  */
@@ -33,18 +49,26 @@
 /* A service's name ("namespace/name/protocol/port") is at most this long, NUL included. */
 #define NFT_SVC_NAME_MAX      96
 #define NFT_DEFAULT_MASQ_MARK 0x4000u
-/* A service's endpoint map: "eID.SEQ". */
-#define NFT_VMAP_NAME_MAX 32
+/* No endpoint block (see struct nft_blocks). */
+#define NFT_NO_BLOCK 0xffffffffu
 
 struct nft_cidr {
 	struct in_addr addr;
 	uint8_t prefix; /* 0..32 */
 };
 
+/*
+ * An endpoint and its conditions, as an EndpointSlice gives them. Ready endpoints receive
+ * traffic; when a frontend has none, its serving and terminating ones do (so connections still
+ * find a backend while a rollout replaces every pod).
+ */
 struct nft_endpoint {
 	struct in_addr addr;
-	uint16_t port; /* host order */
-	bool ready;    /* only ready endpoints receive traffic */
+	uint16_t port;	  /* host order */
+	bool ready;	  /* receives traffic */
+	bool serving;	  /* would receive traffic if it were not terminating */
+	bool terminating; /* being deleted */
+	bool local;	  /* runs on this node (for externalTrafficPolicy=Local) */
 };
 
 /*
@@ -64,6 +88,10 @@ struct nft_service {
 	uint32_t affinity_timeout;	/* ClientIP session affinity in seconds; 0: none */
 	struct nft_cidr *source_ranges; /* loadBalancerSourceRanges, applied to external IPs */
 	size_t n_source_ranges;
+	/* externalTrafficPolicy=Local: traffic to the NodePort and external IPs from outside
+	 * the node goes only to local endpoints, keeps its source address, and is dropped when
+	 * the node has none. Pods and the node itself still reach every endpoint. */
+	bool external_local;
 };
 
 struct nft_config {
@@ -108,17 +136,24 @@ struct nft_batch_stats {
 void nft_last_batch(const struct nft_engine *e, struct nft_batch_stats *out);
 size_t nft_service_count(const struct nft_engine *e);
 
+/* Where a service's endpoints are: the blocks its rules choose from (NFT_NO_BLOCK: none),
+ * one for all its endpoints and one for the node's own (externalTrafficPolicy=Local). */
+struct nft_blocks {
+	uint32_t cluster, local;
+};
+
 /* What nft_dump reads back. */
 enum nft_obj_kind { NFT_OBJ_CHAIN, NFT_OBJ_RULE, NFT_OBJ_SET, NFT_OBJ_ELEM };
 
 struct nft_object {
 	enum nft_obj_kind kind;
-	/* chain, set or (for rules and elements) the containing chain or set; an anonymous set
-	 * and its elements are named for the chain whose rule holds them */
+	/* chain, set or (for rules and elements) the containing chain or set */
 	char *name;
 	bool anonymous;
 	uint64_t handle; /* kernel handle (0 for elements) */
-	char *text;	 /* rules: libnftnl's rendering; elements: key => verdict # comment */
+	/* rules: libnftnl's rendering; elements: key => verdict or data # the service(s) */
+	char *text;
+	size_t n_elems; /* sets: the elements it holds */
 };
 
 struct nft_state {
@@ -127,11 +162,13 @@ struct nft_state {
 	char *comment;	/* the table's comment (the engine's configuration signature) */
 	struct nft_service *services; /* decoded back from the kernel's objects */
 	size_t n_services;
-	/* The engine's bookkeeping, read back with each service: its number and the name of
-	 * its endpoint map ("" when it has none). */
-	uint32_t *service_ids;
-	char (*service_vmaps)[NFT_VMAP_NAME_MAX];
-	struct nft_object *objects; /* every chain, rule, named set and element of the table */
+	/* The engine's bookkeeping, read back with each service: its endpoint blocks. */
+	struct nft_blocks *service_blocks;
+	struct in_addr *hairpin; /* the endpoint addresses in the hairpin set */
+	size_t n_hairpin;
+	/* every chain, rule, named set and element of the table (nft_dump; the adoption's read
+	 * lists no elements, only their number per set) */
+	struct nft_object *objects;
 	size_t n_objects;
 };
 
@@ -145,7 +182,8 @@ int nft_genid(uint32_t *genid);
 void nft_service_free_arrays(struct nft_service *s);
 /* Deep copy (arrays duplicated); dst must be released with nft_service_free_arrays. */
 int nft_service_copy(struct nft_service *dst, const struct nft_service *src);
-/* Compares two services as the kernel sees them (ready endpoints only, in any order). */
+/* Compares two services as the kernel sees them: the endpoints each frontend uses (in any
+ * order), not the conditions that chose them. */
 bool nft_service_equal(const struct nft_service *a, const struct nft_service *b);
 int nft_cidr_parse(const char *s, struct nft_cidr *out);
 

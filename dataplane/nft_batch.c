@@ -90,6 +90,12 @@ static bool nft_batch_reserve(struct nft_batch *b, size_t room)
 	return true;
 }
 
+void nft_batch_hint(struct nft_batch *b, size_t bytes)
+{
+	if (!nft_batch_reserve(b, bytes + NFT_MSG_ROOM))
+		b->oom = false; /* only a hint: growing as needed still works */
+}
+
 void nft_batch_reset(struct nft_batch *b)
 {
 	b->len = 0;

@@ -3,12 +3,15 @@
  * Reading the `inet shoal` table back from the kernel through libnftnl: every chain, rule,
  * set and element with its handle, and the services decoded from them.
  *
- * The design choice: the decoder trusts only the kernel. A service's name comes from the
- * comment of its map elements, its endpoints from the `numgen ... vmap` of its service chain
- * and the `dnat` of each endpoint chain, its affinity from the timeout of the set its
- * endpoint chains update, its source ranges from its firewall chain. The dump is taken
- * between two reads of the ruleset generation and retried if a commit happened in between,
- * so what it returns is one consistent generation.
+ * The design choice: the decoder trusts only the kernel. A service's name and frontends come
+ * from the comments and keys of the shared map elements, its endpoints from the intervals of
+ * the endpoint block its service chain's `numgen ... offset` names (or, with session
+ * affinity, from the `dnat` of its per-endpoint rules), externalTrafficPolicy=Local and the
+ * node's own endpoints from its ext chain, its source ranges from its firewall chain. A block
+ * whose intervals are not the even split the engine writes decodes to no endpoints, so that
+ * adoption sees the difference. The dump is taken between two reads of the ruleset
+ * generation and retried if a commit happened in between, so what it returns is one
+ * consistent generation.
  */
 #include "nft_int.h"
 
@@ -35,7 +38,6 @@ struct nft_dchain {
 
 struct nft_dset {
 	struct nftnl_set *set; /* with its elements */
-	const char *owner;     /* anonymous: the chain whose rule holds it */
 };
 
 struct nft_dump_ctx {
@@ -164,7 +166,8 @@ static int nft_dchain_cmp(const void *a, const void *b)
 static struct nft_dchain *nft_dchain_find(struct nft_dump_ctx *c, const char *name)
 {
 	struct nft_dchain key = { .name = (char *)name };
-	return bsearch(&key, c->chains, c->n_chains, sizeof(key), nft_dchain_cmp);
+	return c->n_chains ? bsearch(&key, c->chains, c->n_chains, sizeof(key), nft_dchain_cmp)
+			   : NULL;
 }
 
 static int nft_rule_cb(const struct nlmsghdr *nlh, void *data)
@@ -258,16 +261,13 @@ static int nft_dset_key_cmp(const void *key, const void *b)
 	return strcmp(key, nftnl_set_get_str(((const struct nft_dset *)b)->set, NFTNL_SET_NAME));
 }
 
-static bool nft_is_shared_map(const char *name)
+/* Without `full`, the affinity set's elements are not read (clients, not configuration). */
+static bool nft_is_affinity_set(const char *name)
 {
-	for (int m = 0; m < NFT_MAP__COUNT; m++)
-		if (!strcmp(name, nft_map_names[m]))
-			return true;
-	return false;
+	return !strcmp(name, NFT_AFFINITY_SET);
 }
 
-/* One pass over the table; *present false when it does not exist. Without `full`, only the
- * shared maps' elements are read (not the endpoint maps', nor the affinity set's). */
+/* One pass over the table; *present false when it does not exist. */
 static int nft_dump_once(struct mnl_socket *nl, const char *table, struct nft_dump_ctx *c,
 			 bool *present, bool full)
 {
@@ -300,7 +300,8 @@ static int nft_dump_once(struct mnl_socket *nl, const char *table, struct nft_du
 	nftnl_chain_free(ch);
 	if ((err = nft_talk(nl, nlh, nft_chain_cb, c)))
 		return err;
-	qsort(c->chains, c->n_chains, sizeof(*c->chains), nft_dchain_cmp);
+	if (c->n_chains)
+		qsort(c->chains, c->n_chains, sizeof(*c->chains), nft_dchain_cmp);
 
 	/* A dump resumes by skipping everything already sent, so one dump of a large table's
 	 * rules costs the kernel quadratic time; past a few thousand rules, dump chain by chain. */
@@ -329,9 +330,10 @@ static int nft_dump_once(struct mnl_socket *nl, const char *table, struct nft_du
 	if ((err = nft_talk(nl, nlh, nft_set_cb, c)))
 		return err;
 
-	qsort(c->sets, c->n_sets, sizeof(*c->sets), nft_dset_cmp);
+	if (c->n_sets)
+		qsort(c->sets, c->n_sets, sizeof(*c->sets), nft_dset_cmp);
 	for (size_t i = 0; i < c->n_sets; i++) {
-		if (!full && !nft_is_shared_map(nftnl_set_get_str(c->sets[i].set, NFTNL_SET_NAME)))
+		if (!full && nft_is_affinity_set(nftnl_set_get_str(c->sets[i].set, NFTNL_SET_NAME)))
 			continue;
 		struct nftnl_set *q = nftnl_set_alloc();
 		if (!q)
@@ -352,7 +354,8 @@ static int nft_dump_once(struct mnl_socket *nl, const char *table, struct nft_du
 
 static struct nft_dset *nft_dset_find(struct nft_dump_ctx *c, const char *name)
 {
-	return bsearch(name, c->sets, c->n_sets, sizeof(*c->sets), nft_dset_key_cmp);
+	return c->n_sets ? bsearch(name, c->sets, c->n_sets, sizeof(*c->sets), nft_dset_key_cmp)
+			 : NULL;
 }
 
 static bool nft_ip_in_list(struct in_addr ip, const struct in_addr *v, size_t n)
@@ -375,28 +378,48 @@ static const char *nft_ename(const struct nftnl_expr *e)
 	return nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
 }
 
-/* A `numgen random mod N vmap @eID.SEQ` rule: N and the map's name. */
-static const char *nft_rule_numgen(struct nftnl_rule *r, uint32_t *mod)
+/* A `numgen random mod 65536 offset O map @endpoints-S` rule: its block, or NFT_NO_BLOCK. */
+static uint32_t nft_rule_block(struct nftnl_rule *r)
 {
-	const char *set = NULL;
+	uint32_t block = NFT_NO_BLOCK, found = NFT_NO_BLOCK;
 	bool ng = false;
-	NFT_FOR_EXPR(r, e, it)
+	NFT_FOR_EXPR(r, e, it) /* no return inside: the loop frees its iterator */
 	{
-		if (!strcmp(nft_ename(e), "numgen")) {
-			ng = true;
-			*mod = nftnl_expr_get_u32(e, NFTNL_EXPR_NG_MODULUS);
+		if (!strcmp(nft_ename(e), "numgen") &&
+		    nftnl_expr_get_u32(e, NFTNL_EXPR_NG_MODULUS) == NFT_BLOCK_SLOTS) {
+			uint32_t off = nftnl_expr_get_u32(e, NFTNL_EXPR_NG_OFFSET);
+			ng = off % NFT_BLOCK_SLOTS == 0;
+			block = off / NFT_BLOCK_SLOTS;
 		} else if (ng && !strcmp(nft_ename(e), "lookup")) {
-			set = nftnl_expr_get_str(e, NFTNL_EXPR_LOOKUP_SET);
+			char want[NFT_OBJ_NAME_MAX];
+			nft_name_shard(want, nft_block_shard(block));
+			if (!strcmp(nftnl_expr_get_str(e, NFTNL_EXPR_LOOKUP_SET), want) &&
+			    block < NFT_BLOCKS) {
+				found = block;
+				break;
+			}
 		}
 	}
-	return set;
+	return found;
+}
+
+/* The rule's verdict code (immediate to the verdict register), or 1 when it has none. */
+static int nft_rule_verdict_code(struct nftnl_rule *r)
+{
+	int v = 1;
+	NFT_FOR_EXPR(r, e, it)
+	{
+		if (!strcmp(nft_ename(e), "immediate") &&
+		    nftnl_expr_is_set(e, NFTNL_EXPR_IMM_VERDICT))
+			v = (int)nftnl_expr_get_u32(e, NFTNL_EXPR_IMM_VERDICT);
+	}
+	return v;
 }
 
 struct nft_svc_acc {
 	struct nft_service s;
 	size_t cap_ext, cap_ep, cap_sr;
-	uint32_t id; /* from the name of its endpoint map */
-	const char *vmap;
+	struct nft_blocks blk;
 };
 
 /* Services being decoded, with an open-addressing index by name. */
@@ -456,6 +479,7 @@ static struct nft_svc_acc *nft_dec_get(struct nft_dec *d, const char *name)
 	struct nft_svc_acc *a = &d->v[d->n];
 	memset(a, 0, sizeof(*a));
 	memcpy(a->s.name, name, nl + 1);
+	a->blk = (struct nft_blocks){ NFT_NO_BLOCK, NFT_NO_BLOCK };
 	d->idx[k] = (uint32_t)++d->n;
 	return a;
 }
@@ -540,114 +564,264 @@ static int nft_dec_elem(struct nft_dec *d, enum nft_map m, struct nftnl_set_elem
 	return 0;
 }
 
-/* dnat target (addr, port) and affinity timeout (seconds) of an endpoint chain */
-static bool nft_dec_ep(struct nft_dchain *ch, struct nft_endpoint *ep, uint32_t *aff)
+/* The dnat target (addr, port) of an affinity rule, and its timeout (seconds). */
+static bool nft_dec_affinity_rule(struct nftnl_rule *r, struct nft_endpoint *ep, uint32_t *aff)
 {
-	bool have = false;
-	*aff = 0;
-	for (size_t i = 0; i < ch->n_rules; i++) {
-		struct in_addr addr = { 0 };
-		uint16_t port = 0;
-		bool a = false, p = false;
-		NFT_FOR_EXPR(ch->rules[i], e, it)
-		{
-			const char *n = nft_ename(e);
-			uint32_t len = 0;
-			if (!strcmp(n, "immediate") && nftnl_expr_is_set(e, NFTNL_EXPR_IMM_DATA)) {
-				const void *dat = nftnl_expr_get(e, NFTNL_EXPR_IMM_DATA, &len);
-				uint32_t reg = nftnl_expr_get_u32(e, NFTNL_EXPR_IMM_DREG);
-				if (reg == NFT_REG_1 && len == 4) {
-					memcpy(&addr.s_addr, dat, 4);
-					a = true;
-				} else if (reg == NFT_REG_2 && len == 2) {
-					memcpy(&port, dat, 2);
-					p = true;
-				}
-			} else if (!strcmp(n, "nat") && a && p &&
-				   nftnl_expr_get_u32(e, NFTNL_EXPR_NAT_TYPE) == NFT_NAT_DNAT) {
-				ep->addr = addr;
-				ep->port = ntohs(port);
-				ep->ready = true;
-				have = true;
-			} else if (!strcmp(n, "dynset") &&
-				   nftnl_expr_is_set(e, NFTNL_EXPR_DYNSET_TIMEOUT)) {
-				*aff = (uint32_t)(nftnl_expr_get_u64(e, NFTNL_EXPR_DYNSET_TIMEOUT) /
-						  1000);
+	struct in_addr addr = { 0 };
+	uint16_t port = 0;
+	bool a = false, p = false, dyn = false, found = false;
+	NFT_FOR_EXPR(r, e, it)
+	{
+		const char *n = nft_ename(e);
+		uint32_t len = 0;
+		if (!strcmp(n, "immediate") && nftnl_expr_is_set(e, NFTNL_EXPR_IMM_DATA)) {
+			const void *dat = nftnl_expr_get(e, NFTNL_EXPR_IMM_DATA, &len);
+			uint32_t reg = nftnl_expr_get_u32(e, NFTNL_EXPR_IMM_DREG);
+			if (reg == NFT_REG_1 && len == 4) {
+				memcpy(&addr.s_addr, dat, 4);
+				a = true;
+			} else if (reg == NFT_REG_2 && len == 2) {
+				memcpy(&port, dat, 2);
+				p = true;
 			}
+		} else if (!strcmp(n, "dynset") &&
+			   nftnl_expr_is_set(e, NFTNL_EXPR_DYNSET_TIMEOUT)) {
+			*aff = (uint32_t)(nftnl_expr_get_u64(e, NFTNL_EXPR_DYNSET_TIMEOUT) / 1000);
+			dyn = true;
+		} else if (!strcmp(n, "nat") && a && p && dyn &&
+			   nftnl_expr_get_u32(e, NFTNL_EXPR_NAT_TYPE) == NFT_NAT_DNAT) {
+			*ep = (struct nft_endpoint){ .addr = addr, .port = ntohs(port) };
+			found = true;
+			break;
 		}
 	}
-	return have;
+	return found;
 }
 
-static int nft_ep_addr_cmp(const void *a, const void *b)
+/* One element of an endpoint map, key in host order. */
+struct nft_delem {
+	uint32_t key;
+	bool end;
+	struct in_addr addr;
+	uint16_t port;
+};
+
+static int nft_delem_cmp(const void *a, const void *b)
 {
-	const struct nft_endpoint *x = a, *y = b;
-	uint32_t xa = ntohl(x->addr.s_addr), ya = ntohl(y->addr.s_addr);
-	if (xa != ya)
-		return xa < ya ? -1 : 1;
-	return x->port < y->port ? -1 : x->port > y->port;
+	const struct nft_delem *x = a, *y = b;
+	if (x->key != y->key)
+		return x->key < y->key ? -1 : 1;
+	return (int)x->end - (int)y->end;
+}
+
+/* The endpoint maps' elements, each map's sorted by key. */
+struct nft_dshards {
+	struct nft_delem *v[NFT_SHARDS];
+	size_t n[NFT_SHARDS];
+};
+
+static int nft_dshards_load(struct nft_dump_ctx *c, struct nft_dshards *sh)
+{
+	for (uint32_t s = 0; s < NFT_SHARDS; s++) {
+		char name[NFT_OBJ_NAME_MAX];
+		nft_name_shard(name, s);
+		struct nft_dset *ds = nft_dset_find(c, name);
+		if (!ds)
+			continue;
+		struct nftnl_set_elems_iter *it = nftnl_set_elems_iter_create(ds->set);
+		if (!it)
+			return -ENOMEM;
+		size_t cap = 0;
+		for (struct nftnl_set_elem *el = nftnl_set_elems_iter_next(it); el;
+		     el = nftnl_set_elems_iter_next(it)) {
+			uint32_t klen = 0, dlen = 0, key;
+			const void *k = nftnl_set_elem_get(el, NFTNL_SET_ELEM_KEY, &klen);
+			if (!k || klen != 4)
+				continue;
+			if (!NFT_PUSH(sh->v[s], sh->n[s], cap)) {
+				nftnl_set_elems_iter_destroy(it);
+				return -ENOMEM;
+			}
+			struct nft_delem *d = &sh->v[s][sh->n[s]++];
+			memset(d, 0, sizeof(*d));
+			memcpy(&key, k, 4);
+			d->key = ntohl(key);
+			d->end = nftnl_set_elem_is_set(el, NFTNL_SET_ELEM_FLAGS) &&
+				 (nftnl_set_elem_get_u32(el, NFTNL_SET_ELEM_FLAGS) &
+				  NFT_SET_ELEM_INTERVAL_END);
+			const uint8_t *data = nftnl_set_elem_is_set(el, NFTNL_SET_ELEM_DATA)
+						      ? nftnl_set_elem_get(el, NFTNL_SET_ELEM_DATA,
+									   &dlen)
+						      : NULL;
+			if (data && dlen >= 6) {
+				uint16_t port;
+				memcpy(&d->addr.s_addr, data, 4);
+				memcpy(&port, data + 4, 2);
+				d->port = ntohs(port);
+			}
+		}
+		nftnl_set_elems_iter_destroy(it);
+		if (sh->n[s])
+			qsort(sh->v[s], sh->n[s], sizeof(*sh->v[s]), nft_delem_cmp);
+	}
+	return 0;
+}
+
+static void nft_dshards_free(struct nft_dshards *sh)
+{
+	for (uint32_t s = 0; s < NFT_SHARDS; s++)
+		free(sh->v[s]);
 }
 
 /*
- * Endpoints: the service chain's `numgen random mod N vmap @eID.SEQ` gives N and the map; the
- * endpoint chains "ep-NAME__..." (adjacent in the sorted chain list) give the dnat targets, in
- * the canonical order the map uses. Reading the chains rather than the map's elements keeps
- * the dump linear: the kernel finds a set for each element dump by a walk of all sets.
+ * The endpoints of a block, in interval order, when its intervals are exactly the even split
+ * of the block between them (start and end elements); otherwise none.
  */
-static int nft_dec_svc_chain(struct nft_dump_ctx *c, struct nft_svc_acc *a)
+static int nft_dec_block(const struct nft_dshards *sh, uint32_t block, struct nft_endpoint **out,
+			 size_t *n_out)
 {
-	char name[NFT_OBJ_NAME_MAX];
-	nft_name_svc(name, a->s.name);
-	struct nft_dchain *ch = nft_dchain_find(c, name);
-	for (size_t i = 0; ch && i < ch->n_rules; i++) {
-		uint32_t mod = 0, seq;
-		const char *setname = nft_rule_numgen(ch->rules[i], &mod);
-		struct nft_dset *ds = setname ? nft_dset_find(c, setname) : NULL;
-		if (!ds || !mod)
-			continue;
-		ds->owner = ch->name;
-		a->vmap = nftnl_set_get_str(ds->set, NFTNL_SET_NAME);
-		if (sscanf(a->vmap, "e%u.%u", &a->id, &seq) != 2)
-			a->id = 0;
+	uint32_t s = nft_block_shard(block);
+	uint64_t base = (uint64_t)block * NFT_BLOCK_SLOTS, top = base + NFT_BLOCK_SLOTS;
+	const struct nft_delem *v = sh->v[s];
+	size_t lo = 0, hi = sh->n[s], starts = 0, ends = 0;
+	*out = NULL;
+	*n_out = 0;
+	while (lo < hi) { /* first element with key >= base */
+		size_t mid = (lo + hi) / 2;
+		if (v[mid].key < base)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	size_t first = lo;
+	for (size_t i = first; i < sh->n[s] && v[i].key <= top; i++) {
+		if (v[i].end)
+			ends += v[i].key > base;
+		else
+			starts += v[i].key < top;
+	}
+	if (!starts || starts != ends)
+		return 0;
+	struct nft_endpoint *eps = calloc(starts, sizeof(*eps));
+	if (!eps)
+		return -ENOMEM;
+	size_t k = 0, e = 0;
+	bool ok = true;
+	for (size_t i = first; i < sh->n[s] && v[i].key <= top && ok; i++) {
+		uint32_t want_lo, want_hi;
+		if (v[i].end) {
+			if (v[i].key == base)
+				continue; /* the previous block's last end */
+			nft_block_interval(block, (uint32_t)e, (uint32_t)starts, &want_lo,
+					   &want_hi);
+			ok = (uint64_t)v[i].key == (uint64_t)want_hi + 1;
+			e++;
+		} else if (v[i].key < top) {
+			nft_block_interval(block, (uint32_t)k, (uint32_t)starts, &want_lo,
+					   &want_hi);
+			ok = v[i].key == want_lo && v[i].port;
+			eps[k++] = (struct nft_endpoint){ .addr = v[i].addr, .port = v[i].port };
+		}
+	}
+	if (!ok) {
+		free(eps);
+		return 0;
+	}
+	*out = eps;
+	*n_out = starts;
+	return 0;
+}
 
-		char prefix[NFT_OBJ_NAME_MAX];
-		int pl = snprintf(prefix, sizeof(prefix), "ep-%s__", a->s.name);
-		size_t lo = 0, hi = c->n_chains;
-		while (lo < hi) {
-			size_t mid = (lo + hi) / 2;
-			if (strcmp(c->chains[mid].name, prefix) < 0)
-				lo = mid + 1;
-			else
-				hi = mid;
+/*
+ * The endpoints a chain chooses from: its block's (and *block), or its affinity rules' (and
+ * *aff). Returns their number, or -ENOMEM.
+ */
+static int nft_dec_select(const struct nft_dshards *sh, struct nft_dchain *ch, uint32_t *block,
+			  uint32_t *aff, struct nft_endpoint **out)
+{
+	struct nft_endpoint *v = NULL;
+	size_t n = 0, cap = 0;
+	*out = NULL;
+	for (size_t i = 0; i < ch->n_rules; i++) {
+		uint32_t b = nft_rule_block(ch->rules[i]);
+		if (b != NFT_NO_BLOCK) {
+			free(v);
+			*block = b;
+			if (nft_dec_block(sh, b, out, &n))
+				return -ENOMEM;
+			return (int)n;
 		}
-		struct nft_endpoint *eps = calloc(mod, sizeof(*eps));
-		if (!eps)
+		struct nft_endpoint ep;
+		if (!nft_dec_affinity_rule(ch->rules[i], &ep, aff))
+			continue;
+		bool seen = false;
+		for (size_t j = 0; j < n && !seen; j++)
+			seen = v[j].addr.s_addr == ep.addr.s_addr && v[j].port == ep.port;
+		if (seen)
+			continue;
+		if (!NFT_PUSH(v, n, cap)) {
+			free(v);
 			return -ENOMEM;
-		size_t n = 0;
-		bool extra = false;
-		for (size_t j = lo;
-		     j < c->n_chains && !strncmp(c->chains[j].name, prefix, (size_t)pl); j++) {
-			uint32_t aff = 0;
-			struct nft_endpoint ep = { 0 };
-			if (!nft_dec_ep(&c->chains[j], &ep, &aff))
-				continue;
-			if (n == mod) {
-				extra = true;
-				break;
-			}
-			eps[n++] = ep;
-			if (aff)
-				a->s.affinity_timeout = aff;
 		}
-		if (extra || n != mod)
-			n = 0; /* not what the map holds: adoption then replaces the table */
-		qsort(eps, n, sizeof(*eps), nft_ep_addr_cmp);
-		free(a->s.endpoints);
-		a->s.endpoints = eps;
-		a->s.n_endpoints = n;
-		break;
+		v[n++] = ep;
+	}
+	*out = v;
+	return (int)n;
+}
+
+/* Adds endpoints to the service: those of the service chain as ready, those of the ext chain
+ * as local (and, when the service chain does not use them, serving and terminating: the
+ * node's own that are still shutting down). */
+static int nft_dec_add_endpoints(struct nft_svc_acc *a, const struct nft_endpoint *v, size_t n,
+				 bool local)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct nft_endpoint *ep = NULL;
+		for (size_t j = 0; j < a->s.n_endpoints && !ep; j++)
+			if (a->s.endpoints[j].addr.s_addr == v[i].addr.s_addr &&
+			    a->s.endpoints[j].port == v[i].port)
+				ep = &a->s.endpoints[j];
+		if (!ep) {
+			if (!NFT_PUSH(a->s.endpoints, a->s.n_endpoints, a->cap_ep))
+				return -ENOMEM;
+			ep = &a->s.endpoints[a->s.n_endpoints++];
+			*ep = v[i];
+			ep->ready = !local;
+			ep->serving = ep->terminating = local;
+		}
+		ep->local |= local;
 	}
 	return 0;
+}
+
+static int nft_dec_chains(struct nft_dump_ctx *c, const struct nft_dshards *sh,
+			  struct nft_svc_acc *a)
+{
+	char name[NFT_OBJ_NAME_MAX];
+	struct nft_endpoint *v;
+	int n, err = 0;
+
+	nft_name_svc(name, a->s.name);
+	struct nft_dchain *ch = nft_dchain_find(c, name);
+	if (ch) {
+		if ((n = nft_dec_select(sh, ch, &a->blk.cluster, &a->s.affinity_timeout, &v)) < 0)
+			return n;
+		err = nft_dec_add_endpoints(a, v, (size_t)n, false);
+		free(v);
+		if (err)
+			return err;
+	}
+	/* externalTrafficPolicy=Local: the ext chain ends in a drop */
+	nft_name_ext(name, a->s.name);
+	ch = nft_dchain_find(c, name);
+	if (ch && ch->n_rules && nft_rule_verdict_code(ch->rules[ch->n_rules - 1]) == NF_DROP) {
+		a->s.external_local = true;
+		if ((n = nft_dec_select(sh, ch, &a->blk.local, &a->s.affinity_timeout, &v)) < 0)
+			return n;
+		err = nft_dec_add_endpoints(a, v, (size_t)n, true);
+		free(v);
+	}
+	return err;
 }
 
 static int nft_dec_fw_chain(struct nft_dump_ctx *c, struct nft_svc_acc *a)
@@ -718,72 +892,196 @@ static int nft_obj_add(struct nft_objs *o, enum nft_obj_kind k, const char *name
 	return 0;
 }
 
-static void nft_elem_text(struct nftnl_set_elem *el, char *buf, size_t len)
+/* Who uses what, for the elements' texts: block -> service, address -> services. */
+struct nft_owners {
+	const char **by_block; /* NFT_BLOCKS entries */
+	struct nft_addr_owner {
+		uint32_t addr;
+		const char *name;
+	} *by_addr;
+	size_t n_addr;
+};
+
+static int nft_addr_owner_cmp(const void *a, const void *b)
 {
-	uint32_t klen = 0;
+	uint32_t x = ((const struct nft_addr_owner *)a)->addr;
+	uint32_t y = ((const struct nft_addr_owner *)b)->addr;
+	return x < y ? -1 : x > y;
+}
+
+static int nft_owners_init(struct nft_owners *ow, const struct nft_state *st)
+{
+	size_t n = 0, cap = 0;
+	memset(ow, 0, sizeof(*ow));
+	ow->by_block = calloc(NFT_BLOCKS, sizeof(*ow->by_block));
+	if (!ow->by_block)
+		return -ENOMEM;
+	for (size_t i = 0; i < st->n_services; i++) {
+		const struct nft_service *s = &st->services[i];
+		const struct nft_blocks *blk = &st->service_blocks[i];
+		if (blk->cluster < NFT_BLOCKS)
+			ow->by_block[blk->cluster] = s->name;
+		if (blk->local < NFT_BLOCKS)
+			ow->by_block[blk->local] = s->name;
+		for (size_t j = 0; j < s->n_endpoints; j++) {
+			if (!NFT_PUSH(ow->by_addr, n, cap))
+				return -ENOMEM;
+			ow->by_addr[n++] = (struct nft_addr_owner){ s->endpoints[j].addr.s_addr,
+								    s->name };
+		}
+	}
+	if (n)
+		qsort(ow->by_addr, n, sizeof(*ow->by_addr), nft_addr_owner_cmp);
+	ow->n_addr = n;
+	return 0;
+}
+
+static void nft_owners_free(struct nft_owners *ow)
+{
+	free(ow->by_block);
+	free(ow->by_addr);
+}
+
+static void nft_elem_text(struct nftnl_set_elem *el, const char *set, const struct nft_owners *ow,
+			  char *buf, size_t len)
+{
+	uint32_t klen = 0, dlen = 0, shard;
 	const uint8_t *k = nftnl_set_elem_get(el, NFTNL_SET_ELEM_KEY, &klen);
+	const uint8_t *d = nftnl_set_elem_is_set(el, NFTNL_SET_ELEM_DATA)
+				   ? nftnl_set_elem_get(el, NFTNL_SET_ELEM_DATA, &dlen)
+				   : NULL;
+	char a[INET_ADDRSTRLEN], cm[NFT_SVC_NAME_MAX + 32];
 	size_t o = 0;
-	for (uint32_t i = 0; k && i < klen && o + 3 < len; i++)
+	buf[0] = '\0';
+	if (!k)
+		return;
+	if (sscanf(set, NFT_SHARD_PREFIX "%u", &shard) == 1 && klen == 4) {
+		/* an endpoint interval's start (with its endpoint) or end */
+		uint32_t key;
+		memcpy(&key, k, 4);
+		key = ntohl(key);
+		const char *who = ow->by_block[(key - (key % NFT_BLOCK_SLOTS == 0 &&
+						       !d ? 1 : 0)) / NFT_BLOCK_SLOTS % NFT_BLOCKS];
+		if (d && dlen >= 6) {
+			uint16_t port;
+			memcpy(&port, d + 4, 2);
+			inet_ntop(AF_INET, d, a, sizeof(a));
+			o = (size_t)snprintf(buf, len, "%u : %s . %u", key, a, ntohs(port));
+		} else {
+			o = (size_t)snprintf(buf, len, "%u end", key);
+		}
+		if (who && o < len)
+			snprintf(buf + o, len - o, " # %s", who);
+		return;
+	}
+	if (!strcmp(set, NFT_HAIRPIN_SET) && klen == 8) {
+		struct nft_addr_owner key = { 0 };
+		memcpy(&key.addr, k, 4);
+		inet_ntop(AF_INET, k, a, sizeof(a));
+		o = (size_t)snprintf(buf, len, "%s . %s #", a, a);
+		const struct nft_addr_owner *f =
+			ow->n_addr ? bsearch(&key, ow->by_addr, ow->n_addr, sizeof(key),
+					     nft_addr_owner_cmp)
+				   : NULL;
+		while (f && f > ow->by_addr && f[-1].addr == key.addr)
+			f--;
+		for (; f && f < ow->by_addr + ow->n_addr && f->addr == key.addr && o < len; f++)
+			o += (size_t)snprintf(buf + o, len - o, " %s", f->name);
+		return;
+	}
+	for (uint32_t i = 0; i < klen && o + 3 < len; i++)
 		o += (size_t)snprintf(buf + o, len - o, "%02x", k[i]);
 	if (nftnl_set_elem_is_set(el, NFTNL_SET_ELEM_CHAIN) && o < len)
 		o += (size_t)snprintf(buf + o, len - o, " => goto %s",
 				      nftnl_set_elem_get_str(el, NFTNL_SET_ELEM_CHAIN));
-	char cm[NFT_SVC_NAME_MAX + 32];
 	if (nft_elem_comment_get(el, cm, sizeof(cm)) && o < len)
 		snprintf(buf + o, len - o, " # %s", cm);
 }
 
-static int nft_collect(struct nft_dump_ctx *c, struct nft_state *st, bool rule_text)
+static int nft_collect(struct nft_dump_ctx *c, struct nft_state *st, bool full)
 {
 	struct nft_objs o = { 0 };
+	struct nft_owners ow;
 	char *text = malloc(8192);
-	int err = 0;
-	if (!text)
+	int err = nft_owners_init(&ow, st);
+	if (!text || err) {
+		free(text);
+		nft_owners_free(&ow);
 		return -ENOMEM;
+	}
 	for (size_t i = 0; i < c->n_chains && !err; i++) {
 		struct nft_dchain *ch = &c->chains[i];
 		err = nft_obj_add(&o, NFT_OBJ_CHAIN, ch->name, ch->handle, NULL, false);
 		for (size_t j = 0; j < ch->n_rules && !err; j++) {
-			if (rule_text)
+			if (full)
 				nftnl_rule_snprintf(text, 8192, ch->rules[j], NFTNL_OUTPUT_DEFAULT,
 						    0);
 			err = nft_obj_add(&o, NFT_OBJ_RULE, ch->name,
 					  nftnl_rule_get_u64(ch->rules[j], NFTNL_RULE_HANDLE),
-					  rule_text ? text : NULL, false);
+					  full ? text : NULL, false);
 		}
 	}
 	for (size_t i = 0; i < c->n_sets && !err; i++) {
 		struct nftnl_set *s = c->sets[i].set;
 		bool anon = nftnl_set_get_u32(s, NFTNL_SET_FLAGS) & NFT_SET_ANONYMOUS;
-		const char *sname = nftnl_set_get_str(s, NFTNL_SET_NAME);
-		const char *name = anon ? (c->sets[i].owner ? c->sets[i].owner : "") : sname;
-		char owner[NFT_OBJ_NAME_MAX + 32];
-		snprintf(owner, sizeof(owner), "endpoints of %s",
-			 c->sets[i].owner ? c->sets[i].owner : "");
+		const char *name = nftnl_set_get_str(s, NFTNL_SET_NAME);
 		err = nft_obj_add(&o, NFT_OBJ_SET, name, nftnl_set_get_u64(s, NFTNL_SET_HANDLE),
-				  anon		     ? sname
-				  : c->sets[i].owner ? owner
-						     : NULL,
-				  anon);
+				  NULL, anon);
+		size_t set_obj = o.n - 1, n_elems = 0;
 		struct nftnl_set_elems_iter *it = nftnl_set_elems_iter_create(s);
 		for (struct nftnl_set_elem *el = it ? nftnl_set_elems_iter_next(it) : NULL;
 		     el && !err; el = nftnl_set_elems_iter_next(it)) {
-			nft_elem_text(el, text, 8192);
+			n_elems++;
+			if (!full)
+				continue;
+			nft_elem_text(el, name, &ow, text, 8192);
 			err = nft_obj_add(&o, NFT_OBJ_ELEM, name, 0, text, anon);
 		}
+		if (!err)
+			o.v[set_obj].n_elems = n_elems;
 		if (it)
 			nftnl_set_elems_iter_destroy(it);
 	}
 	free(text);
+	nft_owners_free(&ow);
 	st->objects = o.v;
 	st->n_objects = o.n;
+	return err;
+}
+
+/* The hairpin set's addresses. */
+static int nft_dec_hairpin(struct nft_dump_ctx *c, struct nft_state *st)
+{
+	struct nft_dset *ds = nft_dset_find(c, NFT_HAIRPIN_SET);
+	size_t cap = 0;
+	if (!ds)
+		return 0;
+	struct nftnl_set_elems_iter *it = nftnl_set_elems_iter_create(ds->set);
+	if (!it)
+		return -ENOMEM;
+	int err = 0;
+	for (struct nftnl_set_elem *el = nftnl_set_elems_iter_next(it); el && !err;
+	     el = nftnl_set_elems_iter_next(it)) {
+		uint32_t klen = 0;
+		const uint8_t *k = nftnl_set_elem_get(el, NFTNL_SET_ELEM_KEY, &klen);
+		if (!k || klen != 8)
+			continue;
+		if (!NFT_PUSH(st->hairpin, st->n_hairpin, cap)) {
+			err = -ENOMEM;
+			break;
+		}
+		memcpy(&st->hairpin[st->n_hairpin++].s_addr, k, 4);
+	}
+	nftnl_set_elems_iter_destroy(it);
 	return err;
 }
 
 static int nft_decode(struct nft_dump_ctx *c, struct nft_state *st)
 {
 	struct nft_dec d = { 0 };
+	struct nft_dshards sh;
 	int err = 0;
+	memset(&sh, 0, sizeof(sh));
 	for (int m = 0; m < NFT_MAP__COUNT && !err; m++) {
 		struct nft_dset *ds = nft_dset_find(c, nft_map_names[m]);
 		if (!ds)
@@ -795,23 +1093,25 @@ static int nft_decode(struct nft_dump_ctx *c, struct nft_state *st)
 		if (it)
 			nftnl_set_elems_iter_destroy(it);
 	}
+	if (!err)
+		err = nft_dshards_load(c, &sh);
 	for (size_t i = 0; i < d.n && !err; i++) {
-		err = nft_dec_svc_chain(c, &d.v[i]);
+		err = nft_dec_chains(c, &sh, &d.v[i]);
 		if (!err)
 			err = nft_dec_fw_chain(c, &d.v[i]);
 	}
+	if (!err)
+		err = nft_dec_hairpin(c, st);
+	nft_dshards_free(&sh);
 	st->services = calloc(d.n ? d.n : 1, sizeof(*st->services));
-	st->service_ids = calloc(d.n ? d.n : 1, sizeof(*st->service_ids));
-	st->service_vmaps = calloc(d.n ? d.n : 1, sizeof(*st->service_vmaps));
-	bool ok = st->services && st->service_ids && st->service_vmaps;
+	st->service_blocks = calloc(d.n ? d.n : 1, sizeof(*st->service_blocks));
+	bool ok = st->services && st->service_blocks;
 	if (!ok)
 		err = err ? err : -ENOMEM;
 	for (size_t i = 0; i < d.n; i++) {
 		if (ok) {
 			st->services[i] = d.v[i].s;
-			st->service_ids[i] = d.v[i].id;
-			snprintf(st->service_vmaps[i], NFT_VMAP_NAME_MAX, "%s",
-				 d.v[i].vmap ? d.v[i].vmap : "");
+			st->service_blocks[i] = d.v[i].blk;
 		} else {
 			nft_service_free_arrays(&d.v[i].s);
 		}
@@ -829,8 +1129,8 @@ void nft_state_free(struct nft_state *st)
 	for (size_t i = 0; i < st->n_services; i++)
 		nft_service_free_arrays(&st->services[i]);
 	free(st->services);
-	free(st->service_ids);
-	free(st->service_vmaps);
+	free(st->service_blocks);
+	free(st->hairpin);
 	for (size_t i = 0; i < st->n_objects; i++) {
 		free(st->objects[i].name);
 		free(st->objects[i].text);

@@ -108,7 +108,7 @@ void nft_x_lookup(struct nftnl_rule *r, uint32_t sreg, uint32_t dreg, const char
 		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, set_id);
 }
 
-void nft_x_numgen(struct nftnl_rule *r, uint32_t dreg, uint32_t modulus)
+void nft_x_numgen(struct nftnl_rule *r, uint32_t dreg, uint32_t modulus, uint32_t offset)
 {
 	struct nftnl_expr *e = nft_x(r, "numgen");
 	if (!e)
@@ -116,7 +116,19 @@ void nft_x_numgen(struct nftnl_rule *r, uint32_t dreg, uint32_t modulus)
 	nftnl_expr_set_u32(e, NFTNL_EXPR_NG_DREG, dreg);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_NG_MODULUS, modulus);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_NG_TYPE, NFT_NG_RANDOM);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_NG_OFFSET, 0);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_NG_OFFSET, offset);
+}
+
+void nft_x_hton32(struct nftnl_rule *r, uint32_t reg)
+{
+	struct nftnl_expr *e = nft_x(r, "byteorder");
+	if (!e)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BYTEORDER_SREG, reg);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BYTEORDER_DREG, reg);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BYTEORDER_OP, NFT_BYTEORDER_HTON);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BYTEORDER_LEN, 4);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BYTEORDER_SIZE, 4);
 }
 
 void nft_x_dnat(struct nftnl_rule *r, uint32_t reg_addr, uint32_t reg_port)
@@ -158,6 +170,25 @@ void nft_x_fib_daddr_type(struct nftnl_rule *r, uint32_t dreg)
 	nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_DREG, dreg);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_DADDR);
+}
+
+void nft_x_fib_saddr_type(struct nftnl_rule *r, uint32_t dreg)
+{
+	struct nftnl_expr *e = nft_x(r, "fib");
+	if (!e)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_DREG, dreg);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_SADDR);
+}
+
+void nft_x_ct_status(struct nftnl_rule *r, uint32_t dreg)
+{
+	struct nftnl_expr *e = nft_x(r, "ct");
+	if (!e)
+		return;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATUS);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, dreg);
 }
 
 void nft_x_ct_state(struct nftnl_rule *r, uint32_t dreg)

@@ -11,7 +11,10 @@
  * Checked: a ClusterIP reaches all three backends; a pod reaching itself through its Service
  * (hairpin) works; a NodePort from outside is DNATed and masqueraded; pod egress to outside is
  * masqueraded; a Service without endpoints is rejected; loadBalancerSourceRanges admit and
- * then drop; session affinity keeps a client on one backend. Everything is removed on exit.
+ * then drop; session affinity keeps a client on one backend; externalTrafficPolicy=Local
+ * sends outside clients only to the node's endpoints with their address kept (and drops them
+ * when there is none) while pods still reach every endpoint; when no endpoint is ready the
+ * serving terminating ones take the traffic. Everything is removed on exit.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -287,6 +290,7 @@ static void web_service(struct nft_service *s, const char *name, const char *vip
 	for (int k = 0; k < N_BACKENDS; k++) {
 		char a[32];
 		snprintf(a, sizeof(a), "10.100.%d.2", k + 1);
+		memset(&backends[k], 0, sizeof(backends[k]));
 		inet_pton(AF_INET, a, &backends[k].addr);
 		backends[k].port = 8080;
 		backends[k].ready = true;
@@ -461,6 +465,107 @@ static void test_nft_traffic_session_affinity(void **state)
 	assert_int_equal(nft_service_delete(eng, s.name), 0);
 }
 
+/* n requests from `ns` to ip:port; counts the backends that answered; every peer must be
+ * `peer` (NULL: not checked). Fails on any error. */
+static void spread(const char *ns, const char *ip, uint16_t port, int n, const char *peer,
+		   int seen[N_BACKENDS])
+{
+	memset(seen, 0, N_BACKENDS * sizeof(*seen));
+	for (int i = 0; i < n; i++) {
+		struct req r = { .ip = ip, .port = port };
+		int err = req_from(ns, &r);
+		if (err)
+			fail_msg("request %d from %s to %s:%u: %s", i, ns, ip, port,
+				 strerror(-err));
+		int k = r.tag[1] - '1';
+		if (r.tag[0] != 'b' || k < 0 || k >= N_BACKENDS)
+			fail_msg("request %d to %s:%u: answer \"%s\"", i, ip, port, r.reply);
+		seen[k]++;
+		if (peer && strcmp(r.peer, peer))
+			fail_msg("request %d to %s:%u: backend b%d saw %s, expected %s", i, ip,
+				 port, k + 1, r.peer, peer);
+	}
+}
+
+static void test_nft_traffic_external_local(void **state)
+{
+	(void)state;
+	struct nft_service s;
+	int seen[N_BACKENDS];
+	web_service(&s, "default/local/tcp/80", "10.96.0.18");
+	s.node_port = 30081;
+	s.external_local = true;
+	backends[0].local = true; /* b1 runs on this node */
+	upsert(&s);
+
+	/* from outside: only b1, and it sees the client's own address */
+	spread(ns_ext, "10.99.0.1", 30081, 20, "10.99.0.2", seen);
+	assert_int_equal(seen[0], 20);
+	/* from a pod: every endpoint, through the NodePort and the ClusterIP */
+	spread(ns_pod, "10.99.0.1", 30081, 40, "10.100.10.2", seen);
+	if (!seen[0] || !seen[1] || !seen[2])
+		fail_msg("pod to NodePort: %d/%d/%d", seen[0], seen[1], seen[2]);
+	spread(ns_pod, "10.96.0.18", 80, 40, "10.100.10.2", seen);
+	if (!seen[0] || !seen[1] || !seen[2])
+		fail_msg("pod to ClusterIP: %d/%d/%d", seen[0], seen[1], seen[2]);
+
+	/* the local endpoint is terminating, b2 (local) still serving: outside clients go to
+	 * b2, the ClusterIP to the ready b3 only */
+	backends[0].local = false;
+	backends[1] = (struct nft_endpoint){ .addr = backends[1].addr, .port = 8080,
+					     .serving = true, .terminating = true, .local = true };
+	upsert(&s);
+	spread(ns_ext, "10.99.0.1", 30081, 15, "10.99.0.2", seen);
+	assert_int_equal(seen[1], 15);
+	spread(ns_pod, "10.96.0.18", 80, 20, NULL, seen);
+	assert_int_equal(seen[1], 0);
+	assert_true(seen[0] && seen[2]);
+
+	/* no local endpoint: outside clients are dropped, pods still served */
+	backends[1].local = false;
+	upsert(&s);
+	struct req r = { .ip = "10.99.0.1", .port = 30081, .timeout_ms = 500 };
+	assert_int_equal(req_from(ns_ext, &r), -ETIMEDOUT);
+	spread(ns_pod, "10.99.0.1", 30081, 10, NULL, seen);
+	assert_int_equal(seen[1], 0);
+	assert_int_equal(nft_service_delete(eng, s.name), 0);
+}
+
+static void test_nft_traffic_terminating_fallback(void **state)
+{
+	(void)state;
+	struct nft_service s;
+	int seen[N_BACKENDS];
+	web_service(&s, "default/rollout/tcp/80", "10.96.0.19");
+	s.node_port = 30082;
+	/* none ready: b2 serving and terminating, b1 terminating and no longer serving, b3
+	 * starting (not ready, not serving) */
+	backends[0].ready = false;
+	backends[0].terminating = true;
+	backends[1].ready = false;
+	backends[1].serving = backends[1].terminating = true;
+	backends[2].ready = false;
+	upsert(&s);
+	spread(ns_pod, "10.96.0.19", 80, 15, NULL, seen);
+	assert_int_equal(seen[1], 15);
+	spread(ns_ext, "10.99.0.1", 30082, 10, NULL, seen);
+	assert_int_equal(seen[1], 10);
+
+	/* b3 ready: only b3, the terminating one no longer gets new connections */
+	backends[2].ready = true;
+	upsert(&s);
+	spread(ns_pod, "10.96.0.19", 80, 15, NULL, seen);
+	assert_int_equal(seen[2], 15);
+
+	/* nothing ready or serving: rejected */
+	backends[1].serving = false;
+	backends[2].ready = false;
+	upsert(&s);
+	struct req r = { .ip = "10.96.0.19", .port = 80 };
+	assert_int_equal(req_from(ns_pod, &r), -ECONNREFUSED);
+	assert_int_equal(nft_service_delete(eng, s.name), 0);
+}
+
 SHOAL_TEST_MAIN_SETUP(group_setup, group_teardown,
 		      cmocka_unit_test(test_nft_traffic_clusterip_reaches_all_backends),
 		      cmocka_unit_test(test_nft_traffic_hairpin),
@@ -468,4 +573,6 @@ SHOAL_TEST_MAIN_SETUP(group_setup, group_teardown,
 		      cmocka_unit_test(test_nft_traffic_pod_egress_is_masqueraded),
 		      cmocka_unit_test(test_nft_traffic_no_endpoints_rejected),
 		      cmocka_unit_test(test_nft_traffic_source_ranges),
-		      cmocka_unit_test(test_nft_traffic_session_affinity))
+		      cmocka_unit_test(test_nft_traffic_session_affinity),
+		      cmocka_unit_test(test_nft_traffic_external_local),
+		      cmocka_unit_test(test_nft_traffic_terminating_fallback))
