@@ -53,6 +53,7 @@ struct ctrl_informer {
 	struct hashmap *by_label;  /* "ns\1key=value" -> set (CTRL_INDEX_LABELS) */
 	struct hashmap *by_ns;	   /* ns -> set (CTRL_INDEX_LABELS) */
 	struct hashmap *by_anchor; /* "ns\1key=value" or "ns\1" -> set (CTRL_INDEX_SELECTORS) */
+	struct hashmap *by_node;   /* node name -> set of pods (CTRL_INDEX_NODE) */
 	struct handler handlers[MAX_HANDLERS];
 	int nhandlers;
 	uint64_t events, relists;
@@ -65,6 +66,11 @@ struct expectation {
 	time_t since;
 };
 
+struct change {
+	long value;
+	int64_t at_ms;
+};
+
 struct ctrl {
 	struct ctrl_manager *m;
 	const struct ctrl_def *def;
@@ -72,8 +78,10 @@ struct ctrl {
 	struct ctrlq *q;
 	pthread_t *threads;
 	int nthreads;
-	pthread_mutex_t mu; /* expectations and figures */
+	pthread_mutex_t mu; /* expectations, changes and figures */
 	struct hashmap *expect;
+	struct hashmap *changes; /* key -> struct change */
+	struct hashmap *written; /* key -> int64_t * (the revision of our last write) */
 	uint64_t ok, failed;
 	uint64_t lat[NLAT];
 	double lat_sum;
@@ -101,10 +109,20 @@ void ctrl_obj_ref(struct ctrl_obj *c)
 		__atomic_add_fetch(&c->refcnt, 1, __ATOMIC_RELAXED);
 }
 
+static void node_free(struct ctrl_node *n)
+{
+	if (!n)
+		return;
+	json_decref(n->taints);
+	free(n->ready_buf);
+	free(n);
+}
+
 static void pod_free(struct ctrl_pod *p)
 {
 	if (!p)
 		return;
+	free(p->target_node);
 	free(p->node);
 	free(p->ip);
 	free(p->hostname);
@@ -134,6 +152,7 @@ void ctrl_obj_unref(struct ctrl_obj *c)
 	free(c->finalizers);
 	selector_free(c->sel);
 	pod_free(c->pod);
+	node_free(c->node);
 	free(c);
 }
 
@@ -274,6 +293,22 @@ static struct ctrl_pod *pod_summary(const json_t *pod, const struct ctrl_config 
 	}
 	p->node = dup_or_null(json_string_value(json_object_get(spec, "nodeName")));
 	p->scheduled = p->node != NULL;
+	const char *pinned = NULL;
+	const json_t *terms = json_object_get(
+		json_object_get(json_object_get(json_object_get(spec, "affinity"), "nodeAffinity"),
+				"requiredDuringSchedulingIgnoredDuringExecution"),
+		"nodeSelectorTerms");
+	if (json_array_size(terms) == 1) {
+		const json_t *mf = json_object_get(json_array_get(terms, 0), "matchFields");
+		const json_t *f = json_array_get(mf, 0);
+		const char *k = json_string_value(json_object_get(f, "key"));
+		const char *op = json_string_value(json_object_get(f, "operator"));
+		const json_t *vals = json_object_get(f, "values");
+		if (json_array_size(mf) == 1 && k && op && !strcmp(k, "metadata.name") &&
+		    !strcmp(op, "In") && json_array_size(vals) == 1)
+			pinned = json_string_value(json_array_get(vals, 0));
+	}
+	p->target_node = dup_or_null(p->node ? p->node : pinned);
 	p->ip = dup_or_null(json_string_value(json_object_get(st, "podIP")));
 	p->hostname = dup_or_null(json_string_value(json_object_get(spec, "hostname")));
 	p->subdomain = dup_or_null(json_string_value(json_object_get(spec, "subdomain")));
@@ -301,7 +336,7 @@ static struct ctrl_pod *pod_summary(const json_t *pod, const struct ctrl_config 
 		}
 	}
 	const json_t *tols = json_object_get(spec, "tolerations");
-	long d = cfg->default_eviction_s > 0 ? cfg->default_eviction_s : 300;
+	long d = cfg->default_toleration_s > 0 ? cfg->default_toleration_s : 300;
 	p->tolerate_unreachable_s =
 		toleration_for(tols, "node.kubernetes.io/unreachable", &p->tolerates_unreachable);
 	if (!p->tolerates_unreachable)
@@ -412,6 +447,22 @@ static struct ctrl_obj *record_new(struct ctrl_informer *inf, struct wc_obj *o)
 		c->pod = pod_summary(obj, &inf->m->cfg);
 		if (!c->pod)
 			goto err;
+	} else if (strcmp(kind, "Node") == 0) {
+		c->node = calloc(1, sizeof(*c->node));
+		if (!c->node)
+			goto err;
+		const json_t *t = json_object_get(spec, "taints");
+		c->node->taints = json_is_array(t) ? json_deep_copy(t) : json_array();
+		c->node->unschedulable = json_is_true(json_object_get(spec, "unschedulable"));
+		json_array_foreach (json_object_get(json_object_get(obj, "status"), "conditions"),
+				    i, r) {
+			const char *type = json_string_value(json_object_get(r, "type"));
+			const char *st = json_string_value(json_object_get(r, "status"));
+			if (type && st && strcmp(type, "Ready") == 0)
+				c->node->ready = c->node->ready_buf = strdup(st);
+		}
+		if (!c->node->taints)
+			goto err;
 	}
 	json_decref(obj);
 	return c;
@@ -502,6 +553,8 @@ static int index_walk(struct ctrl_informer *inf, struct ctrl_obj *c, bool add)
 		}
 		IDX(inf->by_ns, c->o->ns);
 	}
+	if ((inf->flags & CTRL_INDEX_NODE) && c->pod && c->pod->node)
+		IDX(inf->by_node, c->pod->node);
 	if ((inf->flags & CTRL_INDEX_SELECTORS) && c->sel) {
 		anchor_of(c, ik, sizeof(ik));
 		IDX(inf->by_anchor, ik);
@@ -538,6 +591,7 @@ static void informer_free(struct ctrl_informer *inf)
 	free_sets(inf->by_label);
 	free_sets(inf->by_ns);
 	free_sets(inf->by_anchor);
+	free_sets(inf->by_node);
 	pthread_rwlock_destroy(&inf->lock);
 	free(inf);
 }
@@ -573,8 +627,9 @@ struct ctrl_informer *ctrl_informer(struct ctrl *c, const char *api_version, con
 	inf->by_label = hashmap_new(64);
 	inf->by_ns = hashmap_new(16);
 	inf->by_anchor = hashmap_new(16);
+	inf->by_node = hashmap_new(16);
 	if (!inf->objs || !inf->by_uid || !inf->by_owner || !inf->by_ref || !inf->by_label ||
-	    !inf->by_ns || !inf->by_anchor) {
+	    !inf->by_ns || !inf->by_anchor || !inf->by_node) {
 		informer_free(inf);
 		errno = ENOMEM;
 		return NULL;
@@ -901,6 +956,14 @@ int ctrl_selecting(struct ctrl_informer *inf, const char *ns, const json_t *labe
 	return err;
 }
 
+int ctrl_on_node(struct ctrl_informer *inf, const char *node, struct ctrl_objs *out)
+{
+	pthread_rwlock_rdlock(&inf->lock);
+	int err = append_set(hashmap_get(inf->by_node, node), out, NULL, NULL);
+	pthread_rwlock_unlock(&inf->lock);
+	return err;
+}
+
 static bool in_ns(const struct ctrl_obj *c, const void *ns)
 {
 	return !ns || strcmp(c->o->ns, ns) == 0;
@@ -1081,7 +1144,72 @@ void ctrl_expectations_forget(struct ctrl *c, const char *key)
 {
 	pthread_mutex_lock(&c->mu);
 	expectation_free(hashmap_del(c->expect, key));
+	free(hashmap_del(c->changes, key));
+	free(hashmap_del(c->written, key));
 	pthread_mutex_unlock(&c->mu);
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+void ctrl_wrote(struct ctrl *c, const char *key, int64_t rev)
+{
+	pthread_mutex_lock(&c->mu);
+	int64_t *w = hashmap_get(c->written, key);
+	if (!w) {
+		w = malloc(sizeof(*w));
+		if (w && hashmap_put(c->written, key, w, NULL)) {
+			free(w);
+			w = NULL;
+		}
+		if (w)
+			*w = rev;
+	} else if (rev > *w) {
+		*w = rev;
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+bool ctrl_cache_behind(struct ctrl *c, const char *key, int64_t rev)
+{
+	bool behind = false;
+	pthread_mutex_lock(&c->mu);
+	int64_t *w = hashmap_get(c->written, key);
+	if (w && *w > rev)
+		behind = true;
+	else if (w)
+		free(hashmap_del(c->written, key)); /* caught up */
+	pthread_mutex_unlock(&c->mu);
+	return behind;
+}
+
+int64_t ctrl_since_change_ms(struct ctrl *c, const char *key, long value)
+{
+	int64_t now = mono_ms(), since = 0;
+	pthread_mutex_lock(&c->mu);
+	struct change *ch = hashmap_get(c->changes, key);
+	if (!ch) {
+		ch = calloc(1, sizeof(*ch));
+		if (ch && hashmap_put(c->changes, key, ch, NULL)) {
+			free(ch);
+			ch = NULL;
+		}
+		if (ch) {
+			ch->value = value;
+			ch->at_ms = now;
+		}
+	} else if (ch->value != value) {
+		ch->value = value;
+		ch->at_ms = now;
+	} else {
+		since = now - ch->at_ms;
+	}
+	pthread_mutex_unlock(&c->mu);
+	return since;
 }
 
 /* ---- ownership ------------------------------------------------------------------------ */
@@ -1272,6 +1400,14 @@ static void ctrl_free(struct ctrl *c)
 	while (c->expect && hashmap_next(c->expect, &it, NULL, &v))
 		expectation_free(v);
 	hashmap_free(c->expect);
+	it = 0;
+	while (c->changes && hashmap_next(c->changes, &it, NULL, &v))
+		free(v);
+	hashmap_free(c->changes);
+	it = 0;
+	while (c->written && hashmap_next(c->written, &it, NULL, &v))
+		free(v);
+	hashmap_free(c->written);
 	pthread_mutex_destroy(&c->mu);
 	free(c->threads);
 	free(c);
@@ -1303,9 +1439,11 @@ struct ctrl_manager *ctrl_manager_start(struct api_server *srv, const struct ctr
 		pthread_mutex_init(&c->mu, NULL);
 		c->q = ctrlq_new(NULL);
 		c->expect = hashmap_new(64);
+		c->changes = hashmap_new(16);
+		c->written = hashmap_new(16);
 		*tail = c;
 		tail = &c->next;
-		if (!c->q || !c->expect) {
+		if (!c->q || !c->expect || !c->changes || !c->written) {
 			err = -ENOMEM;
 			goto err;
 		}

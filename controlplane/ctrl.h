@@ -42,13 +42,13 @@ struct ctrl;
 struct ctrl_informer;
 struct strbuf;
 
-/* What shoald's controllers are tuned by (flags of shoald; zero: the default). */
+/* What shoald's controllers are tuned by (shoald's flags; zero: the default). */
 struct ctrl_config {
-	int node_monitor_grace_s; /* a node whose Lease is older is NotReady/Unknown (40) */
-	int node_startup_grace_s; /* a new node's first Lease may take this long (60) */
-	int default_eviction_s;	  /* tolerationSeconds assumed for pods without one (300) */
-	double eviction_qps;	  /* pods evicted per second at most (0.1 Kubernetes; 10) */
-	int job_backoff_base_ms;  /* a failed Job pod's replacement waits base*2^n (10000) */
+	int64_t node_monitor_grace_ms; /* a node not heard of for this long is lost (40 s) */
+	int64_t node_startup_grace_ms; /* a new node's first heartbeat may take this long (60 s) */
+	long default_toleration_s;     /* tolerationSeconds of pods that give none (300) */
+	double eviction_qps;	       /* pods evicted per second at most (10) */
+	int64_t job_backoff_base_ms; /* a failed Job pod's replacement waits this, doubling (10 s) */
 };
 
 /* ---- records ------------------------------------------------------------------------------ */
@@ -78,6 +78,17 @@ struct ctrl_pod {
 	 * not-ready:NoExecute: -1 forever, else seconds (absent: the configured default). */
 	long tolerate_unreachable_s, tolerate_not_ready_s;
 	bool tolerates_unreachable, tolerates_not_ready; /* a toleration is present */
+	/* The node the pod is for: spec.nodeName, else the one its required node affinity pins
+	 * it to (matchFields metadata.name In [NODE], as DaemonSet pods are). */
+	char *target_node;
+};
+
+/* What controllers ask of a node. */
+struct ctrl_node {
+	json_t *taints; /* spec.taints (an array, may be empty) */
+	bool unschedulable;
+	const char *ready; /* the Ready condition's status ("True", ...), NULL when absent */
+	char *ready_buf;
 };
 
 /* An owner reference. */
@@ -105,7 +116,8 @@ struct ctrl_obj {
 	 * NULL when the kind has none or it is absent (a Service without one selects
 	 * nothing). */
 	struct selector *sel;
-	struct ctrl_pod *pod; /* pods only */
+	struct ctrl_pod *pod;	/* pods only */
+	struct ctrl_node *node; /* nodes only */
 };
 
 void ctrl_obj_ref(struct ctrl_obj *c);
@@ -131,6 +143,7 @@ enum ctrl_event { CTRL_ADDED, CTRL_MODIFIED, CTRL_DELETED };
 enum {
 	CTRL_INDEX_LABELS = 1u << 0,	/* by namespace and label: ctrl_select() */
 	CTRL_INDEX_SELECTORS = 1u << 1, /* by what their selector needs: ctrl_selecting() */
+	CTRL_INDEX_NODE = 1u << 2,	/* pods by spec.nodeName: ctrl_on_node() */
 };
 
 /* The shared informer of a kind ("Pod", "apps/v1" "Deployment", ...), created on first use
@@ -158,6 +171,8 @@ int ctrl_select(struct ctrl_informer *inf, const char *ns, const struct selector
 /* Records of namespace ns whose own selector matches labels (CTRL_INDEX_SELECTORS). */
 int ctrl_selecting(struct ctrl_informer *inf, const char *ns, const json_t *labels,
 		   struct ctrl_objs *out);
+/* Pods bound to node (CTRL_INDEX_NODE). */
+int ctrl_on_node(struct ctrl_informer *inf, const char *node, struct ctrl_objs *out);
 /* Every record (of namespace ns, NULL: all). */
 int ctrl_list(struct ctrl_informer *inf, const char *ns, struct ctrl_objs *out);
 size_t ctrl_count(struct ctrl_informer *inf);
@@ -186,7 +201,8 @@ int ctrl_manager_render(struct ctrl_manager *m, struct strbuf *out);
 
 /* The controllers shoald runs (ctrl_*.c), NULL-terminated. */
 extern const struct ctrl_def *const ctrl_builtin[];
-extern const struct ctrl_def ctrl_replicaset, ctrl_endpointslice, ctrl_deployment, ctrl_gc;
+extern const struct ctrl_def ctrl_replicaset, ctrl_endpointslice, ctrl_deployment, ctrl_gc,
+	ctrl_job, ctrl_nodelifecycle, ctrl_daemonset;
 
 void *ctrl_priv(struct ctrl *c);
 void ctrl_set_priv(struct ctrl *c, void *priv);
@@ -226,7 +242,19 @@ int ctrl_claim(struct ctrl *c, struct ctrl_informer *children, const struct ctrl
 /* The owner references of o as JSON, without the one to uid drop_uid (may be NULL). */
 json_t *ctrl_refs_json(const struct ctrl_obj *o, const char *drop_uid);
 
+/* ---- read your writes ------------------------------------------------------------------- */
+
+/* Records that this controller wrote the object of key at revision rev. */
+void ctrl_wrote(struct ctrl *c, const char *key, int64_t rev);
+/* True while the cached object of key (at revision rev) is older than the controller's own
+ * last write of it: a reconcile should wait for the write's event, which queues key again. */
+bool ctrl_cache_behind(struct ctrl *c, const char *key, int64_t rev);
+
 /* ---- helpers ---------------------------------------------------------------------------- */
+
+/* Milliseconds since value (a count the controller follows for key, such as a Job's failures)
+ * last changed; a value seen for the first time or changed starts at 0. */
+int64_t ctrl_since_change_ms(struct ctrl *c, const char *key, long value);
 
 /* Splits "ns/name" into ns and name buffers ("" ns for "name"). */
 void ctrl_split_key(const char *key, char *ns, size_t nslen, char *name, size_t namelen);

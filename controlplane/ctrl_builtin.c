@@ -11,6 +11,9 @@ const struct ctrl_def *const ctrl_builtin[] = {
 	&ctrl_deployment,
 	&ctrl_replicaset,
 	&ctrl_endpointslice,
+	&ctrl_daemonset,
+	&ctrl_job,
+	&ctrl_nodelifecycle,
 	&ctrl_gc,
 	NULL,
 };

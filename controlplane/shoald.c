@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "api_server.h"
+#include "ctrl.h"
 #include "log.h"
 #include "store.h"
 
@@ -23,7 +24,8 @@ static void usage(FILE *f)
 		"usage: shoald [options]\n"
 		"  --listen ADDR            HOST:PORT or unix:PATH (repeatable; default\n"
 		"                           unix:/run/shoal/shoald.sock)\n"
-		"  --state DIR              state directory (default /var/lib/shoal); the store is\n"
+		"  --state DIR              state directory (default /var/lib/shoal); the store "
+		"is\n"
 		"                           lmdb:DIR/store unless --store is given\n"
 		"  --store URI              lmdb:DIR\n"
 		"  --token-file FILE        bearer tokens: token,user,group lines\n"
@@ -40,6 +42,14 @@ static void usage(FILE *f)
 		"  --disable-scheduler      leave pods to another scheduler\n"
 		"  --disable-controllers    run no workload controllers (ReplicaSet, Deployment,\n"
 		"                           EndpointSlice, ...)\n"
+		"  --node-monitor-grace-period D   a node whose heartbeat (Lease or Ready\n"
+		"                           condition) is older is marked lost and tainted (40s)\n"
+		"  --node-startup-grace-period D   the same for a node's first heartbeat (60s)\n"
+		"  --default-toleration-seconds N  how long pods without a toleration stay on a\n"
+		"                           lost node before they are evicted (300)\n"
+		"  --pod-eviction-rate QPS  pods evicted per second at most (10)\n"
+		"  --job-backoff-base D     a failed Job pod is replaced after D, doubling (10s)\n"
+		"                           (D: a duration such as 500ms, 40s, 5m)\n"
 		"  --log-level LEVEL        error, warn, info or debug\n"
 		"  --version, --help\n");
 }
@@ -54,6 +64,26 @@ static int parse_long(const char *opt, const char *s, long min, long max, long *
 		return -EINVAL;
 	}
 	*out = v;
+	return 0;
+}
+
+/* A duration: "500ms", "40s", "5m", "1h", or a number of seconds. */
+static int parse_duration(const char *opt, const char *s, int64_t *ms)
+{
+	char *end;
+	long long v = strtoll(s, &end, 10);
+	long long mult = !*end || !strcmp(end, "s") ? 1000
+			 : !strcmp(end, "ms")	    ? 1
+			 : !strcmp(end, "m")	    ? 60000
+			 : !strcmp(end, "h")	    ? 3600000
+						    : -1;
+	if (end == s || v <= 0 || mult < 0 || v > (1LL << 40) / mult) {
+		fprintf(stderr,
+			"shoald: %s: want a duration such as 500ms, 40s or 5m, got \"%s\"\n", opt,
+			s);
+		return -EINVAL;
+	}
+	*ms = v * mult;
 	return 0;
 }
 
@@ -76,9 +106,32 @@ static int mkdir_p(const char *path)
 
 int main(int argc, char **argv)
 {
-	enum { O_LISTEN = 256, O_STATE, O_STORE, O_TOKENS, O_CERT, O_KEY, O_CIDR, O_PORTS, O_HREV,
-	       O_HSEC, O_COMPACT, O_WCE, O_BOOKMARK, O_THREADS, O_LOG, O_VERSION, O_SCHEDCFG,
-	       O_NOSCHED, O_NOCTRL };
+	enum {
+		O_LISTEN = 256,
+		O_STATE,
+		O_STORE,
+		O_TOKENS,
+		O_CERT,
+		O_KEY,
+		O_CIDR,
+		O_PORTS,
+		O_HREV,
+		O_HSEC,
+		O_COMPACT,
+		O_WCE,
+		O_BOOKMARK,
+		O_THREADS,
+		O_LOG,
+		O_VERSION,
+		O_SCHEDCFG,
+		O_NOSCHED,
+		O_NOCTRL,
+		O_NODEGRACE,
+		O_NODESTART,
+		O_TOLSECS,
+		O_EVICTQPS,
+		O_JOBBACKOFF
+	};
 	static const struct option longopts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "state", required_argument, NULL, O_STATE },
@@ -98,11 +151,17 @@ int main(int argc, char **argv)
 		{ "scheduler-config", required_argument, NULL, O_SCHEDCFG },
 		{ "disable-scheduler", no_argument, NULL, O_NOSCHED },
 		{ "disable-controllers", no_argument, NULL, O_NOCTRL },
+		{ "node-monitor-grace-period", required_argument, NULL, O_NODEGRACE },
+		{ "node-startup-grace-period", required_argument, NULL, O_NODESTART },
+		{ "default-toleration-seconds", required_argument, NULL, O_TOLSECS },
+		{ "pod-eviction-rate", required_argument, NULL, O_EVICTQPS },
+		{ "job-backoff-base", required_argument, NULL, O_JOBBACKOFF },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct api_server_opts ao = { 0 };
+	struct ctrl_config cc = { 0 };
 	struct store_opts so = { 0 };
 	const char *state = "/var/lib/shoal", *store_uri = NULL;
 	enum log_level lvl = LOG_LVL_INFO;
@@ -139,7 +198,8 @@ int main(int argc, char **argv)
 			break;
 		case O_PORTS:
 			if (sscanf(optarg, "%d-%d", &ao.node_port_min, &ao.node_port_max) != 2) {
-				fprintf(stderr, "shoald: --service-node-port-range: want MIN-MAX\n");
+				fprintf(stderr,
+					"shoald: --service-node-port-range: want MIN-MAX\n");
 				return 2;
 			}
 			break;
@@ -175,7 +235,8 @@ int main(int argc, char **argv)
 			break;
 		case O_LOG:
 			if (log_parse_level(optarg, &lvl)) {
-				fprintf(stderr, "shoald: --log-level: want error, warn, info or debug\n");
+				fprintf(stderr,
+					"shoald: --log-level: want error, warn, info or debug\n");
 				return 2;
 			}
 			break;
@@ -188,6 +249,38 @@ int main(int argc, char **argv)
 		case O_NOCTRL:
 			ao.no_controllers = 1;
 			break;
+		case O_NODEGRACE:
+			if (parse_duration("--node-monitor-grace-period", optarg,
+					   &cc.node_monitor_grace_ms))
+				return 2;
+			break;
+		case O_NODESTART:
+			if (parse_duration("--node-startup-grace-period", optarg,
+					   &cc.node_startup_grace_ms))
+				return 2;
+			break;
+		case O_JOBBACKOFF:
+			if (parse_duration("--job-backoff-base", optarg, &cc.job_backoff_base_ms))
+				return 2;
+			break;
+		case O_TOLSECS:
+			if (parse_long("--default-toleration-seconds", optarg, 0, 1L << 30, &v))
+				return 2;
+			cc.default_toleration_s = v;
+			break;
+		case O_EVICTQPS: {
+			char *end;
+			double q = strtod(optarg, &end);
+			if (*end || !(q > 0) || q > 100000) {
+				fprintf(stderr,
+					"shoald: --pod-eviction-rate: want a rate of pods per "
+					"second above 0, got \"%s\"\n",
+					optarg);
+				return 2;
+			}
+			cc.eviction_qps = q;
+			break;
+		}
 		case O_VERSION:
 			printf("shoald 0.1.0\n");
 			return 0;
@@ -232,6 +325,7 @@ int main(int argc, char **argv)
 		log_error("open store %s: %s", store_uri, shoal_strerror(errno));
 		return 1;
 	}
+	ao.controllers = &cc;
 	struct api_server *srv = api_server_start(st, &ao);
 	if (!srv) {
 		log_error("start API server: %s", shoal_strerror(errno));

@@ -19,10 +19,15 @@
 
 static struct shoald srv;
 
+/* A test file may define CTRL_EXTRA_ARGS ("--flag", "value",) before including this. */
+#ifndef CTRL_EXTRA_ARGS
+#define CTRL_EXTRA_ARGS
+#endif
+
 static __attribute__((unused)) int ctrl_setup(void **state)
 {
 	(void)state;
-	const char *args[] = { "--disable-scheduler", "--log-level", "warn", NULL };
+	const char *args[] = { "--disable-scheduler", "--log-level", "warn", CTRL_EXTRA_ARGS NULL };
 	return shoald_start(&srv, args);
 }
 

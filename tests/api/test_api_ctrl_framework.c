@@ -36,6 +36,7 @@ static struct {
 	int64_t flaky_ms[8];
 	int nflaky;
 	bool gate_closed; /* pod events wait while it is closed */
+	bool stalled;	  /* the informer thread waits at the gate */
 	int pod_events;
 } T;
 
@@ -52,8 +53,12 @@ static void on_pod(struct ctrl *c, enum ctrl_event ev, const struct ctrl_obj *no
 	(void)ev;
 	(void)old;
 	pthread_mutex_lock(&T.mu);
-	while (T.gate_closed)
+	while (T.gate_closed) {
+		T.stalled = true;
+		pthread_cond_broadcast(&T.cond);
 		pthread_cond_wait(&T.cond, &T.mu);
+	}
+	T.stalled = false;
 	T.pod_events++;
 	pthread_mutex_unlock(&T.mu);
 	if (now->controller) {
@@ -260,6 +265,7 @@ static void test_api_ctrl_framework_indexes_and_handlers(void **state)
 	create_pod("stray", "web", NULL, NULL);
 	create_pod("db-1", "db", NULL, NULL);
 	assert_int_equal(wait_pods("web", 3, 2000), 3);
+	assert_int_equal(wait_pods("db", 1, 2000), 1);
 
 	/* by owner */
 	struct ctrl_objs l = { 0 };
@@ -407,7 +413,10 @@ static void test_api_ctrl_framework_relists_after_falling_behind(void **state)
 	pthread_mutex_unlock(&T.mu);
 	/* The first event stalls the informer thread in the handler. */
 	create_pod("stall", "other", NULL, NULL);
-	usleep(50000);
+	pthread_mutex_lock(&T.mu);
+	while (!T.stalled)
+		pthread_cond_wait(&T.cond, &T.mu);
+	pthread_mutex_unlock(&T.mu);
 	json_t *d = local("DELETE", "/api/v1/namespaces/default/pods/gone-soon", NULL, &code);
 	assert_int_equal(code, 200);
 	json_decref(d);
