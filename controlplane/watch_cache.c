@@ -860,7 +860,7 @@ ssize_t wc_watch_read(struct wc_watcher *w, struct strbuf *out, size_t max,
 {
 	struct watch_cache *wc = w->wc;
 	size_t start = out->len;
-	char av[16];
+	char av[64]; /* "group/version", e.g. "discovery.k8s.io/v1" */
 
 	if (w->ended || atomic_load(&wc->closing))
 		return -1;
