@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "agent_int.h"
+#include "fsutil.h"
 #include "hashmap.h"
 #include "log.h"
 #include "strbuf.h"
@@ -103,23 +104,6 @@ const char *agent_resp_msg(const struct httpc_resp *r, char *buf, size_t len)
 	return buf;
 }
 
-static int mkdir_p(const char *path)
-{
-	char buf[4096];
-	snprintf(buf, sizeof(buf), "%s", path);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, 0755) && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 static void pod_free(struct agent_pod *p)
 {
 	if (!p)
@@ -148,7 +132,7 @@ static void agent_free(struct agent *a)
 			pod_free(v);
 		hashmap_free(a->pods);
 	}
-	agent_queue_free(a->queue);
+	workq_free(a->queue);
 	httpc_free(a->node_http);
 	json_decref(a->lease);
 	json_decref(a->conditions);
@@ -182,7 +166,7 @@ struct agent *agent_start(const struct agent_config *cfg)
 	pthread_cond_init(&a->cond, &ca);
 	pthread_condattr_destroy(&ca);
 	a->pods = hashmap_new(256);
-	a->queue = agent_queue_new();
+	a->queue = workq_new(NULL);
 	a->node_http = agent_api_client(a);
 	a->conditions = json_array();
 	if (!a->pods || !a->queue || !a->node_http || !a->conditions) {
@@ -196,7 +180,7 @@ struct agent *agent_start(const struct agent_config *cfg)
 	if (cfg->advertise)
 		snprintf(a->endpoint, sizeof(a->endpoint), "%s", cfg->advertise);
 
-	err = mkdir_p(cfg->state_dir);
+	err = fs_mkdir_p(cfg->state_dir, 0755);
 	if (err) {
 		log_error("node %s: state directory %s: %s", cfg->node, cfg->state_dir,
 			  strerror(-err));
@@ -290,7 +274,7 @@ struct agent *agent_start(const struct agent_config *cfg)
 	return a;
 
 err_workers:
-	agent_queue_shutdown(a->queue);
+	workq_shutdown(a->queue);
 	for (int i = 0; i < a->nworkers; i++)
 		pthread_join(a->workers[i], NULL);
 err_http:
@@ -320,7 +304,7 @@ void agent_stop(struct agent *a)
 	/* No more events: then no more work. */
 	informer_stop(a->pods_inf);
 	a->pods_inf = NULL;
-	agent_queue_shutdown(a->queue);
+	workq_shutdown(a->queue);
 	for (int i = 0; i < a->nworkers; i++)
 		pthread_join(a->workers[i], NULL);
 	dpsync_stop(a->dp);
@@ -392,6 +376,8 @@ int agent_metrics(struct agent *a, struct strbuf *out)
 	struct rt_usage nu = a->node_usage;
 	bool have = a->have_node_usage;
 	pthread_mutex_unlock(&a->mu);
+	struct workq_stats qs;
+	workq_stats(a->queue, &qs);
 	strbuf_printf(
 		out,
 		"# HELP shoal_agent_pods Pods the agent knows of\n# TYPE shoal_agent_pods gauge\n"
@@ -406,7 +392,7 @@ int agent_metrics(struct agent *a, struct strbuf *out)
 		"shoal_agent_memory_pressure{node=\"%s\"} %d\n"
 		"# HELP shoal_agent_ready 1 when registered, synced and the data plane is ready\n"
 		"# TYPE shoal_agent_ready gauge\nshoal_agent_ready{node=\"%s\"} %d\n",
-		node, npods, node, running, node, agent_queue_len(a->queue), node, pressure, node,
+		node, npods, node, running, node, qs.depth + qs.waiting, node, pressure, node,
 		agent_ready(a));
 	if (have)
 		strbuf_printf(out,

@@ -66,7 +66,7 @@ struct agent_config {
 	char *pod_cidr;		    /* e.g. "10.100.1.0/24" (required unless the Node has one) */
 	char *zone;		    /* topology.kubernetes.io/zone (NULL: none) */
 	json_t *labels;		    /* object of strings, merged over the Node's */
-	struct agent_taint *taints; /* registered with the Node on creation */
+	struct agent_taint *taints; /* put on the Node when missing (others stay) */
 	size_t ntaints;
 	int64_t cap_cpu_milli, cap_memory,
 		cap_pods;	/* 0: from the machine (cgroup_root's limits) */

@@ -17,9 +17,9 @@
 #include <stdint.h>
 
 #include "agent.h"
-#include "agent_queue.h"
 #include "httpc.h"
 #include "informer.h"
+#include "workq.h"
 
 struct hashmap;
 struct agent_http;
@@ -55,7 +55,7 @@ struct agent {
 	struct rt *rt;
 	struct dpsync *dp;
 	struct informer *pods_inf;
-	struct agent_queue *queue;
+	struct workq *queue;
 	struct agent_http *http;
 
 	pthread_mutex_t mu;

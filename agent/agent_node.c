@@ -572,6 +572,13 @@ void *agent_node_thread(void *arg)
 
 	if (until_done(a, agent_node_register, c))
 		return NULL;
+	/* The Lease before the pods: a node that runs pods is one that is heard of. */
+	if (agent_lease_renew(a, c) == 0) {
+		a->n.lease_renewals++;
+		next_lease = agent_mono_s() + a->cfg->lease_renew_s;
+	} else {
+		a->n.lease_errors++;
+	}
 	pthread_mutex_lock(&a->mu);
 	a->registered = true;
 	pthread_mutex_unlock(&a->mu);

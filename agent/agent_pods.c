@@ -93,8 +93,7 @@ void agent_pod_fail(struct agent *a, struct agent_pod *p, const char *reason, co
 		return;
 	json_decref(p->verdict);
 	p->verdict = v;
-	if (agent_queue_add(a->queue, p->uid))
-		log_warn("pod %s/%s: cannot queue: out of memory", p->ns, p->name);
+	workq_add(a->queue, p->uid);
 }
 
 /* ---- inputs: the informer and the runtime ------------------------------------------------ */
@@ -133,8 +132,7 @@ static void on_pod_event(void *arg, enum informer_event type, json_t *obj, json_
 	}
 	p->deleted = type == INF_DELETED;
 	pthread_mutex_unlock(&a->mu);
-	if (agent_queue_add(a->queue, uid))
-		log_warn("pod %s/%s: cannot queue: out of memory", ns, name);
+	workq_add(a->queue, uid);
 }
 
 /* After each complete list: what the runtime holds and the API does not is gone. */
@@ -161,8 +159,7 @@ static void on_pods_synced(void *arg)
 	if (!keys)
 		log_warn("node %s: pods synced, but out of memory to queue them", a->cfg->node);
 	for (size_t i = 0; i < n; i++) {
-		if (agent_queue_add(a->queue, keys[i]))
-			log_warn("node %s: cannot queue a pod: out of memory", a->cfg->node);
+		workq_add(a->queue, keys[i]);
 		free(keys[i]);
 	}
 	free(keys);
@@ -188,7 +185,9 @@ void agent_pod_status_changed(void *arg, const char *uid, const char *ns, const 
 	}
 	pthread_mutex_unlock(&a->mu);
 	json_decref(copy);
-	if (!p || agent_queue_add(a->queue, uid))
+	if (p)
+		workq_add(a->queue, uid);
+	else
 		log_warn("pod %s/%s: status report not queued: out of memory", ns, name);
 }
 
@@ -230,8 +229,8 @@ static void on_killed(void *arg, const char *uid)
 		p->in_runtime = false;
 	}
 	pthread_mutex_unlock(&a->mu);
-	if (p && agent_queue_add(a->queue, uid))
-		log_warn("pod %s: cannot queue: out of memory", uid);
+	if (p)
+		workq_add(a->queue, uid);
 }
 
 /* Asks the runtime to kill p (a->mu held on entry and on return; dropped around the call). */
@@ -694,7 +693,7 @@ void *agent_worker(void *arg)
 			  strerror(errno));
 		return NULL;
 	}
-	while ((uid = agent_queue_get(a->queue))) {
+	while ((uid = workq_get(a->queue))) {
 		int ret = reconcile(a, c, uid);
 		pthread_mutex_lock(&a->mu);
 		struct agent_pod *p = agent_pod_get(a, uid, NULL, NULL, false);
@@ -708,9 +707,9 @@ void *agent_worker(void *arg)
 			}
 		}
 		pthread_mutex_unlock(&a->mu);
-		agent_queue_done(a->queue, uid);
-		if (delay && agent_queue_add_after(a->queue, uid, delay))
-			log_warn("pod %s: cannot queue a retry: out of memory", uid);
+		workq_done(a->queue, uid);
+		if (delay)
+			workq_add_after(a->queue, uid, delay);
 		free(uid);
 	}
 	httpc_free(c);

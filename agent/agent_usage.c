@@ -188,9 +188,7 @@ void agent_usage_tick(struct agent *a)
 				json_object_set_new(u, "timestamp", json_string(now));
 				json_decref(p->usage);
 				p->usage = u;
-				if (agent_queue_add(a->queue, s[i].uid))
-					log_warn("pod %s: usage not queued: out of memory",
-						 s[i].uid);
+				workq_add(a->queue, s[i].uid);
 			}
 		}
 		pthread_mutex_unlock(&a->mu);

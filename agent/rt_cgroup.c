@@ -31,6 +31,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include "fsutil.h"
 #include "log.h"
 #include "rt_int.h"
 #include "rt_util.h"
@@ -133,7 +134,7 @@ int rt_cg_init(struct rt_cgroot *r, const char *root)
 	struct statfs sf;
 	v2_mount_of(clean, v2mnt, sizeof(v2mnt));
 	if (*v2mnt) {
-		int err = rt_mkdir_p(clean, 0755);
+		int err = fs_mkdir_p(clean, 0755);
 		if (err) {
 			log_error("runtime: cgroup %s: %s", clean, strerror(-err));
 			return err;
@@ -168,7 +169,7 @@ int rt_cg_init(struct rt_cgroot *r, const char *root)
 			continue;
 		if (snprintf(dir, sizeof(dir), "%s%s/%s", mnt, own, rel) >= (int)sizeof(dir))
 			continue;
-		int err = rt_mkdir_p(dir, 0755);
+		int err = fs_mkdir_p(dir, 0755);
 		if (err) {
 			log_warn("runtime: cgroup v1 %s %s: %s (no %s limits)", ctrl[i], dir,
 				 strerror(-err), ctrl[i]);

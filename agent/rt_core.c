@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fsutil.h"
 #include "log.h"
 #include "nl.h"
 #include "rt_int.h"
@@ -319,7 +320,7 @@ static int do_sync(struct rt *rt, json_t *obj)
 		log_warn("runtime: pod refused: %s", why ? why : strerror(errno));
 		return err ? err : -EINVAL;
 	}
-	int err = rt_mkdir_p(p->dir, 0755);
+	int err = fs_mkdir_p(p->dir, 0755);
 	if (!err)
 		err = rt_pod_save(p);
 	if (!err)
@@ -627,7 +628,7 @@ struct rt *rt_open(const struct rt_config *cfg)
 	}
 	char pods[PATH_MAX];
 	snprintf(pods, sizeof(pods), "%s/pods", cfg->state_dir);
-	if ((err = rt_mkdir_p(pods, 0755))) {
+	if ((err = fs_mkdir_p(pods, 0755))) {
 		log_error("runtime: state directory %s: %s", pods, strerror(-err));
 		goto fail;
 	}

@@ -30,6 +30,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fsutil.h"
 #include "log.h"
 #include "nl.h"
 #include "rt_int.h"
@@ -563,7 +564,7 @@ static void ctr_start(struct rt *rt, struct rt_ctr *c, uint64_t now)
 	rt_ctr_log_path(p, c->spec->name, inst, log, sizeof(log));
 	char *slash = strrchr(log, '/');
 	*slash = '\0';
-	if ((e = rt_mkdir_p(dir, 0755)) || (e = rt_mkdir_p(log, 0755))) {
+	if ((e = fs_mkdir_p(dir, 0755)) || (e = fs_mkdir_p(log, 0755))) {
 		snprintf(err, sizeof(err), "state directory: %s", strerror(-e));
 		rt_strv_free(argv);
 		start_failed(rt, c, err);

@@ -188,24 +188,6 @@ char *rt_time_fmt(int64_t ns, char *buf, size_t len)
 	return buf;
 }
 
-int rt_mkdir_p(const char *dir, mode_t mode)
-{
-	char tmp[PATH_MAX];
-	if (snprintf(tmp, sizeof(tmp), "%s", dir) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(tmp, mode) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 static int rm_rf_at(int dfd, const char *name, dev_t dev)
 {
 	struct stat st;

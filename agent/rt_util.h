@@ -34,8 +34,6 @@ int64_t rt_real_ns(void);
 /* "2024-05-01T10:20:30Z" for a CLOCK_REALTIME nanosecond time, into buf (>= 21 bytes). */
 char *rt_time_fmt(int64_t ns, char *buf, size_t len);
 
-/* mkdir -p (mode 0755 for missing parents and the leaf). 0 or -errno. */
-int rt_mkdir_p(const char *dir, mode_t mode);
 /* rm -rf of a directory tree (does not cross mount points). 0, or -errno of the first
  * failure; a missing path is 0. */
 int rt_rm_rf(const char *path);

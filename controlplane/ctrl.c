@@ -20,10 +20,10 @@
 #include "api_internal.h"
 #include "api_local.h"
 #include "ctrl.h"
-#include "ctrl_queue.h"
 #include "hashmap.h"
 #include "log.h"
 #include "strbuf.h"
+#include "workq.h"
 
 #define MAX_HANDLERS	  16
 #define EVENT_BATCH	  256
@@ -75,7 +75,7 @@ struct ctrl {
 	struct ctrl_manager *m;
 	const struct ctrl_def *def;
 	void *priv;
-	struct ctrlq *q;
+	struct workq *q;
 	pthread_t *threads;
 	int nthreads;
 	pthread_mutex_t mu; /* expectations, changes and figures */
@@ -1014,17 +1014,17 @@ const char *ctrl_name(struct ctrl *c)
 
 void ctrl_queue(struct ctrl *c, const char *key)
 {
-	ctrlq_add(c->q, key);
+	workq_add(c->q, key);
 }
 
 void ctrl_queue_after(struct ctrl *c, const char *key, int64_t ms)
 {
-	ctrlq_add_after(c->q, key, ms);
+	workq_add_after(c->q, key, ms);
 }
 
 void ctrl_queue_rate_limited(struct ctrl *c, const char *key)
 {
-	ctrlq_add_rate_limited(c->q, key);
+	workq_add_rate_limited(c->q, key);
 }
 
 static void *worker_main(void *arg)
@@ -1032,18 +1032,18 @@ static void *worker_main(void *arg)
 	struct ctrl *c = arg;
 	char *key;
 
-	while ((key = ctrlq_get(c->q))) {
+	while ((key = workq_get(c->q))) {
 		struct timespec t0, t1;
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		int err = c->def->reconcile(c, key);
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		double secs = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
 		if (err) {
-			int64_t delay = ctrlq_add_rate_limited(c->q, key);
+			int64_t delay = workq_add_rate_limited(c->q, key);
 			log_info("%s: %s: %s; again in %lld ms", c->def->name, key,
 				 shoal_strerror(err), (long long)delay);
 		} else {
-			ctrlq_forget(c->q, key);
+			workq_forget(c->q, key);
 		}
 		pthread_mutex_lock(&c->mu);
 		if (err)
@@ -1055,7 +1055,7 @@ static void *worker_main(void *arg)
 				c->lat[i]++;
 		c->lat_sum += secs;
 		pthread_mutex_unlock(&c->mu);
-		ctrlq_done(c->q, key);
+		workq_done(c->q, key);
 		free(key);
 	}
 	return NULL;
@@ -1310,6 +1310,39 @@ int ctrl_claim(struct ctrl *c, struct ctrl_informer *children, const struct ctrl
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
+#define PARALLEL_MAX 16
+
+struct parallel {
+	void (*fn)(void *arg, size_t i);
+	void *arg;
+	size_t n;
+	size_t next; /* atomically taken */
+};
+
+static void *parallel_main(void *arg)
+{
+	struct parallel *p = arg;
+	size_t i;
+	while ((i = __atomic_fetch_add(&p->next, 1, __ATOMIC_RELAXED)) < p->n)
+		p->fn(p->arg, i);
+	return NULL;
+}
+
+void ctrl_parallel(size_t n, void (*fn)(void *arg, size_t i), void *arg)
+{
+	struct parallel p = { fn, arg, n, 0 };
+	pthread_t th[PARALLEL_MAX];
+	size_t nth = 0;
+
+	/* the caller works too; threads that cannot be made leave it more to do */
+	for (; nth + 1 < PARALLEL_MAX && nth + 1 < n; nth++)
+		if (pthread_create(&th[nth], NULL, parallel_main, &p))
+			break;
+	parallel_main(&p);
+	for (size_t i = 0; i < nth; i++)
+		pthread_join(th[i], NULL);
+}
+
 void ctrl_split_key(const char *key, char *ns, size_t nslen, char *name, size_t namelen)
 {
 	const char *slash = strchr(key, '/');
@@ -1396,7 +1429,7 @@ static void ctrl_free(struct ctrl *c)
 		return;
 	if (c->def->fini && c->priv)
 		c->def->fini(c);
-	ctrlq_free(c->q);
+	workq_free(c->q);
 	while (c->expect && hashmap_next(c->expect, &it, NULL, &v))
 		expectation_free(v);
 	hashmap_free(c->expect);
@@ -1437,7 +1470,7 @@ struct ctrl_manager *ctrl_manager_start(struct api_server *srv, const struct ctr
 		c->m = m;
 		c->def = *d;
 		pthread_mutex_init(&c->mu, NULL);
-		c->q = ctrlq_new(NULL);
+		c->q = workq_new(NULL);
 		c->expect = hashmap_new(64);
 		c->changes = hashmap_new(16);
 		c->written = hashmap_new(16);
@@ -1511,7 +1544,7 @@ void ctrl_manager_stop(struct ctrl_manager *m)
 		pthread_join(m->thread, NULL);
 	for (struct ctrl *c = m->ctrls; c; c = c->next) {
 		if (c->q)
-			ctrlq_shutdown(c->q);
+			workq_shutdown(c->q);
 		for (int i = 0; i < c->nthreads; i++)
 			pthread_join(c->threads[i], NULL);
 	}
@@ -1555,7 +1588,7 @@ int ctrl_manager_render(struct ctrl_manager *m, struct strbuf *out)
 		nc++;
 	for (struct ctrl_informer *inf = m->informers; inf; inf = inf->next)
 		ni++;
-	struct ctrlq_stats *qs = calloc(nc + 1, sizeof(*qs));
+	struct workq_stats *qs = calloc(nc + 1, sizeof(*qs));
 	uint64_t(*is)[3] = calloc(ni + 1, sizeof(*is));
 	if (!qs || !is) {
 		free(qs);
@@ -1563,7 +1596,7 @@ int ctrl_manager_render(struct ctrl_manager *m, struct strbuf *out)
 		return -ENOMEM;
 	}
 	for (struct ctrl *c = m->ctrls; c; c = c->next)
-		ctrlq_stats(c->q, &qs[k++]);
+		workq_stats(c->q, &qs[k++]);
 	k = 0;
 	for (struct ctrl_informer *inf = m->informers; inf; inf = inf->next, k++) {
 		pthread_rwlock_rdlock(&inf->lock);
@@ -1631,4 +1664,26 @@ int ctrl_manager_render(struct ctrl_manager *m, struct strbuf *out)
 	free(qs);
 	free(is);
 	return out->err;
+}
+
+struct ctrl_obj *ctrl_controller_of(struct ctrl_informer *owners, const char *kind,
+				    const struct ctrl_obj *o)
+{
+	if (!o || !o->controller || strcmp(o->controller->kind, kind) != 0)
+		return NULL;
+	struct ctrl_obj *owner = ctrl_get_uid(owners, o->controller->uid);
+	if (owner && strcmp(owner->o->ns, o->o->ns) != 0) {
+		ctrl_obj_unref(owner);
+		return NULL;
+	}
+	return owner;
+}
+
+void ctrl_on_owner(struct ctrl *c, enum ctrl_event ev, const struct ctrl_obj *now,
+		   const struct ctrl_obj *old)
+{
+	(void)old;
+	if (ev == CTRL_DELETED)
+		ctrl_expectations_forget(c, now->key);
+	ctrl_queue(c, now->key);
 }

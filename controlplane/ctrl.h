@@ -161,6 +161,14 @@ int ctrl_on(struct ctrl *c, struct ctrl_informer *inf, ctrl_handler_fn fn);
 struct ctrl_obj *ctrl_get(struct ctrl_informer *inf, const char *key);
 /* The record with that uid, referenced, or NULL. */
 struct ctrl_obj *ctrl_get_uid(struct ctrl_informer *inf, const char *uid);
+/* The record in owners (objects of kind) that controls o in o's namespace, referenced, or
+ * NULL (o NULL, no controller, another kind, or an owner in another namespace). */
+struct ctrl_obj *ctrl_controller_of(struct ctrl_informer *owners, const char *kind,
+				    const struct ctrl_obj *o);
+/* The handler for a controller's own kind: queues the object, and forgets its expectations
+ * when it is deleted. */
+void ctrl_on_owner(struct ctrl *c, enum ctrl_event ev, const struct ctrl_obj *now,
+		   const struct ctrl_obj *old);
 /* Records whose controlling owner has uid owner_uid (appended to out). */
 int ctrl_owned(struct ctrl_informer *inf, const char *owner_uid, struct ctrl_objs *out);
 /* Records with any owner reference to owner_uid. */
@@ -251,6 +259,11 @@ void ctrl_wrote(struct ctrl *c, const char *key, int64_t rev);
 bool ctrl_cache_behind(struct ctrl *c, const char *key, int64_t rev);
 
 /* ---- helpers ---------------------------------------------------------------------------- */
+
+/* Runs fn(arg, i) for i in [0, n) on up to 16 threads at once and returns when all are done:
+ * writes that each wait for a commit then share group commits instead of queueing for one
+ * fsync each. */
+void ctrl_parallel(size_t n, void (*fn)(void *arg, size_t i), void *arg);
 
 /* Milliseconds since value (a count the controller follows for key, such as a Job's failures)
  * last changed; a value seen for the first time or changed starts at 0. */

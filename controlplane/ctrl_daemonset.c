@@ -42,16 +42,9 @@ struct ds_ctrl {
 	const struct api_kind *pod_kind, *ds_kind;
 };
 
-static struct ctrl_obj *owner_of(struct ds_ctrl *p, const struct ctrl_obj *pod)
+static struct ctrl_obj *owner_of(struct ds_ctrl *p, const struct ctrl_obj *o)
 {
-	if (!pod || !pod->controller || strcmp(pod->controller->kind, "DaemonSet") != 0)
-		return NULL;
-	struct ctrl_obj *d = ctrl_get_uid(p->ds, pod->controller->uid);
-	if (d && strcmp(d->o->ns, pod->o->ns) != 0) {
-		ctrl_obj_unref(d);
-		return NULL;
-	}
-	return d;
+	return ctrl_controller_of(p->ds, "DaemonSet", o);
 }
 
 static void queue_all(struct ctrl *c)
@@ -62,15 +55,6 @@ static void queue_all(struct ctrl *c)
 		for (size_t i = 0; i < l.n; i++)
 			ctrl_queue(c, l.v[i]->key);
 	ctrl_objs_free(&l);
-}
-
-static void on_ds(struct ctrl *c, enum ctrl_event ev, const struct ctrl_obj *now,
-		  const struct ctrl_obj *old)
-{
-	(void)old;
-	if (ev == CTRL_DELETED)
-		ctrl_expectations_forget(c, now->key);
-	ctrl_queue(c, now->key);
 }
 
 static void on_pod(struct ctrl *c, enum ctrl_event ev, const struct ctrl_obj *now,
@@ -117,7 +101,7 @@ static int ds_init(struct ctrl *c)
 	p->ds_kind = api_kind_by_kind("apps/v1", "DaemonSet");
 	if (!p->ds || !p->pods || !p->nodes || !p->pod_kind || !p->ds_kind)
 		return -EINVAL;
-	if (ctrl_on(c, p->ds, on_ds) || ctrl_on(c, p->pods, on_pod) ||
+	if (ctrl_on(c, p->ds, ctrl_on_owner) || ctrl_on(c, p->pods, on_pod) ||
 	    ctrl_on(c, p->nodes, on_node))
 		return -E2BIG;
 	return 0;

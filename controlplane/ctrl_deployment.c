@@ -84,16 +84,9 @@ struct dep {
 
 /* ---- handlers ---------------------------------------------------------------------------- */
 
-static struct ctrl_obj *owner_of(struct dep_ctrl *p, const struct ctrl_obj *rs)
+static struct ctrl_obj *owner_of(struct dep_ctrl *p, const struct ctrl_obj *o)
 {
-	if (!rs || !rs->controller || strcmp(rs->controller->kind, "Deployment") != 0)
-		return NULL;
-	struct ctrl_obj *d = ctrl_get_uid(p->deps, rs->controller->uid);
-	if (d && strcmp(d->o->ns, rs->o->ns) != 0) {
-		ctrl_obj_unref(d);
-		return NULL;
-	}
-	return d;
+	return ctrl_controller_of(p->deps, "Deployment", o);
 }
 
 static void on_dep(struct ctrl *c, enum ctrl_event ev, const struct ctrl_obj *now,
@@ -188,7 +181,7 @@ static long ann_long(const json_t *obj, const char *k, bool *has)
 	return s && *s && !*end ? v : 0;
 }
 
-/* An int-or-percent of total (rounded up or down), as Kubernetes' GetScaledValueFromIntOrPercent. */
+/* An int-or-percent of total, rounded up or down (Kubernetes' GetScaledValueFromIntOrPercent). */
 static long scaled(const json_t *v, long total, bool up, long dflt_pct)
 {
 	if (json_is_integer(v))

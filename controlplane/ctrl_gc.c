@@ -439,7 +439,7 @@ static int gc_reconcile(struct ctrl *c, const char *key)
 
 const struct ctrl_def ctrl_gc = {
 	.name = "garbagecollector",
-	.workers = 2,
+	.workers = 8, /* each mostly waits for a commit: more share one */
 	.init = gc_init,
 	.reconcile = gc_reconcile,
 	.fini = gc_fini,

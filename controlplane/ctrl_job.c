@@ -39,25 +39,9 @@ struct job_ctrl {
 	const struct api_kind *job_kind, *pod_kind;
 };
 
-static struct ctrl_obj *owner_of(struct job_ctrl *p, const struct ctrl_obj *pod)
+static struct ctrl_obj *owner_of(struct job_ctrl *p, const struct ctrl_obj *o)
 {
-	if (!pod || !pod->controller || strcmp(pod->controller->kind, "Job") != 0)
-		return NULL;
-	struct ctrl_obj *j = ctrl_get_uid(p->jobs, pod->controller->uid);
-	if (j && strcmp(j->o->ns, pod->o->ns) != 0) {
-		ctrl_obj_unref(j);
-		return NULL;
-	}
-	return j;
-}
-
-static void on_job(struct ctrl *c, enum ctrl_event ev, const struct ctrl_obj *now,
-		   const struct ctrl_obj *old)
-{
-	(void)old;
-	if (ev == CTRL_DELETED)
-		ctrl_expectations_forget(c, now->key);
-	ctrl_queue(c, now->key);
+	return ctrl_controller_of(p->jobs, "Job", o);
 }
 
 static bool has_fin(const struct ctrl_obj *o, const char *f);
@@ -101,7 +85,7 @@ static int job_init(struct ctrl *c)
 	p->pod_kind = api_kind_by_kind("v1", "Pod");
 	if (!p->jobs || !p->pods || !p->job_kind || !p->pod_kind)
 		return -EINVAL;
-	if (ctrl_on(c, p->jobs, on_job) || ctrl_on(c, p->pods, on_pod))
+	if (ctrl_on(c, p->jobs, ctrl_on_owner) || ctrl_on(c, p->pods, on_pod))
 		return -E2BIG;
 	return 0;
 }

@@ -3,9 +3,10 @@
  * The ReplicaSet controller: keeps spec.replicas pods of the template running, as
  * Kubernetes' does. It claims pods (keeps those it controls and still selects, releases
  * those it no longer selects, adopts orphans it selects), creates the missing ones in
- * batches of 1, 2, 4, ... (so that a template the API rejects costs one request, not
- * hundreds), deletes the surplus worst first (unscheduled, then pending, not ready, ready
- * for the shortest time, restarted most, newest), and writes status: replicas,
+ * batches of 1, 2, 4, ..., each sent in parallel so that its writes share group commits
+ * (and a template the API rejects costs one request, not hundreds), deletes the surplus
+ * worst first (unscheduled, then pending, not ready, ready for the shortest time, restarted
+ * most, newest), and writes status: replicas,
  * fullyLabeledReplicas, readyReplicas, availableReplicas (ready for minReadySeconds),
  * observedGeneration and a ReplicaFailure condition when pods cannot be created or deleted.
  *
@@ -15,6 +16,7 @@
  * creates twice.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,17 +33,9 @@ struct rs_ctrl {
 	const struct api_kind *pod_kind, *rs_kind;
 };
 
-/* The ReplicaSet that controls pod, referenced, or NULL. */
-static struct ctrl_obj *owner_of(struct rs_ctrl *p, const struct ctrl_obj *pod)
+static struct ctrl_obj *owner_of(struct rs_ctrl *p, const struct ctrl_obj *o)
 {
-	if (!pod || !pod->controller || strcmp(pod->controller->kind, "ReplicaSet") != 0)
-		return NULL;
-	struct ctrl_obj *rs = ctrl_get_uid(p->rs, pod->controller->uid);
-	if (rs && strcmp(rs->o->ns, pod->o->ns) != 0) {
-		ctrl_obj_unref(rs);
-		return NULL;
-	}
-	return rs;
+	return ctrl_controller_of(p->rs, "ReplicaSet", o);
 }
 
 static void queue_selecting(struct ctrl *c, struct rs_ctrl *p, const struct ctrl_obj *pod)
@@ -51,15 +45,6 @@ static void queue_selecting(struct ctrl *c, struct rs_ctrl *p, const struct ctrl
 		for (size_t i = 0; i < l.n; i++)
 			ctrl_queue(c, l.v[i]->key);
 	ctrl_objs_free(&l);
-}
-
-static void on_rs(struct ctrl *c, enum ctrl_event ev, const struct ctrl_obj *now,
-		  const struct ctrl_obj *old)
-{
-	(void)old;
-	if (ev == CTRL_DELETED)
-		ctrl_expectations_forget(c, now->key);
-	ctrl_queue(c, now->key);
 }
 
 static void on_pod(struct ctrl *c, enum ctrl_event ev, const struct ctrl_obj *now,
@@ -99,7 +84,7 @@ static int rs_init(struct ctrl *c)
 	p->rs_kind = api_kind_by_kind("apps/v1", "ReplicaSet");
 	if (!p->rs || !p->pods || !p->pod_kind || !p->rs_kind)
 		return -EINVAL;
-	if (ctrl_on(c, p->rs, on_rs) || ctrl_on(c, p->pods, on_pod))
+	if (ctrl_on(c, p->rs, ctrl_on_owner) || ctrl_on(c, p->pods, on_pod))
 		return -E2BIG;
 	return 0;
 }
@@ -178,6 +163,58 @@ static json_t *pod_from_template(const struct ctrl_obj *rs, const json_t *tmpl)
 	return pod;
 }
 
+/* A batch of creations or deletions, done in parallel. */
+struct batch {
+	struct ctrl *c;
+	const struct ctrl_obj *rs;
+	const char *path;	   /* creations: the pods' collection */
+	const json_t *pod;	   /* creations: the pod to create */
+	struct ctrl_obj **victims; /* deletions */
+	pthread_mutex_t mu;
+	int err;
+	char msg[512];
+};
+
+static void batch_fail(struct batch *b, int e, const char *m)
+{
+	pthread_mutex_lock(&b->mu);
+	if (!b->err) {
+		b->err = e;
+		snprintf(b->msg, sizeof(b->msg), "%s", m);
+	}
+	pthread_mutex_unlock(&b->mu);
+}
+
+static void create_one(void *arg, size_t i)
+{
+	struct batch *b = arg;
+	char m[512];
+	(void)i;
+	int e = ctrl_write(b->c, "POST", b->path, b->pod, NULL, m, sizeof(m));
+	if (e) {
+		ctrl_creation_observed(b->c, b->rs->key); /* not coming */
+		batch_fail(b, e, m);
+	}
+}
+
+static void delete_one(void *arg, size_t i)
+{
+	struct batch *b = arg;
+	struct rs_ctrl *p = ctrl_priv(b->c);
+	const struct ctrl_obj *pod = b->victims[i];
+	char path[1024], m[512];
+	int e = ctrl_path(p->pod_kind, pod->o->ns, pod->o->name, NULL, path, sizeof(path));
+	if (!e)
+		e = ctrl_write(b->c, "DELETE", path, NULL, NULL, m, sizeof(m));
+	else
+		snprintf(m, sizeof(m), "%s", shoal_strerror(e));
+	if (e) {
+		ctrl_deletion_observed(b->c, b->rs->key, pod->key);
+		if (e != -ENOENT)
+			batch_fail(b, e, m);
+	}
+}
+
 /* Creates or deletes pods to reach replicas; msg gets the first failure. */
 static int manage(struct ctrl *c, const struct ctrl_obj *rs, const json_t *obj,
 		  struct ctrl_objs *active, long replicas, char *msg, size_t msglen,
@@ -186,69 +223,52 @@ static int manage(struct ctrl *c, const struct ctrl_obj *rs, const json_t *obj,
 	struct rs_ctrl *p = ctrl_priv(c);
 	long diff = (long)active->n - replicas;
 	char path[1024];
+	struct batch b = { .c = c, .rs = rs, .path = path };
 	int err = 0;
 
+	pthread_mutex_init(&b.mu, NULL);
 	if (diff < 0) {
 		long n = -diff < RS_BURST ? -diff : RS_BURST;
 		json_t *pod = pod_from_template(
 			rs, json_object_get(json_object_get(obj, "spec"), "template"));
-		if (!pod)
-			return -ENOMEM;
-		if (ctrl_path(p->pod_kind, rs->o->ns, NULL, NULL, path, sizeof(path))) {
+		if (!pod || ctrl_path(p->pod_kind, rs->o->ns, NULL, NULL, path, sizeof(path))) {
 			json_decref(pod);
-			return -ENAMETOOLONG;
+			pthread_mutex_destroy(&b.mu);
+			return pod ? -ENAMETOOLONG : -ENOMEM;
 		}
+		b.pod = pod;
 		ctrl_expect_creations(c, rs->key, (int)n);
+		/* batches of 1, 2, 4, ...: a template the API refuses costs one request */
 		long done = 0;
-		for (long batch = 1; done < n && !err; batch *= 2) {
-			long b = batch < n - done ? batch : n - done;
-			for (long i = 0; i < b; i++) {
-				char m[512];
-				int e = ctrl_write(c, "POST", path, pod, NULL, m, sizeof(m));
-				if (e) {
-					/* Not coming: the informer will not see it. */
-					ctrl_creation_observed(c, rs->key);
-					if (!err) {
-						err = e;
-						snprintf(msg, msglen, "%s", m);
-						*reason = "FailedCreate";
-					}
-				}
-			}
-			done += b;
+		for (long batch = 1; done < n && !b.err; batch *= 2) {
+			long k = batch < n - done ? batch : n - done;
+			ctrl_parallel((size_t)k, create_one, &b);
+			done += k;
 		}
-		/* The batches not sent are not expected either. */
-		for (; done < n; done++)
+		for (; done < n; done++) /* the batches not sent are not expected either */
 			ctrl_creation_observed(c, rs->key);
 		json_decref(pod);
+		err = b.err;
+		if (err) {
+			snprintf(msg, msglen, "%s", b.msg);
+			*reason = "FailedCreate";
+		}
 		if (err == -EACCES)
 			log_info("replicaset %s: cannot create pods: %s", rs->key, msg);
-		else if (!err)
-			log_debug("replicaset %s: created %ld pods", rs->key, n);
 	} else if (diff > 0) {
 		long n = diff < RS_BURST ? diff : RS_BURST;
 		qsort(active->v, active->n, sizeof(active->v[0]), delete_order);
 		for (long i = 0; i < n; i++)
 			ctrl_expect_deletion(c, rs->key, active->v[i]->key);
-		for (long i = 0; i < n; i++) {
-			const struct ctrl_obj *pod = active->v[i];
-			char m[512];
-			if (ctrl_path(p->pod_kind, pod->o->ns, pod->o->name, NULL, path,
-				      sizeof(path))) {
-				ctrl_deletion_observed(c, rs->key, pod->key);
-				continue;
-			}
-			int e = ctrl_write(c, "DELETE", path, NULL, NULL, m, sizeof(m));
-			if (e) {
-				ctrl_deletion_observed(c, rs->key, pod->key);
-				if (e != -ENOENT && !err) {
-					err = e;
-					snprintf(msg, msglen, "%s", m);
-					*reason = "FailedDelete";
-				}
-			}
+		b.victims = active->v;
+		ctrl_parallel((size_t)n, delete_one, &b);
+		err = b.err;
+		if (err) {
+			snprintf(msg, msglen, "%s", b.msg);
+			*reason = "FailedDelete";
 		}
 	}
+	pthread_mutex_destroy(&b.mu);
 	return err;
 }
 

@@ -15,6 +15,7 @@
 
 #include "api_server.h"
 #include "ctrl.h"
+#include "fsutil.h"
 #include "log.h"
 #include "store.h"
 
@@ -84,23 +85,6 @@ static int parse_duration(const char *opt, const char *s, int64_t *ms)
 		return -EINVAL;
 	}
 	*ms = v * mult;
-	return 0;
-}
-
-static int mkdir_p(const char *path)
-{
-	char buf[4096];
-	snprintf(buf, sizeof(buf), "%s", path);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, 0755) && errno != EEXIST)
-		return -errno;
 	return 0;
 }
 
@@ -298,12 +282,12 @@ int main(int argc, char **argv)
 	}
 	log_init("shoald", lvl);
 	if (!nlisten) {
-		if (mkdir_p("/run/shoal"))
+		if (fs_mkdir_p("/run/shoal", 0755))
 			log_warn("create /run/shoal: %s", strerror(errno));
 		ao.listen[0] = "unix:/run/shoal/shoald.sock";
 	}
 	if (!store_uri) {
-		int err = mkdir_p(state);
+		int err = fs_mkdir_p(state, 0755);
 		if (err) {
 			log_error("state directory %s: %s", state, strerror(-err));
 			return 1;

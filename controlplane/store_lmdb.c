@@ -60,6 +60,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fsutil.h"
 #include "log.h"
 #include "store.h"
 #include "store_backend.h"
@@ -1439,27 +1440,6 @@ static void lmdb_get_stats(struct store *s, struct store_stats *out)
 		out->size_bytes = (uint64_t)(info.me_last_pgno + 1) * ms.ms_psize;
 }
 
-static int mkdir_p(const char *dir)
-{
-	char path[4096];
-	size_t len = strlen(dir);
-
-	if (len == 0 || len >= sizeof(path))
-		return -EINVAL;
-	memcpy(path, dir, len + 1);
-	for (char *p = path + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = 0;
-		if (mkdir(path, 0700) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(path, 0700) && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 /* A data file shorter than its own last page (truncated, or cut by a full disk copied
  * elsewhere) would fault on first access to the missing pages: refuse it. */
 static int check_size(struct lstore *st)
@@ -1595,7 +1575,7 @@ static struct store *lmdb_open(const char *dir, const struct store_opts *opts)
 		err = -ENOMEM;
 		goto fail;
 	}
-	err = mkdir_p(dir);
+	err = fs_mkdir_p(dir, 0700);
 	if (err) {
 		log_warn("store lmdb:%s: create directory: %s", dir, strerror(-err));
 		goto fail;

@@ -31,6 +31,7 @@
 #include <bpf/libbpf.h>
 
 #include "dp_internal.h"
+#include "fsutil.h"
 #include "lb_sock.skel.h"
 #include "lb_tc.skel.h"
 #include "lb_xdp.skel.h"
@@ -143,27 +144,6 @@ static int size_maps(struct bpf_object *obj, const struct dp_opts *o)
 		(skel)->rodata->snat_port_max = (o)->snat_port_max;                                \
 		(skel)->rodata->hairpin_addr = (o)->hairpin_addr;                                  \
 	} while (0)
-
-static int mkdir_p(const char *path)
-{
-	char buf[PATH_MAX];
-	size_t len = strlen(path);
-
-	if (len >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, path, len + 1);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0700) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, 0700) && errno != EEXIST)
-		return -errno;
-	return 0;
-}
 
 static int pin_path(char *buf, size_t len, const char *dir, const char *prefix, const char *name)
 {
@@ -503,9 +483,9 @@ static int dir_replace(struct dp *dp, char *stale, size_t len, struct attach_rec
 		*recs = NULL;
 		*n_recs = 0;
 		err = dir_remove(dp->dir);
-		return err ? err : mkdir_p(dp->dir);
+		return err ? err : fs_mkdir_p(dp->dir, 0700);
 	}
-	err = mkdir_p(dp->dir);
+	err = fs_mkdir_p(dp->dir, 0700);
 	if (err)
 		return err;
 	d = opendir(stale);
@@ -580,7 +560,7 @@ struct dp *dp_open(const struct dp_opts *opts)
 		goto err;
 	}
 	created = access(dp->dir, F_OK) != 0;
-	err = mkdir_p(dp->dir);
+	err = fs_mkdir_p(dp->dir, 0700);
 	if (err) {
 		log_warn("dp: create %s: %s", dp->dir, strerror(-err));
 		goto err;

@@ -8,6 +8,7 @@
  * thread), and it always returns to the namespace it came from, so other threads of an agent
  * never notice.
  */
+#include "fsutil.h"
 #include "nl_int.h"
 
 #include <dirent.h>
@@ -36,27 +37,10 @@ static int nl_netns_path(const char *name, char *path, size_t len)
 	return 0;
 }
 
-static int nl_mkdir_p(const char *dir)
-{
-	char tmp[PATH_MAX];
-	snprintf(tmp, sizeof(tmp), "%s", dir);
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 /* Makes NL_NETNS_DIR a shared mount point (bind-mounting it on itself the first time). */
 static int nl_netns_dir(void)
 {
-	int err = nl_mkdir_p(NL_NETNS_DIR);
+	int err = fs_mkdir_p(NL_NETNS_DIR, 0755);
 	if (err)
 		return err;
 	if (mount("", NL_NETNS_DIR, "none", MS_SHARED | MS_REC, NULL) == 0)

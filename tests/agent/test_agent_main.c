@@ -371,7 +371,14 @@ static void test_agent_renews_lease_and_heartbeat(void **state)
 		 "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/%s", node);
 	snprintf(npath, sizeof(npath), "/api/v1/nodes/%s", node);
 	need_agent();
-	json_t *l1 = get(lpath, &code);
+	json_t *l1 = NULL;
+	for (int i = 0; i < 100; i++) {
+		json_decref(l1);
+		l1 = get(lpath, &code);
+		if (code == 200)
+			break;
+		sleep_ms(50);
+	}
 	assert_int_equal(code, 200);
 	assert_string_equal(jstr(l1, "spec", "holderIdentity", NULL), node);
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(l1, "spec"),

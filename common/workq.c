@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * The controllers' work queue (see ctrl_queue.h). One mutex guards a FIFO of ready keys, the
+ * The work queue (see workq.h). One mutex guards a FIFO of ready keys, the
  * "dirty" set (keys that must be handed out: queued, or added again while processed), the
  * "processing" set, a min-heap of delayed keys and the per-key failure counts. The design
  * choice: a delayed key is only a heap entry until it is due; the workers themselves move due
@@ -13,16 +13,16 @@
 #include <string.h>
 #include <time.h>
 
-#include "ctrl_queue.h"
 #include "hashmap.h"
 #include "log.h"
+#include "workq.h"
 
 struct delayed {
 	int64_t due;
 	char *key;
 };
 
-struct ctrlq {
+struct workq {
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
 	char **fifo; /* ring of cap entries, len from head */
@@ -48,9 +48,9 @@ static int64_t now_ms(void)
 	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
-struct ctrlq *ctrlq_new(const struct ctrlq_opts *o)
+struct workq *workq_new(const struct workq_opts *o)
 {
-	struct ctrlq *q = calloc(1, sizeof(*q));
+	struct workq *q = calloc(1, sizeof(*q));
 	pthread_condattr_t ca;
 
 	if (!q)
@@ -73,14 +73,14 @@ struct ctrlq *ctrlq_new(const struct ctrlq_opts *o)
 	q->waiting = hashmap_new(16);
 	q->failures = hashmap_new(16);
 	if (!q->fifo || !q->dirty || !q->processing || !q->waiting || !q->failures) {
-		ctrlq_free(q);
+		workq_free(q);
 		errno = ENOMEM;
 		return NULL;
 	}
 	return q;
 }
 
-void ctrlq_free(struct ctrlq *q)
+void workq_free(struct workq *q)
 {
 	size_t it = 0;
 	void *v;
@@ -106,7 +106,7 @@ void ctrlq_free(struct ctrlq *q)
 
 /* ---- under q->mu ---- */
 
-static int fifo_push(struct ctrlq *q, const char *key)
+static int fifo_push(struct workq *q, const char *key)
 {
 	char *k;
 	if (q->len == q->cap) {
@@ -129,7 +129,7 @@ static int fifo_push(struct ctrlq *q, const char *key)
 	return 0;
 }
 
-static void add_locked(struct ctrlq *q, const char *key)
+static void add_locked(struct workq *q, const char *key)
 {
 	if (q->stop || hashmap_get(q->dirty, key))
 		return;
@@ -155,7 +155,7 @@ static void heap_swap(struct delayed *h, size_t a, size_t b)
 	h[b] = t;
 }
 
-static int heap_push(struct ctrlq *q, int64_t due, const char *key)
+static int heap_push(struct workq *q, int64_t due, const char *key)
 {
 	if (q->nheap == q->capheap) {
 		size_t cap = q->capheap ? q->capheap * 2 : 32;
@@ -177,7 +177,7 @@ static int heap_push(struct ctrlq *q, int64_t due, const char *key)
 	return 0;
 }
 
-static struct delayed heap_pop(struct ctrlq *q)
+static struct delayed heap_pop(struct workq *q)
 {
 	struct delayed top = q->heap[0];
 	size_t i = 0;
@@ -196,7 +196,7 @@ static struct delayed heap_pop(struct ctrlq *q)
 	return top;
 }
 
-static void add_after_locked(struct ctrlq *q, const char *key, int64_t ms)
+static void add_after_locked(struct workq *q, const char *key, int64_t ms)
 {
 	if (q->stop)
 		return;
@@ -223,7 +223,7 @@ static void add_after_locked(struct ctrlq *q, const char *key, int64_t ms)
 }
 
 /* Moves the delayed keys that are due to the FIFO; returns the next due time (or -1). */
-static int64_t promote_due(struct ctrlq *q)
+static int64_t promote_due(struct workq *q)
 {
 	int64_t now = now_ms();
 	while (q->nheap && q->heap[0].due <= now) {
@@ -241,21 +241,21 @@ static int64_t promote_due(struct ctrlq *q)
 
 /* ---- API ---- */
 
-void ctrlq_add(struct ctrlq *q, const char *key)
+void workq_add(struct workq *q, const char *key)
 {
 	pthread_mutex_lock(&q->mu);
 	add_locked(q, key);
 	pthread_mutex_unlock(&q->mu);
 }
 
-void ctrlq_add_after(struct ctrlq *q, const char *key, int64_t ms)
+void workq_add_after(struct workq *q, const char *key, int64_t ms)
 {
 	pthread_mutex_lock(&q->mu);
 	add_after_locked(q, key, ms);
 	pthread_mutex_unlock(&q->mu);
 }
 
-int64_t ctrlq_add_rate_limited(struct ctrlq *q, const char *key)
+int64_t workq_add_rate_limited(struct workq *q, const char *key)
 {
 	pthread_mutex_lock(&q->mu);
 	intptr_t f = (intptr_t)hashmap_get(q->failures, key);
@@ -283,14 +283,14 @@ int64_t ctrlq_add_rate_limited(struct ctrlq *q, const char *key)
 	return delay;
 }
 
-void ctrlq_forget(struct ctrlq *q, const char *key)
+void workq_forget(struct workq *q, const char *key)
 {
 	pthread_mutex_lock(&q->mu);
 	hashmap_del(q->failures, key);
 	pthread_mutex_unlock(&q->mu);
 }
 
-int ctrlq_failures(struct ctrlq *q, const char *key)
+int workq_failures(struct workq *q, const char *key)
 {
 	pthread_mutex_lock(&q->mu);
 	int f = (int)(intptr_t)hashmap_get(q->failures, key);
@@ -298,7 +298,7 @@ int ctrlq_failures(struct ctrlq *q, const char *key)
 	return f;
 }
 
-char *ctrlq_get(struct ctrlq *q)
+char *workq_get(struct workq *q)
 {
 	char *key = NULL;
 
@@ -327,7 +327,7 @@ char *ctrlq_get(struct ctrlq *q)
 	return key;
 }
 
-void ctrlq_done(struct ctrlq *q, const char *key)
+void workq_done(struct workq *q, const char *key)
 {
 	pthread_mutex_lock(&q->mu);
 	hashmap_del(q->processing, key);
@@ -340,7 +340,7 @@ void ctrlq_done(struct ctrlq *q, const char *key)
 	pthread_mutex_unlock(&q->mu);
 }
 
-void ctrlq_shutdown(struct ctrlq *q)
+void workq_shutdown(struct workq *q)
 {
 	pthread_mutex_lock(&q->mu);
 	q->stop = true;
@@ -348,7 +348,7 @@ void ctrlq_shutdown(struct ctrlq *q)
 	pthread_mutex_unlock(&q->mu);
 }
 
-void ctrlq_stats(struct ctrlq *q, struct ctrlq_stats *out)
+void workq_stats(struct workq *q, struct workq_stats *out)
 {
 	pthread_mutex_lock(&q->mu);
 	out->depth = q->len;
