@@ -29,6 +29,8 @@ struct api_metrics;
 struct api_local;
 struct ctrl_manager;
 
+struct event_recorder;
+
 struct api_server {
 	struct store *st;
 	struct watch_cache *wc;
@@ -40,6 +42,7 @@ struct api_server {
 	struct api_metrics *metrics;
 	struct sched_runner *sched;
 	struct ctrl_manager *ctrl;
+	struct event_recorder *events; /* what the controllers and the scheduler record */
 	atomic_int inflight;
 	atomic_bool stopping;
 };

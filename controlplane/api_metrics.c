@@ -14,6 +14,7 @@
 
 #include "api_internal.h"
 #include "ctrl.h"
+#include "event_recorder.h"
 #include "hashmap.h"
 #include "sched_runner.h"
 #include "strbuf.h"
@@ -172,6 +173,8 @@ char *api_metrics_render(struct api_server *srv, size_t *len)
 		sched_runner_render(srv->sched, &t);
 	if (srv->ctrl)
 		ctrl_manager_render(srv->ctrl, &t);
+	if (srv->events)
+		event_recorder_render(srv->events, &t);
 	if (t.err) {
 		strbuf_free(&t);
 		return NULL;

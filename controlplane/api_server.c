@@ -21,6 +21,7 @@
 
 #include "api_internal.h"
 #include "ctrl.h"
+#include "event_recorder.h"
 #include "log.h"
 #include "sched_runner.h"
 
@@ -724,6 +725,13 @@ struct api_server *api_server_start(struct store *st, const struct api_server_op
 		srv->daemons[srv->ndaemons++] = d;
 		log_info("serving on %s%s", o->listen[i], cert && !is_unix ? " (TLS)" : "");
 	}
+	if (!o->no_scheduler || !o->no_controllers) {
+		srv->events = event_recorder_new(srv, "shoald", o->event_ttl_ms);
+		if (!srv->events) {
+			err = -errno;
+			goto err;
+		}
+	}
 	if (!o->no_scheduler) {
 		srv->sched = sched_runner_start(srv, o->scheduler_config);
 		if (!srv->sched) {
@@ -770,6 +778,8 @@ void api_server_stop(struct api_server *srv, int drain_ms)
 	srv->ctrl = NULL;
 	sched_runner_stop(srv->sched);
 	srv->sched = NULL;
+	event_recorder_free(srv->events);
+	srv->events = NULL;
 	if (srv->wc)
 		wc_shutdown_watchers(srv->wc);
 	/* Drain: requests in flight (writes waiting for their commit) finish and answer. */

@@ -28,6 +28,8 @@ struct api_server_opts {
 	const char *scheduler_config; /* JSON file, NULL: defaults */
 	int no_controllers;	 /* do not run the workload controllers */
 	const struct ctrl_config *controllers; /* their tuning (ctrl.h), NULL: defaults */
+	int64_t event_ttl_ms; /* Events are deleted this long after they last happened
+				 (0: one hour; negative: never) */
 };
 
 /* Starts serving. Returns NULL and sets errno (the cause is logged). */

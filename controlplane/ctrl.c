@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include "api_internal.h"
 #include "api_local.h"
 #include "ctrl.h"
+#include "event_recorder.h"
 #include "hashmap.h"
 #include "log.h"
 #include "strbuf.h"
@@ -1341,6 +1343,49 @@ void ctrl_parallel(size_t n, void (*fn)(void *arg, size_t i), void *arg)
 	parallel_main(&p);
 	for (size_t i = 0; i < nth; i++)
 		pthread_join(th[i], NULL);
+}
+
+void ctrl_event(struct ctrl *c, const struct ctrl_obj *o, const char *type, const char *reason,
+		const char *fmt, ...)
+{
+	struct api_server *srv = ctrl_server(c);
+	char msg[1024], av[64];
+	va_list ap;
+
+	if (!o || !srv->events)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	api_kind_api_version(o->o->kind, av, sizeof(av));
+	struct event_ref ref = { .api_version = av, .kind = o->o->kind->kind, .ns = o->o->ns,
+				 .name = o->o->name, .uid = o->uid };
+	event_record(srv->events, &ref, type, reason, "%s", msg);
+}
+
+void ctrl_event_created(struct ctrl *c, const struct ctrl_obj *owner, int err,
+			const json_t *made, const char *msg)
+{
+	if (err) {
+		ctrl_event(c, owner, "Warning", "FailedCreate", "Error creating: %s",
+			   msg && *msg ? msg : shoal_strerror(err));
+		return;
+	}
+	const char *name =
+		json_string_value(json_object_get(json_object_get(made, "metadata"), "name"));
+	ctrl_event(c, owner, "Normal", "SuccessfulCreate", "Created pod: %s", name ? name : "");
+}
+
+void ctrl_event_deleted(struct ctrl *c, const struct ctrl_obj *owner, int err,
+			const char *pod_name, const char *msg)
+{
+	if (err == -ENOENT)
+		return;
+	if (err)
+		ctrl_event(c, owner, "Warning", "FailedDelete", "Error deleting: %s",
+			   msg && *msg ? msg : shoal_strerror(err));
+	else
+		ctrl_event(c, owner, "Normal", "SuccessfulDelete", "Deleted pod: %s", pod_name);
 }
 
 void ctrl_split_key(const char *key, char *ns, size_t nslen, char *name, size_t namelen)

@@ -289,6 +289,21 @@ int ctrl_path(const struct api_kind *k, const char *ns, const char *name, const 
 int ctrl_write(struct ctrl *c, const char *method, const char *path, const json_t *body,
 	       json_t **out, char *msg, size_t msglen);
 
+/* Records an Event about o for users' `shoalctl describe`: type "Normal" or "Warning", a
+ * CamelCase reason, a formatted message. Never blocks; deduplicated and rate-limited by
+ * shoald's event recorder (event_recorder.h). */
+void ctrl_event(struct ctrl *c, const struct ctrl_obj *o, const char *type, const char *reason,
+		const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* The events of a workload controller creating or deleting one of owner's pods: err 0
+ * SuccessfulCreate / SuccessfulDelete naming the pod (made: the pod answered to the POST);
+ * else FailedCreate / FailedDelete with msg (a deletion of a pod already gone records
+ * nothing). */
+void ctrl_event_created(struct ctrl *c, const struct ctrl_obj *owner, int err,
+			const json_t *made, const char *msg);
+void ctrl_event_deleted(struct ctrl *c, const struct ctrl_obj *owner, int err,
+			const char *pod_name, const char *msg);
+
 /* An owner reference to obj of kind k, with controller and blockOwnerDeletion true. */
 json_t *ctrl_owner_ref(const char *api_version, const char *kind, const char *name,
 		       const char *uid);

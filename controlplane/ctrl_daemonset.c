@@ -305,11 +305,14 @@ static int create_on(struct daemon *d, const char *node)
 		      : -ENOMEM;
 	if (!err) {
 		ctrl_expect_creations(d->c, d->rec->key, 1);
-		err = ctrl_write(d->c, "POST", path, pod, NULL, m, sizeof(m));
+		json_t *made = NULL;
+		err = ctrl_write(d->c, "POST", path, pod, &made, m, sizeof(m));
 		if (err) {
 			ctrl_creation_observed(d->c, d->rec->key);
 			snprintf(d->msg, sizeof(d->msg), "%s", m);
 		}
+		ctrl_event_created(d->c, d->rec, err, made, m);
+		json_decref(made);
 	}
 	json_decref(pod);
 	return err;
@@ -318,14 +321,15 @@ static int create_on(struct daemon *d, const char *node)
 static int delete_pod(struct daemon *d, const struct ctrl_obj *pod)
 {
 	struct ds_ctrl *p = ctrl_priv(d->c);
-	char path[1024];
+	char path[1024], m[512] = "";
 	int err = ctrl_path(p->pod_kind, pod->o->ns, pod->o->name, NULL, path, sizeof(path));
 	if (err)
 		return err;
 	ctrl_expect_deletion(d->c, d->rec->key, pod->key);
-	err = ctrl_write(d->c, "DELETE", path, NULL, NULL, NULL, 0);
+	err = ctrl_write(d->c, "DELETE", path, NULL, NULL, m, sizeof(m));
 	if (err)
 		ctrl_deletion_observed(d->c, d->rec->key, pod->key);
+	ctrl_event_deleted(d->c, d->rec, err, pod->o->name, m);
 	return err == -ENOENT ? 0 : err;
 }
 

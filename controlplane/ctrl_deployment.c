@@ -311,9 +311,13 @@ static int scale_rs(struct dep *d, struct rsv *r, long n)
 	json_decref(patch);
 	if (err)
 		return err;
-	if (n != r->replicas)
+	if (n != r->replicas) {
 		log_info("deployment %s: scaled replica set %s from %ld to %ld", d->rec->key,
 			 r->name, r->replicas, n);
+		ctrl_event(d->c, d->rec, "Normal", "ScalingReplicaSet",
+			   "Scaled %s replica set %s from %ld to %ld",
+			   n > r->replicas ? "up" : "down", r->name, r->replicas, n);
+	}
 	r->replicas = n;
 	r->has_desired = true;
 	r->desired = d->replicas;
@@ -594,11 +598,14 @@ static int ensure_new_rs(struct dep *d, bool create)
 		snprintf(why, sizeof(why), "Failed to create new replica set \"%s\": %s", name,
 			 msg);
 		set_progress(d, "False", "ReplicaSetCreateError", why);
+		ctrl_event(d->c, d->rec, "Warning", "FailedCreate", "%s", why);
 		return err;
 	}
 	d->new_rs = rs_add(d, out);
 	log_info("deployment %s: created replica set %s (revision %ld) with %ld replicas",
 		 d->rec->key, name, revision, n);
+	ctrl_event(d->c, d->rec, "Normal", "ScalingReplicaSet", "Scaled up replica set %s from 0 to %ld",
+		   name, n);
 	if (d->has_deadline) {
 		snprintf(msg, sizeof(msg), "Created new replica set \"%s\"", name);
 		set_progress(d, "True", "NewReplicaSetCreated", msg);

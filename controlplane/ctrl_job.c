@@ -316,7 +316,10 @@ static int create_pods(struct job *j, long n)
 	for (long batch = 1; done < n && !err; batch *= 2) {
 		long b = batch < n - done ? batch : n - done;
 		for (long i = 0; i < b; i++) {
-			int e = ctrl_write(j->c, "POST", path, pod, NULL, m, sizeof(m));
+			json_t *made = NULL;
+			int e = ctrl_write(j->c, "POST", path, pod, &made, m, sizeof(m));
+			ctrl_event_created(j->c, j->rec, e, made, m);
+			json_decref(made);
 			if (e) {
 				ctrl_creation_observed(j->c, j->rec->key);
 				if (!err) {
@@ -342,12 +345,13 @@ static int delete_pods(struct job *j, struct ctrl_obj **active, size_t nactive, 
 	for (long i = 0; i < n; i++)
 		ctrl_expect_deletion(j->c, j->rec->key, active[i]->key);
 	for (long i = 0; i < n; i++) {
-		char path[1024];
+		char path[1024], m[512] = "";
 		int e = pod_path(j, active[i], path, sizeof(path));
 		if (!e)
-			e = ctrl_write(j->c, "DELETE", path, NULL, NULL, NULL, 0);
+			e = ctrl_write(j->c, "DELETE", path, NULL, NULL, m, sizeof(m));
 		if (e)
 			ctrl_deletion_observed(j->c, j->rec->key, active[i]->key);
+		ctrl_event_deleted(j->c, j->rec, e, active[i]->o->name, m);
 		if (e && e != -ENOENT && !first)
 			first = e;
 	}
@@ -542,12 +546,15 @@ static int job_reconcile(struct ctrl *c, const char *key)
 	if (finished || fail_reason || complete) {
 		if (nactive)
 			e = delete_pods(&j, active, nactive, -1), err = err ? err : e;
-		if (fail_reason)
+		if (fail_reason && !finished) {
 			set_cond(conds, condition("Failed", "True", fail_reason, fail_msg));
+			ctrl_event(c, j.rec, "Warning", fail_reason, "%s", fail_msg);
+		}
 		if (complete) {
 			set_cond(conds, condition("Complete", "True", "CompletionsReached",
 						  "Reached expected number of succeeded pods"));
 			ctrl_now(completion);
+			ctrl_event(c, j.rec, "Normal", "Completed", "Job completed");
 		}
 	} else if (j.suspend) {
 		if (nactive)

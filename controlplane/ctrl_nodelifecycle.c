@@ -246,9 +246,12 @@ static int mark_unknown(struct ctrl *c, const struct ctrl_obj *rec, const json_t
 	if (!err)
 		err = ctrl_write(c, "PATCH", path, patch, NULL, NULL, 0);
 	json_decref(patch);
-	if (!err)
+	if (!err) {
 		log_warn("node %s: no heartbeat for %lld ms: status Unknown", rec->o->name,
 			 (long long)silent_ms);
+		ctrl_event(c, rec, "Normal", "NodeNotReady", "Node %s status is now: NodeNotReady",
+			   rec->o->name);
+	}
 	return err == -ENOENT ? 0 : err;
 }
 
@@ -299,8 +302,11 @@ static int delete_pod(struct ctrl *c, const struct ctrl_obj *pod, bool force, co
 	if (!err)
 		err = ctrl_write(c, "DELETE", path, opts, NULL, NULL, 0);
 	json_decref(opts);
-	if (!err)
+	if (!err) {
 		log_info("%s pod %s: %s", force ? "deleted" : "evicted", pod->key, why);
+		ctrl_event(c, pod, "Normal", "TaintManagerEviction", "Marking for deletion Pod %s: %s",
+			   pod->key, why);
+	}
 	return err == -ENOENT || err == -ECONFLICT ? 0 : err;
 }
 

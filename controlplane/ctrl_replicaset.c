@@ -189,12 +189,15 @@ static void create_one(void *arg, size_t i)
 {
 	struct batch *b = arg;
 	char m[512];
+	json_t *made = NULL;
 	(void)i;
-	int e = ctrl_write(b->c, "POST", b->path, b->pod, NULL, m, sizeof(m));
+	int e = ctrl_write(b->c, "POST", b->path, b->pod, &made, m, sizeof(m));
 	if (e) {
 		ctrl_creation_observed(b->c, b->rs->key); /* not coming */
 		batch_fail(b, e, m);
 	}
+	ctrl_event_created(b->c, b->rs, e, made, m);
+	json_decref(made);
 }
 
 static void delete_one(void *arg, size_t i)
@@ -213,6 +216,7 @@ static void delete_one(void *arg, size_t i)
 		if (e != -ENOENT)
 			batch_fail(b, e, m);
 	}
+	ctrl_event_deleted(b->c, b->rs, e, pod->o->name, m);
 }
 
 /* Creates or deletes pods to reach replicas; msg gets the first failure. */

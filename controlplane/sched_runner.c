@@ -12,11 +12,14 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "api_internal.h"
+#include "event_recorder.h"
 #include "hashmap.h"
 #include "log.h"
 #include "scheduler.h"
@@ -105,8 +108,28 @@ static json_t *read_pod(struct sched_runner *r, const char *ns, const char *name
 
 struct bind_ctx {
 	struct sched_runner *r;
-	char ns[256], name[256];
+	char ns[256], name[256], uid[64], node[256];
 };
+
+/* An Event about pod ns/name (uid may be NULL). */
+static void pod_event(struct sched_runner *r, const char *ns, const char *name, const char *uid,
+		      const char *type, const char *reason, const char *fmt, ...)
+	__attribute__((format(printf, 7, 8)));
+static void pod_event(struct sched_runner *r, const char *ns, const char *name, const char *uid,
+		      const char *type, const char *reason, const char *fmt, ...)
+{
+	struct event_ref ref = { .api_version = "v1", .kind = "Pod", .ns = ns, .name = name,
+				 .uid = uid };
+	char msg[1024];
+	va_list ap;
+
+	if (!r->srv->events)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	event_record(r->srv->events, &ref, type, reason, "%s", msg);
+}
 
 static void bind_done(void *arg, int err, int64_t rev, struct store_result *res, size_t n)
 {
@@ -120,6 +143,9 @@ static void bind_done(void *arg, int err, int64_t rev, struct store_result *res,
 	r->writes_in_flight--;
 	pthread_cond_broadcast(&r->cond);
 	pthread_mutex_unlock(&r->mu);
+	if (!err)
+		pod_event(r, b->ns, b->name, b->uid, "Normal", "Scheduled",
+			  "Successfully assigned %s/%s to %s", b->ns, b->name, b->node);
 	if (err) {
 		struct failed_bind *f = calloc(1, sizeof(*f));
 		log_info("bind %s/%s lost its race (%s); rescheduling", b->ns, b->name,
@@ -222,6 +248,8 @@ static int op_bind(void *ctx, const char *ns, const char *name, const char *uid,
 		b->r = r;
 		snprintf(b->ns, sizeof(b->ns), "%s", ns);
 		snprintf(b->name, sizeof(b->name), "%s", name);
+		snprintf(b->uid, sizeof(b->uid), "%s", uid ? uid : "");
+		snprintf(b->node, sizeof(b->node), "%s", node);
 		err = put_pod(r, ns, name, pod, rev, bind_done, b);
 	}
 	if (err)
@@ -262,6 +290,9 @@ static int op_evict(void *ctx, const char *ns, const char *name, const char *uid
 			err = api_pod_set_condition(pod, "DisruptionTarget", "True",
 						    "PreemptionByScheduler", msg);
 		err = err < 0 ? err : put_pod(r, ns, name, pod, rev, NULL, NULL);
+		if (!err)
+			pod_event(r, ns, name, uid, "Normal", "Preempted", "Preempted by %s on node %s",
+				  preemptor ? preemptor : "a higher priority pod", node);
 	}
 	if (err)
 		log_warn("preempt %s/%s: %s", ns, name, shoal_strerror(err));
@@ -291,6 +322,9 @@ static void op_unschedulable(void *ctx, const char *ns, const char *name, const 
 		int err = put_pod(r, ns, name, pod, rev, NULL, NULL);
 		if (err && err != -ECONFLICT)
 			log_warn("record %s/%s unschedulable: %s", ns, name, shoal_strerror(err));
+		const char *uid = json_string_value(
+			json_object_get(json_object_get(pod, "metadata"), "uid"));
+		pod_event(r, ns, name, uid, "Warning", "FailedScheduling", "%s", message);
 	}
 	json_decref(pod);
 }

@@ -50,6 +50,7 @@ static void usage(FILE *f)
 		"                           lost node before they are evicted (300)\n"
 		"  --pod-eviction-rate QPS  pods evicted per second at most (10)\n"
 		"  --job-backoff-base D     a failed Job pod is replaced after D, doubling (10s)\n"
+		"  --event-ttl D            Events are deleted D after they last happened (1h)\n"
 		"                           (D: a duration such as 500ms, 40s, 5m)\n"
 		"  --log-level LEVEL        error, warn, info or debug\n"
 		"  --version, --help\n");
@@ -114,7 +115,8 @@ int main(int argc, char **argv)
 		O_NODESTART,
 		O_TOLSECS,
 		O_EVICTQPS,
-		O_JOBBACKOFF
+		O_JOBBACKOFF,
+		O_EVENTTTL
 	};
 	static const struct option longopts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
@@ -140,6 +142,7 @@ int main(int argc, char **argv)
 		{ "default-toleration-seconds", required_argument, NULL, O_TOLSECS },
 		{ "pod-eviction-rate", required_argument, NULL, O_EVICTQPS },
 		{ "job-backoff-base", required_argument, NULL, O_JOBBACKOFF },
+		{ "event-ttl", required_argument, NULL, O_EVENTTTL },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -245,6 +248,10 @@ int main(int argc, char **argv)
 			break;
 		case O_JOBBACKOFF:
 			if (parse_duration("--job-backoff-base", optarg, &cc.job_backoff_base_ms))
+				return 2;
+			break;
+		case O_EVENTTTL:
+			if (parse_duration("--event-ttl", optarg, &ao.event_ttl_ms))
 				return 2;
 			break;
 		case O_TOLSECS:

@@ -165,6 +165,60 @@ static void test_api_sched_publishes_node_figures(void **state)
 	assert_true(found);
 }
 
+/* The first Event about pod name with reason (a new reference), waiting up to ms. */
+static json_t *wait_event(const char *name, const char *reason, int ms)
+{
+	char path[512];
+	snprintf(path, sizeof(path),
+		 "/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%%3D%s", name);
+	for (int waited = 0; waited <= ms; waited += 50) {
+		long code;
+		json_t *l = http_json(&srv, "GET", path, NULL, &code);
+		json_t *ev;
+		size_t i;
+		json_array_foreach (json_object_get(l, "items"), i, ev) {
+			const char *r = json_string_value(json_object_get(ev, "reason"));
+			if (r && strcmp(r, reason) == 0) {
+				json_incref(ev);
+				json_decref(l);
+				return ev;
+			}
+		}
+		json_decref(l);
+		usleep(50000);
+	}
+	return NULL;
+}
+
+/* kubectl describe pod's view: Scheduled naming the node, FailedScheduling naming why. */
+static void test_api_sched_records_events(void **state)
+{
+	(void)state;
+	json_t *ev = wait_event("small-0", "Scheduled", 5000);
+	if (!ev)
+		fail_msg("no Scheduled event about pod small-0");
+	const char *msg = json_string_value(json_object_get(ev, "message"));
+	assert_non_null(strstr(msg, "Successfully assigned default/small-0 to node-"));
+	assert_string_equal(json_string_value(json_object_get(ev, "type")), "Normal");
+	json_t *io = json_object_get(ev, "involvedObject");
+	assert_string_equal(json_string_value(json_object_get(io, "kind")), "Pod");
+	assert_true(strlen(json_string_value(json_object_get(io, "uid"))) > 0);
+	assert_string_equal(
+		json_string_value(json_object_get(json_object_get(ev, "source"), "component")),
+		"shoald");
+	json_decref(ev);
+
+	add_pod("huge", "64");
+	ev = wait_event("huge", "FailedScheduling", 5000);
+	if (!ev)
+		fail_msg("no FailedScheduling event about pod huge");
+	assert_string_equal(json_string_value(json_object_get(ev, "type")), "Warning");
+	msg = json_string_value(json_object_get(ev, "message"));
+	assert_non_null(strstr(msg, "cpu"));
+	json_decref(ev);
+}
+
 SHOAL_TEST_MAIN_SETUP(setup, teardown, cmocka_unit_test(test_api_sched_binds_created_pods),
 		      cmocka_unit_test(test_api_sched_unschedulable_until_a_node_fits),
-		      cmocka_unit_test(test_api_sched_publishes_node_figures))
+		      cmocka_unit_test(test_api_sched_publishes_node_figures),
+		      cmocka_unit_test(test_api_sched_records_events))
