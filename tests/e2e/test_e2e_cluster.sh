@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # A cluster's workloads and failures, end to end, on two labs (scripts/lab) of three nodes:
 #
-# - the BPF-proxy lab, whose shoald gives up on a silent node after 8 s (its agents renew
+# - the BPF-proxy lab, whose shoald gives up on a silent node after 10 s (its agents renew
 #   their Lease every second): a DaemonSet runs one pod on every node; a Job of 3 completions,
 #   2 at a time, completes with exactly 3 counted; a headless Service's EndpointSlices list
 #   its pods; then a node is lost (its agent killed, its namespace removed): it turns
@@ -17,12 +17,12 @@
 # the node loss is one-way): run the file whole.
 . "$(dirname "$0")/../lib/lib.sh"
 
-cd "$SHOAL_ROOT"
+cd "$SHOAL_ROOT" || exit 1
 LAB=scripts/lab
 BIN=$SHOAL_ROOT/build/bin
 CG2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
 NP=${P}n # the nftables lab
-GRACE_S=8
+GRACE_S=10
 TOLERATION_S=3
 t_cleanup "$LAB down --prefix $P -q"
 t_cleanup "$LAB down --prefix $NP -q"
@@ -205,6 +205,20 @@ web_up() {
 		{ echo "# endpoints: $(ready_endpoints web | tr '\n' ' ')"; return 1; }
 }
 
+case_lab_options() {
+	local out
+	out=$($LAB --help 2>&1) || { echo "# scripts/lab --help failed: $out"; return 1; }
+	grep -q -- "--shoald-arg ARG" <<<"$out" && grep -q -- "--agent-arg ARG" <<<"$out" ||
+		{ echo "# --help does not describe --shoald-arg and --agent-arg:"; sed 's/^/#   /' <<<"$out"; return 1; }
+	if out=$($LAB up --prefix "$P" --agent-arg 2>&1); then
+		echo "# up with --agent-arg and no argument succeeded"
+		return 1
+	fi
+	grep -q -- "--agent-arg wants an argument" <<<"$out" ||
+		{ echo "# up --agent-arg without its argument said: $out"; return 1; }
+	[ -z "$(t_lab_leftovers "$P")" ] || { echo "# a refused up left: $(t_lab_leftovers "$P")"; return 1; }
+}
+
 # ---- the BPF lab ------------------------------------------------------------------------
 
 case_cluster_up() {
@@ -344,7 +358,7 @@ node_lost() {
 }
 
 case_node_loss_marks_node_unknown() {
-	local v pid others before
+	local v pid others before out
 	lab_up && web_up || return 1
 	v=$(victim)
 	[ -n "$v" ] || { echo "# no web pod runs anywhere"; return 1; }
@@ -364,6 +378,9 @@ case_node_loss_marks_node_unknown() {
 	# the other nodes stay Ready
 	others=$(node_ready | awk -v n="$v" '$1 != n && $2 == "True"' | wc -l)
 	t_expect "Ready nodes besides $v" 2 "$others" || return 1
+	# its pods stop taking traffic: none of them is Ready (or they are on their way out)
+	out=$(ready_pods app=web | awk -v n="$v" '$2 == n')
+	[ -z "$out" ] || { echo "# pods of the lost node $v still Ready: $out"; return 1; }
 }
 
 # No pod of web on node $1 is left without a deletionTimestamp, and 3 are Ready elsewhere.
@@ -422,18 +439,25 @@ case_lab_down_after_node_loss() {
 # ---- the nftables lab -------------------------------------------------------------------
 
 case_nft_demo_path() {
-	local out
+	local out pid vip
 	use_lab "$NP"
-	if ! out=$(scripts/demo --prefix "$NP" --proxy nftables 2>&1); then
+	# (the agents' options may also come from the environment)
+	if ! out=$(SHOAL_LAB_AGENT_ARGS="--lease-renew-interval=2 --status-interval=5" \
+		scripts/demo --prefix "$NP" --proxy nftables 2>&1); then
 		echo "# scripts/demo --proxy nftables failed; its output:"
 		sed 's/^/#   /' <<<"$out" | tail -n 40
 		return 1
 	fi
 	grep -q "Every replica answered through the ClusterIP from every node" <<<"$out" ||
 		{ echo "# the demo did not report every replica answering:"; sed 's/^/#   /' <<<"$out" | tail -n 30; return 1; }
-	# the agents run the nftables proxy, and it holds the Service
-	ip netns exec "$NP-n1" nft list table inet shoal >/dev/null 2>&1 ||
-		{ echo "# no table inet shoal in $NP-n1"; return 1; }
+	# the agents run the nftables proxy (with the options from the environment), and it
+	# holds the Service
+	pid=$(awk -v n="$NP-n1" '$1 == n {print $2}' "$RUN/pids")
+	tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "--proxy nftables .*--lease-renew-interval=2 --status-interval=5" ||
+		{ echo "# agent 1 runs as: $(tr '\0' ' ' <"/proc/$pid/cmdline")"; return 1; }
+	vip=$(svc_field web .spec.clusterIP)
+	ip netns exec "$NP-n1" nft list table inet shoal 2>/dev/null | grep -q -- "$vip" ||
+		{ echo "# table inet shoal in $NP-n1 does not hold the VIP $vip"; return 1; }
 }
 
 # serves_from_all N: web has N Ready pods, they are its endpoints, and they (only they)
@@ -483,6 +507,7 @@ elif [ ! -x "$BIN/shoal-agent" ]; then
 elif ! command -v jq >/dev/null || ! command -v socat >/dev/null; then
 	t_skip cluster "needs jq and socat (scripts/setup installs them)"
 else
+	t_case lab_options case_lab_options
 	t_case cluster_up case_cluster_up
 	t_case daemonset_runs_on_every_node case_daemonset_runs_on_every_node
 	t_case job_runs_to_completion case_job_runs_to_completion
