@@ -102,6 +102,30 @@ endpoints_are() {
 	[ -n "$want" ] && [ "$(ready_endpoints "$1")" = "$want" ]
 }
 
+# The ready backends of Service default/web in node $1's data plane (shoalctl dp, either
+# proxy), addresses sorted, one a line.
+dp_backends() {
+	ctl dp --node "$1" | awk '/^default\/web[:\/]/ { on = 1; next } on && /^[^ ]/ { on = 0 }
+		on && /^    [0-9]/ && /  ready( |$)/ { split($1, a, ":"); print a[1] }' | sort
+}
+
+# dp_holds NODE ADDRESSES: node's data plane sends web's traffic to those addresses only.
+dp_holds() { [ "$(dp_backends "$1")" = "$2" ]; }
+
+# dp_converged WHAT NODES...: waits until each node's data plane holds web's Ready pods as
+# its backends, and nothing else.
+dp_converged() {
+	local want n
+	want=$(ready_pods app=web | awk '{print $3}' | sort)
+	for n in "$@"; do
+		if ! wait_for 30 "$n's data plane to hold web's Ready pods ($(tr '\n' ' ' <<<"$want"))" \
+			dp_holds "$n" "$want"; then
+			echo "# $n holds: $(dp_backends "$n" | tr '\n' ' ')"
+			return 1
+		fi
+	done
+}
+
 # ask NODE URL: one request from a process in node NODE's network namespace and in a cgroup
 # below the node's (where the node's socket load balancer applies).
 ask() {
@@ -413,6 +437,8 @@ case_service_answers_from_live_pods() {
 		echo "# endpoints $(ready_endpoints web | tr '\n' ' '), live pods: $(ready_pods app=web | tr '\n' ' ')"
 		return 1
 	fi
+	# shellcheck disable=SC2046 # one node a word
+	dp_converged $(node_ready | awk -v n="$v" '$1 != n {print $1}') || return 1
 	vip=$(svc_field web .spec.clusterIP)
 	port=$(svc_field web '.spec.ports[0].nodePort')
 	for n in 1 2 3; do
@@ -469,6 +495,7 @@ serves_from_all() {
 		echo "# pods: $(ready_pods app=web | tr '\n' ' '); endpoints: $(ready_endpoints web | tr '\n' ' ')"
 		return 1
 	fi
+	dp_converged "$NP-n1" "$NP-n2" "$NP-n3" || return 1
 	pods=$(ready_pods app=web | awk '{print $1}')
 	vip=$(svc_field web .spec.clusterIP)
 	port=$(svc_field web '.spec.ports[0].nodePort')
