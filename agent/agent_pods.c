@@ -13,7 +13,8 @@
  *                                          rt_pod_sync() (idempotent)
  *
  * and then write its status: the runtime's report and the agent's verdict merged over what
- * the API holds, sent as a merge patch of only what differs, conditional on the
+ * the API holds, sent as a merge patch of only what differs (compared as the API stores it,
+ * so an unchanged status writes nothing, whatever events come back), conditional on the
  * resourceVersion last seen (a conflict re-reads the pod and checks its uid), so a status
  * never lands on another pod of the same name.
  *
@@ -406,8 +407,13 @@ static json_t *status_patch(struct agent_pod *p)
 	}
 	if (want && p->usage)
 		json_object_set(want, "usage", p->usage);
-	if (want)
+	if (want) {
+		/* Compared in the form the API stores (it drops null members, also inside the
+		 * arrays a merge patch replaces whole): a null it never keeps is no change, and
+		 * must not make a write whose echo asks for the same write again. */
+		json_merge_drop_nulls(want);
 		diff = json_merge_diff(cur, want);
+	}
 	json_decref(want);
 	if (diff && json_object_size(diff) == 0) {
 		json_decref(diff);
