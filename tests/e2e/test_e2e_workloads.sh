@@ -397,8 +397,8 @@ case_rolling_update_no_failed_requests() {
 	sleep 2
 	traffic_stop "$t1"
 	traffic_stop "$t2"
-	check_traffic "$t1" 50 || return 1
-	check_traffic "$t2" 50 || return 1
+	check_traffic "$t1" 20 || return 1
+	check_traffic "$t2" 20 || return 1
 	# the update happened: three new pods, answering v2, and none of the old ones left
 	for p in $old; do
 		grep -qx "$p" <<<"$PODS" && { echo "# old pod $p still Ready after the rollout"; return 1; }
@@ -526,8 +526,8 @@ case_agent_restart_keeps_traffic_and_pods() {
 	traffic_stop "$t2"
 	[ -n "$apid1" ] && [ "$apid1" != "$apid0" ] ||
 		{ echo "# the agent of node 1 was not restarted (pid $apid0, then '$apid1')"; return 1; }
-	check_traffic "$t1" 50 || return 1
-	check_traffic "$t2" 50 || return 1
+	check_traffic "$t1" 20 || return 1
+	check_traffic "$t2" 20 || return 1
 	after=$(pods_state)
 	if [ "$before" != "$after" ]; then
 		echo "# pods changed across the agent's restart:"
