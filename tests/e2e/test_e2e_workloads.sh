@@ -27,8 +27,9 @@ CG2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
 MARK=$RUN/marks # a file sick-POD here makes POD's liveness probe fail
 export SHOAL_SERVER=unix:$RUN/api.sock
 t_cleanup "$LAB down --prefix $P -q"
-TRAFFIC_PIDS=()
-t_cleanup 'for p in "${TRAFFIC_PIDS[@]}"; do kill -KILL "$p"; done'
+# (background jobs still running at exit: the request loops and watches this file started;
+# what they run inside pods goes with the lab's cgroups)
+t_cleanup 'for p in $(jobs -p); do kill -KILL "$p"; done'
 
 ctl() { "$BIN/shoalctl" "$@"; }
 
@@ -257,7 +258,6 @@ traffic_start() {
 	c=$(client_on "$1")
 	rm -f "$2.stop"
 	in_pod "$c" client bash -c "$REQ_LOOP" req "http://$VIP/" 5000 240 "$2.stop" 0.02 >"$2" 2>&1 &
-	TRAFFIC_PIDS+=($!)
 	echo $! >"$2.pid"
 }
 
@@ -419,7 +419,6 @@ watch_slices() {
 		"http://shoal/apis/discovery.k8s.io/v1/namespaces/default/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3Decho&watch=1&resourceVersion=$rv" \
 		>"$1" 2>/dev/null &
 	WATCH_PID=$!
-	TRAFFIC_PIDS+=($!)
 }
 
 # The ready condition of pod $2's endpoint in each event of watch file $1, one a line.
