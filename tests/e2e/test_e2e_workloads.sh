@@ -15,7 +15,8 @@
 #     not ready meanwhile; a failing liveness probe restarts it too;
 #   - an agent restarted during traffic: zero failed requests, no pod restarted (same
 #     container pids, same restartCount).
-# The cases build on each other, in order: run the file whole. The lab has a prefix of its
+# The lab's proxy is the BPF one; SHOAL_E2E_PROXY=nftables runs the same cases on the nftables
+# proxy. The cases build on each other, in order: run the file whole. The lab has a prefix of its
 # own and is removed on exit, also on failure; every loop is bounded in count and in time.
 . "$(dirname "$0")/../lib/lib.sh"
 
@@ -25,6 +26,7 @@ RUN=/run/shoal/$P
 BIN=$SHOAL_ROOT/build/bin
 CG2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
 MARK=$RUN/marks # a file sick-POD here makes POD's liveness probe fail
+PROXY=${SHOAL_E2E_PROXY:-bpf} # the lab's --proxy: bpf, or nftables
 export SHOAL_SERVER=unix:$RUN/api.sock
 t_cleanup "$LAB down --prefix $P -q"
 # (background jobs still running at exit: the request loops and watches this file started;
@@ -144,10 +146,12 @@ slice_ips() {
 		jq -r '.items[].endpoints[]? | select(.conditions.ready != false) | .addresses[0]' | sort
 }
 
-# Addresses of the backends that node $1's data plane holds ready for echo, sorted.
+# Addresses of the backends that node $1's data plane holds ready for echo, sorted (from the
+# agent's /dp, as `shoalctl dp` shows it; the BPF and the nftables proxy name the Service
+# default/echo:80/tcp and default/echo/tcp/80).
 dp_ips() {
 	curl -sf --max-time 3 --unix-socket "$RUN/$P-n$1.sock" http://agent/dp |
-		awk '/^default\/echo:80\/tcp /{ s = 1; next } /^$/{ s = 0 }
+		awk '/^default\/echo(:80\/tcp|\/tcp\/80) /{ s = 1; next } /^$/{ s = 0 }
 		     s && $1 ~ /^[0-9.]+:[0-9]+$/ && / ready( |$)/ { split($1, a, ":"); print a[1] }' | sort
 }
 
@@ -281,7 +285,7 @@ check_traffic() {
 
 case_lab_up_with_workload() {
 	local out
-	if ! out=$($LAB up -n 3 --prefix "$P" 2>&1); then
+	if ! out=$($LAB up -n 3 --prefix "$P" --proxy "$PROXY" 2>&1); then
 		echo "# scripts/lab up failed:"
 		sed 's/^/#   /' <<<"$out" | tail -n 30
 		return 1
@@ -504,7 +508,7 @@ pods_state() {
 }
 
 case_agent_restart_keeps_traffic_and_pods() {
-	local before after out t1 t2 apid0 apid1
+	local before after out t0 t1 t2 apid0 apid1
 	before=$(pods_state)
 	apid0=$(awk -v n="$P-n1" '$1 == n { print $2 }' "$RUN/pids")
 	t1=$RUN/traffic-restart-1
@@ -512,6 +516,7 @@ case_agent_restart_keeps_traffic_and_pods() {
 	traffic_start 1 "$t1"
 	traffic_start 2 "$t2"
 	sleep 2
+	t0=$(date +%s%N)
 	if ! out=$($LAB restart-agent 1 --prefix "$P" 2>&1); then
 		traffic_stop "$t1"
 		traffic_stop "$t2"
@@ -520,6 +525,7 @@ case_agent_restart_keeps_traffic_and_pods() {
 		return 1
 	fi
 	apid1=$(awk -v n="$P-n1" '$1 == n { print $2 }' "$RUN/pids")
+	echo "# the agent of node 1: pid $apid0 stopped, pid $apid1 ready $((($(date +%s%N) - t0) / 1000000)) ms later"
 	sleep 3
 	traffic_stop "$t1"
 	traffic_stop "$t2"
