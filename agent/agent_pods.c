@@ -405,15 +405,15 @@ static json_t *status_patch(struct agent_pod *p)
 				json_object_set_new(c, "status", json_string("False"));
 		}
 	}
+	/* Compared in the form the API stores (it drops null members, also inside the arrays a
+	 * merge patch replaces whole): a null it never keeps is no change, and must not make a
+	 * write whose echo asks for the same write again. (want is a copy of its own here; the
+	 * usage sample, shared, holds no null.) */
+	json_merge_drop_nulls(want);
 	if (want && p->usage)
 		json_object_set(want, "usage", p->usage);
-	if (want) {
-		/* Compared in the form the API stores (it drops null members, also inside the
-		 * arrays a merge patch replaces whole): a null it never keeps is no change, and
-		 * must not make a write whose echo asks for the same write again. */
-		json_merge_drop_nulls(want);
+	if (want)
 		diff = json_merge_diff(cur, want);
-	}
 	json_decref(want);
 	if (diff && json_object_size(diff) == 0) {
 		json_decref(diff);
