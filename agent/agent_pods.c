@@ -13,7 +13,8 @@
  *                                          rt_pod_sync() (idempotent)
  *
  * and then write its status: the runtime's report and the agent's verdict merged over what
- * the API holds, sent as a merge patch of only what differs, conditional on the
+ * the API holds, sent as a merge patch of only what differs (compared as the API stores it,
+ * so an unchanged status writes nothing, whatever events come back), conditional on the
  * resourceVersion last seen (a conflict re-reads the pod and checks its uid), so a status
  * never lands on another pod of the same name.
  *
@@ -404,6 +405,11 @@ static json_t *status_patch(struct agent_pod *p)
 				json_object_set_new(c, "status", json_string("False"));
 		}
 	}
+	/* Compared in the form the API stores (it drops null members, also inside the arrays a
+	 * merge patch replaces whole): a null it never keeps is no change, and must not make a
+	 * write whose echo asks for the same write again. (want is a copy of its own here; the
+	 * usage sample, shared, holds no null.) */
+	json_merge_drop_nulls(want);
 	if (want && p->usage)
 		json_object_set(want, "usage", p->usage);
 	if (want)

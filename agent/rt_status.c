@@ -134,9 +134,9 @@ static int add_cond(json_t *arr, struct rt_pod *p, int idx, const char *type, bo
 		p->cond[idx].t = now;
 		p->save = true;
 	}
-	json_t *o =
-		json_pack("{s:s, s:s, s:o, s:n}", "type", type, "status", val ? "True" : "False",
-			  "lastTransitionTime", time_json(p->cond[idx].t), "lastProbeTime");
+	/* (no lastProbeTime: the agent does not record one, and the API drops a null) */
+	json_t *o = json_pack("{s:s, s:s, s:o}", "type", type, "status", val ? "True" : "False",
+			      "lastTransitionTime", time_json(p->cond[idx].t));
 	if (!o)
 		return -ENOMEM;
 	if ((reason && json_object_set_new(o, "reason", json_string(reason))) ||

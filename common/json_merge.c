@@ -147,3 +147,23 @@ bool json_merge_equal(const json_t *a, const json_t *b)
 		return true; /* true, false, null: same type is same value */
 	}
 }
+
+void json_merge_drop_nulls(json_t *v)
+{
+	const char *key;
+	json_t *m;
+	void *tmp;
+	size_t i;
+
+	if (json_is_object(v)) {
+		json_object_foreach_safe (v, tmp, key, m) {
+			if (json_is_null(m))
+				json_object_del(v, key);
+			else
+				json_merge_drop_nulls(m);
+		}
+	} else if (json_is_array(v)) {
+		json_array_foreach (v, i, m)
+			json_merge_drop_nulls(m);
+	}
+}

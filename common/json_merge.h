@@ -24,4 +24,10 @@ json_t *json_merge_diff(const json_t *from, const json_t *to);
  * compare by value (1 equals 1.0). NULL equals only NULL. */
 bool json_merge_equal(const json_t *a, const json_t *b);
 
+/* Removes from v, in place, every object member whose value is null, at any depth (also in
+ * objects inside arrays): the form in which the API stores an object, since it drops null
+ * members. Comparing a wanted value in that form with a stored one tells a real change from
+ * a null the server will never keep. NULL and non-containers are left as they are. */
+void json_merge_drop_nulls(json_t *v);
+
 #endif

@@ -1189,6 +1189,13 @@ bool ctrl_cache_behind(struct ctrl *c, const char *key, int64_t rev)
 	return behind;
 }
 
+void ctrl_forget_written(struct ctrl *c, const char *key)
+{
+	pthread_mutex_lock(&c->mu);
+	free(hashmap_del(c->written, key));
+	pthread_mutex_unlock(&c->mu);
+}
+
 int64_t ctrl_since_change_ms(struct ctrl *c, const char *key, long value)
 {
 	int64_t now = mono_ms(), since = 0;

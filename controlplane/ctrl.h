@@ -257,6 +257,8 @@ void ctrl_wrote(struct ctrl *c, const char *key, int64_t rev);
 /* True while the cached object of key (at revision rev) is older than the controller's own
  * last write of it: a reconcile should wait for the write's event, which queues key again. */
 bool ctrl_cache_behind(struct ctrl *c, const char *key, int64_t rev);
+/* Forgets the last write recorded for key (the cache has seen it, or the object is gone). */
+void ctrl_forget_written(struct ctrl *c, const char *key);
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 

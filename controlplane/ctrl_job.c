@@ -17,7 +17,10 @@
  * The design choice to know: succeeded and failed pods are counted exactly once, even when
  * they are deleted, as Kubernetes' pod tracking does: the Job's pods carry the finalizer
  * batch.kubernetes.io/job-tracking; a pod that finished is first recorded by uid in
- * status.uncountedTerminatedPods, then loses its finalizer, then moves into the counts.
+ * status.uncountedTerminatedPods, then loses its finalizer, then moves into the counts. The
+ * controller remembers the revision at which it removed each pod's finalizer: until the pod
+ * cache reaches it, the cached pod (which still shows the finalizer) is counted already and
+ * is neither recorded nor released again.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -46,11 +49,24 @@ static struct ctrl_obj *owner_of(struct job_ctrl *p, const struct ctrl_obj *o)
 
 static bool has_fin(const struct ctrl_obj *o, const char *f);
 
+/* The key under which the revision of a pod's finalizer removal is remembered. */
+static void released_key(const struct ctrl_obj *pod, char *buf, size_t len)
+{
+	snprintf(buf, len, "fin|%s", pod->uid);
+}
+
 static void on_pod(struct ctrl *c, enum ctrl_event ev, const struct ctrl_obj *now,
 		   const struct ctrl_obj *old)
 {
 	struct job_ctrl *p = ctrl_priv(c);
 	struct ctrl_obj *j = owner_of(p, now);
+	if (ev == CTRL_DELETED ||
+	    (old && has_fin(old, FIN_TRACKING) && !has_fin(now, FIN_TRACKING))) {
+		/* the cache saw the finalizer (or the pod) go: nothing to remember any more */
+		char key[300];
+		released_key(now, key, sizeof(key));
+		ctrl_forget_written(c, key);
+	}
 	if (!j && ev != CTRL_DELETED && has_fin(now, FIN_TRACKING)) {
 		/* a pod whose Job is gone keeps no finalizer of it */
 		char key[700];
@@ -192,10 +208,18 @@ static int write_status(struct job *j, json_t *st)
 	return err;
 }
 
+/* True while the cached pod is older than our own removal of its finalizer. */
+static bool released(struct job *j, const struct ctrl_obj *pod)
+{
+	char key[300];
+	released_key(pod, key, sizeof(key));
+	return ctrl_cache_behind(j->c, key, pod->o->rev);
+}
+
 static int remove_tracking(struct job *j, const struct ctrl_obj *pod)
 {
 	char path[1024], rv[32];
-	json_t *fins = json_array();
+	json_t *fins = json_array(), *out = NULL;
 	for (size_t i = 0; fins && i < pod->nfinalizers; i++)
 		if (strcmp(pod->finalizers[i], FIN_TRACKING) != 0)
 			json_array_append_new(fins, json_string(pod->finalizers[i]));
@@ -205,8 +229,20 @@ static int remove_tracking(struct job *j, const struct ctrl_obj *pod)
 			     : NULL;
 	int err = patch ? pod_path(j, pod, path, sizeof(path)) : -ENOMEM;
 	if (!err)
-		err = ctrl_write(j->c, "PATCH", path, patch, NULL, NULL, 0);
+		err = ctrl_write(j->c, "PATCH", path, patch, &out, NULL, 0);
 	json_decref(patch);
+	if (!err) {
+		/* remember it until the pod cache has seen it (see the top of this file) */
+		const char *nrv = json_string_value(
+			json_object_get(json_object_get(out, "metadata"), "resourceVersion"));
+		char key[300];
+		released_key(pod, key, sizeof(key));
+		if (nrv)
+			ctrl_wrote(j->c, key, strtoll(nrv, NULL, 10));
+		else
+			log_warn("job: the pod %s written without a resourceVersion", pod->key);
+	}
+	json_decref(out);
 	return err == -ENOENT ? 0 : err;
 }
 
@@ -234,7 +270,7 @@ static int track(struct job *j)
 		const struct ctrl_obj *o = j->pods.v[i];
 		int out = pod_outcome(o);
 		if (!out || !has_fin(o, FIN_TRACKING) || in_list(j->unc_ok, o->uid) ||
-		    in_list(j->unc_fail, o->uid))
+		    in_list(j->unc_fail, o->uid) || released(j, o))
 			continue;
 		json_array_append_new(out > 0 ? j->unc_ok : j->unc_fail, json_string(o->uid));
 		added = true;
@@ -252,7 +288,7 @@ static int track(struct job *j)
 	for (size_t i = 0; i < j->pods.n && !err; i++) {
 		const struct ctrl_obj *o = j->pods.v[i];
 		if (has_fin(o, FIN_TRACKING) &&
-		    (in_list(j->unc_ok, o->uid) || in_list(j->unc_fail, o->uid)))
+		    (in_list(j->unc_ok, o->uid) || in_list(j->unc_fail, o->uid)) && !released(j, o))
 			err = remove_tracking(j, o);
 	}
 	if (err)

@@ -7,7 +7,8 @@
  *
  * The cases build on each other, in order: registration and node conditions, the Lease and
  * the heartbeat renewed, a bound pod run and reported (Running, Ready, podIP, its log through
- * the agent's endpoint), an agent restart that leaves the pod alone, a pod that does not fit
+ * the agent's endpoint), its status written once and then left alone (only usage samples
+ * follow), an agent restart that leaves the pod alone, a pod that does not fit
  * refused with an Event, a pod with an impossible command reported with an Event, a deleted
  * pod stopped and its deletion confirmed, the binary entering its --netns. Everything made
  * (namespaces, cgroups, pods, directories) is removed at the end, also on failure.
@@ -482,6 +483,73 @@ static void test_agent_reports_pod_usage(void **state)
 	json_decref(p);
 }
 
+/* One of the agent's counters (shoal_agent_NAME_total), from its metrics. */
+static unsigned long long agent_counter(const char *name)
+{
+	struct strbuf b = { 0 };
+	char want[160];
+	unsigned long long v = 0;
+	assert_int_equal(agent_metrics(agent, &b), 0);
+	snprintf(want, sizeof(want), "shoal_agent_%s_total{node=\"%s\"} ", name, node);
+	const char *at = strstr(b.s, want);
+	if (!at || sscanf(at + strlen(want), "%llu", &v) != 1) {
+		strbuf_free(&b);
+		fail_msg("no %s in the agent's metrics", want);
+	}
+	strbuf_free(&b);
+	return v;
+}
+
+/* Once a pod is Ready and nothing changes, the agent writes no status but the periodic usage
+ * sample (every --status-interval, 1 s here): a status that the API stores in another form
+ * (it drops null members) must not be written again and again. */
+static void test_agent_status_writes_settle(void **state)
+{
+	(void)state;
+	post_pod("settler",
+		 "\"containers\":[{\"name\":\"main\",\"command\":[\"sleep\",\"600\"],"
+		 "\"readinessProbe\":{\"exec\":{\"command\":[\"true\"]},\"periodSeconds\":1},"
+		 "\"resources\":{\"requests\":{\"cpu\":\"50m\",\"memory\":\"16Mi\"}}}]");
+	json_t *p = wait_obj("/api/v1/namespaces/default/pods/settler", pod_ready, 20000);
+	if (!p) {
+		char msg[4096];
+		pod_status_text("settler", msg, sizeof(msg));
+		fail_msg("the pod did not become Running and Ready; its status: %s", msg);
+	}
+	json_decref(p);
+	sleep_ms(1000); /* what follows Ready (the first usage sample) lands */
+	unsigned long long w0 = agent_counter("status_writes");
+	unsigned long long u0 = agent_counter("usage_writes");
+	/* The API side: the pod's resourceVersion, read every 100 ms; each new one is a write. */
+	const int window_ms = 3000;
+	long long last_rv = -1;
+	int versions = 0;
+	for (int waited = 0; waited < window_ms; waited += 100) {
+		long code;
+		p = get("/api/v1/namespaces/default/pods/settler", &code);
+		assert_int_equal(code, 200);
+		assert_true(pod_ready(p));
+		if (obj_rv(p) != last_rv) {
+			last_rv = obj_rv(p);
+			versions++;
+		}
+		json_decref(p);
+		sleep_ms(100);
+	}
+	unsigned long long writes = agent_counter("status_writes") - w0;
+	unsigned long long usage = agent_counter("usage_writes") - u0;
+	/* every write in the window carried a usage sample: none was a status rewrite */
+	if (writes != usage)
+		fail_msg("%llu status writes in %d ms after Ready, %llu of them usage samples: "
+			 "expected only usage samples",
+			 writes, window_ms, usage);
+	/* the first version seen, then at most one per usage interval (and one to spare) */
+	int most = 1 + window_ms / 1000 + 1;
+	if (versions > most)
+		fail_msg("the pod took %d resourceVersions in %d ms after Ready: expected <= %d",
+			 versions, window_ms, most);
+}
+
 static void test_agent_restart_keeps_pods(void **state)
 {
 	(void)state;
@@ -575,9 +643,10 @@ static bool gone(const char *name, int ms)
 static void test_agent_deletes_pod(void **state)
 {
 	(void)state;
-	const char *names[] = { "sleeper", "broken", "toobig", "elsewhere" };
+	const char *names[] = { "sleeper", "broken", "toobig", "elsewhere", "settler" };
+	const size_t n_names = sizeof(names) / sizeof(names[0]);
 	need_agent();
-	for (size_t i = 0; i < 4; i++) {
+	for (size_t i = 0; i < n_names; i++) {
 		char path[256];
 		long code;
 		snprintf(path, sizeof(path), "/api/v1/namespaces/default/pods/%s", names[i]);
@@ -586,7 +655,7 @@ static void test_agent_deletes_pod(void **state)
 		assert_true(code == 200 || code == 202);
 	}
 	/* grace 2 s, then the agent confirms and the pod is gone */
-	for (size_t i = 0; i < 4; i++)
+	for (size_t i = 0; i < n_names; i++)
 		if (!gone(names[i], 15000))
 			fail_msg("pod %s still in the API after its deletion", names[i]);
 	/* and the runtime holds nothing any more */
@@ -602,12 +671,13 @@ static void test_agent_deletes_pod(void **state)
 			sleep_ms(100);
 	}
 	assert_true(empty);
-	/* the two pods that ran were stopped by the agent, which then confirmed the deletion
-	 * (the refused ones had finished: the API removed them at once) */
+	/* the three pods that ran (sleeper, broken, settler) were stopped by the agent, which
+	 * then confirmed the deletion (the refused ones had finished: the API removed them at
+	 * once) */
 	struct strbuf b = { 0 };
 	assert_int_equal(agent_metrics(agent, &b), 0);
 	char want[160];
-	snprintf(want, sizeof(want), "shoal_agent_deletions_confirmed_total{node=\"%s\"} 2", node);
+	snprintf(want, sizeof(want), "shoal_agent_deletions_confirmed_total{node=\"%s\"} 3", node);
 	if (!strstr(b.s, want))
 		fail_msg("expected %s in the agent's metrics", want);
 	strbuf_free(&b);
@@ -904,6 +974,7 @@ SHOAL_TEST_MAIN_SETUP(setup, teardown, cmocka_unit_test(test_agent_config_reject
 		      cmocka_unit_test(test_agent_renews_lease_and_heartbeat),
 		      cmocka_unit_test(test_agent_runs_bound_pod),
 		      cmocka_unit_test(test_agent_reports_pod_usage),
+		      cmocka_unit_test(test_agent_status_writes_settle),
 		      cmocka_unit_test(test_agent_restart_keeps_pods),
 		      cmocka_unit_test(test_agent_rejects_pod_that_does_not_fit),
 		      cmocka_unit_test(test_agent_reports_impossible_command),

@@ -17,21 +17,6 @@ export SHOAL_SERVER=unix:$RUN/api.sock
 t_cleanup "$LAB down --prefix $P -q"
 t_cleanup "$LAB down --prefix ${P}f -q"
 
-# What a lab of prefix $1 leaves on the machine, one line per thing; empty when nothing.
-leftovers() {
-	local p=$1 pid
-	ip netns list | awk '{print $1}' | grep -E "^$p-" | sed 's/^/netns /'
-	[ -e "/run/shoal/$p" ] && echo "dir /run/shoal/$p"
-	[ -n "$CG2" ] && [ -e "$CG2/$p" ] && echo "cgroup $CG2/$p"
-	ls -d /sys/fs/bpf/shoal/"$p"-* 2>/dev/null | sed 's/^/pins /'
-	ls -d /run/shoal/netns/"$p"-* 2>/dev/null | sed 's/^/pod-netns /'
-	# (the bracket keeps grep itself out)
-	for pid in $(grep -la -- "[/]run/shoal/$p/" /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3); do
-		echo "process $pid: $(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline")"
-	done
-	return 0
-}
-
 case_lab_up() {
 	local out n ready
 	if ! out=$($LAB up -n 3 --prefix "$P" 2>&1); then
@@ -117,7 +102,7 @@ case_demo_path() {
 case_lab_down_leaves_nothing() {
 	local left
 	$LAB down --prefix "$P" -q || { echo "# down failed"; return 1; }
-	left=$(leftovers "$P")
+	left=$(t_lab_leftovers "$P")
 	if [ -n "$left" ]; then
 		echo "# lab down left:"
 		sed 's/^/#   /' <<<"$left"
@@ -139,7 +124,7 @@ case_failed_up_removes_what_it_made() {
 		return 1
 	fi
 	grep -q "removing what was made" <<<"$out" || { echo "# up did not say it cleaned up: $out"; return 1; }
-	left=$(leftovers "${P}f")
+	left=$(t_lab_leftovers "${P}f")
 	if [ -n "$left" ]; then
 		echo "# a failed up left:"
 		sed 's/^/#   /' <<<"$left"

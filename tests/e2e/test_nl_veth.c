@@ -6,6 +6,7 @@
  * return clear errors.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -39,6 +40,22 @@ static int group_setup(void **state)
 	int err = nl_link_set_up(nl, "lo", true);
 	nl_close(nl);
 	return err;
+}
+
+/* How many namespaces NL_NETNS_DIR holds (0 when it does not exist). */
+static int netns_dir_entries(void)
+{
+	DIR *d = opendir(NL_NETNS_DIR);
+	struct dirent *de;
+	int n = 0;
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			n++;
+	closedir(d);
+	return n;
 }
 
 static int group_teardown(void **state)
@@ -254,8 +271,16 @@ static void test_nl_veth_between_namespaces_carries_traffic(void **state)
 	snprintf(path, sizeof(path), "%s/%s", NL_NETNS_DIR, ns_b);
 	assert_int_equal(stat(path, &sb), -1);
 	assert_int_equal(nl_netns_run(ns_b, probe_b, &p), -ENOENT);
-	assert_int_equal(nl_netns_dir_release(), 0);
-	assert_int_equal(stat(NL_NETNS_DIR, &sb), -1);
+	/* The directory goes once it is empty. Namespaces of others (a lab running beside this
+	 * test) keep it: then the release says so and leaves it, and theirs, in place. */
+	int others = netns_dir_entries();
+	int rel = nl_netns_dir_release();
+	if (others > 0 && rel == -ENOTEMPTY) {
+		assert_int_equal(stat(NL_NETNS_DIR, &sb), 0);
+	} else {
+		assert_int_equal(rel, 0);
+		assert_int_equal(stat(NL_NETNS_DIR, &sb), -1);
+	}
 	nl_close(nl);
 }
 

@@ -53,6 +53,23 @@ t_expect() {
 	fi
 }
 
+# t_lab_leftovers PREFIX: what a lab of that prefix (scripts/lab) left on the machine, one line
+# per thing; empty when nothing.
+t_lab_leftovers() {
+	local p=$1 pid cg2
+	cg2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+	ip netns list | awk '{print $1}' | grep -E "^$p-" | sed 's/^/netns /'
+	[ -e "/run/shoal/$p" ] && echo "dir /run/shoal/$p"
+	[ -n "$cg2" ] && [ -e "$cg2/$p" ] && echo "cgroup $cg2/$p"
+	ls -d /sys/fs/bpf/shoal/"$p"-* 2>/dev/null | sed 's/^/pins /'
+	ls -d /run/shoal/netns/"$p"-* 2>/dev/null | sed 's/^/pod-netns /'
+	# (the bracket keeps grep itself out)
+	for pid in $(grep -la -- "[/]run/shoal/$p/" /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3); do
+		echo "process $pid: $(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline")"
+	done
+	return 0
+}
+
 t_done() {
 	echo "1..$T_N"
 	[ "$T_FAILED" -eq 0 ]

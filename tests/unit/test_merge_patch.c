@@ -2,6 +2,8 @@
 /* JSON merge patch (RFC 7386, its appendix A examples), merge diffs and JSON equality. */
 #include "shoal_test.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "json_merge.h"
@@ -151,8 +153,42 @@ static void test_merge_patch_diff_round_trips(void **state)
 	json_decref(a);
 }
 
+/* A pod status with a null inside its conditions (which a merge patch replaces whole) is,
+ * once the nulls are dropped, equal to what the API stored: a diff against it is empty. */
+static void test_merge_patch_drop_nulls_matches_stored_form(void **state)
+{
+	(void)state;
+	json_t *want = J("{\"phase\":\"Running\",\"reason\":null,\"conditions\":[{\"type\":"
+			 "\"Ready\",\"status\":\"True\",\"lastProbeTime\":null}],\"x\":[null,"
+			 "{\"a\":{\"b\":null,\"c\":1}}]}");
+	json_t *stored = J("{\"phase\":\"Running\",\"conditions\":[{\"type\":\"Ready\","
+			   "\"status\":\"True\"}],\"x\":[null,{\"a\":{\"c\":1}}]}");
+	json_t *d = json_merge_diff(stored, want);
+	assert_non_null(d);
+	assert_int_not_equal(json_object_size(d), 0); /* the null in the array counts as a change */
+	json_decref(d);
+	json_merge_drop_nulls(want);
+	if (!json_merge_equal(want, stored)) {
+		char *t = json_dumps(want, JSON_COMPACT), buf[512];
+		snprintf(buf, sizeof(buf), "%s", t ? t : "?");
+		free(t);
+		fail_msg("after dropping nulls: %s", buf);
+	}
+	d = json_merge_diff(stored, want);
+	assert_non_null(d);
+	assert_int_equal(json_object_size(d), 0);
+	json_decref(d);
+	json_merge_drop_nulls(NULL);
+	json_t *n = json_null();
+	json_merge_drop_nulls(n); /* a bare null is a value, not a member: kept */
+	assert_true(json_is_null(n));
+	json_decref(want);
+	json_decref(stored);
+}
+
 SHOAL_TEST_MAIN(cmocka_unit_test(test_merge_patch_rfc7386_examples),
 		cmocka_unit_test(test_merge_patch_kubernetes_shapes),
 		cmocka_unit_test(test_merge_patch_result_is_independent),
 		cmocka_unit_test(test_merge_patch_equal_ignores_key_order),
-		cmocka_unit_test(test_merge_patch_diff_round_trips))
+		cmocka_unit_test(test_merge_patch_diff_round_trips),
+		cmocka_unit_test(test_merge_patch_drop_nulls_matches_stored_form))
