@@ -301,6 +301,57 @@ struct pending_event {
 	char type[16], reason[128], message[1024];
 };
 
+/* The termination a probe caused, if the container's last one was (its "liveness probe
+ * failed: ..." message from the runtime): which probe ("Liveness", "Startup") and the rest
+ * of the message in *why, its finishedAt in *when. NULL otherwise. */
+static const char *probe_kill(const json_t *cs, const char **why, const char **when)
+{
+	static const struct {
+		const char *prefix, *name;
+	} probes[] = { { "liveness probe failed: ", "Liveness" },
+		       { "startup probe failed: ", "Startup" } };
+	const json_t *t = json_object_get(json_object_get(cs, "state"), "terminated");
+	if (!t)
+		t = json_object_get(json_object_get(cs, "lastState"), "terminated");
+	const char *m = json_string_value(json_object_get(t, "message"));
+	*when = json_string_value(json_object_get(t, "finishedAt"));
+	for (size_t i = 0; m && *when && i < sizeof(probes) / sizeof(probes[0]); i++) {
+		size_t len = strlen(probes[i].prefix);
+		if (strncmp(m, probes[i].prefix, len) == 0) {
+			*why = m + len;
+			return probes[i].name;
+		}
+	}
+	return NULL;
+}
+
+/* Kubernetes' Unhealthy and Killing Events for a container a failed probe restarted, once
+ * per termination (its finishedAt, remembered under "k:NAME"); at most n. */
+static size_t probe_kill_events(struct agent_pod *p, const char *name, const json_t *cs,
+				struct pending_event *ev, size_t n)
+{
+	const char *why, *when;
+	const char *probe = probe_kill(cs, &why, &when);
+	char key[300];
+
+	if (!probe || n < 2)
+		return 0;
+	snprintf(key, sizeof(key), "k:%s", name);
+	const char *last = json_string_value(json_object_get(p->reasons, key));
+	if (last && !strcmp(last, when))
+		return 0;
+	json_object_set_new(p->reasons, key, json_string(when));
+	snprintf(ev[0].type, sizeof(ev[0].type), "Warning");
+	snprintf(ev[0].reason, sizeof(ev[0].reason), "Unhealthy");
+	snprintf(ev[0].message, sizeof(ev[0].message), "%s probe failed: %s", probe, why);
+	snprintf(ev[1].type, sizeof(ev[1].type), "Normal");
+	snprintf(ev[1].reason, sizeof(ev[1].reason), "Killing");
+	snprintf(ev[1].message, sizeof(ev[1].message),
+		 "Container %s failed %s probe, will be restarted", name,
+		 probe[0] == 'L' ? "liveness" : "startup");
+	return 2;
+}
+
 /* Collects the Events a pod's new state calls for (a->mu held); at most n. */
 static size_t collect_events(struct agent_pod *p, struct pending_event *ev, size_t n)
 {
@@ -319,6 +370,11 @@ static size_t collect_events(struct agent_pod *p, struct pending_event *ev, size
 			const char *name = json_string_value(json_object_get(cs, "name"));
 			if (name && state_event(cs, key, sizeof(key), &r, &m))
 				json_object_set_new(p->reasons, name, json_string(key));
+			const char *why, *when;
+			if (name && probe_kill(cs, &why, &when)) {
+				snprintf(key, sizeof(key), "k:%s", name);
+				json_object_set_new(p->reasons, key, json_string(when));
+			}
 		}
 		const char *pr = json_string_value(json_object_get(st, "reason"));
 		if (pr) {
@@ -341,6 +397,9 @@ static size_t collect_events(struct agent_pod *p, struct pending_event *ev, size
 		const char *name = json_string_value(json_object_get(cs, "name"));
 		const char *reason, *message;
 		if (!name || k >= n)
+			break;
+		k += probe_kill_events(p, name, cs, ev + k, n - k);
+		if (k >= n)
 			break;
 		const char *type = state_event(cs, key, sizeof(key), &reason, &message);
 		const char *last = json_string_value(json_object_get(p->reasons, name));

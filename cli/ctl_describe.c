@@ -77,6 +77,23 @@ static void ctl_describe_conditions(FILE *f, const json_t *conds, time_t now)
 	ctl_table_free(&t);
 }
 
+/* When an Event last happened: lastTimestamp, else eventTime, else its creation. */
+static const char *event_when(const json_t *e)
+{
+	const char *when = json_string_value(json_object_get(e, "lastTimestamp"));
+	if (!when)
+		when = json_string_value(json_object_get(e, "eventTime"));
+	if (!when)
+		when = json_string_value(ctl_json_path(e, "metadata.creationTimestamp"));
+	return when;
+}
+
+static int event_order(const void *a, const void *b)
+{
+	const char *x = event_when(*(json_t *const *)a), *y = event_when(*(json_t *const *)b);
+	return strcmp(x ? x : "", y ? y : "");
+}
+
 /* Events about the object: asked of the server by field selector; a server that does not
  * know that selector gets a plain list of the namespace's events, filtered here. */
 static void ctl_describe_events(struct ctl *c, const struct api_kind *k, const char *ns,
@@ -114,25 +131,42 @@ static void ctl_describe_events(struct ctl *c, const struct api_kind *k, const c
 	}
 	ctl_table_row(&t, hdr);
 	ctl_table_row(&t, sep);
-	json_array_foreach(json_object_get(resp, "items"), i, e) {
+	/* kubectl's order: by when each last happened, oldest first */
+	json_t *items = json_object_get(resp, "items");
+	size_t n = json_array_size(items);
+	json_t **v = calloc(n ? n : 1, sizeof(*v));
+	if (!v) {
+		ctl_table_free(&t);
+		json_decref(resp);
+		fprintf(c->out, "Events:        <unknown: out of memory>\n");
+		return;
+	}
+	json_array_foreach(items, i, e) v[i] = e;
+	qsort(v, n, sizeof(*v), event_order);
+	for (i = 0; i < n; i++) {
+		e = v[i];
 		const json_t *io = json_object_get(e, "involvedObject");
 		const char *ikind = json_string_value(json_object_get(io, "kind"));
-		const char *when;
-		char age[32] = "<unknown>";
+		char age[96] = "<unknown>";
 		long long s;
 
 		if (!json_string_value(json_object_get(io, "name")) ||
 		    strcmp(json_string_value(json_object_get(io, "name")), name) != 0 ||
 		    (ikind && strcmp(ikind, k->kind) != 0))
 			continue;
-		when = json_string_value(json_object_get(e, "lastTimestamp"));
-		if (!when)
-			when = json_string_value(json_object_get(e, "eventTime"));
-		if (!when)
-			when = json_string_value(ctl_json_path(e, "metadata.creationTimestamp"));
-		s = ctl_since(when, c->now);
+		s = ctl_since(event_when(e), c->now);
 		if (s != -1)
 			ctl_age(s, age, sizeof(age));
+		json_int_t count = json_integer_value(json_object_get(e, "count"));
+		const char *first = json_string_value(json_object_get(e, "firstTimestamp"));
+		long long fs = first ? ctl_since(first, c->now) : -1;
+		if (count > 1 && s != -1 && fs != -1) {
+			char over[32];
+			size_t used = strlen(age);
+			ctl_age(fs, over, sizeof(over));
+			snprintf(age + used, sizeof(age) - used, " (x%lld over %s)", (long long)count,
+				 over);
+		}
 		const char *from = json_string_value(ctl_json_path(e, "source.component"));
 		if (!from)
 			from = json_string_value(json_object_get(e, "reportingComponent"));
@@ -142,6 +176,7 @@ static void ctl_describe_events(struct ctl *c, const struct api_kind *k, const c
 				      json_string_value(json_object_get(e, "message")) ?: "" };
 		ctl_table_row(&t, row);
 	}
+	free(v);
 	if (t.rows <= 2) {
 		fprintf(c->out, "Events:        <none>\n");
 	} else {

@@ -625,6 +625,48 @@ static void test_agent_reports_impossible_command(void **state)
 	assert_true(agent_ready(agent));
 }
 
+/* The message of the pod's first Event with reason (copied to buf), waiting up to 10 s. */
+static bool event_reason(const char *pod, const char *reason, char *buf, size_t len)
+{
+	for (int i = 0; i < 100; i++) {
+		json_t *ev = pod_events(pod);
+		size_t j;
+		json_t *e;
+		json_array_foreach (ev, j, e) {
+			const char *r = jstr(e, "reason", NULL, NULL);
+			if (r && !strcmp(r, reason)) {
+				snprintf(buf, len, "%s", jstr(e, "message", NULL, NULL));
+				json_decref(ev);
+				return true;
+			}
+		}
+		json_decref(ev);
+		sleep_ms(100);
+	}
+	return false;
+}
+
+/* A failing liveness probe restarts the container and says so, as the kubelet does:
+ * Unhealthy (Warning) with the probe's output, then Killing. */
+static void test_agent_liveness_failure_records_events(void **state)
+{
+	(void)state;
+	char msg[1024];
+	post_pod("unhealthy",
+		 "\"containers\":[{\"name\":\"c\",\"command\":[\"sleep\",\"600\"],"
+		 "\"livenessProbe\":{\"exec\":{\"command\":[\"/bin/sh\",\"-c\",\"echo sick; "
+		 "exit 1\"]},\"periodSeconds\":1,\"failureThreshold\":1}}]");
+	if (!event_reason("unhealthy", "Unhealthy", msg, sizeof(msg))) {
+		pod_status_text("unhealthy", msg, sizeof(msg));
+		fail_msg("no Unhealthy event; the pod's status: %s", msg);
+	}
+	if (strncmp(msg, "Liveness probe failed: ", 23) != 0)
+		fail_msg("Unhealthy says \"%s\"", msg);
+	if (!event_reason("unhealthy", "Killing", msg, sizeof(msg)))
+		fail_msg("no Killing event after the liveness probe failed");
+	assert_string_equal(msg, "Container c failed liveness probe, will be restarted");
+}
+
 static bool gone(const char *name, int ms)
 {
 	char path[256];
@@ -643,7 +685,8 @@ static bool gone(const char *name, int ms)
 static void test_agent_deletes_pod(void **state)
 {
 	(void)state;
-	const char *names[] = { "sleeper", "broken", "toobig", "elsewhere", "settler" };
+	const char *names[] = { "sleeper", "broken", "toobig", "elsewhere", "settler",
+				"unhealthy" };
 	const size_t n_names = sizeof(names) / sizeof(names[0]);
 	need_agent();
 	for (size_t i = 0; i < n_names; i++) {
@@ -671,13 +714,13 @@ static void test_agent_deletes_pod(void **state)
 			sleep_ms(100);
 	}
 	assert_true(empty);
-	/* the three pods that ran (sleeper, broken, settler) were stopped by the agent, which
-	 * then confirmed the deletion (the refused ones had finished: the API removed them at
-	 * once) */
+	/* the four pods that ran (sleeper, broken, settler, unhealthy) were stopped by the
+	 * agent, which then confirmed the deletion (the refused ones had finished: the API
+	 * removed them at once) */
 	struct strbuf b = { 0 };
 	assert_int_equal(agent_metrics(agent, &b), 0);
 	char want[160];
-	snprintf(want, sizeof(want), "shoal_agent_deletions_confirmed_total{node=\"%s\"} 3", node);
+	snprintf(want, sizeof(want), "shoal_agent_deletions_confirmed_total{node=\"%s\"} 4", node);
 	if (!strstr(b.s, want))
 		fail_msg("expected %s in the agent's metrics", want);
 	strbuf_free(&b);
@@ -978,6 +1021,7 @@ SHOAL_TEST_MAIN_SETUP(setup, teardown, cmocka_unit_test(test_agent_config_reject
 		      cmocka_unit_test(test_agent_restart_keeps_pods),
 		      cmocka_unit_test(test_agent_rejects_pod_that_does_not_fit),
 		      cmocka_unit_test(test_agent_reports_impossible_command),
+		      cmocka_unit_test(test_agent_liveness_failure_records_events),
 		      cmocka_unit_test(test_agent_deletes_pod),
 		      cmocka_unit_test(test_agent_evicts_batch_pods_first),
 		      cmocka_unit_test(test_agent_binary_enters_netns),

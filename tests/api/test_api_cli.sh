@@ -236,7 +236,15 @@ case_scale() {
 	ctl scale svc web --replicas 2
 	failed "scale of a service" 'cannot be scaled' || return 1
 	ctl scale deploy nope --replicas 2
-	failed "scale of a missing object" 'NotFound'
+	failed "scale of a missing object" 'NotFound' || return 1
+	# the controller's Events, as kubectl describe shows them
+	for _ in $(seq 1 100); do
+		ctl describe deploy web
+		grep -qE 'Normal +ScalingReplicaSet +.* +shoald +Scaled up replica set web-[a-z0-9]+ from 4 to 6$' <<<"$OUT" && break
+		sleep 0.1
+	done
+	has "describe shows the scaling event" \
+		'Normal +ScalingReplicaSet +.* +shoald +Scaled up replica set web-[a-z0-9]+ from 4 to 6$' "$OUT"
 }
 
 case_watch() {
