@@ -11,10 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "ctl.h"
 
-#define CTL_APPLY_RETRIES 5
+#define CTL_APPLY_RETRIES 10
+#define CTL_APPLY_BACKOFF_MS 20 /* first wait after a conflict; doubles, with jitter */
 
 /* The manifest as remembered for the next apply: compact JSON, without status. */
 static char *ctl_last_applied_text(const json_t *given)
@@ -106,6 +109,15 @@ static int ctl_apply_one(struct ctl *c, json_t *given)
 
 	for (int attempt = 0; attempt < CTL_APPLY_RETRIES; attempt++) {
 		const char *old_text;
+
+		/* Lost a race (another writer, a controller's status write): wait a little,
+		 * longer each time and not in step with the others, then read again. */
+		if (attempt > 0) {
+			long ms = CTL_APPLY_BACKOFF_MS << (attempt < 6 ? attempt - 1 : 5);
+			ms = ms / 2 + rand() % (ms / 2 + 1);
+			struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+			nanosleep(&ts, NULL);
+		}
 		json_t *last = NULL;
 		const char *rv;
 
@@ -191,6 +203,7 @@ int ctl_apply(struct ctl *c)
 	size_t i;
 	int rc = 0;
 
+	srand((unsigned)getpid() ^ (unsigned)time(NULL)); /* retries' jitter differs per process */
 	if (c->o->nfiles == 0) {
 		fprintf(stderr, "error: apply needs -f FILE|DIR|-\n");
 		return 2;

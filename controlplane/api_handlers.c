@@ -1067,6 +1067,13 @@ static int write_update(struct api_req *r, json_t *obj, struct wc_obj *cur, int6
 			goto out_obj;
 		}
 	}
+	/* A write that changes nothing is not written, as Kubernetes does: no new
+	 * resourceVersion, no watch event; the stored object is the answer. */
+	json_object_del(ometa, "resourceVersion");
+	if (json_equal(obj, old)) {
+		ret = respond_obj(r, code, cur);
+		goto out_obj;
+	}
 	api_key(r->kind, r->ns, r->name, p.key, sizeof(p.key));
 	p.n = 1;
 	p.retry_conflict = unconditional;

@@ -703,6 +703,59 @@ static void test_api_status_write_keeps_spec(void **state)
 	json_decref(o);
 }
 
+static const char *rv_of(const json_t *o)
+{
+	return json_string_value(
+		json_object_get(json_object_get(o, "metadata"), "resourceVersion"));
+}
+
+/* A patch, an update or a status write that changes nothing is not written (Kubernetes'
+ * behaviour): the resourceVersion stays, watchers see no event; a real change still is. */
+static void test_api_noop_write_keeps_resource_version(void **state)
+{
+	(void)state;
+	long code;
+	char rv[32], path[256];
+	json_t *o = create("Pod", "default", POD("same", "\"s\":\"1\""), &code);
+	expect_code(code, 201, o);
+	snprintf(rv, sizeof(rv), "%s", rv_of(o));
+	json_decref(o);
+
+	o = http_json(&srv, "PATCH", "/api/v1/namespaces/default/pods/same",
+		      "{\"metadata\":{\"labels\":{\"s\":\"1\"}}}", &code);
+	expect_code(code, 200, o);
+	assert_string_equal(rv_of(o), rv);
+	json_decref(o);
+	/* an update sending back what it read (with its resourceVersion) */
+	o = http_json(&srv, "GET", "/api/v1/namespaces/default/pods/same", NULL, &code);
+	char *body = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	o = http_json(&srv, "PUT", "/api/v1/namespaces/default/pods/same", body, &code);
+	free(body);
+	expect_code(code, 200, o);
+	assert_string_equal(rv_of(o), rv);
+	json_decref(o);
+	o = http_json(&srv, "PATCH", "/api/v1/namespaces/default/pods/same/status", "{}", &code);
+	expect_code(code, 200, o);
+	assert_string_equal(rv_of(o), rv);
+	json_decref(o);
+
+	/* nothing was written: a watch from rv sees only the real change below */
+	o = http_json(&srv, "PATCH", "/api/v1/namespaces/default/pods/same",
+		      "{\"metadata\":{\"labels\":{\"s\":\"2\"}}}", &code);
+	expect_code(code, 200, o);
+	assert_string_not_equal(rv_of(o), rv);
+	json_decref(o);
+	snprintf(path, sizeof(path),
+		 "/api/v1/namespaces/default/pods?watch=1&fieldSelector=metadata.name%%3Dsame"
+		 "&resourceVersion=%s&timeoutSeconds=1",
+		 rv);
+	json_t *evs = http_watch(&srv, path, 4000, &code);
+	assert_int_equal(code, 200);
+	assert_int_equal(json_array_size(evs), 1);
+	json_decref(evs);
+}
+
 static void test_api_unknown_fields_warn_or_fail_strict(void **state)
 {
 	(void)state;
@@ -879,6 +932,7 @@ SHOAL_TEST_MAIN_SETUP(setup, teardown, cmocka_unit_test(test_api_crud_every_kind
 		      cmocka_unit_test(test_api_bound_pod_deletes_gracefully),
 		      cmocka_unit_test(test_api_scale_subresource),
 		      cmocka_unit_test(test_api_status_write_keeps_spec),
+		      cmocka_unit_test(test_api_noop_write_keeps_resource_version),
 		      cmocka_unit_test(test_api_unknown_fields_warn_or_fail_strict),
 		      cmocka_unit_test(test_api_bad_input_table),
 		      cmocka_unit_test(test_api_health_version_metrics))
