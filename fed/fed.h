@@ -29,6 +29,7 @@
 #define FED_LABEL_MANAGED_BY "federation.shoal.io/managed-by"
 #define FED_ANN_HASH	     "federation.shoal.io/spec-hash"
 #define FED_ANN_OWNER	     "federation.shoal.io/federated-deployment"
+#define FED_ANN_CLUSTER	     "federation.shoal.io/cluster"
 
 /* `shoald --federation` and its flags. */
 struct fed_config {

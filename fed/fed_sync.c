@@ -34,6 +34,7 @@
 #include "informer.h"
 #include "labels.h"
 #include "log.h"
+#include "quantity.h"
 
 #define NOT_OWNED_RECHECK_MS 30000
 
@@ -59,6 +60,7 @@ struct fd_ctx {
 	struct target *t;
 	size_t n;
 	int total, unplaced;
+	size_t candidates; /* selected clusters that are not offline */
 	int err;	  /* first retryable failure */
 	bool not_owned;	  /* some cluster holds an object that is not ours */
 	bool rebalancing; /* some cluster waits for ready replicas elsewhere */
@@ -139,6 +141,14 @@ static int load_targets(struct fd_ctx *x)
 			t->synced = true;
 			t->existing = informer_get(t->m->inf, x->ns, x->name);
 		}
+		const char *via = json_string_value(json_object_get(
+			json_object_get(json_object_get(t->existing, "metadata"), "annotations"),
+			FED_ANN_CLUSTER));
+		if (t->existing && via && strcmp(via, t->name)) {
+			/* written through another Cluster naming the same member: not this one's */
+			json_decref(t->existing);
+			t->existing = NULL;
+		}
 		if (t->existing) {
 			const json_t *st = json_object_get(t->existing, "status");
 			t->cur = jint(json_object_get(t->existing, "spec"), "replicas");
@@ -152,6 +162,42 @@ out:
 	selector_free(sel);
 	ctrl_objs_free(&l);
 	return err;
+}
+
+static int64_t milli(const json_t *o, const char *key)
+{
+	int64_t v = 0;
+	const json_t *q = json_object_get(o, key);
+	if (json_is_integer(q))
+		return json_integer_value(q) * 1000;
+	if (!json_is_string(q) || quantity_parse_milli(json_string_value(q), &v))
+		return 0;
+	return v;
+}
+
+/* How many more of this FederatedDeployment's pods the cluster takes: from its available
+ * cpu and memory and the pod's requests (summed over its containers), or the Cluster's own
+ * estimate for its reference pod when the template asks for nothing. */
+static int64_t estimate(const struct fd_ctx *x, const json_t *cluster)
+{
+	const json_t *st = json_object_get(cluster, "status");
+	const json_t *ps = json_object_get(
+		json_object_get(json_object_get(json_object_get(x->spec, "template"), "spec"),
+				"template"),
+		"spec");
+	int64_t cpu = 0, mem = 0;
+	size_t i;
+	json_t *c;
+	json_array_foreach (json_object_get(ps, "containers"), i, c) {
+		const json_t *req = json_object_get(json_object_get(c, "resources"), "requests");
+		cpu += milli(req, "cpu");
+		mem += milli(req, "memory");
+	}
+	if (!cpu && !mem)
+		return jint(st, "estimatedReplicas");
+	const json_t *av = json_object_get(st, "available");
+	return fed_estimate(milli(av, "cpu"), milli(av, "memory") / 1000, milli(av, "pods") / 1000, cpu,
+			    mem / 1000);
 }
 
 static int place(struct fd_ctx *x)
@@ -180,7 +226,7 @@ static int place(struct fd_ctx *x)
 		if (json_array_size(weights))
 			sh.weight = (double)jint(entry_for(weights, t->name), "weight");
 		if (!strcmp(by, "AvailableCapacity")) {
-			int64_t est = jint(json_object_get(t->cluster, "status"), "estimatedReplicas");
+			int64_t est = estimate(x, t->cluster);
 			sh.weight = (double)(est + t->prev);
 			if (sh.max < 0 || sh.max > est + t->prev)
 				sh.max = (int)(est + t->prev) < sh.min ? sh.min : (int)(est + t->prev);
@@ -193,6 +239,7 @@ static int place(struct fd_ctx *x)
 		idx[k] = i;
 		s[k++] = sh;
 	}
+	x->candidates = k;
 	int left;
 	if (!strcmp(type, "Duplicated"))
 		left = fed_duplicate(x->total, s, k);
@@ -363,6 +410,7 @@ static json_t *member_object(struct fd_ctx *x, const struct target *t, char hash
 	}
 	json_object_set_new(labels, FED_LABEL_MANAGED_BY, json_string(x->f->cfg->id));
 	json_object_set_new(ann, FED_ANN_OWNER, json_string(owner));
+	json_object_set_new(ann, FED_ANN_CLUSTER, json_string(t->name));
 	char *text = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
 	if (!text) {
 		json_decref(d);
@@ -432,6 +480,14 @@ static void create(struct fd_ctx *x, struct target *t, json_t *d, const char *co
 			 "left alone",
 			 x->ns, x->name, FED_LABEL_MANAGED_BY, x->f->cfg->id);
 		x->not_owned = true;
+	} else if (strcmp(json_string_value(json_object_get(
+				  json_object_get(json_object_get(cur, "metadata"), "annotations"),
+				  FED_ANN_CLUSTER)) ?: t->name,
+			  t->name)) {
+		t->state = "Duplicate";
+		snprintf(t->msg, sizeof(t->msg),
+			 "the member's object was written through another Cluster with the same "
+			 "endpoint; it is left to that one");
 	} else {
 		t->state = "Pending";
 		snprintf(t->msg, sizeof(t->msg), "waiting for the member's watch");
@@ -565,7 +621,7 @@ static int write_status(struct fd_ctx *x)
 				 msg[0] ? "; " : "", t->name, t->msg);
 	}
 	char pmsg[256];
-	bool no_clusters = json_array_size(placement) == 0 && x->total > 0;
+	bool no_clusters = x->candidates == 0 && x->total > 0;
 	if (no_clusters)
 		snprintf(pmsg, sizeof(pmsg), "no ready cluster is selected");
 	else if (x->unplaced)
