@@ -28,6 +28,8 @@
 #include "log.h"
 #include "quantity.h"
 
+#define FED_MEMBER_EVENT_DELAY_MS 200
+
 int64_t fed_mono_ms(void)
 {
 	struct timespec ts;
@@ -103,20 +105,63 @@ void fed_members_free(struct fed *f)
 	f->nmembers = f->cap = 0;
 }
 
-/* A member Deployment changed: its FederatedDeployment has the same namespace and name. */
+/* What the federation reads of a member Deployment: a change elsewhere (conditions,
+ * observedGeneration, ...) needs no reconcile. */
+static bool member_moved(const json_t *now, const json_t *old)
+{
+	static const char *const st[] = { "replicas", "readyReplicas", "availableReplicas",
+					   "updatedReplicas" };
+	if (!old)
+		return true;
+	const json_t *a = json_object_get(now, "status"), *b = json_object_get(old, "status");
+	for (size_t i = 0; i < sizeof(st) / sizeof(st[0]); i++)
+		if (json_integer_value(json_object_get(a, st[i])) !=
+		    json_integer_value(json_object_get(b, st[i])))
+			return true;
+	const json_t *ma = json_object_get(now, "metadata"), *mb = json_object_get(old, "metadata");
+	const char *ha = json_string_value(
+		json_object_get(json_object_get(ma, "annotations"), FED_ANN_HASH));
+	const char *hb = json_string_value(
+		json_object_get(json_object_get(mb, "annotations"), FED_ANN_HASH));
+	return json_integer_value(json_object_get(json_object_get(now, "spec"), "replicas")) !=
+		       json_integer_value(json_object_get(json_object_get(old, "spec"), "replicas")) ||
+	       !ha != !hb || (ha && strcmp(ha, hb)) ||
+	       !json_equal(json_object_get(ma, "uid") ?: json_null(),
+			   json_object_get(mb, "uid") ?: json_null());
+}
+
+/* A member Deployment changed: its FederatedDeployment has the same namespace and name. The
+ * key waits a moment, so that the burst of status updates a member writes while it rolls
+ * out costs one reconcile and one status write, not one each. */
 static void on_member_event(void *arg, enum informer_event type, json_t *obj, json_t *old)
 {
 	struct fed_member *m = arg;
-	(void)type;
-	(void)old;
+	if (type == INF_MODIFIED && !member_moved(obj, old))
+		return;
 	const json_t *meta = json_object_get(obj, "metadata");
 	const char *ns = json_string_value(json_object_get(meta, "namespace"));
 	const char *name = json_string_value(json_object_get(meta, "name"));
 	if (!ns || !name)
 		return;
 	char key[600];
-	snprintf(key, sizeof(key), "%s/%s", ns, name);
-	fed_queue_fd(m->f, key);
+	snprintf(key, sizeof(key), "d:%s/%s", ns, name);
+	ctrl_queue_after(m->f->c, key, FED_MEMBER_EVENT_DELAY_MS);
+}
+
+/* The member's watch broke: it answered until now. Probe it at once rather than at the next
+ * interval, so that a member that stopped is seen at once and is Offline one grace period
+ * after it stopped. */
+static void on_member_error(void *arg, int err)
+{
+	struct fed_member *m = arg;
+	if (!m->ready)
+		return; /* known already: the probes follow their schedule */
+	log_info("federation: cluster %s: its watch failed (%s): probing it", m->name,
+		 shoal_strerror(err));
+	int64_t now = fed_mono_ms();
+	if (now > atomic_load(&m->last_ok_ms))
+		atomic_store(&m->last_ok_ms, now);
+	fed_queue_cluster_after(m->f, m->name, 0);
 }
 
 /* After a (re)list: every object the member holds for the federation is looked at once, so
@@ -126,7 +171,11 @@ static void on_member_synced(void *arg)
 	struct fed_member *m = arg;
 	json_t **objs = NULL;
 	size_t n = 0;
-	if (informer_list(m->inf, &objs, &n)) {
+	/* the informer may sync before informer_start() returned: m->inf is set under m->mu */
+	pthread_mutex_lock(&m->mu);
+	struct informer *inf = m->inf;
+	pthread_mutex_unlock(&m->mu);
+	if (!inf || informer_list(inf, &objs, &n)) {
 		log_warn("federation: cluster %s: list its cache: out of memory", m->name);
 		return;
 	}
@@ -244,9 +293,12 @@ static struct fed_member *member_for(struct fed *f, const char *name, const json
 		.label_selector = f->managed_sel,
 		.on_event = on_member_event,
 		.on_synced = on_member_synced,
+		.on_error = on_member_error,
 		.arg = m,
 	};
+	pthread_mutex_lock(&m->mu);
 	m->inf = informer_start(&io);
+	pthread_mutex_unlock(&m->mu);
 	if (!m->inf) {
 		snprintf(msg, msglen, "watch the member's deployments: %s", strerror(errno));
 		*reason = "InvalidSpec";
@@ -497,10 +549,12 @@ static json_t *cond(const json_t *obj, const char *type, bool status, const char
 
 static json_t *amounts(int64_t cpu_m, int64_t mem_m, int64_t pods)
 {
-	char c[64], m[64];
+	char c[64], m[64], p[64];
 	quantity_format(cpu_m < 0 ? 0 : cpu_m, c, sizeof(c));
 	quantity_format(mem_m < 0 ? 0 : mem_m, m, sizeof(m));
-	return json_pack("{s:s, s:s, s:I}", "cpu", c, "memory", m, "pods", (json_int_t)pods);
+	/* as the API stores a quantity: a string, so that an unchanged status compares equal */
+	quantity_format(pods < 0 ? 0 : pods * 1000, p, sizeof(p));
+	return json_pack("{s:s, s:s, s:s}", "cpu", c, "memory", m, "pods", p);
 }
 
 /* Two statuses differ in what a reader acts on (timestamps aside). */

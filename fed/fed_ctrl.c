@@ -68,7 +68,10 @@ static void on_cluster(struct ctrl *c, enum ctrl_event ev, const struct ctrl_obj
 {
 	struct fed *f = ctrl_priv(c);
 	char k[300];
-	if (snprintf(k, sizeof(k), "c:%s", now->key) < (int)sizeof(k))
+	/* probes run on their own schedule: the controller's status writes queue nothing */
+	if ((ev != CTRL_MODIFIED || !old || now->generation != old->generation ||
+	     now->deleting != old->deleting) &&
+	    snprintf(k, sizeof(k), "c:%s", now->key) < (int)sizeof(k))
 		ctrl_queue(c, k);
 	if (ev != CTRL_MODIFIED || !old || cluster_moved(now, old))
 		fed_queue_all_fds(f);

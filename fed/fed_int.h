@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -35,8 +36,11 @@ struct fed_member {
 	/* The member's Deployments that carry managed-by=<id>. */
 	struct informer *inf;
 	/* Probe state (the cluster's key is reconciled by one worker at a time). */
-	int64_t last_ok_ms; /* monotonic time of the last good probe (creation at first) */
-	bool ready, offline;
+	/* Monotonic time the member was last known to answer: the last good probe, or the
+	 * moment its watch broke (creation at first). Offline counts from it. */
+	_Atomic int64_t last_ok_ms;
+	_Atomic bool ready; /* read by the member's informer thread */
+	bool offline;
 };
 
 struct fed {
