@@ -8,7 +8,7 @@
  * Groups and versions: core v1 (Namespace, Node, Pod, Service, Endpoints, Event), apps/v1
  * (Deployment, ReplicaSet, DaemonSet), batch/v1 (Job), discovery.k8s.io/v1 (EndpointSlice),
  * coordination.k8s.io/v1 (Lease) and scheduling.shoal.io/v1alpha1 (PodGroup, shoal's own
- * gang-scheduling kind), and federation.shoal.io/v1 (Cluster, FederatedDeployment: served by
+ * gang-scheduling kind), and federation.shoal.io/v1 (Cluster, FederatedDeployment, FederatedService: served by
  * every shoald, acted on by `shoald --federation`).
  */
 #include <stdarg.h>
@@ -279,6 +279,21 @@ const struct api_kind api_kinds[] = {
 		.defaults = api_defaults_feddeployment,
 		.validate = api_validate_feddeployment,
 		.columns = api_columns_feddeployment,
+	},
+	{
+		.kind = "FederatedService",
+		.resource = "federatedservices",
+		.singular = "federatedservice",
+		.group = "federation.shoal.io",
+		.version = "v1",
+		.short_names = { "fsvc" },
+		.namespaced = true,
+		.has_status = true,
+		.name_rule = API_NAME_LABEL1035,
+		.schema = &api_schema_fedservice,
+		.defaults = NULL,
+		.validate = api_validate_fedservice,
+		.columns = api_columns_fedservice,
 	},
 	{ .kind = NULL },
 };

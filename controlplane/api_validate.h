@@ -85,6 +85,7 @@ API_KIND_DECL(lease);
 API_KIND_DECL(podgroup);
 API_KIND_DECL(fedcluster);	/* api_validate_fed.c */
 API_KIND_DECL(feddeployment);
+API_KIND_DECL(fedservice);
 /* Node, Event and Lease have no defaults. */
 API_KIND_DEFAULTS(namespace);
 API_KIND_DEFAULTS(pod);

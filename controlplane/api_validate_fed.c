@@ -64,6 +64,18 @@ const struct api_schema api_schema_feddeployment = API_KIND_SCHEMA(
 				  { "availableReplicas", S_INT }, { "updatedReplicas", S_INT })) },
 		{ "conditions", &api_schema_conditions }));
 
+const struct api_schema api_schema_fedservice = API_KIND_SCHEMA(
+	API_OBJ({ "template", API_OBJ({ "metadata", API_OBJ({ "labels", S_STRMAP },
+							     { "annotations", S_STRMAP }) },
+				      { "spec", S_ANY }) },
+		{ "placement", API_OBJ({ "clusters", S_STRS },
+				       { "clusterSelector", &api_schema_label_selector }) }),
+	API_OBJ({ "observedGeneration", S_INT },
+		{ "clusters",
+		  API_ARR(API_OBJ({ "cluster", S_STR }, { "state", S_STR }, { "message", S_STR },
+				  { "clusterIP", S_STR }, { "addresses", S_STRS })) },
+		{ "conditions", &api_schema_conditions }));
+
 /* ---- Cluster ---- */
 
 void api_defaults_fedcluster(json_t *obj)
@@ -136,18 +148,20 @@ void api_defaults_feddeployment(json_t *obj)
 		api_default_str(rs, "divideBy", "Weights");
 }
 
-/* Validates template.spec as a Deployment's spec; errors come back under
- * "spec.template.spec". */
-static void validate_template_spec(const json_t *tmpl, struct api_errors *errs)
+/* Validates template.spec as the spec of a member object of kind (apps/v1 Deployment, v1
+ * Service); errors come back under "spec.template.spec". */
+static void validate_template_spec(const json_t *tmpl, const char *api_version, const char *kind,
+				   struct api_errors *errs)
 {
 	const json_t *ds = api_get(tmpl, "spec");
 	if (!ds) {
 		api_err_add(errs, "spec.template.spec", "Required value");
 		return;
 	}
-	const struct api_kind *dk = api_kind_by_kind("apps/v1", "Deployment");
-	json_t *d = json_pack("{s:s, s:s, s:{s:s}, s:o}", "apiVersion", "apps/v1", "kind",
-			      "Deployment", "metadata", "name", "x", "spec", json_deep_copy(ds));
+	const struct api_kind *dk = api_kind_by_kind(api_version, kind);
+	json_t *d = json_pack("{s:s, s:s, s:{s:s, s:s}, s:o}", "apiVersion", api_version, "kind",
+			      kind, "metadata", "name", "x", "namespace", "default", "spec",
+			      json_deep_copy(ds));
 	if (!dk || !d) {
 		api_err_add(errs, "spec.template.spec", "Internal error: cannot check the template");
 		json_decref(d);
@@ -161,12 +175,10 @@ static void validate_template_spec(const json_t *tmpl, struct api_errors *errs)
 		dk->validate(d, NULL, &inner);
 	for (size_t i = 0; i < inner.n; i++) {
 		const char *f = inner.e[i].field;
-		if (strncmp(f, "spec", 4) == 0)
-			api_err_add(errs, NULL, "spec.template.spec%s: %s", f + 4,
-				    inner.e[i].message);
-		else
-			api_err_add(errs, NULL, "spec.template.spec (%s): %s", f,
-				    inner.e[i].message);
+		char path[API_PATH_LEN];
+		snprintf(path, sizeof(path), "spec.template.spec%s%s",
+			 strncmp(f, "spec", 4) == 0 ? "" : ".", strncmp(f, "spec", 4) == 0 ? f + 4 : f);
+		api_err_add(errs, path, "%s", inner.e[i].message);
 	}
 	json_decref(d);
 }
@@ -286,13 +298,36 @@ void api_validate_feddeployment(const json_t *obj, const json_t *old, struct api
 	if (!tmpl)
 		api_err_add(errs, "spec.template", "Required value");
 	else
-		validate_template_spec(tmpl, errs);
+		validate_template_spec(tmpl, "apps/v1", "Deployment", errs);
 	const json_t *pl = api_get(spec, "placement");
 	if (!api_get(pl, "clusters") && !api_get(pl, "clusterSelector"))
 		api_err_add(errs, "spec.placement",
 			    "Required value: give clusters, a clusterSelector, or both");
 	validate_placement(pl, errs);
 	validate_overrides(api_get(spec, "overrides"), errs);
+	api_check_conditions(errs, "status.conditions", api_get_path(obj, "status.conditions"));
+}
+
+/* ---- FederatedService ---- */
+
+void api_validate_fedservice(const json_t *obj, const json_t *old, struct api_errors *errs)
+{
+	(void)old;
+	const json_t *spec = api_get(obj, "spec");
+	if (!spec) {
+		api_err_add(errs, "spec", "Required value");
+		return;
+	}
+	const json_t *tmpl = api_get(spec, "template");
+	if (!tmpl)
+		api_err_add(errs, "spec.template", "Required value");
+	else
+		validate_template_spec(tmpl, "v1", "Service", errs);
+	const json_t *pl = api_get(spec, "placement");
+	if (!api_get(pl, "clusters") && !api_get(pl, "clusterSelector"))
+		api_err_add(errs, "spec.placement",
+			    "Required value: give clusters, a clusterSelector, or both");
+	validate_placement(pl, errs);
 	api_check_conditions(errs, "status.conditions", api_get_path(obj, "status.conditions"));
 }
 
@@ -394,6 +429,38 @@ static void fd_mode(const json_t *o, char *buf, size_t len)
 	const char *t = api_str(rs, "type"), *by = api_str(rs, "divideBy");
 	snprintf(buf, len, "%s%s%s", t ? t : "Divided", by ? "/" : "", by ? by : "");
 }
+
+/* Per cluster: "a=Synced(2) b=NotOwned" (the addresses it publishes, counted). */
+static void fs_clusters(const json_t *o, char *buf, size_t len)
+{
+	size_t i, off = 0;
+	json_t *c;
+	buf[0] = 0;
+	json_array_foreach (api_get_path(o, "status.clusters"), i, c) {
+		int w = snprintf(buf + off, len - off, "%s%s=%s(%zu)", i ? " " : "",
+				 api_str(c, "cluster") ?: "?", api_str(c, "state") ?: "?",
+				 json_array_size(api_get(c, "addresses")));
+		if (w < 0 || (size_t)w >= len - off)
+			break;
+		off += (size_t)w;
+	}
+	if (!off)
+		snprintf(buf, len, "<none>");
+}
+
+static void fs_type(const json_t *o, char *buf, size_t len)
+{
+	const char *t = api_str(api_get_path(o, "spec.template.spec"), "type");
+	snprintf(buf, len, "%s", t ? t : "ClusterIP");
+}
+
+const struct api_column api_columns_fedservice[] = {
+	{ "NAME", "metadata.name", false, NULL },
+	{ "TYPE", NULL, false, fs_type },
+	{ "CLUSTERS", NULL, false, fs_clusters },
+	{ "AGE", NULL, false, api_col_age },
+	{ NULL, NULL, false, NULL },
+};
 
 const struct api_column api_columns_feddeployment[] = {
 	{ "NAME", "metadata.name", false, NULL },

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * The federation controller, run by `shoald --federation` through the controller framework
- * (controlplane/ctrl.h): informers on Cluster and FederatedDeployment, one work queue whose
- * keys say which half reconciles them ("c:NAME" probes a cluster, fed_cluster.c; "d:NS/NAME"
- * places and syncs a FederatedDeployment, fed_sync.c), and the member informers' events
- * (fed_cluster.c) feeding the same queue.
+ * (controlplane/ctrl.h): informers on Cluster, FederatedDeployment and FederatedService, one
+ * work queue whose keys say which part reconciles them ("c:NAME" probes a cluster,
+ * fed_cluster.c; "d:NS/NAME" places and syncs a FederatedDeployment, fed_sync.c;
+ * "s:NS/NAME" serves and publishes a FederatedService, fed_service.c), and the member
+ * informers' events (fed_cluster.c) feeding the same queue.
  *
  * The design choice: one queue for both kinds, so that a Cluster whose health or capacity
  * changed re-queues every FederatedDeployment on the same workers that probe, and a
@@ -45,6 +46,15 @@ void fed_queue_all_fds(struct fed *f)
 	for (size_t i = 0; i < l.n; i++)
 		fed_queue_fd(f, l.v[i]->key);
 	ctrl_objs_free(&l);
+	struct ctrl_objs s = { 0 };
+	if (ctrl_list(f->fss, NULL, &s))
+		log_warn("federation: list federated services: out of memory");
+	for (size_t i = 0; i < s.n; i++) {
+		char k[600];
+		if (snprintf(k, sizeof(k), "s:%s", s.v[i]->key) < (int)sizeof(k))
+			ctrl_queue(f->c, k);
+	}
+	ctrl_objs_free(&s);
 }
 
 /* What placement reads of a Cluster: its labels and its status. */
@@ -88,6 +98,17 @@ static void on_fd(struct ctrl *c, enum ctrl_event ev, const struct ctrl_obj *now
 	fed_queue_fd(ctrl_priv(c), now->key);
 }
 
+static void on_fs(struct ctrl *c, enum ctrl_event ev, const struct ctrl_obj *now,
+		  const struct ctrl_obj *old)
+{
+	if (ev == CTRL_MODIFIED && old && now->generation == old->generation &&
+	    now->deleting == old->deleting)
+		return;
+	char k[600];
+	if (snprintf(k, sizeof(k), "s:%s", now->key) < (int)sizeof(k))
+		ctrl_queue(c, k);
+}
+
 static int fed_init(struct ctrl *c)
 {
 	struct fed *f = calloc(1, sizeof(*f));
@@ -117,11 +138,13 @@ static int fed_init(struct ctrl *c)
 		 f->cfg->id);
 	f->clusters = ctrl_informer(c, "federation.shoal.io/v1", "Cluster", 0);
 	f->fds = ctrl_informer(c, "federation.shoal.io/v1", "FederatedDeployment", 0);
+	f->fss = ctrl_informer(c, "federation.shoal.io/v1", "FederatedService", 0);
 	f->cluster_kind = api_kind_by_kind("federation.shoal.io/v1", "Cluster");
 	f->fd_kind = api_kind_by_kind("federation.shoal.io/v1", "FederatedDeployment");
-	if (!f->clusters || !f->fds || !f->cluster_kind || !f->fd_kind)
+	if (!f->clusters || !f->fds || !f->fss || !f->cluster_kind || !f->fd_kind)
 		return -EINVAL;
-	if (ctrl_on(c, f->clusters, on_cluster) || ctrl_on(c, f->fds, on_fd))
+	if (ctrl_on(c, f->clusters, on_cluster) || ctrl_on(c, f->fds, on_fd) ||
+	    ctrl_on(c, f->fss, on_fs))
 		return -E2BIG;
 	log_info("federation %s: probing members every %lldms, grace period %lldms, member "
 		 "requests time out after %lldms",
@@ -137,6 +160,8 @@ static int fed_reconcile(struct ctrl *c, const char *key)
 		return fed_cluster_reconcile(f, key + 2);
 	if (strncmp(key, "d:", 2) == 0)
 		return fed_sync_reconcile(f, key + 2);
+	if (strncmp(key, "s:", 2) == 0)
+		return fed_service_reconcile(f, key + 2);
 	log_warn("federation: unknown key \"%s\"", key);
 	return 0;
 }

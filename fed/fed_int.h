@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Internal to fed/: the controller's state shared by fed_ctrl.c, fed_cluster.c and
- * fed_sync.c. One work queue carries both kinds of key: "c:NAME" (a Cluster: probe it) and
- * "d:NS/NAME" (a FederatedDeployment: place and sync it).
+ * Internal to fed/: the controller's state shared by fed_ctrl.c, fed_cluster.c, fed_sync.c
+ * and fed_service.c. One work queue carries every kind of key: "c:NAME" (a Cluster: probe
+ * it), "d:NS/NAME" (a FederatedDeployment: place and sync it) and "s:NS/NAME" (a
+ * FederatedService: serve and publish it).
  */
 #ifndef SHOAL_FED_INT_H
 #define SHOAL_FED_INT_H
@@ -47,7 +48,7 @@ struct fed {
 	const struct fed_config *cfg;
 	struct fed_config defaults; /* cfg when shoald gave none */
 	struct ctrl *c;
-	struct ctrl_informer *clusters, *fds;
+	struct ctrl_informer *clusters, *fds, *fss;
 	const struct api_kind *cluster_kind, *fd_kind;
 	pthread_mutex_t mu; /* members */
 	struct fed_member **members;
@@ -73,6 +74,7 @@ int fed_member_do(struct fed_member *m, const char *method, const char *path, co
 /* Reconciles (the controller's two halves). */
 int fed_cluster_reconcile(struct fed *f, const char *name);
 int fed_sync_reconcile(struct fed *f, const char *key);
+int fed_service_reconcile(struct fed *f, const char *key); /* fed_service.c */
 
 /* The Cluster's conditions, as the controller reads them. */
 bool fed_cluster_ready(const json_t *cluster);

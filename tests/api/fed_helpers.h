@@ -244,8 +244,9 @@ static int add_member_node(int i, const char *cpu)
 	json_decref(call(i, "POST", "/api/v1/nodes",
 			 fmt("{\"metadata\":{\"name\":\"n1\"},\"spec\":{},\"status\":{\"allocatable\":"
 			     "{\"cpu\":\"%s\",\"memory\":\"64Gi\",\"pods\":\"500\"},\"conditions\":"
-			     "[{\"type\":\"Ready\",\"status\":\"True\"}]}}",
-			     cpu),
+			     "[{\"type\":\"Ready\",\"status\":\"True\"}],\"addresses\":[{\"type\":"
+			     "\"InternalIP\",\"address\":\"10.99.%d.1\"}]}}",
+			     cpu, i + 1),
 			 &code));
 	return code == 201 ? 0 : -1;
 }

@@ -49,7 +49,7 @@ static void test_api_kinds_table_is_complete(void **state)
 					    "Endpoints", "Event",	  "Deployment",
 					    "ReplicaSet", "DaemonSet",	  "Job",   "EndpointSlice",
 					    "Lease",	 "PodGroup",	  "Cluster",
-					    "FederatedDeployment" };
+					    "FederatedDeployment", "FederatedService" };
 	size_t n = 0;
 	for (const struct api_kind *k = api_kinds; k->kind; k++) {
 		n++;
