@@ -92,6 +92,35 @@ static void ctl_describe_clusters(FILE *f, const json_t *placement, const json_t
 
 	if (!json_array_size(clusters) && !json_array_size(placement))
 		return;
+	if (json_object_get(json_array_get(clusters, 0), "addresses")) {
+		/* a FederatedService: where each member serves it */
+		struct ctl_table s = { .ncols = 5 };
+		const char *sh[] = { "Cluster", "State", "ClusterIP", "Addresses", "Message" };
+		const char *ss[] = { "-------", "-----", "---------", "---------", "-------" };
+		ctl_table_row(&s, sh);
+		ctl_table_row(&s, ss);
+		json_array_foreach(clusters, i, c) {
+			char addrs[512] = "";
+			size_t off = 0;
+			json_array_foreach(json_object_get(c, "addresses"), j, p) {
+				int w = snprintf(addrs + off, sizeof(addrs) - off, "%s%s", j ? "," : "",
+						 json_string_value(p) ?: "?");
+				if (w < 0 || (size_t)w >= sizeof(addrs) - off)
+					break;
+				off += (size_t)w;
+			}
+			const char *row[] = { json_string_value(json_object_get(c, "cluster")) ?: "?",
+					      json_string_value(json_object_get(c, "state")) ?: "",
+					      json_string_value(json_object_get(c, "clusterIP")) ?: "",
+					      off ? addrs : "<none>",
+					      json_string_value(json_object_get(c, "message")) ?: "" };
+			ctl_table_row(&s, row);
+		}
+		fprintf(f, "Clusters:\n");
+		ctl_table_print(f, &s, 2);
+		ctl_table_free(&s);
+		return;
+	}
 	ctl_table_row(&t, hdr);
 	ctl_table_row(&t, sep);
 	json_array_foreach(clusters, i, c) {

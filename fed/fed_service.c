@@ -92,19 +92,18 @@ static json_t *desired_service(struct fs_ctx *x, char hash[17])
 {
 	const json_t *tmpl = json_object_get(json_object_get(x->fs, "spec"), "template");
 	const json_t *tmeta = json_object_get(tmpl, "metadata");
-	json_t *s = json_pack("{s:s, s:s, s:{s:s, s:s, s:O, s:O}, s:O}", "apiVersion", "v1", "kind",
+	const json_t *labels = json_object_get(tmeta, "labels");
+	const json_t *ann = json_object_get(tmeta, "annotations");
+	const json_t *spec = json_object_get(tmpl, "spec");
+	/* copies: the template is shared */
+	json_t *s = json_pack("{s:s, s:s, s:{s:s, s:s, s:o, s:o}, s:o}", "apiVersion", "v1", "kind",
 			      "Service", "metadata", "name", x->name, "namespace", x->ns, "labels",
-			      json_object_get(tmeta, "labels") ?: json_object(), "annotations",
-			      json_object_get(tmeta, "annotations") ?: json_object(), "spec",
-			      json_object_get(tmpl, "spec") ?: json_object());
+			      labels ? json_deep_copy(labels) : json_object(), "annotations",
+			      ann ? json_deep_copy(ann) : json_object(), "spec",
+			      spec ? json_deep_copy(spec) : json_object());
 	if (!s)
 		return NULL;
 	json_t *meta = json_object_get(s, "metadata");
-	/* copies: the template is shared */
-	json_object_set_new(meta, "labels", json_deep_copy(json_object_get(meta, "labels")));
-	json_object_set_new(meta, "annotations",
-			    json_deep_copy(json_object_get(meta, "annotations")));
-	json_object_set_new(s, "spec", json_deep_copy(json_object_get(s, "spec")));
 	json_object_set_new(json_object_get(meta, "labels"), FED_LABEL_MANAGED_BY,
 			    json_string(x->f->cfg->id));
 	char *text = json_dumps(s, JSON_COMPACT | JSON_SORT_KEYS);
@@ -143,7 +142,7 @@ static void keep_allocated(json_t *want, const json_t *have)
 
 static void sync_service(struct fs_ctx *x, struct svc_target *t)
 {
-	char coll[512], path[800], hash[17];
+	char coll[600], path[1200], hash[17];
 	json_t *cur = NULL, *want = NULL;
 	snprintf(coll, sizeof(coll), "/api/v1/namespaces/%s/services", x->ns);
 	snprintf(path, sizeof(path), "%s/%s", coll, x->name);
@@ -157,8 +156,9 @@ static void sync_service(struct fs_ctx *x, struct svc_target *t)
 			t->state = "NotOwned";
 			x->not_owned = true;
 			snprintf(t->msg, sizeof(t->msg),
-				 "a Service %s/%s exists without the label %s=%s; it is left alone",
-				 x->ns, x->name, FED_LABEL_MANAGED_BY, x->f->cfg->id);
+				 "a Service of this name exists without the label %s=%s; it is left "
+				 "alone",
+				 FED_LABEL_MANAGED_BY, x->f->cfg->id);
 		}
 		goto out;
 	}
@@ -300,7 +300,7 @@ nomem:
 /* Cluster y's EndpointSlices for the others' addresses. */
 static void publish(struct fs_ctx *x, struct svc_target *y)
 {
-	char coll[512], sel[600], path[900];
+	char coll[600], sel[1400], path[1200];
 	json_t *have = NULL;
 	snprintf(coll, sizeof(coll), "/apis/discovery.k8s.io/v1/namespaces/%s/endpointslices",
 		 x->ns);

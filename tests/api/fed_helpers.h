@@ -101,7 +101,7 @@ static json_t *req(int i, const char *method, const char *path, const char *body
 	return o;
 }
 
-static void req0(int i, const char *method, const char *path, const char *body, long want)
+static __attribute__((unused)) void req0(int i, const char *method, const char *path, const char *body, long want)
 {
 	json_decref(req(i, method, path, body, want));
 }
@@ -147,7 +147,7 @@ static __attribute__((unused)) bool replicas_are(const char *name, long long a, 
 
 /* A FederatedDeployment of total replicas over a, b and c with weights (NULL: none),
  * further placement fields (may be "") and spec fields (may be ""). */
-static const char *fd_json(const char *name, int total, const char *weights, const char *more_pl,
+static __attribute__((unused)) const char *fd_json(const char *name, int total, const char *weights, const char *more_pl,
 			   const char *more_spec)
 {
 	return fmt("{\"apiVersion\":\"federation.shoal.io/v1\",\"kind\":\"FederatedDeployment\","
@@ -161,14 +161,14 @@ static const char *fd_json(const char *name, int total, const char *weights, con
 		   weights ? weights : "", weights ? "}" : "", more_pl, more_spec);
 }
 
-static const char *weights3(int a, int b, int c)
+static __attribute__((unused)) const char *weights3(int a, int b, int c)
 {
 	return fmt("[{\"cluster\":\"a\",\"weight\":%d},{\"cluster\":\"b\",\"weight\":%d},"
 		   "{\"cluster\":\"c\",\"weight\":%d}]",
 		   a, b, c);
 }
 
-static bool cluster_cond(const char *name, const char *type, const char *status)
+static __attribute__((unused)) bool cluster_cond(const char *name, const char *type, const char *status)
 {
 	long code;
 	json_t *o = call(-1, "GET", fmt(CL_PATH "/%s", name), NULL, &code);

@@ -70,8 +70,9 @@ static void test_fed_service_published_to_every_member(void **state)
 		 "every member serves the Service: node ports %lld/%lld/%lld", node_port(0),
 		 node_port(1), node_port(2));
 	json_t *s = req(1, "GET", "/api/v1/namespaces/default/services/web", NULL, 200);
-	assert_string_equal(jstr(json_object_get(json_object_get(s, "metadata"), "labels"),
-				 "federation.shoal.io/managed-by"),
+	assert_string_equal(json_string_value(json_object_get(
+				    json_object_get(json_object_get(s, "metadata"), "labels"),
+				    "federation.shoal.io/managed-by")),
 			    "fedtest");
 	json_decref(s);
 	/* a reaches b and c at their nodes' addresses and node ports, and so on */
@@ -85,8 +86,9 @@ static void test_fed_service_published_to_every_member(void **state)
 				 want, slice_of(i, mem_name[j]));
 		}
 	json_t *sl = req(0, "GET", SLICES "/web-fed-b", NULL, 200);
-	assert_string_equal(jstr(json_object_get(json_object_get(sl, "metadata"), "labels"),
-				 "kubernetes.io/service-name"),
+	assert_string_equal(json_string_value(json_object_get(
+				    json_object_get(json_object_get(sl, "metadata"), "labels"),
+				    "kubernetes.io/service-name")),
 			    "web");
 	json_decref(sl);
 	/* the federation's status lists each cluster's addresses */
