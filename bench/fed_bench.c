@@ -64,10 +64,12 @@ static void *creator(void *arg)
 	char body[2048];
 	for (int i; (i = atomic_fetch_add(&next_fd, 1)) < n_fds;) {
 		snprintf(body, sizeof(body),
-			 "{\"apiVersion\":\"federation.shoal.io/v1\",\"kind\":\"FederatedDeployment\","
+			 "{\"apiVersion\":\"federation.shoal.io/"
+			 "v1\",\"kind\":\"FederatedDeployment\","
 			 "\"metadata\":{\"name\":\"fd-%d\"},\"spec\":{\"replicas\":3,\"template\":{"
 			 "\"metadata\":{\"labels\":{\"app\":\"fd-%d\"}},\"spec\":{\"selector\":{"
-			 "\"matchLabels\":{\"app\":\"fd-%d\"}},\"template\":{\"metadata\":{\"labels\":"
+			 "\"matchLabels\":{\"app\":\"fd-%d\"}},\"template\":{\"metadata\":{"
+			 "\"labels\":"
 			 "{\"app\":\"fd-%d\"}},\"spec\":{\"containers\":[{\"name\":\"c\",\"image\":"
 			 "\"busybox\"}]}}}},\"placement\":{\"clusterSelector\":{\"matchLabels\":{"
 			 "\"bench\":\"fed\"}}}}}",
@@ -114,8 +116,8 @@ static int member_deps(struct httpc *h, long long *replicas)
 	*replicas = 0;
 	json_array_foreach (json_object_get(l, "items"), i, d) {
 		n++;
-		*replicas += json_integer_value(json_object_get(json_object_get(d, "spec"),
-								"replicas"));
+		*replicas +=
+			json_integer_value(json_object_get(json_object_get(d, "spec"), "replicas"));
 	}
 	json_decref(l);
 	return l ? n : -1;
@@ -171,8 +173,9 @@ int main(int argc, char **argv)
 			timeout_s = atof(optarg);
 			break;
 		default:
-			fprintf(stderr, "usage: fed_bench -f FED -m A -m B -m C -p A_PID -P FED_PID "
-					"[-n FDS] [-j THREADS] [-t TIMEOUT_S]\n");
+			fprintf(stderr,
+				"usage: fed_bench -f FED -m A -m B -m C -p A_PID -P FED_PID "
+				"[-n FDS] [-j THREADS] [-t TIMEOUT_S]\n");
 			return 2;
 		}
 	}
@@ -189,8 +192,10 @@ int main(int argc, char **argv)
 			return 1;
 		char body[1024];
 		snprintf(body, sizeof(body),
-			 "{\"apiVersion\":\"federation.shoal.io/v1\",\"kind\":\"Cluster\",\"metadata\":"
-			 "{\"name\":\"%s\",\"labels\":{\"bench\":\"fed\"}},\"spec\":{\"apiEndpoint\":"
+			 "{\"apiVersion\":\"federation.shoal.io/"
+			 "v1\",\"kind\":\"Cluster\",\"metadata\":"
+			 "{\"name\":\"%s\",\"labels\":{\"bench\":\"fed\"}},\"spec\":{"
+			 "\"apiEndpoint\":"
 			 "\"%s\"}}",
 			 names[i], mem_url[i]);
 		if (post(h, "/apis/federation.shoal.io/v1/clusters", body)) {

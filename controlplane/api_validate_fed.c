@@ -37,7 +37,7 @@ static const struct api_schema env_var =
 const struct api_schema api_schema_feddeployment = API_KIND_SCHEMA(
 	API_OBJ({ "replicas", S_INT },
 		{ "template", API_OBJ({ "metadata", API_OBJ({ "labels", S_STRMAP },
-							     { "annotations", S_STRMAP }) },
+							    { "annotations", S_STRMAP }) },
 				      { "spec", S_ANY }) },
 		{ "placement",
 		  API_OBJ({ "clusters", S_STRS }, { "clusterSelector", &api_schema_label_selector },
@@ -66,7 +66,7 @@ const struct api_schema api_schema_feddeployment = API_KIND_SCHEMA(
 
 const struct api_schema api_schema_fedservice = API_KIND_SCHEMA(
 	API_OBJ({ "template", API_OBJ({ "metadata", API_OBJ({ "labels", S_STRMAP },
-							     { "annotations", S_STRMAP }) },
+							    { "annotations", S_STRMAP }) },
 				      { "spec", S_ANY }) },
 		{ "placement", API_OBJ({ "clusters", S_STRS },
 				       { "clusterSelector", &api_schema_label_selector }) }),
@@ -122,8 +122,8 @@ void api_validate_fedcluster(const json_t *obj, const json_t *old, struct api_er
 		api_err_add(errs, "spec.apiEndpoint", "Invalid value: \"%s\": %s", ep, why);
 	const char *tf = api_str(spec, "tokenFile");
 	if (tf && tf[0] != '/')
-		api_err_add(errs, "spec.tokenFile", "Invalid value: \"%s\": must be an absolute path",
-			    tf);
+		api_err_add(errs, "spec.tokenFile",
+			    "Invalid value: \"%s\": must be an absolute path", tf);
 	const char *ca = api_str(spec, "caFile");
 	if (ca && ca[0] != '/')
 		api_err_add(errs, "spec.caFile", "Invalid value: \"%s\": must be an absolute path",
@@ -163,7 +163,8 @@ static void validate_template_spec(const json_t *tmpl, const char *api_version, 
 			      kind, "metadata", "name", "x", "namespace", "default", "spec",
 			      json_deep_copy(ds));
 	if (!dk || !d) {
-		api_err_add(errs, "spec.template.spec", "Internal error: cannot check the template");
+		api_err_add(errs, "spec.template.spec",
+			    "Internal error: cannot check the template");
 		json_decref(d);
 		return;
 	}
@@ -177,7 +178,8 @@ static void validate_template_spec(const json_t *tmpl, const char *api_version, 
 		const char *f = inner.e[i].field;
 		char path[API_PATH_LEN];
 		snprintf(path, sizeof(path), "spec.template.spec%s%s",
-			 strncmp(f, "spec", 4) == 0 ? "" : ".", strncmp(f, "spec", 4) == 0 ? f + 4 : f);
+			 strncmp(f, "spec", 4) == 0 ? "" : ".",
+			 strncmp(f, "spec", 4) == 0 ? f + 4 : f);
 		api_err_add(errs, path, "%s", inner.e[i].message);
 	}
 	json_decref(d);
@@ -194,7 +196,8 @@ static bool check_cluster_name(struct api_errors *errs, const char *path, const 
 	}
 	const char *why = api_name_invalid(API_NAME_SUBDOMAIN, n);
 	if (why) {
-		api_err_add(errs, api_path(p, path, "cluster"), "Invalid value: \"%s\": %s", n, why);
+		api_err_add(errs, api_path(p, path, "cluster"), "Invalid value: \"%s\": %s", n,
+			    why);
 		return false;
 	}
 	return true;
@@ -273,7 +276,8 @@ static void validate_overrides(const json_t *ovs, struct api_errors *errs)
 		json_t *e;
 		json_array_foreach (api_get(v, "env"), j, e) {
 			if (!api_nonempty(e, "name"))
-				api_err_add(errs, api_path_i(p, base, "env", j), "name: Required value");
+				api_err_add(errs, api_path_i(p, base, "env", j),
+					    "name: Required value");
 		}
 		const json_t *res = api_get(v, "resources");
 		if (api_get(res, "limits"))
@@ -348,9 +352,7 @@ static const char *cond_status(const json_t *o, const char *type)
 static void cluster_ready(const json_t *o, char *buf, size_t len)
 {
 	const char *r = cond_status(o, "Ready"), *off = cond_status(o, "Offline");
-	snprintf(buf, len, "%s", off && strcmp(off, "True") == 0 ? "Offline"
-				 : r			       ? r
-							       : "Unknown");
+	snprintf(buf, len, "%s", off && strcmp(off, "True") == 0 ? "Offline" : r ? r : "Unknown");
 }
 
 static void cluster_nodes(const json_t *o, char *buf, size_t len)

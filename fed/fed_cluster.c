@@ -110,7 +110,7 @@ void fed_members_free(struct fed *f)
 static bool member_moved(const json_t *now, const json_t *old)
 {
 	static const char *const st[] = { "replicas", "readyReplicas", "availableReplicas",
-					   "updatedReplicas" };
+					  "updatedReplicas" };
 	if (!old)
 		return true;
 	const json_t *a = json_object_get(now, "status"), *b = json_object_get(old, "status");
@@ -124,7 +124,8 @@ static bool member_moved(const json_t *now, const json_t *old)
 	const char *hb = json_string_value(
 		json_object_get(json_object_get(mb, "annotations"), FED_ANN_HASH));
 	return json_integer_value(json_object_get(json_object_get(now, "spec"), "replicas")) !=
-		       json_integer_value(json_object_get(json_object_get(old, "spec"), "replicas")) ||
+		       json_integer_value(
+			       json_object_get(json_object_get(old, "spec"), "replicas")) ||
 	       !ha != !hb || (ha && strcmp(ha, hb)) ||
 	       !json_equal(json_object_get(ma, "uid") ?: json_null(),
 			   json_object_get(mb, "uid") ?: json_null());
@@ -241,8 +242,7 @@ static struct fed_member *member_for(struct fed *f, const char *name, const json
 			return NULL;
 		}
 	}
-	if (asprintf(&config, "%s|%s|%s|%d", ep, token ? token : "", ca ? ca : "", insecure) <
-	    0) {
+	if (asprintf(&config, "%s|%s|%s|%d", ep, token ? token : "", ca ? ca : "", insecure) < 0) {
 		config = NULL;
 		goto nomem;
 	}
@@ -412,13 +412,13 @@ int fed_member_do(struct fed_member *m, const char *method, const char *path, co
 	const char *reason = json_string_value(json_object_get(j, "reason"));
 	const char *m2 = json_string_value(json_object_get(j, "message"));
 	long code = resp.code;
-	err = code == 404			    ? -ENOENT
+	err = code == 404						  ? -ENOENT
 	      : code == 409 && reason && !strcmp(reason, "AlreadyExists") ? -EEXIST
-	      : code == 409				    ? -ECONFLICT
-	      : code == 401 || code == 403		    ? -EACCES
-	      : code == 400 || code == 422		    ? -EINVAL
-	      : code == 429				    ? -EAGAIN
-							    : -EIO;
+	      : code == 409						  ? -ECONFLICT
+	      : code == 401 || code == 403				  ? -EACCES
+	      : code == 400 || code == 422				  ? -EINVAL
+	      : code == 429						  ? -EAGAIN
+									  : -EIO;
 	snprintf(msg, msglen, "%s %s: %ld %s", method, path, code,
 		 m2 ? m2 : (resp.body && resp.len < 200 ? resp.body : ""));
 	json_decref(j);
@@ -456,7 +456,8 @@ static bool node_ready(const json_t *node)
 	json_array_foreach (json_object_get(json_object_get(node, "status"), "conditions"), i, c) {
 		const char *t = json_string_value(json_object_get(c, "type"));
 		if (t && !strcmp(t, "Ready"))
-			return !strcmp(json_string_value(json_object_get(c, "status")) ?: "", "True");
+			return !strcmp(json_string_value(json_object_get(c, "status")) ?: "",
+				       "True");
 	}
 	return false;
 }
@@ -499,8 +500,8 @@ static void probe(struct fed_member *m, struct probe *p)
 	json_decref(nodes);
 	p->ok = true;
 	p->reason = "ProbeSucceeded";
-	snprintf(p->msg, sizeof(p->msg), "/readyz answered; %" PRId64 " of %" PRId64
-		 " nodes ready", p->ready_nodes, p->nodes);
+	snprintf(p->msg, sizeof(p->msg), "/readyz answered; %" PRId64 " of %" PRId64 " nodes ready",
+		 p->ready_nodes, p->nodes);
 }
 
 /* ---- status ------------------------------------------------------------------------------ */
@@ -543,8 +544,8 @@ static json_t *cond(const json_t *obj, const char *type, bool status, const char
 	if (old && !strcmp(json_string_value(json_object_get(old, "status")) ?: "", st) &&
 	    json_string_value(json_object_get(old, "lastTransitionTime")))
 		since = json_string_value(json_object_get(old, "lastTransitionTime"));
-	return json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", type, "status", st, "reason",
-			 reason, "message", msg, "lastTransitionTime", since);
+	return json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", type, "status", st, "reason", reason,
+			 "message", msg, "lastTransitionTime", since);
 }
 
 static json_t *amounts(int64_t cpu_m, int64_t mem_m, int64_t pods)
@@ -648,13 +649,16 @@ int fed_cluster_reconcile(struct fed *f, const char *name)
 			 "not ready for %" PRId64 "s (grace period %" PRId64 "s): %s",
 			 (t - m->last_ok_ms) / 1000, f->cfg->grace_ms / 1000, p.msg);
 	else
-		snprintf(offmsg, sizeof(offmsg), "%s", m->ready ? "reachable" : "within the grace period");
+		snprintf(offmsg, sizeof(offmsg), "%s",
+			 m->ready ? "reachable" : "within the grace period");
 	const json_t *ost = json_object_get(obj, "status");
-	json_t *st = json_pack(
-		"{s:[o,o]}", "conditions", cond(obj, "Ready", m->ready, p.reason, p.msg, now),
-		cond(obj, "Offline", m->offline,
-		     m->offline ? "GracePeriodExceeded" : m->ready ? "ClusterReady" : "NotReady",
-		     offmsg, now));
+	json_t *st = json_pack("{s:[o,o]}", "conditions",
+			       cond(obj, "Ready", m->ready, p.reason, p.msg, now),
+			       cond(obj, "Offline", m->offline,
+				    m->offline ? "GracePeriodExceeded"
+				    : m->ready ? "ClusterReady"
+					       : "NotReady",
+				    offmsg, now));
 	if (!st) {
 		err = -ENOMEM;
 		goto out;
@@ -669,16 +673,15 @@ int fed_cluster_reconcile(struct fed *f, const char *name)
 		json_object_set_new(st, "allocatable",
 				    amounts(p.alloc_cpu_m, p.alloc_mem_m, p.alloc_pods));
 		json_object_set_new(st, "usage", amounts(p.use_cpu_m, p.use_mem_m, 0));
-		json_object_set_new(st, "available",
-				    amounts(avail_cpu, avail_mem, p.alloc_pods));
+		json_object_set_new(st, "available", amounts(avail_cpu, avail_mem, p.alloc_pods));
 		json_object_set_new(st, "estimatedReplicas",
 				    json_integer(fed_estimate(avail_cpu, avail_mem / 1000,
 							      p.alloc_pods, rc, rm)));
 		json_object_set_new(st, "lastReadyTime", json_string(now));
 	} else {
 		/* what was last known stays: capacity of an unreachable member is not zero */
-		const char *keep[] = { "nodes", "readyNodes", "allocatable", "usage", "available",
-				       "estimatedReplicas", "lastReadyTime" };
+		const char *keep[] = { "nodes",	    "readyNodes",	 "allocatable",	 "usage",
+				       "available", "estimatedReplicas", "lastReadyTime" };
 		for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
 			json_t *v = json_object_get(ost, keep[i]);
 			if (v)

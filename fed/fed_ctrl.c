@@ -92,8 +92,8 @@ static void on_fd(struct ctrl *c, enum ctrl_event ev, const struct ctrl_obj *now
 {
 	/* The controller's own status writes need no reconcile: the spec did not move. */
 	if (ev == CTRL_MODIFIED && old && now->generation == old->generation &&
-	    now->deleting == old->deleting && json_equal(ctrl_obj_labels(now) ?: json_null(),
-							 ctrl_obj_labels(old) ?: json_null()))
+	    now->deleting == old->deleting &&
+	    json_equal(ctrl_obj_labels(now) ?: json_null(), ctrl_obj_labels(old) ?: json_null()))
 		return;
 	fed_queue_fd(ctrl_priv(c), now->key);
 }
@@ -134,8 +134,7 @@ static int fed_init(struct ctrl *c)
 			f->defaults.member_timeout_ms = g->member_timeout_ms;
 	}
 	f->cfg = &f->defaults;
-	snprintf(f->managed_sel, sizeof(f->managed_sel), "%s=%s", FED_LABEL_MANAGED_BY,
-		 f->cfg->id);
+	snprintf(f->managed_sel, sizeof(f->managed_sel), "%s=%s", FED_LABEL_MANAGED_BY, f->cfg->id);
 	f->clusters = ctrl_informer(c, "federation.shoal.io/v1", "Cluster", 0);
 	f->fds = ctrl_informer(c, "federation.shoal.io/v1", "FederatedDeployment", 0);
 	f->fss = ctrl_informer(c, "federation.shoal.io/v1", "FederatedService", 0);

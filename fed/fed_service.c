@@ -155,18 +155,19 @@ static void sync_service(struct fs_ctx *x, struct svc_target *t)
 		if (t->selected) {
 			t->state = "NotOwned";
 			x->not_owned = true;
-			snprintf(t->msg, sizeof(t->msg),
-				 "a Service of this name exists without the label %s=%s; it is left "
-				 "alone",
-				 FED_LABEL_MANAGED_BY, x->f->cfg->id);
+			snprintf(
+				t->msg, sizeof(t->msg),
+				"a Service of this name exists without the label %s=%s; it is left "
+				"alone",
+				FED_LABEL_MANAGED_BY, x->f->cfg->id);
 		}
 		goto out;
 	}
 	if (!t->selected) {
 		if (cur) {
-			json_t *opts = json_pack(
-				"{s:{s:s}}", "preconditions", "uid",
-				jstr(json_object_get(cur, "metadata"), "uid") ?: "");
+			json_t *opts =
+				json_pack("{s:{s:s}}", "preconditions", "uid",
+					  jstr(json_object_get(cur, "metadata"), "uid") ?: "");
 			err = fed_member_do(t->m, "DELETE", path, opts, NULL, t->msg,
 					    sizeof(t->msg));
 			json_decref(opts);
@@ -186,8 +187,8 @@ static void sync_service(struct fs_ctx *x, struct svc_target *t)
 		if (err == -ENOENT && strstr(t->msg, "namespaces")) {
 			json_t *ns = json_pack("{s:s, s:s, s:{s:s}}", "apiVersion", "v1", "kind",
 					       "Namespace", "metadata", "name", x->ns);
-			err = ns ? fed_member_do(t->m, "POST", "/api/v1/namespaces", ns, NULL, t->msg,
-						 sizeof(t->msg))
+			err = ns ? fed_member_do(t->m, "POST", "/api/v1/namespaces", ns, NULL,
+						 t->msg, sizeof(t->msg))
 				 : -ENOMEM;
 			json_decref(ns);
 			if (!err || err == -EEXIST)
@@ -242,10 +243,10 @@ static int reachable(struct fs_ctx *x, struct svc_target *t)
 
 	if (!addrs || !ports)
 		goto nomem;
-	json_array_foreach (json_object_get(json_object_get(json_object_get(t->svc, "status"),
-							      "loadBalancer"),
-					    "ingress"),
-			    i, v)
+	json_array_foreach (
+		json_object_get(json_object_get(json_object_get(t->svc, "status"), "loadBalancer"),
+				"ingress"),
+		i, v)
 		if (jstr(v, "ip"))
 			json_array_append_new(addrs, json_string(jstr(v, "ip")));
 	if (!json_array_size(addrs))
@@ -267,11 +268,12 @@ static int reachable(struct fs_ctx *x, struct svc_target *t)
 		json_array_foreach (json_object_get(nodes, "items"), i, n) {
 			if (!node_ready(n))
 				continue;
-			json_array_foreach (json_object_get(json_object_get(n, "status"), "addresses"),
-					    j, a)
-				if (!strcmp(jstr(a, "type") ?: "", "InternalIP") && jstr(a, "address") &&
-				    !strchr(jstr(a, "address"), ':'))
-					json_array_append_new(addrs, json_string(jstr(a, "address")));
+			json_array_foreach (
+				json_object_get(json_object_get(n, "status"), "addresses"), j, a)
+				if (!strcmp(jstr(a, "type") ?: "", "InternalIP") &&
+				    jstr(a, "address") && !strchr(jstr(a, "address"), ':'))
+					json_array_append_new(addrs,
+							      json_string(jstr(a, "address")));
 		}
 		json_decref(nodes);
 		node_ports = true;
@@ -331,8 +333,8 @@ static void publish(struct fs_ctx *x, struct svc_target *y)
 			"apiVersion", "discovery.k8s.io/v1", "kind", "EndpointSlice", "metadata",
 			"name", name, "namespace", x->ns, "labels", "kubernetes.io/service-name",
 			x->name, "endpointslice.kubernetes.io/managed-by", FED_SLICE_MANAGER,
-			FED_LABEL_MANAGED_BY, x->f->cfg->id, FED_LABEL_SOURCE, s->name, "addressType",
-			"IPv4", "endpoints", eps, "ports", s->ports);
+			FED_LABEL_MANAGED_BY, x->f->cfg->id, FED_LABEL_SOURCE, s->name,
+			"addressType", "IPv4", "endpoints", eps, "ports", s->ports);
 		if (!want) {
 			snprintf(y->msg, sizeof(y->msg), "out of memory");
 			fail(x, y, -ENOMEM);
@@ -367,8 +369,8 @@ static void publish(struct fs_ctx *x, struct svc_target *y)
 		const char *src = jstr(json_object_get(json_object_get(it, "metadata"), "labels"),
 				       FED_LABEL_SOURCE);
 		bool keep = false;
-		for (size_t i = 0; src && y->selected && y->state && strcmp(y->state, "NotOwned") &&
-				   i < x->n;
+		for (size_t i = 0;
+		     src && y->selected && y->state && strcmp(y->state, "NotOwned") && i < x->n;
 		     i++)
 			if (&x->t[i] != y && !strcmp(x->t[i].name, src) &&
 			    json_array_size(x->t[i].addresses))
@@ -434,9 +436,9 @@ static int write_status(struct fs_ctx *x)
 		json_t *c = json_pack("{s:s, s:s, s:o}", "cluster", t->name, "state", state,
 				      "addresses", addrs ? addrs : json_array());
 		if (c && jstr(json_object_get(t->svc, "spec"), "clusterIP"))
-			json_object_set_new(c, "clusterIP",
-					    json_string(jstr(json_object_get(t->svc, "spec"),
-							     "clusterIP")));
+			json_object_set_new(
+				c, "clusterIP",
+				json_string(jstr(json_object_get(t->svc, "spec"), "clusterIP")));
 		if (c && t->msg[0] && strcmp(state, "Synced"))
 			json_object_set_new(c, "message", json_string(t->msg));
 		json_array_append_new(clusters, c);
@@ -445,11 +447,13 @@ static int write_status(struct fs_ctx *x)
 				 msg[0] ? "; " : "", t->name, t->msg);
 	}
 	st = json_pack("{s:I, s:O, s:[o,o]}", "observedGeneration",
-		       json_integer_value(json_object_get(json_object_get(x->fs, "metadata"),
-							  "generation")),
+		       json_integer_value(
+			       json_object_get(json_object_get(x->fs, "metadata"), "generation")),
 		       "clusters", clusters, "conditions",
 		       cond(x->fs, "Synced", !x->err && !x->not_owned,
-			    x->err ? "SyncFailed" : x->not_owned ? "NotOwned" : "Synced",
+			    x->err	   ? "SyncFailed"
+			    : x->not_owned ? "NotOwned"
+					   : "Synced",
 			    msg[0] ? msg : "every selected member serves the Service", now),
 		       cond(x->fs, "NotOwned", x->not_owned, x->not_owned ? "NotOwned" : "Owned",
 			    x->not_owned ? "a member holds a Service of this name that the "

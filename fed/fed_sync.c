@@ -43,10 +43,10 @@ struct target {
 	json_t *cluster; /* the Cluster, parsed */
 	struct fed_member *m;
 	bool selected, ready, offline, synced;
-	int prev;		/* status.placement before */
-	int want;		/* placement now (0: none) */
-	int write;		/* what is written now (want, or more while others come up) */
-	json_t *existing;	/* the member's Deployment (ours), or NULL */
+	int prev;	  /* status.placement before */
+	int want;	  /* placement now (0: none) */
+	int write;	  /* what is written now (want, or more while others come up) */
+	json_t *existing; /* the member's Deployment (ours), or NULL */
 	int64_t cur, ready_n, avail_n, updated_n, status_n;
 	const char *state;
 	char msg[512];
@@ -61,9 +61,9 @@ struct fd_ctx {
 	size_t n;
 	int total, unplaced;
 	size_t candidates; /* selected clusters that are not offline */
-	int err;	  /* first retryable failure */
-	bool not_owned;	  /* some cluster holds an object that is not ours */
-	bool rebalancing; /* some cluster waits for ready replicas elsewhere */
+	int err;	   /* first retryable failure */
+	bool not_owned;	   /* some cluster holds an object that is not ours */
+	bool rebalancing;  /* some cluster waits for ready replicas elsewhere */
 };
 
 static int64_t jint(const json_t *o, const char *k)
@@ -97,7 +97,8 @@ static const json_t *entry_for(const json_t *arr, const char *cluster)
 
 static int by_name(const void *a, const void *b)
 {
-	return strcmp((*(struct ctrl_obj *const *)a)->o->name, (*(struct ctrl_obj *const *)b)->o->name);
+	return strcmp((*(struct ctrl_obj *const *)a)->o->name,
+		      (*(struct ctrl_obj *const *)b)->o->name);
 }
 
 static int load_targets(struct fd_ctx *x)
@@ -130,9 +131,9 @@ static int load_targets(struct fd_ctx *x)
 		x->n++;
 		snprintf(t->name, sizeof(t->name), "%s", l.v[i]->o->name);
 		const json_t *labels = ctrl_obj_labels(l.v[i]);
-		t->selected = !l.v[i]->deleting &&
-			      (named(json_object_get(pl, "clusters"), t->name) ||
-			       (sel && selector_matches(sel, labels)));
+		t->selected =
+			!l.v[i]->deleting && (named(json_object_get(pl, "clusters"), t->name) ||
+					      (sel && selector_matches(sel, labels)));
 		t->ready = fed_cluster_ready(t->cluster);
 		t->offline = fed_cluster_offline(t->cluster);
 		t->prev = (int)jint(entry_for(prev, t->name), "replicas");
@@ -196,8 +197,8 @@ static int64_t estimate(const struct fd_ctx *x, const json_t *cluster)
 	if (!cpu && !mem)
 		return jint(st, "estimatedReplicas");
 	const json_t *av = json_object_get(st, "available");
-	return fed_estimate(milli(av, "cpu"), milli(av, "memory") / 1000, milli(av, "pods") / 1000, cpu,
-			    mem / 1000);
+	return fed_estimate(milli(av, "cpu"), milli(av, "memory") / 1000, milli(av, "pods") / 1000,
+			    cpu, mem / 1000);
 }
 
 static int place(struct fd_ctx *x)
@@ -229,7 +230,8 @@ static int place(struct fd_ctx *x)
 			int64_t est = estimate(x, t->cluster);
 			sh.weight = (double)(est + t->prev);
 			if (sh.max < 0 || sh.max > est + t->prev)
-				sh.max = (int)(est + t->prev) < sh.min ? sh.min : (int)(est + t->prev);
+				sh.max = (int)(est + t->prev) < sh.min ? sh.min
+								       : (int)(est + t->prev);
 		}
 		if (!t->ready) {
 			/* within the grace period: it keeps what it had */
@@ -443,8 +445,8 @@ static int ensure_namespace(struct fd_ctx *x, struct target *t)
 			       "metadata", "name", x->ns);
 	if (!ns)
 		return -ENOMEM;
-	int err = fed_member_do(t->m, "POST", "/api/v1/namespaces", ns, NULL, t->msg,
-				sizeof(t->msg));
+	int err =
+		fed_member_do(t->m, "POST", "/api/v1/namespaces", ns, NULL, t->msg, sizeof(t->msg));
 	json_decref(ns);
 	return err == -EEXIST ? 0 : err;
 }
@@ -482,7 +484,8 @@ static void create(struct fd_ctx *x, struct target *t, json_t *d, const char *co
 		x->not_owned = true;
 	} else if (strcmp(json_string_value(json_object_get(
 				  json_object_get(json_object_get(cur, "metadata"), "annotations"),
-				  FED_ANN_CLUSTER)) ?: t->name,
+				  FED_ANN_CLUSTER))
+				  ?: t->name,
 			  t->name)) {
 		t->state = "Duplicate";
 		snprintf(t->msg, sizeof(t->msg),
@@ -507,19 +510,21 @@ static void sync_one(struct fd_ctx *x, struct target *t)
 		return;
 	}
 	if (!t->m || !t->ready || !t->synced) {
-		t->state = t->offline ? "Offline" : !t->m ? "Unusable" : !t->ready ? "NotReady"
-										    : "Syncing";
+		t->state = t->offline  ? "Offline"
+			   : !t->m     ? "Unusable"
+			   : !t->ready ? "NotReady"
+				       : "Syncing";
 		snprintf(t->msg, sizeof(t->msg), "%s",
-			 t->offline ? "the cluster is offline; its replicas are placed elsewhere"
+			 t->offline  ? "the cluster is offline; its replicas are placed elsewhere"
 			 : !t->ready ? "the cluster is not ready; nothing is written to it"
 				     : "waiting for the member's watch to list");
 		return;
 	}
 	if (t->existing && t->write == 0) {
-		json_t *opts = json_pack(
-			"{s:{s:s}}", "preconditions", "uid",
-			json_string_value(json_object_get(json_object_get(t->existing, "metadata"),
-							  "uid")) ?: "");
+		json_t *opts = json_pack("{s:{s:s}}", "preconditions", "uid",
+					 json_string_value(json_object_get(
+						 json_object_get(t->existing, "metadata"), "uid"))
+						 ?: "");
 		int err = opts ? fed_member_do(t->m, "DELETE", path, opts, NULL, t->msg,
 					       sizeof(t->msg))
 			       : -ENOMEM;
@@ -596,17 +601,16 @@ static int write_status(struct fd_ctx *x)
 	for (size_t i = 0; i < x->n; i++) {
 		struct target *t = &x->t[i];
 		if (t->want > 0)
-			json_array_append_new(placement,
-					      json_pack("{s:s, s:i}", "cluster", t->name,
-							"replicas", t->want));
+			json_array_append_new(placement, json_pack("{s:s, s:i}", "cluster", t->name,
+								   "replicas", t->want));
 		placed += t->want;
 		if (!t->state)
 			continue;
-		json_t *c = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "cluster", t->name,
-				      "state", t->state, "replicas", (json_int_t)t->cur,
-				      "readyReplicas", (json_int_t)t->ready_n,
-				      "availableReplicas", (json_int_t)t->avail_n,
-				      "updatedReplicas", (json_int_t)t->updated_n);
+		json_t *c = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "cluster", t->name, "state",
+				      t->state, "replicas", (json_int_t)t->cur, "readyReplicas",
+				      (json_int_t)t->ready_n, "availableReplicas",
+				      (json_int_t)t->avail_n, "updatedReplicas",
+				      (json_int_t)t->updated_n);
 		if (c && t->msg[0] && strcmp(t->state, "Synced") && strcmp(t->state, "Placed"))
 			json_object_set_new(c, "message", json_string(t->msg));
 		json_array_append_new(clusters, c);
@@ -635,15 +639,17 @@ static int write_status(struct fd_ctx *x)
 		       "availableReplicas", (json_int_t)avail, "unplacedReplicas", x->unplaced,
 		       "placement", placement, "clusters", clusters, "conditions",
 		       cond(x->fd, "Placed", !no_clusters && !x->unplaced,
-			    no_clusters ? "NoClusters" : x->unplaced ? "Unplaced" : "Placed",
+			    no_clusters	  ? "NoClusters"
+			    : x->unplaced ? "Unplaced"
+					  : "Placed",
 			    pmsg, now),
 		       cond(x->fd, "Synced", !x->err && !x->rebalancing && !x->not_owned,
-			    x->err ? "SyncFailed" : x->rebalancing ? "Rebalancing"
-				 : x->not_owned	 ? "NotOwned"
-						 : "Synced",
+			    x->err	     ? "SyncFailed"
+			    : x->rebalancing ? "Rebalancing"
+			    : x->not_owned   ? "NotOwned"
+					     : "Synced",
 			    msg[0] ? msg : "every member holds what was placed", now),
-		       cond(x->fd, "NotOwned", x->not_owned,
-			    x->not_owned ? "NotOwned" : "Owned",
+		       cond(x->fd, "NotOwned", x->not_owned, x->not_owned ? "NotOwned" : "Owned",
 			    x->not_owned ? "a member holds a Deployment of this name that the "
 					   "federation does not manage"
 					 : "every member object is managed by this federation",

@@ -101,7 +101,8 @@ static json_t *req(int i, const char *method, const char *path, const char *body
 	return o;
 }
 
-static __attribute__((unused)) void req0(int i, const char *method, const char *path, const char *body, long want)
+static __attribute__((unused)) void req0(int i, const char *method, const char *path,
+					 const char *body, long want)
 {
 	json_decref(req(i, method, path, body, want));
 }
@@ -116,8 +117,8 @@ static __attribute__((unused)) void req0(int i, const char *method, const char *
 			fail_msg(__VA_ARGS__);                                                     \
 	} while (0)
 
-#define FD_PATH "/apis/federation.shoal.io/v1/namespaces/default/federateddeployments"
-#define CL_PATH "/apis/federation.shoal.io/v1/clusters"
+#define FD_PATH	 "/apis/federation.shoal.io/v1/namespaces/default/federateddeployments"
+#define CL_PATH	 "/apis/federation.shoal.io/v1/clusters"
 #define DEP_PATH "/apis/apps/v1/namespaces/default/deployments"
 
 /* The member Deployment's spec.replicas on member i, -1 when there is none. */
@@ -139,7 +140,8 @@ static __attribute__((unused)) long long member_ready(int i, const char *name)
 	return n;
 }
 
-static __attribute__((unused)) bool replicas_are(const char *name, long long a, long long b, long long c)
+static __attribute__((unused)) bool replicas_are(const char *name, long long a, long long b,
+						 long long c)
 {
 	return member_replicas(0, name) == a && member_replicas(1, name) == b &&
 	       member_replicas(2, name) == c;
@@ -147,18 +149,21 @@ static __attribute__((unused)) bool replicas_are(const char *name, long long a, 
 
 /* A FederatedDeployment of total replicas over a, b and c with weights (NULL: none),
  * further placement fields (may be "") and spec fields (may be ""). */
-static __attribute__((unused)) const char *fd_json(const char *name, int total, const char *weights, const char *more_pl,
-			   const char *more_spec)
+static __attribute__((unused)) const char *fd_json(const char *name, int total, const char *weights,
+						   const char *more_pl, const char *more_spec)
 {
-	return fmt("{\"apiVersion\":\"federation.shoal.io/v1\",\"kind\":\"FederatedDeployment\","
-		   "\"metadata\":{\"name\":\"%s\"},\"spec\":{\"replicas\":%d,\"template\":{"
-		   "\"metadata\":{\"labels\":{\"app\":\"%s\"}},\"spec\":{\"selector\":{"
-		   "\"matchLabels\":{\"app\":\"%s\"}},\"template\":{\"metadata\":{\"labels\":{"
-		   "\"app\":\"%s\"}},\"spec\":{\"containers\":[{\"name\":\"c\",\"image\":\"busybox\","
-		   "\"command\":[\"sleep\",\"3600\"],\"resources\":{\"requests\":{\"cpu\":\"1\"}}}]}}}},"
-		   "\"placement\":{\"clusters\":[\"a\",\"b\",\"c\"]%s%s%s%s}%s}}",
-		   name, total, name, name, name, weights ? ",\"replicaScheduling\":{\"weights\":" : "",
-		   weights ? weights : "", weights ? "}" : "", more_pl, more_spec);
+	return fmt(
+		"{\"apiVersion\":\"federation.shoal.io/v1\",\"kind\":\"FederatedDeployment\","
+		"\"metadata\":{\"name\":\"%s\"},\"spec\":{\"replicas\":%d,\"template\":{"
+		"\"metadata\":{\"labels\":{\"app\":\"%s\"}},\"spec\":{\"selector\":{"
+		"\"matchLabels\":{\"app\":\"%s\"}},\"template\":{\"metadata\":{\"labels\":{"
+		"\"app\":\"%s\"}},\"spec\":{\"containers\":[{\"name\":\"c\",\"image\":\"busybox\","
+		"\"command\":[\"sleep\",\"3600\"],\"resources\":{\"requests\":{\"cpu\":\"1\"}}}]}}}"
+		"},"
+		"\"placement\":{\"clusters\":[\"a\",\"b\",\"c\"]%s%s%s%s}%s}}",
+		name, total, name, name, name,
+		weights ? ",\"replicaScheduling\":{\"weights\":" : "", weights ? weights : "",
+		weights ? "}" : "", more_pl, more_spec);
 }
 
 static __attribute__((unused)) const char *weights3(int a, int b, int c)
@@ -168,7 +173,8 @@ static __attribute__((unused)) const char *weights3(int a, int b, int c)
 		   a, b, c);
 }
 
-static __attribute__((unused)) bool cluster_cond(const char *name, const char *type, const char *status)
+static __attribute__((unused)) bool cluster_cond(const char *name, const char *type,
+						 const char *status)
 {
 	long code;
 	json_t *o = call(-1, "GET", fmt(CL_PATH "/%s", name), NULL, &code);
@@ -176,7 +182,8 @@ static __attribute__((unused)) bool cluster_cond(const char *name, const char *t
 	size_t i;
 	json_t *c;
 	json_array_foreach (json_object_get(json_object_get(o, "status"), "conditions"), i, c)
-		if (!strcmp(jstr(c, "type") ?: "", type) && !strcmp(jstr(c, "status") ?: "", status))
+		if (!strcmp(jstr(c, "type") ?: "", type) &&
+		    !strcmp(jstr(c, "status") ?: "", status))
 			ok = true;
 	json_decref(o);
 	return ok;
@@ -197,10 +204,11 @@ static void agent_pass(int i)
 		if (!name)
 			continue;
 		if (jstr(p, "metadata.deletionTimestamp")) {
-			json_decref(call(i, "DELETE",
-					 fmt("/api/v1/namespaces/default/pods/%s?gracePeriodSeconds=0",
-					     name),
-					 NULL, &code));
+			json_decref(
+				call(i, "DELETE",
+				     fmt("/api/v1/namespaces/default/pods/%s?gracePeriodSeconds=0",
+					 name),
+				     NULL, &code));
 			continue;
 		}
 		if (jstr(p, "status.podIP"))
@@ -212,12 +220,13 @@ static void agent_pass(int i)
 					     "\"Node\",\"name\":\"n1\"}}",
 					     name),
 					 &code));
-		json_decref(call(i, "PATCH", fmt("/api/v1/namespaces/default/pods/%s/status", name),
-				 fmt("{\"status\":{\"phase\":\"Running\",\"podIP\":\"10.100.%d.%zu\","
-				     "\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\","
-				     "\"lastTransitionTime\":\"%s\"}]}}",
-				     i, k % 250 + 1, now),
-				 &code));
+		json_decref(
+			call(i, "PATCH", fmt("/api/v1/namespaces/default/pods/%s/status", name),
+			     fmt("{\"status\":{\"phase\":\"Running\",\"podIP\":\"10.100.%d.%zu\","
+				 "\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\","
+				 "\"lastTransitionTime\":\"%s\"}]}}",
+				 i, k % 250 + 1, now),
+			     &code));
 	}
 	json_decref(l);
 }
@@ -241,13 +250,14 @@ static void *agent_loop(void *arg)
 static int add_member_node(int i, const char *cpu)
 {
 	long code;
-	json_decref(call(i, "POST", "/api/v1/nodes",
-			 fmt("{\"metadata\":{\"name\":\"n1\"},\"spec\":{},\"status\":{\"allocatable\":"
-			     "{\"cpu\":\"%s\",\"memory\":\"64Gi\",\"pods\":\"500\"},\"conditions\":"
-			     "[{\"type\":\"Ready\",\"status\":\"True\"}],\"addresses\":[{\"type\":"
-			     "\"InternalIP\",\"address\":\"10.99.%d.1\"}]}}",
-			     cpu, i + 1),
-			 &code));
+	json_decref(
+		call(i, "POST", "/api/v1/nodes",
+		     fmt("{\"metadata\":{\"name\":\"n1\"},\"spec\":{},\"status\":{\"allocatable\":"
+			 "{\"cpu\":\"%s\",\"memory\":\"64Gi\",\"pods\":\"500\"},\"conditions\":"
+			 "[{\"type\":\"Ready\",\"status\":\"True\"}],\"addresses\":[{\"type\":"
+			 "\"InternalIP\",\"address\":\"10.99.%d.1\"}]}}",
+			 cpu, i + 1),
+		     &code));
 	return code == 201 ? 0 : -1;
 }
 
@@ -289,8 +299,8 @@ static int fed_start_all(const char *const cpu[NMEM])
 	if (write_tokens())
 		return -1;
 	for (int i = 0; i < NMEM; i++) {
-		const char *args[] = { "--disable-scheduler", "--log-level", "warn", "--token-file",
-				       tokarg[i], NULL };
+		const char *args[] = { "--disable-scheduler", "--log-level", "warn",
+				       "--token-file",	      tokarg[i],     NULL };
 		if (shoald_start(&mem[i], args))
 			return -1;
 		atomic_store(&mem_up[i], true);
@@ -301,13 +311,14 @@ static int fed_start_all(const char *const cpu[NMEM])
 		return -1;
 	for (int i = 0; i < NMEM; i++) {
 		long code;
-		json_decref(call(-1, "POST", CL_PATH,
-				 fmt("{\"apiVersion\":\"federation.shoal.io/v1\",\"kind\":\"Cluster\","
-				     "\"metadata\":{\"name\":\"%s\",\"labels\":{"
-				     "\"topology.kubernetes.io/region\":\"r%d\"}},\"spec\":{"
-				     "\"apiEndpoint\":\"unix:%s\",\"tokenFile\":\"%s\"}}",
-				     mem_name[i], i, mem[i].sock, tokfile[i]),
-				 &code));
+		json_decref(
+			call(-1, "POST", CL_PATH,
+			     fmt("{\"apiVersion\":\"federation.shoal.io/v1\",\"kind\":\"Cluster\","
+				 "\"metadata\":{\"name\":\"%s\",\"labels\":{"
+				 "\"topology.kubernetes.io/region\":\"r%d\"}},\"spec\":{"
+				 "\"apiEndpoint\":\"unix:%s\",\"tokenFile\":\"%s\"}}",
+				 mem_name[i], i, mem[i].sock, tokfile[i]),
+			     &code));
 		if (code != 201)
 			return -1;
 	}
@@ -340,6 +351,7 @@ static int fed_stop_all(void)
 	}
 	for (int i = 0; i < NMEM; i++)
 		unlink(tokfile[i]);
+	unlink(fmt("%s/bad.tokens", tokdir)); /* a test's, when it failed half-way */
 	rmdir(tokdir);
 	return bad ? -1 : 0;
 }

@@ -47,7 +47,8 @@ static void test_fed_failover_and_back(void **state)
 	long long t0 = mono_ms();
 	assert_int_equal(shoald_stop(&mem[0]), 0);
 	WAIT_FOR(20000, member_replicas(1, "fo") + member_replicas(2, "fo") == 10,
-		 "failover: b and c hold %lld", member_replicas(1, "fo") + member_replicas(2, "fo"));
+		 "failover: b and c hold %lld",
+		 member_replicas(1, "fo") + member_replicas(2, "fo"));
 	long long took = mono_ms() - t0;
 	print_message("# failover took %lld ms (grace period 3000 ms)\n", took);
 	assert_true(took >= 2000);  /* not before the grace period (counted from the last probe) */
@@ -77,8 +78,9 @@ static void test_fed_failover_and_back(void **state)
 	}
 	if (!done)
 		fail_msg("converge back: want 3/6/6, have %lld/%lld/%lld (ready %lld/%lld/%lld)",
-			 member_replicas(0, "fo"), member_replicas(1, "fo"), member_replicas(2, "fo"),
-			 member_ready(0, "fo"), member_ready(1, "fo"), member_ready(2, "fo"));
+			 member_replicas(0, "fo"), member_replicas(1, "fo"),
+			 member_replicas(2, "fo"), member_ready(0, "fo"), member_ready(1, "fo"),
+			 member_ready(2, "fo"));
 	print_message("# lowest ready total while converging back: %lld (bound 15)\n", min_ready);
 	assert_true(min_ready >= 15);
 	assert_true(cluster_cond("a", "Offline", "False"));

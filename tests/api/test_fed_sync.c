@@ -34,6 +34,23 @@ static json_t *get_fd(const char *name)
 	return req(-1, "GET", fmt(FD_PATH "/%s", name), NULL, 200);
 }
 
+/* The size of status.placement (the status is written after the members). */
+static size_t placement_size(const char *name)
+{
+	json_t *fd = get_fd(name);
+	size_t n = json_array_size(json_object_get(json_object_get(fd, "status"), "placement"));
+	json_decref(fd);
+	return n;
+}
+
+static long long unplaced(const char *name)
+{
+	json_t *fd = get_fd(name);
+	long long n = jint(fd, "status.unplacedReplicas");
+	json_decref(fd);
+	return n;
+}
+
 static void test_fed_weights_place_scale_and_reweigh(void **state)
 {
 	(void)state;
@@ -41,12 +58,13 @@ static void test_fed_weights_place_scale_and_reweigh(void **state)
 	WAIT_FOR(15000, replicas_are("w", 2, 4, 4), "10 by 1:2:2: want 2/4/4, have %lld/%lld/%lld",
 		 member_replicas(0, "w"), member_replicas(1, "w"), member_replicas(2, "w"));
 	json_t *d = req(1, "GET", DEP_PATH "/w", NULL, 200);
-	assert_string_equal(
-		json_string_value(json_object_get(
-			json_object_get(json_object_get(d, "metadata"), "labels"),
-			"federation.shoal.io/managed-by")),
-		"fedtest");
+	assert_string_equal(json_string_value(json_object_get(
+				    json_object_get(json_object_get(d, "metadata"), "labels"),
+				    "federation.shoal.io/managed-by")),
+			    "fedtest");
 	json_decref(d);
+	WAIT_FOR(15000, placement_size("w") == 3, "status.placement: %zu clusters",
+		 placement_size("w"));
 	json_t *fd = get_fd("w");
 	json_t *pl = json_object_get(json_object_get(fd, "status"), "placement");
 	assert_int_equal(json_array_size(pl), 3);
@@ -60,8 +78,8 @@ static void test_fed_weights_place_scale_and_reweigh(void **state)
 	req0(-1, "PATCH", fmt(FD_PATH "/%s", "w"), "{\"spec\":{\"replicas\":11}}", 200);
 	WAIT_FOR(15000,
 		 member_replicas(0, "w") + member_replicas(1, "w") + member_replicas(2, "w") == 11,
-		 "scaled to 11, members hold %lld", member_replicas(0, "w") +
-			 member_replicas(1, "w") + member_replicas(2, "w"));
+		 "scaled to 11, members hold %lld",
+		 member_replicas(0, "w") + member_replicas(1, "w") + member_replicas(2, "w"));
 	for (int i = 0; i < NMEM; i++) {
 		after[i] = member_replicas(i, "w");
 		assert_true(after[i] >= before[i]);
@@ -90,15 +108,17 @@ static void test_fed_divided_by_capacity(void **state)
 	     fd_json("cap", 10, NULL, ",\"replicaScheduling\":{\"divideBy\":\"AvailableCapacity\"}",
 		     ""),
 	     201);
-	WAIT_FOR(15000, replicas_are("cap", 2, 3, 5), "by capacity: want 2/3/5, have %lld/%lld/%lld",
-		 member_replicas(0, "cap"), member_replicas(1, "cap"), member_replicas(2, "cap"));
+	WAIT_FOR(15000, replicas_are("cap", 2, 3, 5),
+		 "by capacity: want 2/3/5, have %lld/%lld/%lld", member_replicas(0, "cap"),
+		 member_replicas(1, "cap"), member_replicas(2, "cap"));
 	/* one more goes where the claim (free room plus what it runs) is highest; nothing moves */
 	long long before[NMEM], moved = 0;
 	for (int i = 0; i < NMEM; i++)
 		before[i] = member_replicas(i, "cap");
 	req0(-1, "PATCH", FD_PATH "/cap", "{\"spec\":{\"replicas\":11}}", 200);
 	WAIT_FOR(15000,
-		 member_replicas(0, "cap") + member_replicas(1, "cap") + member_replicas(2, "cap") ==
+		 member_replicas(0, "cap") + member_replicas(1, "cap") +
+				 member_replicas(2, "cap") ==
 			 11,
 		 "scaled to 11");
 	for (int i = 0; i < NMEM; i++) {
@@ -114,7 +134,8 @@ static void test_fed_min_and_max(void **state)
 	(void)state;
 	req0(-1, "POST", FD_PATH,
 	     fd_json("mm", 9, NULL,
-		     ",\"clusterReplicas\":[{\"cluster\":\"a\",\"minReplicas\":4},{\"cluster\":\"b\","
+		     ",\"clusterReplicas\":[{\"cluster\":\"a\",\"minReplicas\":4},{\"cluster\":"
+		     "\"b\","
 		     "\"maxReplicas\":1}]",
 		     ""),
 	     201);
@@ -131,8 +152,8 @@ static void test_fed_min_and_max(void **state)
 	WAIT_FOR(15000, member_replicas(1, "mm") == 3, "override: b has %lld",
 		 member_replicas(1, "mm"));
 	json_t *d = req(1, "GET", DEP_PATH "/mm", NULL, 200);
-	json_t *tspec = json_object_get(json_object_get(json_object_get(d, "spec"), "template"),
-					"spec");
+	json_t *tspec =
+		json_object_get(json_object_get(json_object_get(d, "spec"), "template"), "spec");
 	json_t *c0 = json_array_get(json_object_get(tspec, "containers"), 0);
 	assert_string_equal(jstr(json_array_get(json_object_get(c0, "env"), 0), "value"), "b");
 	assert_string_equal(jstr(json_object_get(json_object_get(d, "metadata"), "labels"), "tier"),
@@ -148,15 +169,16 @@ static void test_fed_min_and_max(void **state)
 	/* every cluster at its max: what is left is reported, not forced */
 	req0(-1, "POST", FD_PATH,
 	     fd_json("full", 5, NULL,
-		     ",\"clusterReplicas\":[{\"cluster\":\"a\",\"maxReplicas\":1},{\"cluster\":\"b\","
+		     ",\"clusterReplicas\":[{\"cluster\":\"a\",\"maxReplicas\":1},{\"cluster\":"
+		     "\"b\","
 		     "\"maxReplicas\":1},{\"cluster\":\"c\",\"maxReplicas\":1}]",
 		     ""),
 	     201);
 	WAIT_FOR(15000, replicas_are("full", 1, 1, 1), "max 1 each: have %lld/%lld/%lld",
-		 member_replicas(0, "full"), member_replicas(1, "full"), member_replicas(2, "full"));
-	json_t *fd = get_fd("full");
-	assert_int_equal(jint(fd, "status.unplacedReplicas"), 2);
-	json_decref(fd);
+		 member_replicas(0, "full"), member_replicas(1, "full"),
+		 member_replicas(2, "full"));
+	WAIT_FOR(15000, unplaced("full") == 2, "status.unplacedReplicas: %lld, want 2",
+		 unplaced("full"));
 	req0(-1, "DELETE", FD_PATH "/full", NULL, 200);
 }
 
@@ -165,11 +187,13 @@ static void test_fed_delete_cleans_members(void **state)
 	(void)state;
 	req0(-1, "POST", FD_PATH, fd_json("gone", 3, NULL, "", ""), 201);
 	WAIT_FOR(15000, replicas_are("gone", 1, 1, 1), "want 1/1/1, have %lld/%lld/%lld",
-		 member_replicas(0, "gone"), member_replicas(1, "gone"), member_replicas(2, "gone"));
+		 member_replicas(0, "gone"), member_replicas(1, "gone"),
+		 member_replicas(2, "gone"));
 	req0(-1, "DELETE", FD_PATH "/gone", NULL, 200);
 	WAIT_FOR(15000, replicas_are("gone", -1, -1, -1),
 		 "after the delete the members still hold %lld/%lld/%lld",
-		 member_replicas(0, "gone"), member_replicas(1, "gone"), member_replicas(2, "gone"));
+		 member_replicas(0, "gone"), member_replicas(1, "gone"),
+		 member_replicas(2, "gone"));
 }
 
 static void test_fed_never_touches_what_it_does_not_own(void **state)
@@ -179,7 +203,8 @@ static void test_fed_never_touches_what_it_does_not_own(void **state)
 		"{\"apiVersion\":\"apps/v1\",\"kind\":\"Deployment\",\"metadata\":{\"name\":"
 		"\"mine\",\"labels\":{\"team\":\"b\"}},\"spec\":{\"replicas\":7,\"selector\":{"
 		"\"matchLabels\":{\"app\":\"mine\"}},\"template\":{\"metadata\":{\"labels\":{"
-		"\"app\":\"mine\"}},\"spec\":{\"containers\":[{\"name\":\"c\",\"image\":\"x\"}]}}}}";
+		"\"app\":\"mine\"}},\"spec\":{\"containers\":[{\"name\":\"c\",\"image\":\"x\"}]}}}"
+		"}";
 	json_t *d = req(1, "POST", DEP_PATH, mine, 201);
 	const char *uid = jstr(json_object_get(d, "metadata"), "uid");
 	char uid_copy[64];
@@ -196,7 +221,8 @@ static void test_fed_never_touches_what_it_does_not_own(void **state)
 		json_t *c;
 		json_array_foreach (json_object_get(json_object_get(fd, "status"), "conditions"), i,
 				    c)
-			if (!strcmp(jstr(c, "type"), "NotOwned") && !strcmp(jstr(c, "status"), "True"))
+			if (!strcmp(jstr(c, "type"), "NotOwned") &&
+			    !strcmp(jstr(c, "status"), "True"))
 				not_owned = true;
 		json_decref(fd);
 		if (!not_owned)
@@ -219,10 +245,11 @@ static void test_fed_never_touches_what_it_does_not_own(void **state)
 static void test_fed_bad_cluster_spec(void **state)
 {
 	(void)state;
-	json_t *e = req(-1, "POST", CL_PATH,
-			"{\"apiVersion\":\"federation.shoal.io/v1\",\"kind\":\"Cluster\",\"metadata\":"
-			"{\"name\":\"bad\"},\"spec\":{\"apiEndpoint\":\"ftp://x\"}}",
-			422);
+	json_t *e =
+		req(-1, "POST", CL_PATH,
+		    "{\"apiVersion\":\"federation.shoal.io/v1\",\"kind\":\"Cluster\",\"metadata\":"
+		    "{\"name\":\"bad\"},\"spec\":{\"apiEndpoint\":\"ftp://x\"}}",
+		    422);
 	assert_non_null(strstr(jstr(e, "message"), "spec.apiEndpoint"));
 	json_decref(e);
 	e = req(-1, "POST", CL_PATH,
@@ -242,8 +269,10 @@ static void test_fed_bad_cluster_spec(void **state)
 		json_t *o = req(-1, "GET", CL_PATH "/notoken", NULL, 200);
 		size_t i;
 		json_t *c;
-		json_array_foreach (json_object_get(json_object_get(o, "status"), "conditions"), i, c)
-			if (!strcmp(jstr(c, "type"), "Ready") && !strcmp(jstr(c, "status"), "False") &&
+		json_array_foreach (json_object_get(json_object_get(o, "status"), "conditions"), i,
+				    c)
+			if (!strcmp(jstr(c, "type"), "Ready") &&
+			    !strcmp(jstr(c, "status"), "False") &&
 			    !strcmp(jstr(c, "reason") ?: "", "CredentialsUnreadable") &&
 			    strstr(jstr(c, "message") ?: "", "spec.tokenFile"))
 				seen = true;
@@ -251,6 +280,35 @@ static void test_fed_bad_cluster_spec(void **state)
 	}
 	assert_true(seen);
 	req0(-1, "DELETE", CL_PATH "/notoken", NULL, 200);
+
+	/* a token the member does not know: Unauthorized, and nothing is placed there */
+	const char *bad = fmt("%s/bad.tokens", tokdir);
+	FILE *f = fopen(bad, "w");
+	assert_non_null(f);
+	fprintf(f, "not-a-token\n");
+	fclose(f);
+	req0(-1, "POST", CL_PATH,
+	     fmt("{\"apiVersion\":\"federation.shoal.io/v1\",\"kind\":\"Cluster\",\"metadata\":"
+		 "{\"name\":\"badtoken\"},\"spec\":{\"apiEndpoint\":\"unix:%s\",\"tokenFile\":"
+		 "\"%s\"}}",
+		 mem[0].sock, bad),
+	     201);
+	seen = false;
+	for (long long until = mono_ms() + 10000; !seen && mono_ms() < until; usleep(50000)) {
+		json_t *o = req(-1, "GET", CL_PATH "/badtoken", NULL, 200);
+		size_t i;
+		json_t *c;
+		json_array_foreach (json_object_get(json_object_get(o, "status"), "conditions"), i,
+				    c)
+			if (!strcmp(jstr(c, "type"), "Ready") &&
+			    !strcmp(jstr(c, "status"), "False") &&
+			    !strcmp(jstr(c, "reason") ?: "", "Unauthorized"))
+				seen = true;
+		json_decref(o);
+	}
+	assert_true(seen);
+	req0(-1, "DELETE", CL_PATH "/badtoken", NULL, 200);
+	unlink(bad);
 }
 
 /* ---- a member that answers 409, 500 or nothing ------------------------------------------- */
@@ -381,7 +439,8 @@ static void *proxy_accept(void *arg)
 
 static int proxy_start(void)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = 0,
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = 0,
 				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof(sa);
 	proxy_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -466,17 +525,19 @@ static void test_fed_restart_resumes_without_duplicates(void **state)
 	assert_int_equal(shoald_stop(&fedd), 0);
 	assert_int_equal(shoald_restart(&fedd), 0);
 	req0(-1, "PATCH", FD_PATH "/rs", "{\"spec\":{\"replicas\":9}}", 200);
-	WAIT_FOR(20000, replicas_are("rs", 3, 3, 3), "after the restart: want 3/3/3, have %lld/%lld/%lld",
-		 member_replicas(0, "rs"), member_replicas(1, "rs"), member_replicas(2, "rs"));
+	WAIT_FOR(20000, replicas_are("rs", 3, 3, 3),
+		 "after the restart: want 3/3/3, have %lld/%lld/%lld", member_replicas(0, "rs"),
+		 member_replicas(1, "rs"), member_replicas(2, "rs"));
 	for (int i = 0; i < NMEM; i++) {
 		json_t *d = req(i, "GET", DEP_PATH "/rs", NULL, 200);
 		assert_string_equal(jstr(d, "metadata.uid"), uids[i]);
 		json_decref(d);
 		/* one member object per FederatedDeployment and cluster */
-		json_t *l = req(i, "GET",
-				"/apis/apps/v1/deployments?labelSelector=federation.shoal.io%2Fmanaged-by"
-				"%3Dfedtest,app%3Drs",
-				NULL, 200);
+		json_t *l = req(
+			i, "GET",
+			"/apis/apps/v1/deployments?labelSelector=federation.shoal.io%2Fmanaged-by"
+			"%3Dfedtest,app%3Drs",
+			NULL, 200);
 		assert_int_equal(json_array_size(json_object_get(l, "items")), 1);
 		json_decref(l);
 	}

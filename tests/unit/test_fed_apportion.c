@@ -26,7 +26,8 @@ static void set_prev(struct fed_share *s, size_t n)
 static void test_fed_apportion_weights_1_2_2(void **state)
 {
 	(void)state;
-	struct fed_share s[] = { { .weight = 1, .max = -1 }, { .weight = 2, .max = -1 },
+	struct fed_share s[] = { { .weight = 1, .max = -1 },
+				 { .weight = 2, .max = -1 },
 				 { .weight = 2, .max = -1 } };
 	assert_int_equal(fed_apportion(10, s, N(s)), 0);
 	expect(s, N(s), (int[]){ 2, 4, 4 });
@@ -35,7 +36,8 @@ static void test_fed_apportion_weights_1_2_2(void **state)
 static void test_fed_apportion_scale_up_moves_one_replica(void **state)
 {
 	(void)state;
-	struct fed_share s[] = { { .weight = 1, .max = -1 }, { .weight = 2, .max = -1 },
+	struct fed_share s[] = { { .weight = 1, .max = -1 },
+				 { .weight = 2, .max = -1 },
 				 { .weight = 2, .max = -1 } };
 	for (int total = 0; total < 200; total++) {
 		assert_int_equal(fed_apportion(total, s, N(s)), 0);
@@ -86,8 +88,7 @@ static void test_fed_apportion_min_and_max(void **state)
 	assert_int_equal(fed_apportion(5, t, N(t)), 2);
 	expect(t, N(t), (int[]){ 1, 2 });
 	/* a weight of 0 takes only its min */
-	struct fed_share u[] = { { .weight = 0, .min = 1, .max = -1 },
-				 { .weight = 1, .max = -1 } };
+	struct fed_share u[] = { { .weight = 0, .min = 1, .max = -1 }, { .weight = 1, .max = -1 } };
 	assert_int_equal(fed_apportion(5, u, N(u)), 0);
 	expect(u, N(u), (int[]){ 1, 4 });
 }
@@ -142,7 +143,8 @@ static void test_fed_apportion_from_respects_max(void **state)
 static void test_fed_duplicate_clamps(void **state)
 {
 	(void)state;
-	struct fed_share s[] = { { .weight = 1, .max = -1 }, { .weight = 1, .max = 2 },
+	struct fed_share s[] = { { .weight = 1, .max = -1 },
+				 { .weight = 1, .max = 2 },
 				 { .weight = 1, .min = 7, .max = -1 } };
 	assert_int_equal(fed_duplicate(5, s, N(s)), 0);
 	expect(s, N(s), (int[]){ 5, 2, 7 });
