@@ -462,7 +462,9 @@ static void create(struct fd_ctx *x, struct target *t, json_t *d, const char *co
 			err = fed_member_do(t->m, "POST", coll, d, NULL, t->msg, sizeof(t->msg));
 	}
 	if (!err) {
-		t->state = "Created";
+		/* what was placed is held: the same state the next reconcile finds, so the status
+		 * is not written twice for one change */
+		t->state = t->write != t->want ? "Rebalancing" : "Synced";
 		t->cur = t->write;
 		return;
 	}
@@ -506,7 +508,10 @@ static void sync_one(struct fd_ctx *x, struct target *t)
 	snprintf(coll, sizeof(coll), "/apis/apps/v1/namespaces/%s/deployments", x->ns);
 	snprintf(path, sizeof(path), "%s/%s", coll, x->name);
 	if (!t->existing && t->write == 0) {
-		t->state = t->selected ? "Placed" : NULL;
+		t->state = !t->selected	 ? NULL
+			   : t->offline	 ? "Offline"
+			   : !t->ready	 ? "NotReady"
+					 : "Placed"; /* no replicas there */
 		return;
 	}
 	if (!t->m || !t->ready || !t->synced) {
@@ -560,7 +565,7 @@ static void sync_one(struct fd_ctx *x, struct target *t)
 		fail(x, t, err == -ECONFLICT ? "Conflict" : "Error", err);
 		goto out;
 	}
-	t->state = t->write != t->want ? "Rebalancing" : "Updated";
+	t->state = t->write != t->want ? "Rebalancing" : "Synced";
 	t->cur = t->write;
 out:
 	json_decref(d);
