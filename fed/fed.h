@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Federation: `shoald --federation` holds Cluster objects (members: an API endpoint and a
- * token file) and FederatedDeployments, and runs one controller over both (fed_ctrl.c):
+ * token file), FederatedDeployments and FederatedServices, and runs one controller over
+ * them (fed_ctrl.c):
  *
  * - fed_cluster.c probes each member's /readyz and reads its nodes (allocatable, usage),
  *   writes the Cluster's status (conditions Ready and Offline, capacity, an estimate of the
@@ -10,6 +11,8 @@
  * - fed_apportion.c splits replicas over clusters (pure functions, unit-tested).
  * - fed_sync.c computes a FederatedDeployment's placement, creates, updates and deletes the
  *   member Deployments through each member's own API and aggregates their status.
+ * - fed_service.c serves a FederatedService's Service in every selected member and
+ *   publishes each member's reachable addresses to the others as EndpointSlices.
  *
  * Ownership: every member object the federation writes carries the label
  * federation.shoal.io/managed-by=<federation id>; an object without it is never changed

@@ -510,6 +510,49 @@ static void test_fed_member_faults_are_retried(void **state)
 	shoald_destroy(&faulty);
 }
 
+/* What shoalctl prints of it (stdout of `shoalctl --server unix:FED ARGS`), "" on failure. */
+static const char *ctl(const char *args)
+{
+	static char out[16384];
+	size_t n = 0;
+	out[0] = 0;
+	FILE *p = popen(fmt("build/bin/shoalctl --server unix:%s %s 2>&1", fedd.sock, args), "r");
+	if (!p)
+		return out;
+	while (n < sizeof(out) - 1) {
+		size_t r = fread(out + n, 1, sizeof(out) - 1 - n, p);
+		if (!r)
+			break;
+		n += r;
+	}
+	out[n] = 0;
+	pclose(p);
+	return out;
+}
+
+static void test_fed_shoalctl_shows_clusters_and_placement(void **state)
+{
+	(void)state;
+	req0(-1, "POST", FD_PATH, fd_json("ctl", 5, weights3(1, 2, 2), "", ""), 201);
+	WAIT_FOR(15000, replicas_are("ctl", 1, 2, 2), "want 1/2/2, have %lld/%lld/%lld",
+		 member_replicas(0, "ctl"), member_replicas(1, "ctl"), member_replicas(2, "ctl"));
+	WAIT_FOR(15000, strstr(ctl("get federateddeployments ctl"), "a=") != NULL,
+		 "get federateddeployments: %s", ctl("get federateddeployments ctl"));
+	const char *got = ctl("get fdeploy ctl");
+	assert_non_null(strstr(got, "CLUSTERS"));
+	assert_non_null(strstr(got, "b=")); /* ready/placed per cluster, e.g. b=0/2 */
+	assert_non_null(strstr(got, "/2"));
+	got = ctl("get clusters -o wide");
+	assert_non_null(strstr(got, "READY"));
+	assert_non_null(strstr(got, "ESTIMATE"));
+	assert_non_null(strstr(got, "r1")); /* b's region label */
+	got = ctl("describe fdeploy ctl");
+	assert_non_null(strstr(got, "Clusters:"));
+	assert_non_null(strstr(got, "Placed"));
+	assert_non_null(strstr(got, "Synced"));
+	req0(-1, "DELETE", FD_PATH "/ctl", NULL, 200);
+}
+
 static void test_fed_restart_resumes_without_duplicates(void **state)
 {
 	(void)state;
@@ -551,4 +594,5 @@ SHOAL_TEST_MAIN_SETUP(setup, teardown, cmocka_unit_test(test_fed_weights_place_s
 		      cmocka_unit_test(test_fed_never_touches_what_it_does_not_own),
 		      cmocka_unit_test(test_fed_bad_cluster_spec),
 		      cmocka_unit_test(test_fed_member_faults_are_retried),
+		      cmocka_unit_test(test_fed_shoalctl_shows_clusters_and_placement),
 		      cmocka_unit_test(test_fed_restart_resumes_without_duplicates))
