@@ -3,7 +3,9 @@
  * `shoalctl describe KIND NAME`: the object for people. Metadata first (name, namespace,
  * labels, annotations, creation time, owners), then spec and status as indented YAML (one
  * generic layout for every kind: the registry has no per-kind describer), conditions as a
- * table, and the events whose involvedObject is this object, oldest first.
+ * table, a federated object's placement and per-cluster status (status.placement and
+ * status.clusters) as a table, and the events whose involvedObject is this object, oldest
+ * first.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -92,6 +94,73 @@ static int event_order(const void *a, const void *b)
 {
 	const char *x = event_when(*(json_t *const *)a), *y = event_when(*(json_t *const *)b);
 	return strcmp(x ? x : "", y ? y : "");
+}
+
+/* A federated object: what was placed where, and what each member reports. */
+static void ctl_describe_clusters(FILE *f, const json_t *placement, const json_t *clusters)
+{
+	struct ctl_table t = { .ncols = 7 };
+	const char *hdr[] = { "Cluster", "Placed", "Replicas", "Ready", "Available", "State",
+			      "Message" };
+	const char *sep[] = { "-------", "------", "--------", "-----", "---------", "-----",
+			      "-------" };
+	size_t i, j;
+	json_t *c, *p;
+
+	if (!json_array_size(clusters) && !json_array_size(placement))
+		return;
+	if (json_object_get(json_array_get(clusters, 0), "addresses")) {
+		/* a FederatedService: where each member serves it */
+		struct ctl_table s = { .ncols = 5 };
+		const char *sh[] = { "Cluster", "State", "ClusterIP", "Addresses", "Message" };
+		const char *ss[] = { "-------", "-----", "---------", "---------", "-------" };
+		ctl_table_row(&s, sh);
+		ctl_table_row(&s, ss);
+		json_array_foreach(clusters, i, c) {
+			char addrs[512] = "";
+			size_t off = 0;
+			json_array_foreach(json_object_get(c, "addresses"), j, p) {
+				int w = snprintf(addrs + off, sizeof(addrs) - off, "%s%s", j ? "," : "",
+						 json_string_value(p) ?: "?");
+				if (w < 0 || (size_t)w >= sizeof(addrs) - off)
+					break;
+				off += (size_t)w;
+			}
+			const char *row[] = { json_string_value(json_object_get(c, "cluster")) ?: "?",
+					      json_string_value(json_object_get(c, "state")) ?: "",
+					      json_string_value(json_object_get(c, "clusterIP")) ?: "",
+					      off ? addrs : "<none>",
+					      json_string_value(json_object_get(c, "message")) ?: "" };
+			ctl_table_row(&s, row);
+		}
+		fprintf(f, "Clusters:\n");
+		ctl_table_print(f, &s, 2);
+		ctl_table_free(&s);
+		return;
+	}
+	ctl_table_row(&t, hdr);
+	ctl_table_row(&t, sep);
+	json_array_foreach(clusters, i, c) {
+		const char *name = json_string_value(json_object_get(c, "cluster")) ?: "?";
+		char placed[24] = "0", reps[24], ready[24], avail[24];
+		json_array_foreach(placement, j, p)
+			if (!strcmp(json_string_value(json_object_get(p, "cluster")) ?: "", name))
+				snprintf(placed, sizeof(placed), "%lld",
+					 (long long)json_integer_value(json_object_get(p, "replicas")));
+		snprintf(reps, sizeof(reps), "%lld",
+			 (long long)json_integer_value(json_object_get(c, "replicas")));
+		snprintf(ready, sizeof(ready), "%lld",
+			 (long long)json_integer_value(json_object_get(c, "readyReplicas")));
+		snprintf(avail, sizeof(avail), "%lld",
+			 (long long)json_integer_value(json_object_get(c, "availableReplicas")));
+		const char *row[] = { name, placed, reps, ready, avail,
+				      json_string_value(json_object_get(c, "state")) ?: "",
+				      json_string_value(json_object_get(c, "message")) ?: "" };
+		ctl_table_row(&t, row);
+	}
+	fprintf(f, "Clusters:\n");
+	ctl_table_print(f, &t, 2);
+	ctl_table_free(&t);
 }
 
 /* Events about the object: asked of the server by field selector; a server that does not
@@ -250,9 +319,24 @@ static int ctl_describe_one(struct ctl *c, const struct api_kind *k, const char 
 	}
 	status = json_deep_copy(json_object_get(obj, "status"));
 	conds = status ? json_incref(json_object_get(status, "conditions")) : NULL;
-	if (status)
+	json_t *placement = NULL, *clusters = NULL;
+	if (status) {
 		json_object_del(status, "conditions");
+		clusters = json_incref(json_object_get(status, "clusters"));
+		if (json_is_array(clusters) && json_is_object(json_array_get(clusters, 0)) &&
+		    json_object_get(json_array_get(clusters, 0), "cluster")) {
+			placement = json_incref(json_object_get(status, "placement"));
+			json_object_del(status, "clusters");
+			json_object_del(status, "placement");
+		} else {
+			json_decref(clusters);
+			clusters = NULL;
+		}
+	}
 	ctl_describe_yaml(c->out, "Status", status);
+	ctl_describe_clusters(c->out, placement, clusters);
+	json_decref(placement);
+	json_decref(clusters);
 	ctl_describe_conditions(c->out, conds, c->now);
 	json_decref(conds);
 	json_decref(status);

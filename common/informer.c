@@ -416,6 +416,8 @@ static void *informer_main(void *arg)
 			if (!err)
 				continue; /* the server ended the stream: resume */
 		}
+		if (inf->o.on_error && !atomic_load(&inf->stop))
+			inf->o.on_error(inf->o.arg, err);
 		if (atomic_load(&inf->stop) || sleep_or_stop(inf, backoff))
 			break;
 		backoff = backoff * 2 > INF_BACKOFF_MAX_MS ? INF_BACKOFF_MAX_MS : backoff * 2;

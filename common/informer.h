@@ -35,6 +35,9 @@ struct informer_opts {
 	void (*on_event)(void *arg, enum informer_event type, json_t *obj, json_t *old);
 	/* After the first complete list, and after each relist (NULL: none). */
 	void (*on_synced)(void *arg);
+	/* A list or watch failed (err: a negative errno); the informer retries with back-off.
+	 * NULL: none. (The federation probes a member at once when its watch breaks.) */
+	void (*on_error)(void *arg, int err);
 	void *arg;
 };
 

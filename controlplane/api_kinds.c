@@ -8,7 +8,8 @@
  * Groups and versions: core v1 (Namespace, Node, Pod, Service, Endpoints, Event), apps/v1
  * (Deployment, ReplicaSet, DaemonSet), batch/v1 (Job), discovery.k8s.io/v1 (EndpointSlice),
  * coordination.k8s.io/v1 (Lease) and scheduling.shoal.io/v1alpha1 (PodGroup, shoal's own
- * gang-scheduling kind).
+ * gang-scheduling kind), and federation.shoal.io/v1 (Cluster, FederatedDeployment, FederatedService: served by
+ * every shoald, acted on by `shoald --federation`).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -248,6 +249,51 @@ const struct api_kind api_kinds[] = {
 		.defaults = api_defaults_podgroup,
 		.validate = api_validate_podgroup,
 		.columns = api_columns_podgroup,
+	},
+	{
+		.kind = "Cluster",
+		.resource = "clusters",
+		.singular = "cluster",
+		.group = "federation.shoal.io",
+		.version = "v1",
+		.namespaced = false,
+		.has_status = true,
+		.name_rule = API_NAME_SUBDOMAIN,
+		.schema = &api_schema_fedcluster,
+		.defaults = api_defaults_fedcluster,
+		.validate = api_validate_fedcluster,
+		.columns = api_columns_fedcluster,
+	},
+	{
+		.kind = "FederatedDeployment",
+		.resource = "federateddeployments",
+		.singular = "federateddeployment",
+		.group = "federation.shoal.io",
+		.version = "v1",
+		.short_names = { "fdeploy" },
+		.namespaced = true,
+		.has_status = true,
+		.scale_path = "spec.replicas",
+		.name_rule = API_NAME_SUBDOMAIN,
+		.schema = &api_schema_feddeployment,
+		.defaults = api_defaults_feddeployment,
+		.validate = api_validate_feddeployment,
+		.columns = api_columns_feddeployment,
+	},
+	{
+		.kind = "FederatedService",
+		.resource = "federatedservices",
+		.singular = "federatedservice",
+		.group = "federation.shoal.io",
+		.version = "v1",
+		.short_names = { "fsvc" },
+		.namespaced = true,
+		.has_status = true,
+		.name_rule = API_NAME_LABEL1035,
+		.schema = &api_schema_fedservice,
+		.defaults = NULL,
+		.validate = api_validate_fedservice,
+		.columns = api_columns_fedservice,
 	},
 	{ .kind = NULL },
 };

@@ -23,6 +23,7 @@
 #include "ctrl.h"
 #include "event_recorder.h"
 #include "log.h"
+#include "fed.h"
 #include "sched_runner.h"
 
 #define SHOAL_VERSION "0.1.0"
@@ -739,8 +740,19 @@ struct api_server *api_server_start(struct store *st, const struct api_server_op
 			goto err;
 		}
 	}
-	if (!o->no_controllers) {
-		srv->ctrl = ctrl_manager_start(srv, o->controllers, ctrl_builtin);
+	const struct ctrl_def *const *defs = o->no_controllers ? NULL : ctrl_builtin;
+	const struct ctrl_def *with_fed[32];
+	if (o->controllers && o->controllers->fed) {
+		/* the federation controller, after the built-in ones (or alone) */
+		size_t n = 0;
+		for (size_t i = 0; !o->no_controllers && ctrl_builtin[i] && n < 30; i++)
+			with_fed[n++] = ctrl_builtin[i];
+		with_fed[n++] = &fed_controller;
+		with_fed[n] = NULL;
+		defs = with_fed;
+	}
+	if (defs) {
+		srv->ctrl = ctrl_manager_start(srv, o->controllers, defs);
 		if (!srv->ctrl) {
 			err = -errno;
 			goto err;

@@ -83,6 +83,9 @@ API_KIND_DECL(job);
 API_KIND_DECL(endpointslice);
 API_KIND_DECL(lease);
 API_KIND_DECL(podgroup);
+API_KIND_DECL(fedcluster);	/* api_validate_fed.c */
+API_KIND_DECL(feddeployment);
+API_KIND_DECL(fedservice);
 /* Node, Event and Lease have no defaults. */
 API_KIND_DEFAULTS(namespace);
 API_KIND_DEFAULTS(pod);
@@ -94,6 +97,8 @@ API_KIND_DEFAULTS(daemonset);
 API_KIND_DEFAULTS(job);
 API_KIND_DEFAULTS(endpointslice);
 API_KIND_DEFAULTS(podgroup);
+API_KIND_DEFAULTS(fedcluster);
+API_KIND_DEFAULTS(feddeployment);
 
 /* Pod spec and template, shared by the workload kinds (api_validate_core.c). */
 void api_validate_pod_spec(const json_t *spec, const char *path, struct api_errors *errs);

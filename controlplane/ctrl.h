@@ -41,6 +41,7 @@ struct ctrl_manager;
 struct ctrl;
 struct ctrl_informer;
 struct strbuf;
+struct fed_config;
 
 /* What shoald's controllers are tuned by (shoald's flags; zero: the default). */
 struct ctrl_config {
@@ -49,6 +50,7 @@ struct ctrl_config {
 	long default_toleration_s;     /* tolerationSeconds of pods that give none (300) */
 	double eviction_qps;	       /* pods evicted per second at most (10) */
 	int64_t job_backoff_base_ms; /* a failed Job pod's replacement waits this, doubling (10 s) */
+	const struct fed_config *fed; /* `shoald --federation`: run the federation controller */
 };
 
 /* ---- records ------------------------------------------------------------------------------ */

@@ -15,7 +15,9 @@
 
 #include "api_server.h"
 #include "ctrl.h"
+#include "fed.h"
 #include "fsutil.h"
+#include "labels.h"
 #include "log.h"
 #include "store.h"
 
@@ -52,6 +54,14 @@ static void usage(FILE *f)
 		"  --job-backoff-base D     a failed Job pod is replaced after D, doubling (10s)\n"
 		"  --event-ttl D            Events are deleted D after they last happened (1h)\n"
 		"                           (D: a duration such as 500ms, 40s, 5m)\n"
+		"  --federation             also run the federation controller (Clusters,\n"
+		"                           FederatedDeployments, FederatedServices; see README\n"
+		"                           \"Federation\")\n"
+		"  --federation-id ID       the managed-by label value on member objects (shoal)\n"
+		"  --cluster-probe-interval D   how often each member is probed (10s)\n"
+		"  --cluster-grace-period D a member not ready for this long is Offline and its\n"
+		"                           replicas move to the others (60s)\n"
+		"  --member-timeout D       one request to a member may take this long (5s)\n"
 		"  --log-level LEVEL        error, warn, info or debug\n"
 		"  --version, --help\n");
 }
@@ -116,7 +126,12 @@ int main(int argc, char **argv)
 		O_TOLSECS,
 		O_EVICTQPS,
 		O_JOBBACKOFF,
-		O_EVENTTTL
+		O_EVENTTTL,
+		O_FED,
+		O_FEDID,
+		O_FEDPROBE,
+		O_FEDGRACE,
+		O_FEDTIMEOUT
 	};
 	static const struct option longopts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
@@ -143,12 +158,19 @@ int main(int argc, char **argv)
 		{ "pod-eviction-rate", required_argument, NULL, O_EVICTQPS },
 		{ "job-backoff-base", required_argument, NULL, O_JOBBACKOFF },
 		{ "event-ttl", required_argument, NULL, O_EVENTTTL },
+		{ "federation", no_argument, NULL, O_FED },
+		{ "federation-id", required_argument, NULL, O_FEDID },
+		{ "cluster-probe-interval", required_argument, NULL, O_FEDPROBE },
+		{ "cluster-grace-period", required_argument, NULL, O_FEDGRACE },
+		{ "member-timeout", required_argument, NULL, O_FEDTIMEOUT },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct api_server_opts ao = { 0 };
 	struct ctrl_config cc = { 0 };
+	struct fed_config fc = { .id = "shoal" };
+	bool federation = false;
 	struct store_opts so = { 0 };
 	const char *state = "/var/lib/shoal", *store_uri = NULL;
 	enum log_level lvl = LOG_LVL_INFO;
@@ -272,6 +294,32 @@ int main(int argc, char **argv)
 			cc.eviction_qps = q;
 			break;
 		}
+		case O_FED:
+			federation = true;
+			break;
+		case O_FEDID:
+			if (!*optarg || label_value_invalid(optarg)) {
+				fprintf(stderr, "shoald: --federation-id: want a label value "
+						"(63 characters: letters, digits, '-', '_', '.'), "
+						"got \"%s\"\n",
+					optarg);
+				return 2;
+			}
+			fc.id = optarg;
+			break;
+		case O_FEDPROBE:
+			if (parse_duration("--cluster-probe-interval", optarg,
+					   &fc.probe_interval_ms))
+				return 2;
+			break;
+		case O_FEDGRACE:
+			if (parse_duration("--cluster-grace-period", optarg, &fc.grace_ms))
+				return 2;
+			break;
+		case O_FEDTIMEOUT:
+			if (parse_duration("--member-timeout", optarg, &fc.member_timeout_ms))
+				return 2;
+			break;
 		case O_VERSION:
 			printf("shoald 0.1.0\n");
 			return 0;
@@ -316,6 +364,8 @@ int main(int argc, char **argv)
 		log_error("open store %s: %s", store_uri, shoal_strerror(errno));
 		return 1;
 	}
+	if (federation)
+		cc.fed = &fc;
 	ao.controllers = &cc;
 	struct api_server *srv = api_server_start(st, &ao);
 	if (!srv) {

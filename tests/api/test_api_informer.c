@@ -24,6 +24,7 @@ struct seen {
 	char log[64][80]; /* "ADDED p1", "MODIFIED p1 from 5", "DELETED p1" */
 	int n;
 	int synced;
+	int errors, last_error; /* on_error calls and the last one's code */
 	/* when set, the handler blocks until released (to make the watch fall behind) */
 	int hold;
 	pthread_cond_t cond;
@@ -195,6 +196,15 @@ static void test_informer_list_and_events(void **state)
 	assert_true((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 500);
 }
 
+static void on_error(void *arg, int err)
+{
+	struct seen *s = arg;
+	pthread_mutex_lock(&s->mu);
+	s->errors++;
+	s->last_error = err;
+	pthread_mutex_unlock(&s->mu);
+}
+
 static void test_informer_resumes_after_restart(void **state)
 {
 	struct seen s;
@@ -202,13 +212,28 @@ static void test_informer_resumes_after_restart(void **state)
 	seen_init(&s);
 	struct informer_opts o = { .server = server, .path = "/api/v1/pods",
 				   .field_selector = "metadata.namespace=default",
-				   .on_event = on_event, .on_synced = on_synced, .arg = &s };
+				   .on_event = on_event, .on_synced = on_synced, .on_error = on_error,
+				   .arg = &s };
 	struct informer *inf = informer_start(&o);
 	assert_non_null(inf);
 	assert_int_equal(informer_wait_synced(inf, 5000), 0);
 	int lists = s.synced;
+	assert_int_equal(s.errors, 0);
 
 	assert_int_equal(shoald_stop(&srv), 0);
+	/* nothing listens: the watch's failures are reported, each a negative errno */
+	for (int i = 0; i < 100; i++) {
+		pthread_mutex_lock(&s.mu);
+		int e = s.errors;
+		pthread_mutex_unlock(&s.mu);
+		if (e)
+			break;
+		usleep(50000);
+	}
+	pthread_mutex_lock(&s.mu);
+	assert_true(s.errors >= 1);
+	assert_true(s.last_error < 0);
+	pthread_mutex_unlock(&s.mu);
 	assert_int_equal(shoald_restart(&srv), 0);
 	json_decref(make_cm("default", "r0", "r"));
 	assert_true(saw(&s, "ADDED r0", 10000));

@@ -48,7 +48,8 @@ static void test_api_kinds_table_is_complete(void **state)
 	static const char *const want[] = { "Namespace", "Node",	  "Pod",   "Service",
 					    "Endpoints", "Event",	  "Deployment",
 					    "ReplicaSet", "DaemonSet",	  "Job",   "EndpointSlice",
-					    "Lease",	 "PodGroup" };
+					    "Lease",	 "PodGroup",	  "Cluster",
+					    "FederatedDeployment", "FederatedService" };
 	size_t n = 0;
 	for (const struct api_kind *k = api_kinds; k->kind; k++) {
 		n++;
@@ -103,6 +104,7 @@ static void test_api_kind_lookups(void **state)
 		{ "ep", "Endpoints" },		{ "endpointslices.discovery.k8s.io", "EndpointSlice" },
 		{ "lease", "Lease" },		{ "pg", "PodGroup" },
 		{ "podgroups.scheduling.shoal.io", "PodGroup" }, { "ev", "Event" },
+		{ "fdeploy", "FederatedDeployment" }, { "clusters.federation.shoal.io", "Cluster" },
 		{ "namespace", "Namespace" },
 	};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {

@@ -1091,6 +1091,87 @@ static void test_api_podgroup(void **state)
 			  "spec.scheduleTimeoutSeconds", "between 1 and");
 }
 
+#define FD_TMPL                                                                                    \
+	"'template':{'metadata':{'labels':{'app':'w'}},'spec':{'selector':{'matchLabels':{'app':" \
+	"'w'}},'template':{'metadata':{'labels':{'app':'w'}},'spec':{'containers':[{'name':'c'," \
+	"'image':'x'}]}}}}"
+
+static void test_api_fed_cluster(void **state)
+{
+	(void)state;
+	json_t *c = J("{'apiVersion':'federation.shoal.io/v1','kind':'Cluster','metadata':{'name':"
+		      "'a'},'spec':{'apiEndpoint':'https://10.0.0.1:6443','tokenFile':'/etc/t'}}");
+	struct api_errors errs;
+	if (run_obj("clusters.federation.shoal.io", c, NULL, &errs))
+		dump(&errs);
+	assert_int_equal(errs.n, 0);
+	assert_string_equal(str_at(c, "spec.referencePod.cpu"), "100m");
+	json_decref(c);
+	ASSERT_VALID("clusters.federation.shoal.io",
+		     "{'metadata':{'name':'b'},'spec':{'apiEndpoint':'unix:/run/b/api.sock'}}");
+	ASSERT_ONLY_ERROR("clusters.federation.shoal.io", "{'metadata':{'name':'b'},'spec':{}}",
+			  "spec.apiEndpoint", "Required value");
+	ASSERT_ONLY_ERROR("clusters.federation.shoal.io",
+			  "{'metadata':{'name':'b'},'spec':{'apiEndpoint':'http://h:99999'}}",
+			  "spec.apiEndpoint", "port");
+	ASSERT_ONLY_ERROR("clusters.federation.shoal.io",
+			  "{'metadata':{'name':'b'},'spec':{'apiEndpoint':'unix:rel'}}",
+			  "spec.apiEndpoint", "absolute");
+	ASSERT_ONLY_ERROR("clusters.federation.shoal.io",
+			  "{'metadata':{'name':'b'},'spec':{'apiEndpoint':'http://h:1','tokenFile':"
+			  "'t'}}",
+			  "spec.tokenFile", "absolute path");
+}
+
+static void test_api_fed_deployment(void **state)
+{
+	(void)state;
+	json_t *fd = J("{'apiVersion':'federation.shoal.io/v1','kind':'FederatedDeployment',"
+		       "'metadata':{'name':'w','namespace':'d'},'spec':{" FD_TMPL ",'placement':"
+		       "{'clusters':['a','b']}}}");
+	struct api_errors errs;
+	if (run_obj("fdeploy", fd, NULL, &errs))
+		dump(&errs);
+	assert_int_equal(errs.n, 0);
+	assert_int_equal(int_at(fd, "spec.replicas"), 1);
+	assert_string_equal(str_at(fd, "spec.placement.replicaScheduling.type"), "Divided");
+	assert_string_equal(str_at(fd, "spec.placement.replicaScheduling.divideBy"), "Weights");
+	/* the template is left as written (defaults are the members' business) */
+	assert_null(json_object_get(json_object_get(json_object_get(json_object_get(fd, "spec"),
+								     "template"),
+						    "spec"),
+				    "replicas"));
+	json_decref(fd);
+	ASSERT_ONLY_ERROR("fdeploy", "{'metadata':{'name':'w','namespace':'d'},'spec':{" FD_TMPL "}}",
+			  "spec.placement", "clusterSelector");
+	ASSERT_ONLY_ERROR("fdeploy",
+			  "{'metadata':{'name':'w','namespace':'d'},'spec':{'template':{'spec':{"
+			  "'selector':{'matchLabels':{'app':'w'}}}},'placement':{'clusters':['a']}}}",
+			  "spec.template.spec.template", "Required value");
+	ASSERT_ONLY_ERROR("fdeploy",
+			  "{'metadata':{'name':'w','namespace':'d'},'spec':{" FD_TMPL ",'placement':{"
+			  "'clusters':['a'],'replicaScheduling':{'type':'Spread'}}}}",
+			  "spec.placement.replicaScheduling.type", "Unsupported value");
+	ASSERT_ONLY_ERROR("fdeploy",
+			  "{'metadata':{'name':'w','namespace':'d'},'spec':{" FD_TMPL ",'placement':{"
+			  "'clusters':['a'],'replicaScheduling':{'weights':[{'cluster':'a','weight':"
+			  "-1}]}}}}",
+			  "spec.placement.replicaScheduling.weights[0].weight", "between");
+	ASSERT_ONLY_ERROR("fdeploy",
+			  "{'metadata':{'name':'w','namespace':'d'},'spec':{" FD_TMPL ",'placement':{"
+			  "'clusters':['a'],'clusterReplicas':[{'cluster':'a','minReplicas':3,"
+			  "'maxReplicas':2}]}}}",
+			  "spec.placement.clusterReplicas[0].maxReplicas", "minReplicas");
+	ASSERT_ONLY_ERROR("fdeploy",
+			  "{'metadata':{'name':'w','namespace':'d'},'spec':{" FD_TMPL ",'placement':{"
+			  "'clusters':['a']},'overrides':[{'cluster':'a','image':'y'}]}}",
+			  "spec.overrides[0].image", "Forbidden");
+	ASSERT_ONLY_ERROR("fdeploy",
+			  "{'metadata':{'name':'w','namespace':'d'},'spec':{" FD_TMPL ",'placement':{"
+			  "'clusters':['A_b']}}}",
+			  "spec.placement.clusters[0]", "Invalid value");
+}
+
 /* ======================================================================================== */
 /* Printer columns */
 
@@ -1228,5 +1309,7 @@ SHOAL_TEST_MAIN(cmocka_unit_test(test_api_pod_minimal_is_valid_and_defaulted),
 		cmocka_unit_test(test_api_job_restart_policy),
 		cmocka_unit_test(test_api_job_fields_nonneg),
 		cmocka_unit_test(test_api_podgroup),
+		cmocka_unit_test(test_api_fed_cluster),
+		cmocka_unit_test(test_api_fed_deployment),
 		cmocka_unit_test(test_api_columns_pod),
 		cmocka_unit_test(test_api_columns_other_kinds))

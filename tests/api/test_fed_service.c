@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * FederatedService against real daemons: the Service in every selected member (managed by
+ * the federation, its node port allocated by the member), each member's reachable addresses
+ * (its nodes' InternalIPs and the node port) published to the others as EndpointSlices of
+ * their own Service, and everything removed when the FederatedService is deleted or a
+ * cluster is no longer selected.
+ */
+#include "fed_helpers.h"
+
+#define FS_PATH "/apis/federation.shoal.io/v1/namespaces/default/federatedservices"
+#define SLICES	"/apis/discovery.k8s.io/v1/namespaces/default/endpointslices"
+
+static int setup(void **state)
+{
+	(void)state;
+	static const char *const cpu[NMEM] = { "4", "4", "4" };
+	return fed_start_all(cpu);
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	return fed_stop_all();
+}
+
+static long long node_port(int i)
+{
+	long code;
+	json_t *s = call(i, "GET", "/api/v1/namespaces/default/services/web", NULL, &code);
+	long long p =
+		code == 200
+			? json_integer_value(json_object_get(
+				  json_array_get(
+					  json_object_get(json_object_get(s, "spec"), "ports"), 0),
+				  "nodePort"))
+			: -1;
+	json_decref(s);
+	return p;
+}
+
+/* The slice member i holds for cluster src: "ADDRESS:PORT", or "" when there is none. */
+static const char *slice_of(int i, const char *src)
+{
+	long code;
+	json_t *s = call(i, "GET", fmt(SLICES "/web-fed-%s", src), NULL, &code);
+	const char *out = "";
+	if (code == 200)
+		out = fmt(
+			"%s:%lld",
+			json_string_value(json_array_get(
+				json_object_get(json_array_get(json_object_get(s, "endpoints"), 0),
+						"addresses"),
+				0))
+				?: "?",
+			(long long)json_integer_value(json_object_get(
+				json_array_get(json_object_get(s, "ports"), 0), "port")));
+	json_decref(s);
+	return out;
+}
+
+static size_t status_addresses(size_t i)
+{
+	json_t *fs = req(-1, "GET", FS_PATH "/web", NULL, 200);
+	json_t *c = json_array_get(json_object_get(json_object_get(fs, "status"), "clusters"), i);
+	size_t n = json_array_size(json_object_get(c, "addresses"));
+	json_decref(fs);
+	return n;
+}
+
+static void test_fed_service_published_to_every_member(void **state)
+{
+	(void)state;
+	req0(-1, "POST", FS_PATH,
+	     "{\"apiVersion\":\"federation.shoal.io/"
+	     "v1\",\"kind\":\"FederatedService\",\"metadata\":"
+	     "{\"name\":\"web\"},\"spec\":{\"template\":{\"metadata\":{\"labels\":{\"app\":\"web\"}"
+	     "},"
+	     "\"spec\":{\"type\":\"NodePort\",\"selector\":{\"app\":\"web\"},\"ports\":[{\"name\":"
+	     "\"http\",\"port\":80,\"targetPort\":8080}]}},\"placement\":{\"clusters\":[\"a\","
+	     "\"b\","
+	     "\"c\"]}}}",
+	     201);
+	WAIT_FOR(15000, node_port(0) > 0 && node_port(1) > 0 && node_port(2) > 0,
+		 "every member serves the Service: node ports %lld/%lld/%lld", node_port(0),
+		 node_port(1), node_port(2));
+	json_t *s = req(1, "GET", "/api/v1/namespaces/default/services/web", NULL, 200);
+	assert_string_equal(json_string_value(json_object_get(
+				    json_object_get(json_object_get(s, "metadata"), "labels"),
+				    "federation.shoal.io/managed-by")),
+			    "fedtest");
+	json_decref(s);
+	/* a reaches b and c at their nodes' addresses and node ports, and so on */
+	for (int i = 0; i < NMEM; i++)
+		for (int j = 0; j < NMEM; j++) {
+			if (i == j)
+				continue;
+			const char *want = fmt("10.99.%d.1:%lld", j + 1, node_port(j));
+			WAIT_FOR(15000, !strcmp(slice_of(i, mem_name[j]), want),
+				 "%s's slice for %s: want %s, have \"%s\"", mem_name[i],
+				 mem_name[j], want, slice_of(i, mem_name[j]));
+		}
+	json_t *sl = req(0, "GET", SLICES "/web-fed-b", NULL, 200);
+	assert_string_equal(json_string_value(json_object_get(
+				    json_object_get(json_object_get(sl, "metadata"), "labels"),
+				    "kubernetes.io/service-name")),
+			    "web");
+	json_decref(sl);
+	/* the federation's status lists each cluster's addresses (written after the members) */
+	WAIT_FOR(15000, status_addresses(2) == 1, "status.clusters[2]: %zu addresses",
+		 status_addresses(2));
+	json_t *fs = req(-1, "GET", FS_PATH "/web", NULL, 200);
+	json_t *cl = json_object_get(json_object_get(fs, "status"), "clusters");
+	assert_int_equal(json_array_size(cl), 3);
+	assert_string_equal(jstr(json_array_get(cl, 2), "cluster"), "c");
+	json_decref(fs);
+
+	/* c leaves the placement: its Service goes, and so do the slices for it */
+	req0(-1, "PATCH", FS_PATH "/web", "{\"spec\":{\"placement\":{\"clusters\":[\"a\",\"b\"]}}}",
+	     200);
+	WAIT_FOR(15000,
+		 node_port(2) == -1 && !strcmp(slice_of(0, "c"), "") &&
+			 !strcmp(slice_of(1, "c"), "") && !strcmp(slice_of(2, "a"), ""),
+		 "c still serves or is still published");
+	assert_true(strcmp(slice_of(0, "b"), "") != 0);
+
+	req0(-1, "DELETE", FS_PATH "/web", NULL, 200);
+	WAIT_FOR(15000,
+		 node_port(0) == -1 && node_port(1) == -1 && !strcmp(slice_of(0, "b"), "") &&
+			 !strcmp(slice_of(1, "a"), ""),
+		 "after the delete the members still hold the Service or its slices");
+}
+
+SHOAL_TEST_MAIN_SETUP(setup, teardown, cmocka_unit_test(test_fed_service_published_to_every_member))
