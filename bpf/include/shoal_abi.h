@@ -20,7 +20,11 @@
 #include <linux/types.h>
 #endif
 
-#define SHOAL_ABI_VERSION 1
+/*
+ * Version of the pinned maps' layout. 2: shoal_be_v4 is an array indexed by backend id (an
+ * unused id is all zeros) instead of a hash.
+ */
+#define SHOAL_ABI_VERSION 2
 
 /* Map names, pinned under /sys/fs/bpf/shoal/<node>/ (15 characters at most). */
 #define SHOAL_MAP_SVC "shoal_svc_v4"
@@ -89,7 +93,7 @@ struct shoal_slot_key {
 	__u8 pad;
 };
 
-/* Backend id -> where it is. */
+/* Backend id -> where it is (index of the shoal_be_v4 array; addr 0: no backend). */
 struct shoal_backend_v4 {
 	__be32 addr;
 	__be16 port;

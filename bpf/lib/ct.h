@@ -46,22 +46,44 @@ static __always_inline __u64 ct_timeout(const struct shoal_ct_v4 *e, __u8 proto)
 	return CT_TIMEOUT_TCP;
 }
 
-/* Looks up an entry and refreshes it; NULL when absent or expired. */
+/*
+ * The deadline is written at most once a second per entry (and whenever the flags change,
+ * which may shorten it): a write on every packet would dirty the entry's cache line, and
+ * bounce it between CPUs, for a deadline that moves by nanoseconds.
+ */
+#define CT_REFRESH_NS NSEC_PER_SEC
+
+/*
+ * Looks up an entry and refreshes it; NULL when absent or expired. *old_flags gets the flags
+ * the entry had before this packet.
+ */
 static __always_inline struct shoal_ct_v4 *ct_lookup(struct shoal_ct_key_v4 *k,
-						     const struct pkt_v4 *p, bool reply)
+						     const struct pkt_v4 *p, bool reply,
+						     __u8 *old_flags)
 {
 	struct shoal_ct_v4 *e = bpf_map_lookup_elem(&shoal_ct_v4, k);
-	__u64 now = bpf_ktime_get_coarse_ns();
+	__u64 now, deadline;
+	__u8 flags;
 
 	if (!e)
 		return NULL;
+	now = bpf_ktime_get_coarse_ns();
 	if (e->expires < now)
 		return NULL;
-	if (reply && !(e->flags & CT_F_SEEN_REPLY))
-		e->flags |= CT_F_SEEN_REPLY;
+	flags = e->flags;
+	*old_flags = flags;
+	if (reply)
+		flags |= CT_F_SEEN_REPLY;
 	if (p->tcp_flags & (TCP_FIN | TCP_RST))
-		e->flags |= CT_F_CLOSING;
-	e->expires = now + ct_timeout(e, p->proto);
+		flags |= CT_F_CLOSING;
+	if (flags != e->flags) {
+		e->flags = flags;
+		e->expires = now + ct_timeout(e, p->proto);
+		return e;
+	}
+	deadline = now + ct_timeout(e, p->proto);
+	if (deadline > e->expires + CT_REFRESH_NS)
+		e->expires = deadline;
 	return e;
 }
 

@@ -47,11 +47,17 @@ struct nat_plan {
 	enum shoal_reason reason; /* with LB_DROP */
 };
 
+/* lb_select: the record names a slot that is not there (no backend has this id). */
+#define LB_BE_GONE 0xffffffffu
+
 #define AFFINITY_NS(s) ((__u64)(s) * NSEC_PER_SEC)
 
+/* The backend of an id; NULL for none (an unused array entry is all zeros). */
 static __always_inline struct shoal_backend_v4 *lb_backend(__u32 id)
 {
-	return id ? bpf_map_lookup_elem(&shoal_be_v4, &id) : NULL;
+	struct shoal_backend_v4 *be = bpf_map_lookup_elem(&shoal_be_v4, &id);
+
+	return be && be->addr ? be : NULL;
 }
 
 /* Picks a backend for a new flow; 0 when the service has none that may serve it. */
@@ -88,7 +94,8 @@ static __always_inline __u32 lb_select(const struct shoal_svc_v4 *svc, const str
 	sk.gen = svc->gen;
 	sk.slot = base + bpf_get_prandom_u32() % n;
 	be = bpf_map_lookup_elem(&shoal_slot_v4, &sk);
-	return be ? *be : 0;
+	/* A slot the record counts but the map lacks: a drop (retransmitted), not a reject. */
+	return be ? *be : LB_BE_GONE;
 }
 
 static __always_inline void lb_affinity_note(const struct shoal_svc_v4 *svc,
@@ -131,14 +138,10 @@ static __always_inline int lb_reply(const struct pkt_v4 *p, struct nat_plan *pl)
 {
 	struct shoal_ct_key_v4 k;
 	struct shoal_ct_v4 *e;
-	bool first;
+	__u8 old_flags = 0;
 
 	ct_key_reply(&k, p);
-	e = bpf_map_lookup_elem(&shoal_ct_v4, &k);
-	if (!e || e->expires < bpf_ktime_get_coarse_ns())
-		return DP_CONTINUE;
-	first = !(e->flags & CT_F_SEEN_REPLY);
-	e = ct_lookup(&k, p, true);
+	e = ct_lookup(&k, p, true, &old_flags);
 	if (!e)
 		return DP_CONTINUE;
 	pl->reply = 1;
@@ -154,7 +157,7 @@ static __always_inline int lb_reply(const struct pkt_v4 *p, struct nat_plan *pl)
 		pl->daddr = e->snat_addr;
 		pl->dport = e->snat_port;
 	}
-	if (first) {
+	if (!(old_flags & CT_F_SEEN_REPLY)) {
 		/* Promote the forward entry out of its short "no reply yet" timeout. */
 		struct shoal_ct_key_v4 fk = {
 			.saddr = pl->daddr,
@@ -187,20 +190,30 @@ static __always_inline int lb_v4(const struct pkt_v4 *p, bool external, __u32 if
 	struct shoal_backend_v4 *be;
 	struct shoal_svc_v4 *svc;
 	__u32 be_id = 0;
+	__u8 old_flags;
 	int ret;
 
-	ret = lb_reply(p, pl);
-	if (ret != DP_CONTINUE)
-		return ret;
-
+	/*
+	 * The frontend first: most packets on a node are either for a service (the forward
+	 * entry then settles it in one more lookup) or for no service at all; only a packet to
+	 * no frontend, or a new flow's first packet, looks for a reply entry.
+	 */
 	svc = bpf_map_lookup_elem(&shoal_svc_v4, &sk);
-	if (!svc)
-		return LB_PASS;
-	pl->svc_id = svc->id;
-	count(&shoal_svc_stats, svc->id, p->tot_len);
+	if (!svc) {
+		ret = lb_reply(p, pl);
+		return ret == DP_CONTINUE ? LB_PASS : ret;
+	}
 
 	ct_key_fwd(&fk, p);
-	e = ct_lookup(&fk, p, false);
+	e = ct_lookup(&fk, p, false, &old_flags);
+	if (!e) {
+		/* A reply whose destination is a frontend too (a client port that is a NodePort). */
+		ret = lb_reply(p, pl);
+		if (ret != DP_CONTINUE)
+			return ret;
+	}
+	pl->svc_id = svc->id;
+	count(&shoal_svc_stats, svc->id, p->tot_len);
 	if (e) {
 		be = lb_backend(e->backend_id);
 		if (be && be->addr == e->nat_addr && be->port == e->nat_port) {
@@ -343,7 +356,10 @@ static __always_inline void lb_dsr_learn(const struct pkt_v4 *p, __be32 fe_addr,
 	struct shoal_ct_v4 *e = bpf_map_lookup_elem(&shoal_ct_v4, &rk);
 
 	if (e && e->nat_addr == fe_addr && e->nat_port == fe_port) {
-		e->expires = bpf_ktime_get_coarse_ns() + ct_timeout(e, p->proto);
+		__u64 deadline = bpf_ktime_get_coarse_ns() + ct_timeout(e, p->proto);
+
+		if (deadline > e->expires + CT_REFRESH_NS)
+			e->expires = deadline;
 		return;
 	}
 	ct_create(&rk, &re, p->proto);
