@@ -117,7 +117,6 @@ static __always_inline int lb_snat_port(const struct pkt_v4 *p, const struct sho
 		.daddr = snat_addr,
 		.sport = be->port,
 		.proto = p->proto,
-		.dir = CT_DIR_REPLY,
 	};
 	__u32 span = (__u32)snat_port_max - snat_port_min + 1;
 
@@ -133,17 +132,10 @@ static __always_inline int lb_snat_port(const struct pkt_v4 *p, const struct sho
 	return -1;
 }
 
-/* The reply path: a packet of a translated flow coming back. */
-static __always_inline int lb_reply(const struct pkt_v4 *p, struct nat_plan *pl)
+/* The reply path: a packet of a translated flow coming back (e: its reply entry). */
+static __always_inline int lb_reply(const struct pkt_v4 *p, const struct shoal_ct_v4 *e,
+				    __u8 old_flags, struct nat_plan *pl)
 {
-	struct shoal_ct_key_v4 k;
-	struct shoal_ct_v4 *e;
-	__u8 old_flags = 0;
-
-	ct_key_reply(&k, p);
-	e = ct_lookup(&k, p, true, &old_flags);
-	if (!e)
-		return DP_CONTINUE;
 	pl->reply = 1;
 	pl->ifindex = e->ifindex;
 	pl->svc_id = e->svc_id;
@@ -165,11 +157,10 @@ static __always_inline int lb_reply(const struct pkt_v4 *p, struct nat_plan *pl)
 			.sport = pl->dport,
 			.dport = pl->sport,
 			.proto = p->proto,
-			.dir = CT_DIR_FWD,
 		};
 		struct shoal_ct_v4 *f = bpf_map_lookup_elem(&shoal_ct_v4, &fk);
 
-		if (f) {
+		if (f && f->dir == CT_DIR_FWD) {
 			f->flags |= CT_F_SEEN_REPLY;
 			f->expires = bpf_ktime_get_coarse_ns() + ct_timeout(f, p->proto);
 		}
@@ -190,33 +181,20 @@ static __always_inline int lb_v4(const struct pkt_v4 *p, bool external, __u32 if
 	struct shoal_backend_v4 *be;
 	struct shoal_svc_v4 *svc;
 	__u32 be_id = 0;
-	__u8 old_flags;
-	int ret;
+	__u8 old_flags = 0;
 
 	/*
-	 * The frontend first: most packets on a node are either for a service (the forward
-	 * entry then settles it in one more lookup) or for no service at all; only a packet to
-	 * no frontend, or a new flow's first packet, looks for a reply entry.
+	 * Conntrack first: a packet of a known flow, either direction, is settled by this one
+	 * lookup (and the backend array); only a packet of no known flow looks at frontends.
 	 */
-	svc = bpf_map_lookup_elem(&shoal_svc_v4, &sk);
-	if (!svc) {
-		ret = lb_reply(p, pl);
-		return ret == DP_CONTINUE ? LB_PASS : ret;
-	}
-
-	ct_key_fwd(&fk, p);
-	e = ct_lookup(&fk, p, false, &old_flags);
-	if (!e) {
-		/* A reply whose destination is a frontend too (a client port that is a NodePort). */
-		ret = lb_reply(p, pl);
-		if (ret != DP_CONTINUE)
-			return ret;
-	}
-	pl->svc_id = svc->id;
-	count(&shoal_svc_stats, svc->id, p->tot_len);
+	ct_key(&fk, p);
+	e = ct_lookup(&fk, p, &old_flags);
+	if (e && e->dir == CT_DIR_REPLY)
+		return lb_reply(p, e, old_flags, pl);
 	if (e) {
 		be = lb_backend(e->backend_id);
 		if (be && be->addr == e->nat_addr && be->port == e->nat_port) {
+			pl->svc_id = e->svc_id;
 			pl->be_id = e->backend_id;
 			pl->saddr = p->saddr;
 			pl->sport = p->sport;
@@ -230,11 +208,18 @@ static __always_inline int lb_v4(const struct pkt_v4 *p, bool external, __u32 if
 				pl->sport = e->snat_port;
 				pl->hairpin = !external && hairpin_addr && e->snat_addr == hairpin_addr;
 			}
+			count(&shoal_svc_stats, pl->svc_id, p->tot_len);
 			count(&shoal_be_stats, pl->be_id, p->tot_len);
 			return LB_XLATE;
 		}
-		/* Its backend is gone: the flow is chosen anew below. */
+		/* Its backend is gone: the flow is chosen anew below, if its service is still there. */
 	}
+
+	svc = bpf_map_lookup_elem(&shoal_svc_v4, &sk);
+	if (!svc)
+		return LB_PASS;
+	pl->svc_id = svc->id;
+	count(&shoal_svc_stats, svc->id, p->tot_len);
 
 	if (p->proto == IPPROTO_TCP && (p->tcp_flags & TCP_RST)) {
 		pl->reason = DR_STRAY_RST; /* nothing to reset: an RST for an unknown flow */
@@ -302,7 +287,7 @@ static __always_inline int lb_v4(const struct pkt_v4 *p, bool external, __u32 if
 	rk.sport = pl->dport;
 	rk.dport = pl->sport;
 	rk.proto = p->proto;
-	rk.dir = CT_DIR_REPLY;
+	re.dir = CT_DIR_REPLY;
 	re.backend_id = be_id;
 	re.svc_id = svc->id;
 	re.nat_addr = p->daddr;
@@ -345,9 +330,9 @@ static __always_inline void lb_dsr_learn(const struct pkt_v4 *p, __be32 fe_addr,
 		.sport = p->dport,
 		.dport = p->sport,
 		.proto = p->proto,
-		.dir = CT_DIR_REPLY,
 	};
 	struct shoal_ct_v4 re = {
+		.dir = CT_DIR_REPLY,
 		.nat_addr = fe_addr,
 		.nat_port = fe_port,
 		.flags = CT_F_SEEN_REPLY,
@@ -355,7 +340,7 @@ static __always_inline void lb_dsr_learn(const struct pkt_v4 *p, __be32 fe_addr,
 	};
 	struct shoal_ct_v4 *e = bpf_map_lookup_elem(&shoal_ct_v4, &rk);
 
-	if (e && e->nat_addr == fe_addr && e->nat_port == fe_port) {
+	if (e && e->dir == CT_DIR_REPLY && e->nat_addr == fe_addr && e->nat_port == fe_port) {
 		__u64 deadline = bpf_ktime_get_coarse_ns() + ct_timeout(e, p->proto);
 
 		if (deadline > e->expires + CT_REFRESH_NS)
