@@ -14,6 +14,7 @@
 #include "lib/ct.h"
 #include "lib/maglev.h"
 #include "lib/lb.h"
+#include "lib/icmp.h"
 #include "lib/reject.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -172,12 +173,15 @@ static __always_inline int tc_reject(struct __sk_buff *skb, const struct pkt_v4 
 	return err;
 }
 
+/* What must be linear: a reject's headers, an ICMP error's quote up to its TCP checksum. */
+#define TC_LINEAR_LEN (sizeof(struct ethhdr) + 2 * sizeof(struct iphdr) + 8 + 18)
+
 static __always_inline int tc_lb(struct __sk_buff *skb, bool external)
 {
 	struct nat_plan pl = {};
 	struct pkt_v4 p = {};
 	void *data, *data_end;
-	__u32 want = REJECT_TCP_LEN;
+	__u32 want = TC_LINEAR_LEN;
 	int cls, v;
 
 	/* Headers must be in the linear part for direct access. */
@@ -195,6 +199,12 @@ static __always_inline int tc_lb(struct __sk_buff *skb, bool external)
 	case PARSE_NOT_IPV4:
 		return TC_ACT_OK;
 	case PARSE_OTHER_L4:
+		/* An ICMP error about a translated flow, rewritten for its receiver. */
+		if (lb_icmp_error(&p, data_end, &pl) != LB_XLATE)
+			return TC_ACT_OK;
+		count_reason(DR_OK, p.tot_len);
+		if (pl.reply && pl.ifindex)
+			return bpf_redirect_neigh(pl.ifindex, NULL, 0, 0);
 		return TC_ACT_OK;
 	case PARSE_FRAGMENT:
 		count_reason(DR_FRAGMENT, skb->len);
