@@ -1,10 +1,17 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The service load-balancing decision shared by the XDP and tc programs: reverse NAT of a
- * reply, frontend lookup, conntrack, backend choice (session affinity, Maglev for
- * north-south, random for east-west, local-only policies, terminating endpoints as a last
- * resort) and SNAT for north-south traffic to another node. It returns a plan; rewriting the
- * packet is the attach point's business, since XDP writes memory and tc must use helpers.
+ * The service load-balancing decision shared by the XDP and tc programs: conntrack (one
+ * lookup settles a packet of a known flow, either way: its backend, or the reverse NAT of a
+ * reply), then for a packet of no known flow the frontend lookup, backend choice (session
+ * affinity, Maglev for north-south, random for east-west, local-only policies, terminating
+ * endpoints as a last resort) and SNAT for north-south traffic to another node. It returns a
+ * plan; rewriting the packet is the attach point's business, since XDP writes memory and tc
+ * must leave part of the checksum work to the kernel.
+ *
+ * An established flow keeps its backend for as long as that backend is programmed (in any
+ * service), even once its own service is gone, as the kernel's conntrack keeps a translated
+ * connection after kube-proxy's rules went; a flow whose backend went is chosen anew, or
+ * passed untranslated when its frontend went too.
  */
 #ifndef SHOAL_LB_H
 #define SHOAL_LB_H
