@@ -785,6 +785,46 @@ static void test_bpf_xdp_snat_to_remote_backend(void **state)
 	assert_int_equal(dp_service_delete(dp, s.name), 0);
 }
 
+/*
+ * A reply whose destination is also a frontend (the client's port happens to be a NodePort):
+ * its flow's reply entry decides, not the frontend, so it is translated back, not load-balanced.
+ */
+static void test_bpf_reply_to_a_frontend_port_is_a_reply(void **state)
+{
+	struct dp_service web = svc1("default/web:80/tcp", IPPROTO_TCP, VIP, 80, 0);
+	struct dp_service np = svc1("default/np:31000/tcp", IPPROTO_TCP, NODE_IP, 31000,
+				    SVC_F_NODEPORT);
+	struct dp_backend bw = be("10.1.1.2", 8080, BE_F_LOCAL), bn = be("10.1.1.3", 9090, BE_F_LOCAL);
+	struct pkt_spec ps = { .proto = IPPROTO_TCP, .saddr = NODE_IP, .daddr = VIP, .sport = 31000,
+			       .dport = 80, .tcp_flags = 0x02, .seq = 5 };
+	uint8_t in[PKT_MAX], out[PKT_MAX];
+	uint32_t ol, ret;
+	size_t len;
+
+	(void)state;
+	flush_flows();
+	assert_int_equal(dp_service_upsert(dp, &web, &bw, 1), 0);
+	assert_int_equal(dp_service_upsert(dp, &np, &bn, 1), 0);
+	len = pkt_build(in, &ps);
+	assert_int_equal(run(fd_tc_pod, in, len, out, &ol, &ret), 0);
+	assert_int_equal(pkt_daddr(out), bw.addr);
+	/* The backend answers NODE_IP:31000, which is the NodePort's frontend too. */
+	ps.saddr = "10.1.1.2";
+	ps.sport = 8080;
+	ps.daddr = NODE_IP;
+	ps.dport = 31000;
+	ps.tcp_flags = 0x12;
+	len = pkt_build(in, &ps);
+	assert_int_equal(run(fd_tc_pod, in, len, out, &ol, &ret), 0);
+	assert_int_equal(pkt_saddr(out), pkt_ip(VIP));
+	assert_int_equal(pkt_sport(out), 80);
+	assert_int_equal(pkt_daddr(out), pkt_ip(NODE_IP));
+	assert_int_equal(pkt_dport(out), 31000);
+	assert_null(pkt_check_csums(out, ol));
+	assert_int_equal(dp_service_delete(dp, web.name), 0);
+	assert_int_equal(dp_service_delete(dp, np.name), 0);
+}
+
 /* ---- ICMP errors about translated flows -------------------------------------------------- */
 
 /*
@@ -1384,6 +1424,7 @@ SHOAL_TEST_MAIN_SETUP(setup, teardown, cmocka_unit_test(test_bpf_tc_dnat_and_rev
 		      cmocka_unit_test(test_bpf_no_endpoint_rejects_tc),
 		      cmocka_unit_test(test_bpf_no_endpoint_rejects_xdp),
 		      cmocka_unit_test(test_bpf_xdp_snat_to_remote_backend),
+		      cmocka_unit_test(test_bpf_reply_to_a_frontend_port_is_a_reply),
 		      cmocka_unit_test(test_bpf_tc_icmp_error_about_translated_flow),
 		      cmocka_unit_test(test_bpf_xdp_icmp_error_about_translated_flow),
 		      cmocka_unit_test(test_bpf_xdp_icmp_error_under_snat),
