@@ -19,16 +19,16 @@
 #ifndef SHOAL_ICMP_H
 #define SHOAL_ICMP_H
 
-#include "shoal_abi.h"
-#include "parse.h"
 #include "csum.h"
 #include "lb.h"
+#include "parse.h"
+#include "shoal_abi.h"
 
 /* The checksums a change inside the quote touches. */
 struct icmp_quote {
 	__u16 *icmp_check; /* of the whole ICMP message */
-	__u16 *ip_check; /* of the quoted IPv4 header */
-	__u16 *l4_check; /* of the quoted TCP/UDP header, NULL when not quoted */
+	__u16 *ip_check;   /* of the quoted IPv4 header */
+	__u16 *l4_check;   /* of the quoted TCP/UDP header, NULL when not quoted */
 	__u8 proto;
 };
 
