@@ -4,11 +4,10 @@
  * attached to the host side of every pod veth (lb_tc_pod: east-west, internalTrafficPolicy)
  * and to the node's uplink (lb_tc_uplink: north-south, externalTrafficPolicy, Maglev, SNAT to
  * other nodes; it also serves where XDP is not attached). DNAT of new flows, conntrack,
- * reverse NAT of replies. The packet is written in place; how its L4 checksum is updated
- * depends on the skb's checksum state (tc_rewrite).
+ * reverse NAT of replies. The L4 checksum goes through bpf_l4_csum_replace because an skb's
+ * L4 checksum may be CHECKSUM_PARTIAL (a pod's own packet) and only the kernel knows.
  */
 #include "lib/common.h"
-#include <bpf/bpf_core_read.h>
 #include "lib/maps.h"
 #include "lib/parse.h"
 #include "lib/csum.h"
@@ -53,40 +52,16 @@ static __always_inline __u32 csum_add32(__u32 a, __u32 b)
 	return a + (a < b);
 }
 
-extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
-
-/* skb->ip_summed (include/linux/skbuff.h). */
-#define SHOAL_CHECKSUM_COMPLETE 2
-#define SHOAL_CHECKSUM_PARTIAL 3
-
-/* The L4 checksum updated in place by a one's complement diff (UDP's 0 means none). */
-static __always_inline void l4_csum_diff(__u16 *sum, __u8 proto, __u32 diff, bool partial)
-{
-	if (proto == IPPROTO_UDP && *sum == 0)
-		return;
-	/* Partial: the field holds the pseudo-header's sum, not yet complemented. */
-	if (partial)
-		*sum = csum_fold((__u64)*sum + diff);
-	else
-		*sum = ~csum_fold((__u64)(__u16)~*sum + diff);
-	if (proto == IPPROTO_UDP && *sum == 0)
-		*sum = 0xffff;
-}
-
 /*
  * Rewrites the packet per the plan. Addresses and ports are written in place and the IPv4
- * checksum is updated here (no skb state depends on it). The L4 checksum depends on the
- * skb's checksum state: without one, or checked already, the field is updated like any
- * other; partial (a pod's own packet, the device finishes it), the field holds the
- * pseudo-header's sum, which only the addresses change; complete (the device's sum of the
- * packet, which the pseudo-header change would make wrong), the kernel updates both, one call
- * for the addresses and one for the ports. Packet pointers in p are stale afterwards.
+ * checksum is updated here (no skb state depends on it); the L4 checksum goes through the
+ * kernel, which alone knows whether it is complete or partial: one call for what the
+ * pseudo-header covers (the addresses), one for the ports. Packet pointers in p are stale
+ * afterwards.
  */
 static __always_inline int tc_rewrite(struct __sk_buff *skb, const struct pkt_v4 *p,
 				      const struct nat_plan *pl)
 {
-	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
-	__u8 summed = BPF_CORE_READ_BITFIELD(kskb, ip_summed);
 	__u32 old_ports = ((__u32)p->dport << 16) | p->sport;
 	__u32 new_ports = ((__u32)pl->dport << 16) | pl->sport;
 	__u32 addr_diff = 0, port_diff = 0;
@@ -112,19 +87,10 @@ static __always_inline int tc_rewrite(struct __sk_buff *skb, const struct pkt_v4
 		__u64 s = (__u16)~ip->check;
 
 		ip->check = ~csum_fold(s + addr_diff);
+		if (bpf_l4_csum_replace(skb, p->l4_csum_off, 0, addr_diff,
+					l4flags | BPF_F_PSEUDO_HDR))
+			return -1;
 	}
-	if (summed == SHOAL_CHECKSUM_PARTIAL) {
-		if (addr_diff)
-			l4_csum_diff(p->l4_check, p->proto, addr_diff, true);
-		return 0;
-	}
-	if (summed != SHOAL_CHECKSUM_COMPLETE) {
-		l4_csum_diff(p->l4_check, p->proto, csum_add32(addr_diff, port_diff), false);
-		return 0;
-	}
-	if (addr_diff && bpf_l4_csum_replace(skb, p->l4_csum_off, 0, addr_diff,
-					     l4flags | BPF_F_PSEUDO_HDR))
-		return -1;
 	if (port_diff && bpf_l4_csum_replace(skb, p->l4_csum_off, 0, port_diff, l4flags))
 		return -1;
 	return 0;
