@@ -52,6 +52,8 @@ BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 
 .PHONY: all test demo bench clean setup format
+# BPF objects and skeletons are intermediate files: keep them, or every make rebuilds them.
+.SECONDARY: $(BPF_OBJS) $(SKELS)
 all: $(BINS) $(BENCH_BINS)
 
 setup:
@@ -71,12 +73,14 @@ $(BUILD)/skel/%.skel.h: $(BUILD)/bpf/%.bpf.o
 	@echo "  SKEL    $@"
 	$(Q)$(BPFTOOL) gen skeleton $< name $(subst -,_,$*) > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/obj/%.o: %.c $(SKELS)
+# Objects wait for the skeletons (order-only); the ones that include a skeleton depend on it
+# through their -MMD dependency files, so a program change rebuilds only those.
+$(BUILD)/obj/%.o: %.c | $(SKELS)
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/san/%.o: %.c $(SKELS)
+$(BUILD)/san/%.o: %.c | $(SKELS)
 	@mkdir -p $(@D)
 	@echo "  CC-SAN  $@"
 	$(Q)$(CC) $(CFLAGS) $(SANFLAGS) -MMD -MP -c $< -o $@
@@ -136,7 +140,7 @@ demo: setup
 bench: setup
 	@test -n "$(BENCH)" || { echo "usage: make bench BENCH=NAME [QUICK=1]"; ls bench/ | grep -v '\.' ; exit 2; }
 	$(Q)$(MAKE) --no-print-directory all $(BPF_OBJS)
-	$(Q)QUICK=$(QUICK) bench/$(BENCH)
+	$(Q)QUICK=$(QUICK) MICRO=$(MICRO) bench/$(BENCH)
 
 format:
 	$(Q)clang-format -i $(wildcard */*.c */*.h bpf/*/*.h tests/*/*.c)

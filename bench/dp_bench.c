@@ -51,6 +51,7 @@ static struct fig figs[MAX_FIG];
 static struct dp *cur_dp; /* uninstalled on any exit */
 static int nfig;
 static bool quick;
+static bool micro_only; /* MICRO=1: the per-packet figures only */
 static char tag[16];
 
 static void fig(const char *name, double v, const char *unit, double target, const char *better,
@@ -229,14 +230,43 @@ static int ring_add(struct dp *dp)
 	return 0;
 }
 
-/* After RING iterations the packet is back at ring service 0, translated: its destination. */
-static int ring_check(const char *prog, uint32_t want_ret)
+/* A ring of two services: one client's flow around it is one hot flow (two entries). */
+static uint32_t hot_vip(uint32_t i)
 {
-	uint32_t want = ring_vip(0);
+	return htonl(0x0a61c800u + 1 + i % 2); /* 10.97.200.1 - 10.97.200.2 */
+}
 
-	if (last_ret != want_ret || memcmp(last_out + 30, &want, 4)) {
-		fprintf(stderr, "%s: ring packet not translated (ret %u, dst %u.%u.%u.%u)\n", prog,
-			last_ret, last_out[30], last_out[31], last_out[32], last_out[33]);
+static int hot_add(struct dp *dp)
+{
+	char name[48];
+
+	for (uint32_t i = 0; i < 2; i++) {
+		struct dp_service s = { .name = name, .proto = IPPROTO_TCP, .n_frontends = 1 };
+		struct dp_backend b = { .addr = hot_vip(i + 1), .port = 80, .flags = BE_F_LOCAL,
+					.ready = 1 };
+		int err;
+
+		snprintf(name, sizeof(name), "bench/hot-%u:80/tcp", i);
+		s.frontends[0].addr = hot_vip(i);
+		s.frontends[0].port = 80;
+		err = dp_service_upsert(dp, &s, &b, 1);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/*
+ * After a whole number of turns the packet is back where it started, translated every time:
+ * the destination (off 30) of a forward packet, the source (off 26) of a reply. want_ret
+ * < 0: any verdict (a reply's depends on the route to the client).
+ */
+static int ring_check(const char *prog, const char *what, int want_ret, int off, uint32_t want)
+{
+	if ((want_ret >= 0 && last_ret != (uint32_t)want_ret) || memcmp(last_out + off, &want, 4)) {
+		fprintf(stderr, "%s: %s packet not translated (ret %u, addr %u.%u.%u.%u)\n", prog,
+			what, last_ret, last_out[off], last_out[off + 1], last_out[off + 2],
+			last_out[off + 3]);
 		return -1;
 	}
 	return 0;
@@ -274,7 +304,7 @@ static void micro(size_t n_svc, size_t n_be, const char *label)
 
 	fprintf(stderr, "%zu services, %zu backends programmed in %.1f ms\n", n_svc, n_be,
 		prog_ms);
-	if (n_svc == 10000) {
+	if (n_svc == 10000 && !micro_only) {
 		uint64_t mem = 0;
 
 		/* From empty twice more (delete all, program all): the best of three counts. */
@@ -311,23 +341,39 @@ static void micro(size_t n_svc, size_t n_be, const char *label)
 	 * packet; so the packet is sent around a ring of RING extra services, each of whose one
 	 * backend is the next one's frontend. Every iteration is then a full service
 	 * translation: each round starts from a new client address, so its RING iterations are
-	 * RING new flows, and the same round run again (8 times around) is established flows.
+	 * RING new flows, and the same round run again (8 times around) is RING established
+	 * flows taken in turn (est); the backends' replies run the ring backwards (reply). A
+	 * ring of two services gives one flow translated again and again (est_hot).
 	 * Long runs matter: each XDP test run first re-points the XDP dispatcher (text patching),
 	 * whose cold start would otherwise weigh on a short run.
 	 */
-	if (ring_add(dp)) {
+	if (ring_add(dp) || hot_add(dp)) {
 		fprintf(stderr, "micro %zu: ring services failed\n", n_svc);
 		exit(1);
 	}
 	for (int p = 0; p < 2; p++) {
-		int fd = dp_prog_fd(dp, progs[p]);
+		const char *pn = p ? "xdp" : "tc";
+		int fd = dp_prog_fd(dp, progs[p]), ok = p ? XDP_PASS : 0;
 		int rounds = quick ? 10 : 60;
-		double *rn = calloc((size_t)rounds, sizeof(double));
-		double *re = calloc((size_t)rounds, sizeof(double));
+		double *res[4];
+		static const char *const kind[4] = { "new", "est", "est_hot", "reply" };
+		static const char *const ref[4] = {
+			"bpf_prog_test_run_opts, JIT; every packet a new flow (ring of services); "
+			"median of rounds",
+			"bpf_prog_test_run_opts, JIT; 1,024 established flows in turn; median of rounds",
+			"bpf_prog_test_run_opts, JIT; one established flow again and again; median of "
+			"rounds",
+			"bpf_prog_test_run_opts, JIT; replies of 1,024 established flows in turn "
+			"(reverse NAT); median of rounds",
+		};
+		static const double target[4] = { 250, 100, 100, 100 };
 		uint32_t d;
 
-		if (!rn || !re)
-			exit(1);
+		for (int k = 0; k < 4; k++) {
+			res[k] = calloc((size_t)rounds, sizeof(double));
+			if (!res[k])
+				exit(1);
+		}
 		for (int r = 0; r < rounds; r++) {
 			uint32_t client = htonl(0xac100000u + (uint32_t)(p * 1000 + r) + 1);
 			uint8_t pkt[64];
@@ -335,13 +381,25 @@ static void micro(size_t n_svc, size_t n_be, const char *label)
 			tcp_syn(pkt, client, 40000, ring_vip(0), 80);
 			if (run_once(fd, pkt, 54, RING, &d))
 				exit(1);
-			rn[r] = d;
-			if (ring_check(progs[p], p ? XDP_PASS : 0))
+			res[0][r] = d;
+			if (ring_check(pn, "new", ok, 30, ring_vip(0)))
 				exit(1);
 			if (run_once(fd, pkt, 54, RING * 8, &d))
 				exit(1);
-			re[r] = d;
-			if (ring_check(progs[p], p ? XDP_PASS : 0))
+			res[1][r] = d;
+			if (ring_check(pn, "est", ok, 30, ring_vip(0)))
+				exit(1);
+			tcp_syn(pkt, ring_vip(0), 80, client, 40000);
+			if (run_once(fd, pkt, 54, RING * 8, &d))
+				exit(1);
+			res[3][r] = d;
+			if (ring_check(pn, "reply", -1, 26, ring_vip(0)))
+				exit(1);
+			tcp_syn(pkt, client, 40001, hot_vip(0), 80);
+			if (run_once(fd, pkt, 54, RING * 8, &d))
+				exit(1);
+			res[2][r] = d;
+			if (ring_check(pn, "hot", ok, 30, hot_vip(0)))
 				exit(1);
 		}
 		{
@@ -351,22 +409,17 @@ static void micro(size_t n_svc, size_t n_be, const char *label)
 			tcp_syn(pkt, htonl(0xac1f0001), 40000, htonl(0x0a620001), 80);
 			if (run_once(fd, pkt, 54, RING * 8, &d))
 				exit(1);
-			snprintf(name, sizeof(name), "%s_pass_ns_per_pkt_%s", p ? "xdp" : "tc",
-				 label);
+			snprintf(name, sizeof(name), "%s_pass_ns_per_pkt_%s", pn, label);
 			fig(name, d, "ns", 0, "lower",
 			    "a packet for no service: the harness and lookup floor");
 		}
-		snprintf(name, sizeof(name), "%s_new_ns_per_pkt_%s", p ? "xdp" : "tc", label);
-		/* Median over rounds: a round preempted by another task does not count. */
-		qsort(rn, (size_t)rounds, sizeof(*rn), cmp_d);
-		qsort(re, (size_t)rounds, sizeof(*re), cmp_d);
-		fig(name, rn[rounds / 2], "ns", 250, "lower",
-		    "bpf_prog_test_run_opts, JIT; every packet a new flow (ring of services); median of rounds");
-		snprintf(name, sizeof(name), "%s_est_ns_per_pkt_%s", p ? "xdp" : "tc", label);
-		fig(name, re[rounds / 2], "ns", 100, "lower",
-		    "bpf_prog_test_run_opts, JIT; every packet an established flow; median of rounds");
-		free(rn);
-		free(re);
+		for (int k = 0; k < 4; k++) {
+			/* Median over rounds: a round preempted by another task does not count. */
+			qsort(res[k], (size_t)rounds, sizeof(double), cmp_d);
+			snprintf(name, sizeof(name), "%s_%s_ns_per_pkt_%s", pn, kind[k], label);
+			fig(name, res[k][rounds / 2], "ns", target[k], "lower", ref[k]);
+			free(res[k]);
+		}
 	}
 	dp_uninstall(dp);
 	dp_close(dp);
@@ -410,6 +463,8 @@ static int enter_ns(const char *name)
 
 static void lab_down(void)
 {
+	if (!ns_c[0])
+		return;
 	if (server > 0) {
 		kill(server, SIGTERM);
 		waitpid(server, NULL, 0);
@@ -628,6 +683,7 @@ int main(int argc, char **argv)
 	FILE *f;
 
 	quick = getenv("QUICK") && *getenv("QUICK") && strcmp(getenv("QUICK"), "0");
+	micro_only = getenv("MICRO") && *getenv("MICRO") && strcmp(getenv("MICRO"), "0");
 	lab_n = quick ? lab_quick : lab_full;
 	size_t n_lab = quick ? 2 : 3;
 
@@ -663,7 +719,9 @@ int main(int argc, char **argv)
 		    "established-flow cost at 64,000 services over 1 service");
 	}
 
-	if (lab_up()) {
+	if (micro_only)
+		n_lab = 0;
+	else if (lab_up()) {
 		fprintf(stderr, "lab setup failed\n");
 		lab_down();
 		return 1;

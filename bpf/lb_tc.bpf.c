@@ -4,8 +4,8 @@
  * attached to the host side of every pod veth (lb_tc_pod: east-west, internalTrafficPolicy)
  * and to the node's uplink (lb_tc_uplink: north-south, externalTrafficPolicy, Maglev, SNAT to
  * other nodes; it also serves where XDP is not attached). DNAT of new flows, conntrack,
- * reverse NAT of replies. Checksums go through bpf_l3/l4_csum_replace because an skb's L4
- * checksum may be CHECKSUM_PARTIAL (a pod's own packet) and only the kernel knows.
+ * reverse NAT of replies. The L4 checksum goes through bpf_l4_csum_replace because an skb's
+ * L4 checksum may be CHECKSUM_PARTIAL (a pod's own packet) and only the kernel knows.
  */
 #include "lib/common.h"
 #include "lib/maps.h"
@@ -14,13 +14,11 @@
 #include "lib/ct.h"
 #include "lib/maglev.h"
 #include "lib/lb.h"
+#include "lib/icmp.h"
 #include "lib/reject.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
-#define IP_CSUM_OFF (sizeof(struct ethhdr) + offsetof(struct iphdr, check))
-#define IP_SRC_OFF (sizeof(struct ethhdr) + offsetof(struct iphdr, saddr))
-#define IP_DST_OFF (sizeof(struct ethhdr) + offsetof(struct iphdr, daddr))
 
 /*
  * Verifier workaround: the verifier only accepts skb->data and skb->data_end as loads at a
@@ -47,45 +45,53 @@ static __always_inline void *skb_data_end(struct __sk_buff *skb)
 	return p;
 }
 
-static __always_inline int tc_set_addr(struct __sk_buff *skb, const struct pkt_v4 *p, __u32 off,
-				       __be32 from, __be32 to)
+/* One's complement addition of 32-bit words (the kernel's csum_add): a checksum diff. */
+static __always_inline __u32 csum_add32(__u32 a, __u32 b)
 {
-	__u64 l4flags = BPF_F_PSEUDO_HDR | sizeof(to);
-
-	if (from == to)
-		return 0;
-	if (p->proto == IPPROTO_UDP)
-		l4flags |= BPF_F_MARK_MANGLED_0;
-	if (bpf_l4_csum_replace(skb, p->l4_csum_off, from, to, l4flags) ||
-	    bpf_l3_csum_replace(skb, IP_CSUM_OFF, from, to, sizeof(to)) ||
-	    bpf_skb_store_bytes(skb, off, &to, sizeof(to), 0))
-		return -1;
-	return 0;
+	a += b;
+	return a + (a < b);
 }
 
-static __always_inline int tc_set_port(struct __sk_buff *skb, const struct pkt_v4 *p, __u32 off,
-				       __be16 from, __be16 to)
-{
-	__u64 l4flags = sizeof(to);
-
-	if (from == to)
-		return 0;
-	if (p->proto == IPPROTO_UDP)
-		l4flags |= BPF_F_MARK_MANGLED_0;
-	if (bpf_l4_csum_replace(skb, p->l4_csum_off, from, to, l4flags) ||
-	    bpf_skb_store_bytes(skb, off, &to, sizeof(to), 0))
-		return -1;
-	return 0;
-}
-
-/* Rewrites the packet per the plan. Packet pointers in p are stale afterwards. */
+/*
+ * Rewrites the packet per the plan. Addresses and ports are written in place and the IPv4
+ * checksum is updated here (no skb state depends on it); the L4 checksum goes through the
+ * kernel, which alone knows whether it is complete or partial: one call for what the
+ * pseudo-header covers (the addresses), one for the ports. Packet pointers in p are stale
+ * afterwards.
+ */
 static __always_inline int tc_rewrite(struct __sk_buff *skb, const struct pkt_v4 *p,
 				      const struct nat_plan *pl)
 {
-	if (tc_set_addr(skb, p, IP_SRC_OFF, p->saddr, pl->saddr) ||
-	    tc_set_addr(skb, p, IP_DST_OFF, p->daddr, pl->daddr) ||
-	    tc_set_port(skb, p, p->l4_off, p->sport, pl->sport) ||
-	    tc_set_port(skb, p, p->l4_off + sizeof(__be16), p->dport, pl->dport))
+	__u32 old_ports = ((__u32)p->dport << 16) | p->sport;
+	__u32 new_ports = ((__u32)pl->dport << 16) | pl->sport;
+	__u32 addr_diff = 0, port_diff = 0;
+	__u64 l4flags = p->proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
+	struct iphdr *ip = p->ip;
+
+	if (p->saddr != pl->saddr) {
+		addr_diff = csum_add32(addr_diff, ~p->saddr);
+		addr_diff = csum_add32(addr_diff, pl->saddr);
+		ip->saddr = pl->saddr;
+	}
+	if (p->daddr != pl->daddr) {
+		addr_diff = csum_add32(addr_diff, ~p->daddr);
+		addr_diff = csum_add32(addr_diff, pl->daddr);
+		ip->daddr = pl->daddr;
+	}
+	if (old_ports != new_ports) {
+		port_diff = csum_add32(~old_ports, new_ports);
+		*p->sport_p = pl->sport;
+		*p->dport_p = pl->dport;
+	}
+	if (addr_diff) {
+		__u64 s = (__u16)~ip->check;
+
+		ip->check = ~csum_fold(s + addr_diff);
+		if (bpf_l4_csum_replace(skb, p->l4_csum_off, 0, addr_diff,
+					l4flags | BPF_F_PSEUDO_HDR))
+			return -1;
+	}
+	if (port_diff && bpf_l4_csum_replace(skb, p->l4_csum_off, 0, port_diff, l4flags))
 		return -1;
 	return 0;
 }
@@ -167,12 +173,15 @@ static __always_inline int tc_reject(struct __sk_buff *skb, const struct pkt_v4 
 	return err;
 }
 
+/* What must be linear: a reject's headers, an ICMP error's quote up to its TCP checksum. */
+#define TC_LINEAR_LEN (sizeof(struct ethhdr) + 2 * sizeof(struct iphdr) + 8 + 18)
+
 static __always_inline int tc_lb(struct __sk_buff *skb, bool external)
 {
 	struct nat_plan pl = {};
 	struct pkt_v4 p = {};
 	void *data, *data_end;
-	__u32 want = REJECT_TCP_LEN;
+	__u32 want = TC_LINEAR_LEN;
 	int cls, v;
 
 	/* Headers must be in the linear part for direct access. */
@@ -190,6 +199,12 @@ static __always_inline int tc_lb(struct __sk_buff *skb, bool external)
 	case PARSE_NOT_IPV4:
 		return TC_ACT_OK;
 	case PARSE_OTHER_L4:
+		/* An ICMP error about a translated flow, rewritten for its receiver. */
+		if (lb_icmp_error(&p, data_end, &pl) != LB_XLATE)
+			return TC_ACT_OK;
+		count_reason(DR_OK, p.tot_len);
+		if (pl.reply && pl.ifindex)
+			return bpf_redirect_neigh(pl.ifindex, NULL, 0, 0);
 		return TC_ACT_OK;
 	case PARSE_FRAGMENT:
 		count_reason(DR_FRAGMENT, skb->len);

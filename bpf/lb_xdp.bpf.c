@@ -16,6 +16,7 @@
 #include "lib/ct.h"
 #include "lib/maglev.h"
 #include "lib/lb.h"
+#include "lib/icmp.h"
 #include "lib/reject.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -168,8 +169,13 @@ int lb_xdp(struct xdp_md *ctx)
 	case PARSE_OK:
 		break;
 	case PARSE_NOT_IPV4:
-	case PARSE_OTHER_L4:
 		return XDP_PASS;
+	case PARSE_OTHER_L4:
+		/* An ICMP error about a translated flow, rewritten for its receiver. */
+		if (lb_icmp_error(&p, data_end, &pl) != LB_XLATE)
+			return XDP_PASS;
+		count_reason(DR_OK, p.tot_len);
+		return pl.reply ? xdp_forward(ctx) : XDP_PASS;
 	case PARSE_FRAGMENT:
 		count_reason(DR_FRAGMENT, data_end - data);
 		return XDP_PASS;

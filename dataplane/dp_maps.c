@@ -259,6 +259,23 @@ static int map_delete_many(struct dp *dp, int fd, const void *keys, size_t n, si
 	return 0;
 }
 
+/* Backend entries no one names any more: zeroed (shoal_be_v4 is an array; zero is none). */
+static int be_clear_many(struct dp *dp, const uint32_t *ids, size_t n)
+{
+	struct shoal_backend_v4 *zero;
+	int err;
+
+	if (!n)
+		return 0;
+	zero = calloc(n, sizeof(*zero));
+	if (!zero)
+		return -ENOMEM;
+	err = map_update_many(dp, dp->map_fd[DP_MAP_BE], ids, zero, n, sizeof(*ids),
+			      sizeof(*zero));
+	free(zero);
+	return err;
+}
+
 /* A reused id starts its counters from zero. */
 static int counters_reset(struct dp *dp, int fd, uint32_t id)
 {
@@ -735,7 +752,7 @@ undo_refs:
 	for (size_t i = 0; i < nsel; i++)
 		if (refs[i])
 			be_unref(dp, refs[i], del_be, &n_del);
-	if (map_delete_many(dp, dp->map_fd[DP_MAP_BE], del_be, n_del, sizeof(*del_be)))
+	if (be_clear_many(dp, del_be, n_del))
 		log_warn("dp: service %s: delete unused backends", svc->name);
 	n_del = 0;
 	goto out;
@@ -747,7 +764,7 @@ release_old:
 		if (b)
 			be_unref(dp, b, del_be, &n_del);
 	}
-	if (map_delete_many(dp, dp->map_fd[DP_MAP_BE], del_be, n_del, sizeof(*del_be)))
+	if (be_clear_many(dp, del_be, n_del))
 		log_warn("dp: service %s: delete old backends", svc->name);
 	free(old_ids);
 out:
@@ -803,7 +820,7 @@ static void svc_release(struct dp *dp, struct dp_svc *s)
 		if (b && del)
 			be_unref(dp, b, del, &n_del);
 	}
-	if (del && map_delete_many(dp, dp->map_fd[DP_MAP_BE], del, n_del, sizeof(*del)))
+	if (del && be_clear_many(dp, del, n_del))
 		log_warn("dp: service %s: delete backends", s->name);
 	svc_remove(dp, s);
 	ids_put(&dp->svc_ids, s->id);
@@ -1068,8 +1085,52 @@ int dp_mem_bytes(struct dp *dp, uint64_t *bytes)
 
 /* ---- the index, rebuilt from the pinned maps ------------------------------------------- */
 
+/* The whole backend array (n entries, out[id]), in kernel batches where the kernel has them. */
+static int be_read_all(struct dp *dp, struct shoal_backend_v4 *out, uint32_t n)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, bo);
+	int fd = dp->map_fd[DP_MAP_BE], err = 0;
+	struct shoal_backend_v4 *vals;
+	uint32_t *keys, done = 0, batch = 0, cnt;
+
+	keys = calloc(n, sizeof(*keys));
+	vals = calloc(n, sizeof(*vals));
+	if (!keys || !vals) {
+		err = -ENOMEM;
+		goto out;
+	}
+	while (done < n) {
+		cnt = n - done;
+		err = bpf_map_lookup_batch(fd, done ? &batch : NULL, &batch, keys + done,
+					   vals + done, &cnt, &bo);
+		done += cnt;
+		if (err == -ENOENT) { /* the end of the map */
+			err = 0;
+			break;
+		}
+		if (err)
+			break;
+	}
+	if (err == -EINVAL || err == -EOPNOTSUPP) {
+		/* No batches here: one by one. */
+		err = 0;
+		for (uint32_t i = 0; i < n && !err; i++)
+			if (bpf_map_lookup_elem(fd, &i, &out[i]))
+				err = -errno;
+		goto out;
+	}
+	for (uint32_t i = 0; !err && i < done; i++)
+		if (keys[i] < n)
+			out[keys[i]] = vals[i];
+out:
+	free(keys);
+	free(vals);
+	return err;
+}
+
 int dp_state_load(struct dp *dp)
 {
+	struct shoal_backend_v4 *bes;
 	struct shoal_svc_key_v4 fk, *fprev = NULL, fcur;
 	struct shoal_svc_name nm;
 	struct shoal_svc_v4 rec;
@@ -1086,33 +1147,37 @@ int dp_state_load(struct dp *dp)
 	if (!dp->be_by_id)
 		return -ENOMEM;
 
-	/* Backends. */
-	while (!bpf_map_get_next_key(dp->map_fd[DP_MAP_BE], prev, &id)) {
-		struct shoal_backend_v4 v;
+	/* Backends: every non-zero entry of the array. */
+	bes = calloc(dp->opts.max_backends + 1, sizeof(*bes));
+	if (!bes)
+		return -ENOMEM;
+	err = be_read_all(dp, bes, dp->opts.max_backends + 1);
+	for (uint32_t i = 1; !err && i <= dp->opts.max_backends; i++) {
 		struct dp_be *b;
 
-		cur = id;
-		prev = &cur;
-		if (bpf_map_lookup_elem(dp->map_fd[DP_MAP_BE], &id, &v) || id == 0 ||
-		    id > dp->opts.max_backends)
+		if (!bes[i].addr)
 			continue;
 		b = calloc(1, sizeof(*b));
-		if (!b)
-			return -ENOMEM;
-		b->id = id;
-		b->key = be_key(v.addr, v.port);
-		b->val = v;
+		if (!b) {
+			err = -ENOMEM;
+			break;
+		}
+		b->id = i;
+		b->key = be_key(bes[i].addr, bes[i].port);
+		b->val = bes[i];
 		err = be_insert(dp, b);
 		if (err) {
 			free(b);
-			return err;
+			break;
 		}
-		dp->be_by_id[id] = b;
-		if (id >= dp->be_ids.next)
-			dp->be_ids.next = id + 1;
+		dp->be_by_id[i] = b;
+		if (i >= dp->be_ids.next)
+			dp->be_ids.next = i + 1;
 	}
+	free(bes);
+	if (err)
+		return err;
 	/* Services by name. */
-	prev = NULL;
 	while (!bpf_map_get_next_key(dp->map_fd[DP_MAP_NAMES], prev, &id)) {
 		struct dp_svc *s;
 

@@ -20,7 +20,12 @@
 #include <linux/types.h>
 #endif
 
-#define SHOAL_ABI_VERSION 1
+/*
+ * Version of the pinned maps' layout. 2: shoal_be_v4 is an array indexed by backend id (an
+ * unused id is all zeros) instead of a hash; a conntrack entry's direction moved from its key
+ * to its value.
+ */
+#define SHOAL_ABI_VERSION 2
 
 /* Map names, pinned under /sys/fs/bpf/shoal/<node>/ (15 characters at most). */
 #define SHOAL_MAP_SVC "shoal_svc_v4"
@@ -89,7 +94,7 @@ struct shoal_slot_key {
 	__u8 pad;
 };
 
-/* Backend id -> where it is. */
+/* Backend id -> where it is (index of the shoal_be_v4 array; addr 0: no backend). */
 struct shoal_backend_v4 {
 	__be32 addr;
 	__be16 port;
@@ -104,15 +109,19 @@ struct shoal_revnat_v4 {
 	__u16 pad;
 };
 
-/* Conntrack key: a packet's tuple as it arrives at the program. */
+/*
+ * Conntrack key: a packet's tuple as it arrives at the program. Both directions of a flow
+ * share one key space (as in the kernel's conntrack, a tuple is one flow's forward or
+ * another's reply, never both), so that any packet of a known flow takes one lookup; the
+ * entry says which direction it is.
+ */
 struct shoal_ct_key_v4 {
 	__be32 saddr;
 	__be32 daddr;
 	__be16 sport;
 	__be16 dport;
 	__u8 proto;
-	__u8 dir; /* CT_DIR_* */
-	__u16 pad;
+	__u8 pad[3];
 };
 
 #define CT_DIR_FWD 0 /* client -> frontend: translate to the backend */
@@ -132,7 +141,7 @@ struct shoal_ct_v4 {
 	__be32 nat_addr;
 	__be16 nat_port;
 	__u8 flags; /* CT_F_* */
-	__u8 pad;
+	__u8 dir; /* CT_DIR_*: which direction of the flow this entry's key is */
 	/* with CT_F_SNAT: forward: new source; reply: original client to restore as destination */
 	__be32 snat_addr;
 	__be16 snat_port;

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Service conntrack. Every translated flow has two entries in shoal_ct_v4: the forward one,
- * keyed by the packet as the client sends it, remembers the backend (so a flow stays on its
- * backend while the backend set changes, until that backend is gone); the reply one, keyed
- * by the packet as the backend sends it back, says what to restore. Entries carry their own
- * deadline: an expired entry counts as a miss, and the LRU evicts the oldest under pressure.
+ * Service conntrack. Every translated flow has two entries in shoal_ct_v4, in one key space:
+ * the forward one, keyed by the packet as the client sends it, remembers the backend (so a
+ * flow stays on its backend while the backend set changes, until that backend is gone); the
+ * reply one, keyed by the packet as the backend sends it back, says what to restore. Any
+ * packet of a known flow thus takes one lookup. Entries carry their own deadline: an expired
+ * entry counts as a miss, and the LRU evicts the oldest under pressure.
  */
 #ifndef SHOAL_CT_H
 #define SHOAL_CT_H
@@ -18,7 +19,8 @@
 #define CT_TIMEOUT_TCP_CLOSE (10ULL * NSEC_PER_SEC) /* after FIN or RST */
 #define CT_TIMEOUT_UDP (60ULL * NSEC_PER_SEC)
 
-static __always_inline void ct_key_fwd(struct shoal_ct_key_v4 *k, const struct pkt_v4 *p)
+/* The key of the entry a packet's own tuple finds (forward or reply). */
+static __always_inline void ct_key(struct shoal_ct_key_v4 *k, const struct pkt_v4 *p)
 {
 	__builtin_memset(k, 0, sizeof(*k));
 	k->saddr = p->saddr;
@@ -26,13 +28,6 @@ static __always_inline void ct_key_fwd(struct shoal_ct_key_v4 *k, const struct p
 	k->sport = p->sport;
 	k->dport = p->dport;
 	k->proto = p->proto;
-	k->dir = CT_DIR_FWD;
-}
-
-static __always_inline void ct_key_reply(struct shoal_ct_key_v4 *k, const struct pkt_v4 *p)
-{
-	ct_key_fwd(k, p);
-	k->dir = CT_DIR_REPLY;
 }
 
 static __always_inline __u64 ct_timeout(const struct shoal_ct_v4 *e, __u8 proto)
@@ -46,22 +41,43 @@ static __always_inline __u64 ct_timeout(const struct shoal_ct_v4 *e, __u8 proto)
 	return CT_TIMEOUT_TCP;
 }
 
-/* Looks up an entry and refreshes it; NULL when absent or expired. */
+/*
+ * The deadline is written at most once a second per entry (and whenever the flags change,
+ * which may shorten it): a write on every packet would dirty the entry's cache line, and
+ * bounce it between CPUs, for a deadline that moves by nanoseconds.
+ */
+#define CT_REFRESH_NS NSEC_PER_SEC
+
+/*
+ * Looks up an entry and refreshes it (a reply entry notes that the flow has seen a reply);
+ * NULL when absent or expired. *old_flags gets the flags the entry had before this packet.
+ */
 static __always_inline struct shoal_ct_v4 *ct_lookup(struct shoal_ct_key_v4 *k,
-						     const struct pkt_v4 *p, bool reply)
+						     const struct pkt_v4 *p, __u8 *old_flags)
 {
 	struct shoal_ct_v4 *e = bpf_map_lookup_elem(&shoal_ct_v4, k);
-	__u64 now = bpf_ktime_get_coarse_ns();
+	__u64 now, deadline;
+	__u8 flags;
 
 	if (!e)
 		return NULL;
+	now = bpf_ktime_get_coarse_ns();
 	if (e->expires < now)
 		return NULL;
-	if (reply && !(e->flags & CT_F_SEEN_REPLY))
-		e->flags |= CT_F_SEEN_REPLY;
+	flags = e->flags;
+	*old_flags = flags;
+	if (e->dir == CT_DIR_REPLY)
+		flags |= CT_F_SEEN_REPLY;
 	if (p->tcp_flags & (TCP_FIN | TCP_RST))
-		e->flags |= CT_F_CLOSING;
-	e->expires = now + ct_timeout(e, p->proto);
+		flags |= CT_F_CLOSING;
+	if (flags != e->flags) {
+		e->flags = flags;
+		e->expires = now + ct_timeout(e, p->proto);
+		return e;
+	}
+	deadline = now + ct_timeout(e, p->proto);
+	if (deadline > e->expires + CT_REFRESH_NS)
+		e->expires = deadline;
 	return e;
 }
 

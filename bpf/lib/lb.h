@@ -1,10 +1,17 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The service load-balancing decision shared by the XDP and tc programs: reverse NAT of a
- * reply, frontend lookup, conntrack, backend choice (session affinity, Maglev for
- * north-south, random for east-west, local-only policies, terminating endpoints as a last
- * resort) and SNAT for north-south traffic to another node. It returns a plan; rewriting the
- * packet is the attach point's business, since XDP writes memory and tc must use helpers.
+ * The service load-balancing decision shared by the XDP and tc programs: conntrack (one
+ * lookup settles a packet of a known flow, either way: its backend, or the reverse NAT of a
+ * reply), then for a packet of no known flow the frontend lookup, backend choice (session
+ * affinity, Maglev for north-south, random for east-west, local-only policies, terminating
+ * endpoints as a last resort) and SNAT for north-south traffic to another node. It returns a
+ * plan; rewriting the packet is the attach point's business, since XDP writes memory and tc
+ * must leave part of the checksum work to the kernel.
+ *
+ * An established flow keeps its backend for as long as that backend is programmed (in any
+ * service), even once its own service is gone, as the kernel's conntrack keeps a translated
+ * connection after kube-proxy's rules went; a flow whose backend went is chosen anew, or
+ * passed untranslated when its frontend went too.
  */
 #ifndef SHOAL_LB_H
 #define SHOAL_LB_H
@@ -47,11 +54,17 @@ struct nat_plan {
 	enum shoal_reason reason; /* with LB_DROP */
 };
 
+/* lb_select: the record names a slot that is not there (no backend has this id). */
+#define LB_BE_GONE 0xffffffffu
+
 #define AFFINITY_NS(s) ((__u64)(s) * NSEC_PER_SEC)
 
+/* The backend of an id; NULL for none (an unused array entry is all zeros). */
 static __always_inline struct shoal_backend_v4 *lb_backend(__u32 id)
 {
-	return id ? bpf_map_lookup_elem(&shoal_be_v4, &id) : NULL;
+	struct shoal_backend_v4 *be = bpf_map_lookup_elem(&shoal_be_v4, &id);
+
+	return be && be->addr ? be : NULL;
 }
 
 /* Picks a backend for a new flow; 0 when the service has none that may serve it. */
@@ -88,7 +101,8 @@ static __always_inline __u32 lb_select(const struct shoal_svc_v4 *svc, const str
 	sk.gen = svc->gen;
 	sk.slot = base + bpf_get_prandom_u32() % n;
 	be = bpf_map_lookup_elem(&shoal_slot_v4, &sk);
-	return be ? *be : 0;
+	/* A slot the record counts but the map lacks: a drop (retransmitted), not a reject. */
+	return be ? *be : LB_BE_GONE;
 }
 
 static __always_inline void lb_affinity_note(const struct shoal_svc_v4 *svc,
@@ -110,7 +124,6 @@ static __always_inline int lb_snat_port(const struct pkt_v4 *p, const struct sho
 		.daddr = snat_addr,
 		.sport = be->port,
 		.proto = p->proto,
-		.dir = CT_DIR_REPLY,
 	};
 	__u32 span = (__u32)snat_port_max - snat_port_min + 1;
 
@@ -126,21 +139,10 @@ static __always_inline int lb_snat_port(const struct pkt_v4 *p, const struct sho
 	return -1;
 }
 
-/* The reply path: a packet of a translated flow coming back. */
-static __always_inline int lb_reply(const struct pkt_v4 *p, struct nat_plan *pl)
+/* The reply path: a packet of a translated flow coming back (e: its reply entry). */
+static __always_inline int lb_reply(const struct pkt_v4 *p, const struct shoal_ct_v4 *e,
+				    __u8 old_flags, struct nat_plan *pl)
 {
-	struct shoal_ct_key_v4 k;
-	struct shoal_ct_v4 *e;
-	bool first;
-
-	ct_key_reply(&k, p);
-	e = bpf_map_lookup_elem(&shoal_ct_v4, &k);
-	if (!e || e->expires < bpf_ktime_get_coarse_ns())
-		return DP_CONTINUE;
-	first = !(e->flags & CT_F_SEEN_REPLY);
-	e = ct_lookup(&k, p, true);
-	if (!e)
-		return DP_CONTINUE;
 	pl->reply = 1;
 	pl->ifindex = e->ifindex;
 	pl->svc_id = e->svc_id;
@@ -154,7 +156,7 @@ static __always_inline int lb_reply(const struct pkt_v4 *p, struct nat_plan *pl)
 		pl->daddr = e->snat_addr;
 		pl->dport = e->snat_port;
 	}
-	if (first) {
+	if (!(old_flags & CT_F_SEEN_REPLY)) {
 		/* Promote the forward entry out of its short "no reply yet" timeout. */
 		struct shoal_ct_key_v4 fk = {
 			.saddr = pl->daddr,
@@ -162,11 +164,10 @@ static __always_inline int lb_reply(const struct pkt_v4 *p, struct nat_plan *pl)
 			.sport = pl->dport,
 			.dport = pl->sport,
 			.proto = p->proto,
-			.dir = CT_DIR_FWD,
 		};
 		struct shoal_ct_v4 *f = bpf_map_lookup_elem(&shoal_ct_v4, &fk);
 
-		if (f) {
+		if (f && f->dir == CT_DIR_FWD) {
 			f->flags |= CT_F_SEEN_REPLY;
 			f->expires = bpf_ktime_get_coarse_ns() + ct_timeout(f, p->proto);
 		}
@@ -187,23 +188,20 @@ static __always_inline int lb_v4(const struct pkt_v4 *p, bool external, __u32 if
 	struct shoal_backend_v4 *be;
 	struct shoal_svc_v4 *svc;
 	__u32 be_id = 0;
-	int ret;
+	__u8 old_flags = 0;
 
-	ret = lb_reply(p, pl);
-	if (ret != DP_CONTINUE)
-		return ret;
-
-	svc = bpf_map_lookup_elem(&shoal_svc_v4, &sk);
-	if (!svc)
-		return LB_PASS;
-	pl->svc_id = svc->id;
-	count(&shoal_svc_stats, svc->id, p->tot_len);
-
-	ct_key_fwd(&fk, p);
-	e = ct_lookup(&fk, p, false);
+	/*
+	 * Conntrack first: a packet of a known flow, either direction, is settled by this one
+	 * lookup (and the backend array); only a packet of no known flow looks at frontends.
+	 */
+	ct_key(&fk, p);
+	e = ct_lookup(&fk, p, &old_flags);
+	if (e && e->dir == CT_DIR_REPLY)
+		return lb_reply(p, e, old_flags, pl);
 	if (e) {
 		be = lb_backend(e->backend_id);
 		if (be && be->addr == e->nat_addr && be->port == e->nat_port) {
+			pl->svc_id = e->svc_id;
 			pl->be_id = e->backend_id;
 			pl->saddr = p->saddr;
 			pl->sport = p->sport;
@@ -217,11 +215,18 @@ static __always_inline int lb_v4(const struct pkt_v4 *p, bool external, __u32 if
 				pl->sport = e->snat_port;
 				pl->hairpin = !external && hairpin_addr && e->snat_addr == hairpin_addr;
 			}
+			count(&shoal_svc_stats, pl->svc_id, p->tot_len);
 			count(&shoal_be_stats, pl->be_id, p->tot_len);
 			return LB_XLATE;
 		}
-		/* Its backend is gone: the flow is chosen anew below. */
+		/* Its backend is gone: the flow is chosen anew below, if its service is still there. */
 	}
+
+	svc = bpf_map_lookup_elem(&shoal_svc_v4, &sk);
+	if (!svc)
+		return LB_PASS;
+	pl->svc_id = svc->id;
+	count(&shoal_svc_stats, svc->id, p->tot_len);
 
 	if (p->proto == IPPROTO_TCP && (p->tcp_flags & TCP_RST)) {
 		pl->reason = DR_STRAY_RST; /* nothing to reset: an RST for an unknown flow */
@@ -289,7 +294,7 @@ static __always_inline int lb_v4(const struct pkt_v4 *p, bool external, __u32 if
 	rk.sport = pl->dport;
 	rk.dport = pl->sport;
 	rk.proto = p->proto;
-	rk.dir = CT_DIR_REPLY;
+	re.dir = CT_DIR_REPLY;
 	re.backend_id = be_id;
 	re.svc_id = svc->id;
 	re.nat_addr = p->daddr;
@@ -332,9 +337,9 @@ static __always_inline void lb_dsr_learn(const struct pkt_v4 *p, __be32 fe_addr,
 		.sport = p->dport,
 		.dport = p->sport,
 		.proto = p->proto,
-		.dir = CT_DIR_REPLY,
 	};
 	struct shoal_ct_v4 re = {
+		.dir = CT_DIR_REPLY,
 		.nat_addr = fe_addr,
 		.nat_port = fe_port,
 		.flags = CT_F_SEEN_REPLY,
@@ -342,8 +347,11 @@ static __always_inline void lb_dsr_learn(const struct pkt_v4 *p, __be32 fe_addr,
 	};
 	struct shoal_ct_v4 *e = bpf_map_lookup_elem(&shoal_ct_v4, &rk);
 
-	if (e && e->nat_addr == fe_addr && e->nat_port == fe_port) {
-		e->expires = bpf_ktime_get_coarse_ns() + ct_timeout(e, p->proto);
+	if (e && e->dir == CT_DIR_REPLY && e->nat_addr == fe_addr && e->nat_port == fe_port) {
+		__u64 deadline = bpf_ktime_get_coarse_ns() + ct_timeout(e, p->proto);
+
+		if (deadline > e->expires + CT_REFRESH_NS)
+			e->expires = deadline;
 		return;
 	}
 	ct_create(&rk, &re, p->proto);

@@ -30,13 +30,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } shoal_slot_v4 SEC(".maps");
 
-/* Backend id -> address and port. */
+/*
+ * Backend id -> address and port; an id nobody uses is all zeros. An array, so that the
+ * per-packet lookup is an inlined index rather than a hash walk.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 131072);
 	__type(key, __u32);
 	__type(value, struct shoal_backend_v4);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } shoal_be_v4 SEC(".maps");
 

@@ -61,6 +61,11 @@ struct dsr_opt {
 	__be32 addr;
 };
 
+/* ICMP errors: they quote the packet they are about (RFC 792). */
+#define ICMP_DEST_UNREACH 3
+#define ICMP_TIME_EXCEEDED 11
+#define ICMP_PARAMETERPROB 12
+
 #define TCP_FIN 0x01
 #define TCP_SYN 0x02
 #define TCP_RST 0x04

@@ -14,7 +14,6 @@
 
 #define REJECT_TCP_LEN (sizeof(struct ethhdr) + sizeof(struct iphdr) + sizeof(struct tcphdr))
 #define REJECT_ICMP_LEN (sizeof(struct ethhdr) + 2 * sizeof(struct iphdr) + 16)
-#define ICMP_DEST_UNREACH 3
 #define ICMP_PORT_UNREACH 3
 
 struct reject_info {

@@ -2,9 +2,10 @@
 /*
  * What a restarted agent finds in the pin directory, and what dp_open() makes of it: the same
  * build is adopted (nothing loaded, nothing attached again, nothing written), another build
- * is loaded over the same maps and swapped in place, incompatible maps are replaced while the
- * old programs keep running until the new ones are attached. Runs in a network namespace of
- * its own (a veth pair stands for the uplink) with a cgroup of the run's own.
+ * is loaded over the same maps and swapped in place, incompatible maps (other sizes, an older
+ * ABI version) are replaced while the old programs keep running until the new ones are
+ * attached. Runs in a network namespace of its own (a veth pair stands for the uplink) with
+ * a cgroup of the run's own.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -262,6 +263,113 @@ static void test_agent_dpsync_adopt_replaces_incompatible_maps(void **state)
 		fail_msg("%s is still there after uninstall", dir);
 }
 
+/* Pins path of one map of the run's node. */
+static void pin_of(char *buf, size_t len, const char *name)
+{
+	assert_true((size_t)snprintf(buf, len, "%s/%s", dir, name) < len);
+}
+
+/* Rewrites the pinned shoal_meta as a loader of another ABI version would have left it. */
+static void meta_set_abi(uint32_t abi)
+{
+	struct shoal_meta m;
+	char path[400];
+	uint32_t zero = 0;
+	int fd;
+
+	pin_of(path, sizeof(path), SHOAL_MAP_META);
+	fd = bpf_obj_get(path);
+	assert_true(fd >= 0);
+	assert_int_equal(bpf_map_lookup_elem(fd, &zero, &m), 0);
+	m.abi_version = abi;
+	assert_int_equal(bpf_map_update_elem(fd, &zero, &m, BPF_ANY), 0);
+	close(fd);
+}
+
+/* Pinned data plane with one service, attached everywhere: what an older agent leaves. */
+static void old_plane(void)
+{
+	struct dp_service s = { .name = "default/web:80/tcp",
+				.proto = IPPROTO_TCP,
+				.n_frontends = 1 };
+	struct dp_backend b = { .addr = ip4("10.1.1.2"), .port = 8080, .ready = 1 };
+	struct dp *dp;
+
+	s.frontends[0].addr = ip4("10.96.0.10");
+	s.frontends[0].port = 80;
+	dp = open_dp("10.99.0.1", 32);
+	assert_non_null(dp);
+	assert_int_equal(attach_all(dp), 0);
+	assert_int_equal(dp_service_upsert(dp, &s, &b, 1), 0);
+	dp_close(dp);
+}
+
+/* A newer loader over an older ABI's pins: replaced whole, swapped in on attach. */
+static void expect_replaced(uint32_t old_xdp)
+{
+	struct dp_stats st;
+	uint32_t c, n;
+	struct dp *dp;
+	char old[400];
+
+	dp = open_dp("10.99.0.1", 32);
+	assert_non_null(dp);
+	assert_false(dp_adopted(dp));
+	assert_int_equal(dp_stats(dp, &st), 0);
+	assert_int_equal(st.services, 0);
+	assert_int_equal(svc_gen(dp), -ENOENT);
+	/* The old programs carry traffic until the new ones are attached. */
+	assert_int_equal(xdp_id(), old_xdp);
+	snprintf(old, sizeof(old), "%s-OLD-%d", dir, getpid());
+	if (!access(old, F_OK))
+		fail_msg("%s is still there", old);
+	assert_int_equal(attach_all(dp), 0);
+	assert_int_equal(xdp_id(), prog_id(dp, "lb_xdp"));
+	assert_int_equal(tc_id(), prog_id(dp, "lb_tc_uplink"));
+	assert_int_equal(cg_connect_ids(&c), 1);
+	assert_int_equal(c, prog_id(dp, "lb_connect4"));
+	dp_close(dp);
+	/* And the new maps are adopted from then on. */
+	dp = open_dp("10.99.0.1", 32);
+	assert_non_null(dp);
+	assert_true(dp_adopted(dp));
+	assert_int_equal(cg_connect_ids(&n), 1);
+	dp_close(dp);
+}
+
+static void test_agent_dpsync_adopt_replaces_an_older_abi(void **state)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, co, .map_flags = BPF_F_NO_PREALLOC);
+	struct bpf_map_info info = {};
+	__u32 il = sizeof(info);
+	char path[400];
+	int fd;
+
+	(void)state;
+	/* Maps of the same shapes, but the record says ABI 1: the version alone decides. */
+	old_plane();
+	meta_set_abi(SHOAL_ABI_VERSION - 1);
+	expect_replaced(xdp_id());
+
+	/* ABI 1 as it was: the backend map a hash, not an array. */
+	old_plane();
+	pin_of(path, sizeof(path), SHOAL_MAP_BACKEND);
+	fd = bpf_obj_get(path);
+	assert_true(fd >= 0);
+	assert_int_equal(bpf_obj_get_info_by_fd(fd, &info, &il), 0);
+	close(fd);
+	assert_int_equal(info.type, BPF_MAP_TYPE_ARRAY);
+	assert_int_equal(unlink(path), 0);
+	fd = bpf_map_create(BPF_MAP_TYPE_HASH, SHOAL_MAP_BACKEND, info.key_size, info.value_size,
+			    info.max_entries, &co);
+	assert_true(fd >= 0);
+	assert_int_equal(bpf_obj_pin(fd, path), 0);
+	close(fd);
+	meta_set_abi(SHOAL_ABI_VERSION - 1);
+	expect_replaced(xdp_id());
+}
+
 SHOAL_TEST_MAIN_SETUP(setup, teardown, cmocka_unit_test(test_agent_dpsync_adopt_same_build),
 		      cmocka_unit_test(test_agent_dpsync_adopt_new_build_over_the_same_maps),
-		      cmocka_unit_test(test_agent_dpsync_adopt_replaces_incompatible_maps))
+		      cmocka_unit_test(test_agent_dpsync_adopt_replaces_incompatible_maps),
+		      cmocka_unit_test(test_agent_dpsync_adopt_replaces_an_older_abi))

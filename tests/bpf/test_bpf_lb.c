@@ -785,6 +785,228 @@ static void test_bpf_xdp_snat_to_remote_backend(void **state)
 	assert_int_equal(dp_service_delete(dp, s.name), 0);
 }
 
+/*
+ * A reply whose destination is also a frontend (the client's port happens to be a NodePort):
+ * its flow's reply entry decides, not the frontend, so it is translated back, not load-balanced.
+ */
+static void test_bpf_reply_to_a_frontend_port_is_a_reply(void **state)
+{
+	struct dp_service web = svc1("default/web:80/tcp", IPPROTO_TCP, VIP, 80, 0);
+	struct dp_service np = svc1("default/np:31000/tcp", IPPROTO_TCP, NODE_IP, 31000,
+				    SVC_F_NODEPORT);
+	struct dp_backend bw = be("10.1.1.2", 8080, BE_F_LOCAL), bn = be("10.1.1.3", 9090, BE_F_LOCAL);
+	struct pkt_spec ps = { .proto = IPPROTO_TCP, .saddr = NODE_IP, .daddr = VIP, .sport = 31000,
+			       .dport = 80, .tcp_flags = 0x02, .seq = 5 };
+	uint8_t in[PKT_MAX], out[PKT_MAX];
+	uint32_t ol, ret;
+	size_t len;
+
+	(void)state;
+	flush_flows();
+	assert_int_equal(dp_service_upsert(dp, &web, &bw, 1), 0);
+	assert_int_equal(dp_service_upsert(dp, &np, &bn, 1), 0);
+	len = pkt_build(in, &ps);
+	assert_int_equal(run(fd_tc_pod, in, len, out, &ol, &ret), 0);
+	assert_int_equal(pkt_daddr(out), bw.addr);
+	/* The backend answers NODE_IP:31000, which is the NodePort's frontend too. */
+	ps.saddr = "10.1.1.2";
+	ps.sport = 8080;
+	ps.daddr = NODE_IP;
+	ps.dport = 31000;
+	ps.tcp_flags = 0x12;
+	len = pkt_build(in, &ps);
+	assert_int_equal(run(fd_tc_pod, in, len, out, &ol, &ret), 0);
+	assert_int_equal(pkt_saddr(out), pkt_ip(VIP));
+	assert_int_equal(pkt_sport(out), 80);
+	assert_int_equal(pkt_daddr(out), pkt_ip(NODE_IP));
+	assert_int_equal(pkt_dport(out), 31000);
+	assert_null(pkt_check_csums(out, ol));
+	assert_int_equal(dp_service_delete(dp, web.name), 0);
+	assert_int_equal(dp_service_delete(dp, np.name), 0);
+}
+
+/* ---- ICMP errors about translated flows -------------------------------------------------- */
+
+/*
+ * An ICMP error (type, code) from `from` to `to`, quoting the first qlen bytes of the IPv4
+ * packet in frame q (what a router or host quotes), with every checksum right.
+ */
+static size_t icmp_error(uint8_t *b, uint8_t type, uint8_t code, const char *from, const char *to,
+			 const uint8_t *q, size_t qlen)
+{
+	uint8_t *ip = b + 14, *icmp = ip + 20;
+	uint32_t s = pkt_ip(from), d = pkt_ip(to);
+	size_t ilen = 8 + qlen;
+	uint16_t c;
+
+	memcpy(b, q, 14); /* addresses of no interest here */
+	b[12] = 0x08;
+	b[13] = 0x00;
+	memset(ip, 0, 20);
+	ip[0] = 0x45;
+	ip[2] = (uint8_t)((20 + ilen) >> 8);
+	ip[3] = (uint8_t)(20 + ilen);
+	ip[8] = 64;
+	ip[9] = IPPROTO_ICMP;
+	memcpy(ip + 12, &s, 4);
+	memcpy(ip + 16, &d, 4);
+	c = htons(pkt_csum(ip, 20, 0));
+	memcpy(ip + 10, &c, 2);
+	memset(icmp, 0, 8);
+	icmp[0] = type;
+	icmp[1] = code;
+	icmp[6] = 0x05; /* next-hop MTU 1400, for fragmentation needed */
+	icmp[7] = 0x78;
+	memcpy(icmp + 8, q + 14, qlen);
+	c = htons(pkt_csum(icmp, ilen, 0));
+	memcpy(icmp + 2, &c, 2);
+	return 14 + 20 + ilen;
+}
+
+/* Checks every checksum of an ICMP error frame of len bytes (quoting TCP, 40 bytes). */
+static void icmp_check_csums(const uint8_t *b, size_t len, const char *what)
+{
+	const uint8_t *ip = b + 14, *icmp = ip + 20, *qip = icmp + 8, *qtcp = qip + 20;
+	uint32_t ps = 0;
+
+	if (pkt_csum(ip, 20, 0) != 0)
+		fail_msg("%s: outer IPv4 checksum", what);
+	if (pkt_csum(icmp, len - 34, 0) != 0)
+		fail_msg("%s: ICMP checksum", what);
+	if (pkt_csum(qip, 20, 0) != 0)
+		fail_msg("%s: quoted IPv4 checksum", what);
+	/* The quoted TCP header is the whole original segment (no payload): its sum checks. */
+	for (int i = 12; i < 20; i += 2)
+		ps += (uint32_t)(qip[i] << 8 | qip[i + 1]);
+	ps += IPPROTO_TCP + 20;
+	if (pkt_csum(qtcp, 20, ps) != 0)
+		fail_msg("%s: quoted TCP checksum", what);
+}
+
+static uint32_t be32_at(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return v;
+}
+
+static uint16_t port_at(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static void check_icmp_error(int prog, uint32_t want_ret, const char *which)
+{
+	struct dp_backend b = be("10.1.1.2", 8080, BE_F_LOCAL);
+	struct dp_service s = svc1("default/web:80/tcp", IPPROTO_TCP, VIP, 80, 0);
+	struct pkt_spec ps = { .proto = IPPROTO_TCP, .saddr = CLIENT, .daddr = VIP, .sport = 41000,
+			       .dport = 80, .tcp_flags = 0x02, .seq = 9 };
+	uint8_t in[PKT_MAX], out[PKT_MAX], e[PKT_MAX], eout[PKT_MAX];
+	uint32_t ol, ret;
+	size_t len, elen;
+
+	flush_flows();
+	assert_int_equal(dp_service_upsert(dp, &s, &b, 1), 0);
+	len = pkt_build(in, &ps);
+	assert_int_equal(run(prog, in, len, out, &ol, &ret), 0);
+	assert_int_equal(pkt_daddr(out), b.addr);
+
+	/* A router on the way to the backend: fragmentation needed, about client -> backend. */
+	elen = icmp_error(e, 3, 4, "10.1.1.254", CLIENT, out, 40);
+	assert_int_equal(run(prog, e, elen, eout, &ol, &ret), 0);
+	printf("# %s: frag needed from a router: ret %u\n", which, ret);
+	assert_int_equal(ret, want_ret);
+	assert_int_equal(ol, elen);
+	assert_int_equal(be32_at(eout + 26), pkt_ip("10.1.1.254"));
+	assert_int_equal(be32_at(eout + 30), pkt_ip(CLIENT));
+	assert_int_equal(be32_at(eout + 42 + 12), pkt_ip(CLIENT)); /* quoted source */
+	assert_int_equal(be32_at(eout + 42 + 16), pkt_ip(VIP));	   /* quoted destination */
+	assert_int_equal(port_at(eout + 62), 41000);
+	assert_int_equal(port_at(eout + 64), 80);
+	assert_int_equal(eout[34], 3);
+	assert_int_equal(eout[35], 4);
+	icmp_check_csums(eout, ol, which);
+
+	/* From the backend itself: it appears to come from the frontend. */
+	elen = icmp_error(e, 3, 3, "10.1.1.2", CLIENT, out, 40);
+	assert_int_equal(run(prog, e, elen, eout, &ol, &ret), 0);
+	assert_int_equal(be32_at(eout + 26), pkt_ip(VIP));
+	assert_int_equal(be32_at(eout + 42 + 16), pkt_ip(VIP));
+	assert_int_equal(port_at(eout + 64), 80);
+	icmp_check_csums(eout, ol, which);
+
+	/* About the reply (frontend -> client, as translated back): for the backend again. */
+	ps.saddr = "10.1.1.2";
+	ps.sport = 8080;
+	ps.daddr = CLIENT;
+	ps.dport = 41000;
+	ps.tcp_flags = 0x12;
+	len = pkt_build(in, &ps);
+	assert_int_equal(run(prog, in, len, out, &ol, &ret), 0);
+	assert_int_equal(pkt_saddr(out), pkt_ip(VIP));
+	elen = icmp_error(e, 11, 0, "10.0.1.254", VIP, out, 40);
+	assert_int_equal(run(prog, e, elen, eout, &ol, &ret), 0);
+	assert_int_equal(be32_at(eout + 30), b.addr);
+	assert_int_equal(be32_at(eout + 42 + 12), b.addr);
+	assert_int_equal(port_at(eout + 62), 8080);
+	assert_int_equal(be32_at(eout + 42 + 16), pkt_ip(CLIENT));
+	icmp_check_csums(eout, ol, which);
+
+	/* About no flow of ours: untouched. */
+	elen = icmp_error(e, 3, 4, "10.1.1.254", CLIENT, in, 40);
+	e[42 + 12 + 3] ^= 1; /* another quoted source */
+	assert_int_equal(run(prog, e, elen, eout, &ol, &ret), 0);
+	assert_memory_equal(eout, e, elen);
+	assert_int_equal(dp_service_delete(dp, s.name), 0);
+}
+
+static void test_bpf_tc_icmp_error_about_translated_flow(void **state)
+{
+	(void)state;
+	check_icmp_error(fd_tc_pod, TC_ACT_REDIRECT, "tc");
+}
+
+static void test_bpf_xdp_icmp_error_about_translated_flow(void **state)
+{
+	(void)state;
+	/* No route to the client in the test namespace: passed to the stack, translated. */
+	check_icmp_error(fd_xdp, XDP_PASS, "xdp");
+}
+
+/* Under SNAT (north-south to another node's backend) the error to the node goes on to the
+ * client. */
+static void test_bpf_xdp_icmp_error_under_snat(void **state)
+{
+	struct dp_service s = svc1("default/np:30091/tcp", IPPROTO_TCP, NODE_IP, 30091,
+				   SVC_F_NODEPORT);
+	struct dp_backend b = be("10.100.2.8", 9000, 0);
+	struct pkt_spec ps = { .proto = IPPROTO_TCP, .saddr = "172.16.1.1", .daddr = NODE_IP,
+			       .sport = 5556, .dport = 30091, .tcp_flags = 0x02, .seq = 3 };
+	uint8_t in[PKT_MAX], out[PKT_MAX], e[PKT_MAX], eout[PKT_MAX];
+	uint32_t ol, ret;
+	size_t len, elen;
+
+	(void)state;
+	flush_flows();
+	assert_int_equal(dp_service_upsert(dp, &s, &b, 1), 0);
+	len = pkt_build(in, &ps);
+	assert_int_equal(run(fd_xdp, in, len, out, &ol, &ret), 0);
+	assert_int_equal(pkt_saddr(out), pkt_ip(NODE_IP));
+	assert_int_equal(pkt_daddr(out), b.addr);
+	/* The backend's node answers "port unreachable" to the SNAT address. */
+	elen = icmp_error(e, 3, 3, "10.100.2.8", NODE_IP, out, 40);
+	assert_int_equal(run(fd_xdp, e, elen, eout, &ol, &ret), 0);
+	assert_int_equal(be32_at(eout + 26), pkt_ip(NODE_IP)); /* from the frontend */
+	assert_int_equal(be32_at(eout + 30), pkt_ip("172.16.1.1"));
+	assert_int_equal(be32_at(eout + 42 + 12), pkt_ip("172.16.1.1"));
+	assert_int_equal(port_at(eout + 62), 5556);
+	assert_int_equal(be32_at(eout + 42 + 16), pkt_ip(NODE_IP));
+	assert_int_equal(port_at(eout + 64), 30091);
+	icmp_check_csums(eout, ol, "xdp snat");
+	assert_int_equal(dp_service_delete(dp, s.name), 0);
+}
+
 /* ---- direct server return ------------------------------------------------------------ */
 
 static void check_dsr(int send_prog, int recv_prog, uint16_t cport, uint32_t send_ret,
@@ -1037,14 +1259,20 @@ static void test_bpf_sync_applies_only_the_difference(void **state)
 	assert_int_equal(dp_sync(dp, NULL, 0), 0);
 	{
 		struct dp_stats st;
-		uint32_t k;
 
 		assert_int_equal(dp_stats(dp, &st), 0);
 		assert_int_equal(st.services, 0);
 		assert_int_equal(st.backends, 0);
-		assert_int_not_equal(bpf_map_get_next_key(dp_map_fd(dp, SHOAL_MAP_BACKEND), NULL,
-							  &k),
-				     0);
+		/* The backend array names no backend any more: every entry is zero. */
+		for (uint32_t k = 0; k <= 1024; k++) {
+			struct shoal_backend_v4 v;
+
+			assert_int_equal(bpf_map_lookup_elem(dp_map_fd(dp, SHOAL_MAP_BACKEND), &k, &v),
+					 0);
+			if (v.addr || v.port || v.flags)
+				fail_msg("backend entry %u still names %08x:%u", k, v.addr,
+					 ntohs(v.port));
+		}
 	}
 }
 
@@ -1196,6 +1424,10 @@ SHOAL_TEST_MAIN_SETUP(setup, teardown, cmocka_unit_test(test_bpf_tc_dnat_and_rev
 		      cmocka_unit_test(test_bpf_no_endpoint_rejects_tc),
 		      cmocka_unit_test(test_bpf_no_endpoint_rejects_xdp),
 		      cmocka_unit_test(test_bpf_xdp_snat_to_remote_backend),
+		      cmocka_unit_test(test_bpf_reply_to_a_frontend_port_is_a_reply),
+		      cmocka_unit_test(test_bpf_tc_icmp_error_about_translated_flow),
+		      cmocka_unit_test(test_bpf_xdp_icmp_error_about_translated_flow),
+		      cmocka_unit_test(test_bpf_xdp_icmp_error_under_snat),
 		      cmocka_unit_test(test_bpf_dsr_option_round_trip),
 		      cmocka_unit_test(test_bpf_malformed_packet_table),
 		      cmocka_unit_test(test_bpf_sync_applies_only_the_difference),
