@@ -1125,8 +1125,10 @@ static int write_update(struct api_req *r, json_t *obj, struct wc_obj *cur, int6
 	/* An object being deleted whose last finalizer goes is deleted now. (Only then: a
 	 * terminating pod without finalizers takes status writes until its node confirms.) */
 	json_t *fin = json_object_get(meta, "finalizers");
+	bool ns_held = is_kind(r, "Namespace") &&
+		       json_array_size(json_object_get(json_object_get(obj, "spec"), "finalizers"));
 	if (json_object_get(meta, "deletionTimestamp") && json_array_size(fin) == 0 &&
-	    json_array_size(json_object_get(ometa, "finalizers")) > 0) {
+	    json_array_size(json_object_get(ometa, "finalizers")) > 0 && !ns_held) {
 		p.ops[0] = (struct store_op){ .type = STORE_DELETE, .key = p.key,
 					      .expect_mod_rev = expect };
 		r->respond_deleted = true;
@@ -1392,6 +1394,14 @@ static int handle_delete(struct api_req *r)
 				json_array_append_new(fin, json_string(f));
 		}
 		if (terminating_ns) {
+			/* A namespace made before namespaces held the "kubernetes" finalizer (no
+			 * spec.finalizers at all) gets it now, so that its content is deleted
+			 * too; an empty list is a namespace someone finalized on purpose. */
+			json_t *spec = json_object_get(obj, "spec");
+			if (!json_object_get(spec, "finalizers") && ns_add_kubernetes_finalizer(obj)) {
+				ret = api_respond_status(r, 500, NULL, "out of memory");
+				goto out;
+			}
 			json_t *st = json_object_get(obj, "status");
 			if (!json_is_object(st)) {
 				st = json_object();

@@ -133,7 +133,7 @@ struct pass {
 	struct victim *v;
 	size_t n, cap;
 	size_t remaining[NS_MAX_KINDS];
-	const char *fin[NS_MAX_FINS];
+	char *fin[NS_MAX_FINS]; /* copies: the records they come from may go meanwhile */
 	size_t fin_n[NS_MAX_FINS];
 	size_t nfin;
 	bool more;	  /* objects left for the next pass */
@@ -149,6 +149,8 @@ static void pass_free(struct pass *ps)
 		json_decref(ps->v[i].fins);
 	}
 	free(ps->v);
+	for (size_t i = 0; i < ps->nfin; i++)
+		free(ps->fin[i]);
 }
 
 static void count_fin(struct pass *ps, const char *f)
@@ -158,10 +160,8 @@ static void count_fin(struct pass *ps, const char *f)
 			ps->fin_n[i]++;
 			return;
 		}
-	if (ps->nfin < NS_MAX_FINS) {
-		ps->fin[ps->nfin] = f;
+	if (ps->nfin < NS_MAX_FINS && (ps->fin[ps->nfin] = strdup(f)))
 		ps->fin_n[ps->nfin++] = 1;
-	}
 }
 
 /* An object remaining: counted by kind, its finalizers by name. */

@@ -212,6 +212,34 @@ static void test_api_ctrl_namespace_foreign_finalizer_holds_it(void **state)
 	WAIT_FOR(10000, code_of(fmt("/api/v1/namespaces/%s", ns)) == 404, "the namespace goes");
 }
 
+/* The namespace's own metadata.finalizers going does not let it skip its content. */
+static void test_api_ctrl_namespace_metadata_finalizer(void **state)
+{
+	(void)state;
+	const char *ns = "ns-meta";
+	create_ns(ns);
+	req0("PATCH", fmt("/api/v1/namespaces/%s", ns),
+	     "{\"metadata\":{\"finalizers\":[\"example.com/meta\"]}}", 200);
+	req0("POST", fmt("/apis/coordination.k8s.io/v1/namespaces/%s/leases", ns),
+	     "{\"metadata\":{\"name\":\"held\",\"finalizers\":[\"example.com/hold\"]},\"spec\":{"
+	     "\"holderIdentity\":\"a\"}}",
+	     201);
+	req0("DELETE", fmt("/api/v1/namespaces/%s", ns), NULL, 200);
+	WAIT_FOR(10000, strncmp(condition(ns, "NamespaceContentRemaining"), "True|", 5) == 0,
+		 "the lease remains: %s", condition(ns, "NamespaceContentRemaining"));
+	json_t *n = req("PATCH", fmt("/api/v1/namespaces/%s", ns),
+			"{\"metadata\":{\"finalizers\":null}}", 200);
+	assert_string_equal(jstr(n, "status.phase"), "Terminating");
+	json_decref(n);
+	usleep(300000);
+	assert_int_equal(code_of(fmt("/api/v1/namespaces/%s", ns)), 200);
+	assert_int_equal(code_of(fmt("/apis/coordination.k8s.io/v1/namespaces/%s/leases/held", ns)),
+			 200);
+	req0("PATCH", fmt("/apis/coordination.k8s.io/v1/namespaces/%s/leases/held", ns),
+	     "{\"metadata\":{\"finalizers\":null}}", 200);
+	WAIT_FOR(10000, code_of(fmt("/api/v1/namespaces/%s", ns)) == 404, "the namespace goes");
+}
+
 static void test_api_ctrl_namespace_protected(void **state)
 {
 	(void)state;
@@ -335,6 +363,7 @@ SHOAL_TEST_MAIN_SETUP(ctrl_setup, ctrl_teardown,
 		      cmocka_unit_test(test_api_ctrl_namespace_delete_removes_content),
 		      cmocka_unit_test(test_api_ctrl_namespace_refuses_new_content),
 		      cmocka_unit_test(test_api_ctrl_namespace_foreign_finalizer_holds_it),
+		      cmocka_unit_test(test_api_ctrl_namespace_metadata_finalizer),
 		      cmocka_unit_test(test_api_ctrl_namespace_protected),
 		      cmocka_unit_test(test_api_ctrl_namespace_finalize),
 		      cmocka_unit_test(test_api_ctrl_namespace_many_objects))
