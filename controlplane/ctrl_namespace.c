@@ -34,11 +34,11 @@
 #include "log.h"
 #include "strbuf.h"
 
-#define NS_BATCH      500  /* objects deleted per pass at most */
-#define NS_SETTLE_MS  200  /* content events within this long make one pass */
-#define NS_WAIT_MS    5000 /* a pass again while waiting for graceful deletions */
-#define NS_MAX_KINDS  32
-#define NS_MAX_FINS   32   /* distinct finalizers counted in the condition */
+#define NS_BATCH     500  /* objects deleted per pass at most */
+#define NS_SETTLE_MS 200  /* content events within this long make one pass */
+#define NS_WAIT_MS   5000 /* a pass again while waiting for graceful deletions */
+#define NS_MAX_KINDS 32
+#define NS_MAX_FINS  32 /* distinct finalizers counted in the condition */
 
 struct ns_ctrl {
 	struct ctrl_informer *ns;
@@ -95,7 +95,8 @@ static int ns_init(struct ctrl *c)
 		if (!k->namespaced)
 			continue;
 		if (p->n == NS_MAX_KINDS) {
-			log_error("namespace controller: more than %d namespaced kinds", NS_MAX_KINDS);
+			log_error("namespace controller: more than %d namespaced kinds",
+				  NS_MAX_KINDS);
 			return -E2BIG;
 		}
 		api_kind_api_version(k, av, sizeof(av));
@@ -136,8 +137,8 @@ struct pass {
 	char *fin[NS_MAX_FINS]; /* copies: the records they come from may go meanwhile */
 	size_t fin_n[NS_MAX_FINS];
 	size_t nfin;
-	bool more;	  /* objects left for the next pass */
-	size_t deferred;  /* left to their owner's deletion */
+	bool more;	 /* objects left for the next pass */
+	size_t deferred; /* left to their owner's deletion */
 	size_t failed;
 	char failure[512]; /* the first failures, for the condition */
 };
@@ -242,8 +243,8 @@ static void delete_one(void *arg, size_t i)
 	json_t *out = NULL;
 	json_t *opts = json_pack("{s:s, s:{s:s}}", "propagationPolicy", "Background",
 				 "preconditions", "uid", v->o->uid);
-	int err = opts ? ctrl_path(k, v->o->o->ns, v->o->o->name, NULL, path, sizeof(path))
-		       : -ENOMEM;
+	int err =
+		opts ? ctrl_path(k, v->o->o->ns, v->o->o->name, NULL, path, sizeof(path)) : -ENOMEM;
 
 	if (!err)
 		err = ctrl_write(ps->c, "DELETE", path, opts, &out, v->msg, sizeof(v->msg));
@@ -281,7 +282,8 @@ static void tally(struct pass *ps)
 			if (off < sizeof(ps->failure) - 1) {
 				int w = snprintf(ps->failure + off, sizeof(ps->failure) - off,
 						 "%s%s \"%s\": %s", off ? "; " : "",
-						 ps->p->kind[v->k]->resource, v->o->o->name, v->msg);
+						 ps->p->kind[v->k]->resource, v->o->o->name,
+						 v->msg);
 				off += w > 0 ? (size_t)w : 0;
 			}
 		}
@@ -326,8 +328,9 @@ static int remaining_message(const struct pass *ps, struct strbuf *b)
 	for (size_t k = 0; k < ps->p->n; k++) {
 		if (!ps->remaining[k])
 			continue;
-		if (asprintf(&parts[n], "%s.%s has %zu resource instances", ps->p->kind[k]->resource,
-			     ps->p->kind[k]->group, ps->remaining[k]) < 0) {
+		if (asprintf(&parts[n], "%s.%s has %zu resource instances",
+			     ps->p->kind[k]->resource, ps->p->kind[k]->group,
+			     ps->remaining[k]) < 0) {
 			err = -ENOMEM;
 			break;
 		}
@@ -397,7 +400,8 @@ static json_t *conditions(const struct pass *ps, const json_t *old)
 	int err = conds ? 0 : -ENOMEM;
 
 	if (!err && left)
-		err = strbuf_printf(&rem, "Some resources are remaining: ") ?: remaining_message(ps, &rem);
+		err = strbuf_printf(&rem, "Some resources are remaining: ")
+			      ?: remaining_message(ps, &rem);
 	if (!err && ps->nfin)
 		err = strbuf_printf(&fins, "Some content in the namespace has finalizers "
 					   "remaining: ")
@@ -505,9 +509,9 @@ static int finalize(struct ctrl *c, const struct ctrl_obj *o, json_t *fins)
 {
 	struct ns_ctrl *p = ctrl_priv(c);
 	char path[512];
-	json_t *body = json_pack("{s:s, s:s, s:{s:s}, s:{s:O}}", "apiVersion", "v1", "kind",
-				 "Namespace", "metadata", "name", o->o->name, "spec", "finalizers",
-				 fins);
+	json_t *body =
+		json_pack("{s:s, s:s, s:{s:s}, s:{s:O}}", "apiVersion", "v1", "kind", "Namespace",
+			  "metadata", "name", o->o->name, "spec", "finalizers", fins);
 	int err = body ? ctrl_path(p->ns_kind, NULL, o->o->name, "finalize", path, sizeof(path))
 		       : -ENOMEM;
 	if (!err)
@@ -524,8 +528,8 @@ static int delete_ns(struct ctrl *c, const struct ctrl_obj *o)
 	struct ns_ctrl *p = ctrl_priv(c);
 	char path[512];
 	json_t *opts = json_pack("{s:{s:s}}", "preconditions", "uid", o->uid);
-	int err = opts ? ctrl_path(p->ns_kind, NULL, o->o->name, NULL, path, sizeof(path))
-		       : -ENOMEM;
+	int err =
+		opts ? ctrl_path(p->ns_kind, NULL, o->o->name, NULL, path, sizeof(path)) : -ENOMEM;
 	if (!err)
 		err = ctrl_write(c, "DELETE", path, opts, NULL, NULL, 0);
 	json_decref(opts);

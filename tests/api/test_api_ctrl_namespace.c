@@ -27,8 +27,8 @@ static size_t count(const char *path)
 
 static void create_ns(const char *name)
 {
-	json_t *ns = req("POST", "/api/v1/namespaces", fmt("{\"metadata\":{\"name\":\"%s\"}}", name),
-			 201);
+	json_t *ns = req("POST", "/api/v1/namespaces",
+			 fmt("{\"metadata\":{\"name\":\"%s\"}}", name), 201);
 	json_t *fins = json_object_get(json_object_get(ns, "spec"), "finalizers");
 	assert_int_equal(json_array_size(fins), 1);
 	assert_string_equal(json_string_value(json_array_get(fins, 0)), "kubernetes");
@@ -108,15 +108,17 @@ static void test_api_ctrl_namespace_delete_removes_content(void **state)
 	assert_true(terminating(pod));
 	assert_int_equal(jint(pod, "metadata.deletionGracePeriodSeconds"), 30);
 	json_decref(pod);
-	static const char *const gone[] = { "/apis/apps/v1/namespaces/%s/deployments",
-					    "/apis/apps/v1/namespaces/%s/replicasets",
-					    "/api/v1/namespaces/%s/services",
-					    "/api/v1/namespaces/%s/endpoints",
-					    "/apis/discovery.k8s.io/v1/namespaces/%s/endpointslices",
-					    "/apis/coordination.k8s.io/v1/namespaces/%s/leases",
-					    "/api/v1/namespaces/%s/events",
-					    "/apis/scheduling.shoal.io/v1alpha1/namespaces/%s/podgroups",
-					    NULL };
+	static const char *const gone[] = {
+		"/apis/apps/v1/namespaces/%s/deployments",
+		"/apis/apps/v1/namespaces/%s/replicasets",
+		"/api/v1/namespaces/%s/services",
+		"/api/v1/namespaces/%s/endpoints",
+		"/apis/discovery.k8s.io/v1/namespaces/%s/endpointslices",
+		"/apis/coordination.k8s.io/v1/namespaces/%s/leases",
+		"/api/v1/namespaces/%s/events",
+		"/apis/scheduling.shoal.io/v1alpha1/namespaces/%s/podgroups",
+		NULL
+	};
 	for (const char *const *g = gone; *g; g++)
 		WAIT_FOR(10000, count(fmt(*g, ns)) == 0, "%s is emptied", fmt(*g, ns));
 	WAIT_FOR(5000,
@@ -151,9 +153,9 @@ static void test_api_ctrl_namespace_refuses_new_content(void **state)
 	     "\"holderIdentity\":\"a\"}}",
 	     201);
 	req0("DELETE", fmt("/api/v1/namespaces/%s", ns), NULL, 200);
-	json_t *e = req("POST", fmt("/api/v1/namespaces/%s/services", ns),
-			"{\"metadata\":{\"name\":\"late\"},\"spec\":{\"ports\":[{\"port\":80}]}}",
-			403);
+	json_t *e =
+		req("POST", fmt("/api/v1/namespaces/%s/services", ns),
+		    "{\"metadata\":{\"name\":\"late\"},\"spec\":{\"ports\":[{\"port\":80}]}}", 403);
 	assert_string_equal(jstr(e, "reason"), "Forbidden");
 	assert_string_equal(jstr(e, "message"),
 			    "services \"late\" is forbidden: unable to create new content in "
@@ -195,16 +197,15 @@ static void test_api_ctrl_namespace_foreign_finalizer_holds_it(void **state)
 	usleep(300000);
 	json_t *n = req("GET", fmt("/api/v1/namespaces/%s", ns), NULL, 200);
 	assert_string_equal(jstr(n, "status.phase"), "Terminating");
-	assert_string_equal(
-		json_string_value(json_array_get(
-			json_object_get(json_object_get(n, "spec"), "finalizers"), 0)),
-		"kubernetes");
+	assert_string_equal(json_string_value(json_array_get(
+				    json_object_get(json_object_get(n, "spec"), "finalizers"), 0)),
+			    "kubernetes");
 	json_decref(n);
 	/* a second DELETE answers as Kubernetes does */
 	json_t *e = req("DELETE", fmt("/api/v1/namespaces/%s", ns), NULL, 409);
 	assert_string_equal(jstr(e, "reason"), "Conflict");
 	assert_non_null(strstr(jstr(e, "message"), "The system is ensuring all content is removed "
-						    "from this namespace"));
+						   "from this namespace"));
 	json_decref(e);
 	/* the finalizer goes: so does the service, then the namespace */
 	req0("PATCH", fmt("/api/v1/namespaces/%s/services/kept", ns),
@@ -296,8 +297,8 @@ static void test_api_ctrl_namespace_finalize(void **state)
 	expect_error("PUT", path, "{\"kind\":\"Pod\",\"spec\":{\"finalizers\":[]}}", 400,
 		     "kind: the kind in the data (Pod) does not match");
 	expect_error("PUT", path,
-		     "{\"metadata\":{\"resourceVersion\":\"1\"},\"spec\":{\"finalizers\":[]}}",
-		     409, "the object has been modified");
+		     "{\"metadata\":{\"resourceVersion\":\"1\"},\"spec\":{\"finalizers\":[]}}", 409,
+		     "the object has been modified");
 	expect_error("POST", path, "{\"spec\":{\"finalizers\":[]}}", 405, "use PUT");
 	expect_error("PUT", "/api/v1/namespaces/nowhere/finalize", "{\"spec\":{\"finalizers\":[]}}",
 		     404, "namespaces \"nowhere\" not found");
@@ -349,8 +350,7 @@ static void test_api_ctrl_namespace_many_objects(void **state)
 		     fmt("{\"metadata\":{\"name\":\"l%d\"},\"spec\":{\"holderIdentity\":\"a\"}}",
 			 i),
 		     201);
-	assert_int_equal(count(fmt("/apis/coordination.k8s.io/v1/namespaces/%s/leases", ns)),
-			 n);
+	assert_int_equal(count(fmt("/apis/coordination.k8s.io/v1/namespaces/%s/leases", ns)), n);
 	req0("DELETE", fmt("/api/v1/namespaces/%s", ns), NULL, 200);
 	WAIT_FOR(30000, code_of(fmt("/api/v1/namespaces/%s", ns)) == 404,
 		 "the namespace of %d leases is removed", n);
