@@ -137,6 +137,7 @@ struct pass {
 	char *fin[NS_MAX_FINS]; /* copies: the records they come from may go meanwhile */
 	size_t fin_n[NS_MAX_FINS];
 	size_t nfin;
+	bool defer;	 /* leave objects to their owners' deletion */
 	bool more;	 /* objects left for the next pass */
 	size_t deferred; /* left to their owner's deletion */
 	size_t failed;
@@ -219,7 +220,7 @@ static int collect(struct pass *ps, const char *ns)
 			struct ctrl_obj *o = l.v[i];
 			if (o->deleting) {
 				count_remaining(ps, k, o);
-			} else if (owner_takes(p, o)) {
+			} else if (ps->defer && owner_takes(p, o)) {
 				ps->deferred++;
 				count_remaining(ps, k, o);
 			} else if (ps->n >= NS_BATCH) {
@@ -575,7 +576,14 @@ static int ns_reconcile(struct ctrl *c, const char *key)
 		goto out;
 	}
 
+	ps.defer = true;
 	err = collect(&ps, o->o->name);
+	if (!err && !ps.n && ps.deferred) {
+		/* Only owned objects left, whose owners stay (owners of each other): all go. */
+		pass_free(&ps);
+		ps = (struct pass){ .c = c, .p = p };
+		err = collect(&ps, o->o->name);
+	}
 	if (err)
 		goto out;
 	if (ps.n)

@@ -241,6 +241,32 @@ static void test_api_ctrl_namespace_metadata_finalizer(void **state)
 	WAIT_FOR(10000, code_of(fmt("/api/v1/namespaces/%s", ns)) == 404, "the namespace goes");
 }
 
+/* Objects that control each other are deleted all the same. */
+static void test_api_ctrl_namespace_owner_cycle(void **state)
+{
+	(void)state;
+	const char *ns = "ns-cycle";
+	create_ns(ns);
+	json_t *a =
+		req("POST", fmt("/api/v1/namespaces/%s/services", ns),
+		    "{\"metadata\":{\"name\":\"a\"},\"spec\":{\"ports\":[{\"port\":80}]}}", 201);
+	json_t *b = req("POST", fmt("/api/v1/namespaces/%s/services", ns),
+			fmt("{\"metadata\":{\"name\":\"b\",\"ownerReferences\":[{\"apiVersion\":"
+			    "\"v1\",\"kind\":\"Service\",\"name\":\"a\",\"uid\":\"%s\","
+			    "\"controller\":true}]},\"spec\":{\"ports\":[{\"port\":80}]}}",
+			    jstr(a, "metadata.uid")),
+			201);
+	req0("PATCH", fmt("/api/v1/namespaces/%s/services/a", ns),
+	     fmt("{\"metadata\":{\"ownerReferences\":[{\"apiVersion\":\"v1\",\"kind\":"
+		 "\"Service\",\"name\":\"b\",\"uid\":\"%s\",\"controller\":true}]}}",
+		 jstr(b, "metadata.uid")),
+	     200);
+	json_decref(a);
+	json_decref(b);
+	req0("DELETE", fmt("/api/v1/namespaces/%s", ns), NULL, 200);
+	WAIT_FOR(10000, code_of(fmt("/api/v1/namespaces/%s", ns)) == 404, "the namespace goes");
+}
+
 static void test_api_ctrl_namespace_protected(void **state)
 {
 	(void)state;
@@ -364,6 +390,7 @@ SHOAL_TEST_MAIN_SETUP(ctrl_setup, ctrl_teardown,
 		      cmocka_unit_test(test_api_ctrl_namespace_refuses_new_content),
 		      cmocka_unit_test(test_api_ctrl_namespace_foreign_finalizer_holds_it),
 		      cmocka_unit_test(test_api_ctrl_namespace_metadata_finalizer),
+		      cmocka_unit_test(test_api_ctrl_namespace_owner_cycle),
 		      cmocka_unit_test(test_api_ctrl_namespace_protected),
 		      cmocka_unit_test(test_api_ctrl_namespace_finalize),
 		      cmocka_unit_test(test_api_ctrl_namespace_many_objects))
