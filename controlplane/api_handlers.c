@@ -887,6 +887,31 @@ static int reset_status_on_create(struct api_req *r, json_t *obj)
 	return json_object_del(obj, "status") == 0 || !json_object_get(obj, "status") ? 0 : -1;
 }
 
+/* A new Namespace holds the "kubernetes" finalizer, which the namespace controller removes
+ * (through /finalize) once the namespace is empty. Only at creation, as Kubernetes does: it
+ * is not put back after it has been removed. */
+static int ns_add_kubernetes_finalizer(json_t *obj)
+{
+	json_t *spec = json_object_get(obj, "spec"), *fins, *f;
+	size_t i;
+
+	if (!json_is_object(spec)) {
+		spec = json_object();
+		if (!spec || json_object_set_new(obj, "spec", spec))
+			return -ENOMEM;
+	}
+	fins = json_object_get(spec, "finalizers");
+	if (!json_is_array(fins)) {
+		fins = json_array();
+		if (!fins || json_object_set_new(spec, "finalizers", fins))
+			return -ENOMEM;
+	}
+	json_array_foreach (fins, i, f)
+		if (json_is_string(f) && strcmp(json_string_value(f), API_NS_FINALIZER) == 0)
+			return 0;
+	return json_array_append_new(fins, json_string(API_NS_FINALIZER)) ? -ENOMEM : 0;
+}
+
 static int handle_create(struct api_req *r)
 {
 	struct write_plan p = { 0 };
@@ -904,6 +929,10 @@ static int handle_create(struct api_req *r)
 	}
 	if (check_object(r, obj, NULL, false, &ret))
 		goto out;
+	if (is_kind(r, "Namespace") && ns_add_kubernetes_finalizer(obj)) {
+		ret = api_respond_status(r, 500, NULL, "out of memory");
+		goto out;
+	}
 	meta = meta_of(obj);
 	name = str_at(obj, "metadata", "name");
 	gen = str_at(obj, "metadata", "generateName");
@@ -1044,6 +1073,24 @@ static int write_update(struct api_req *r, json_t *obj, struct wc_obj *cur, int6
 			json_object_del(meta, *k);
 	}
 	json_object_del(meta, "resourceVersion");
+	/* A Namespace's spec.finalizers change only through /finalize. */
+	if (is_kind(r, "Namespace") && strcmp(r->sub, "finalize") != 0) {
+		json_t *ofin = json_object_get(json_object_get(old, "spec"), "finalizers");
+		json_t *spec = json_object_get(obj, "spec");
+		if (!json_is_object(spec)) {
+			spec = json_object();
+			if (!spec || json_object_set_new(obj, "spec", spec)) {
+				ret = api_respond_status(r, 500, NULL, "out of memory");
+				goto out_obj;
+			}
+		}
+		if (!ofin)
+			json_object_del(spec, "finalizers");
+		else if (json_object_set(spec, "finalizers", ofin)) {
+			ret = api_respond_status(r, 500, NULL, "out of memory");
+			goto out_obj;
+		}
+	}
 	if (r->kind->has_status && !status_only) {
 		json_t *ost = json_object_get(old, "status");
 		if (ost)
@@ -1085,8 +1132,10 @@ static int write_update(struct api_req *r, json_t *obj, struct wc_obj *cur, int6
 	/* An object being deleted whose last finalizer goes is deleted now. (Only then: a
 	 * terminating pod without finalizers takes status writes until its node confirms.) */
 	json_t *fin = json_object_get(meta, "finalizers");
+	bool ns_held = is_kind(r, "Namespace") &&
+		       json_array_size(json_object_get(json_object_get(obj, "spec"), "finalizers"));
 	if (json_object_get(meta, "deletionTimestamp") && json_array_size(fin) == 0 &&
-	    json_array_size(json_object_get(ometa, "finalizers")) > 0) {
+	    json_array_size(json_object_get(ometa, "finalizers")) > 0 && !ns_held) {
 		p.ops[0] = (struct store_op){ .type = STORE_DELETE, .key = p.key,
 					      .expect_mod_rev = expect };
 		r->respond_deleted = true;
@@ -1207,6 +1256,17 @@ static int handle_patch(struct api_req *r, bool status_only)
 
 /* ---- delete ------------------------------------------------------------------------------ */
 
+/* The namespaces the cluster itself lives in: never deleted. */
+static bool ns_protected(const char *name)
+{
+	static const char *const names[] = { "default", "kube-system", "kube-public",
+					     "kube-node-lease", NULL };
+	for (const char *const *n = names; *n; n++)
+		if (strcmp(name, *n) == 0)
+			return true;
+	return false;
+}
+
 static int handle_delete(struct api_req *r)
 {
 	struct write_plan p = { 0 };
@@ -1253,8 +1313,7 @@ static int handle_delete(struct api_req *r)
 		json_decref(opts);
 		return ret;
 	}
-	if (is_kind(r, "Namespace") &&
-	    (strcmp(r->name, "default") == 0 || strcmp(r->name, "kube-system") == 0)) {
+	if (is_kind(r, "Namespace") && ns_protected(r->name)) {
 		json_decref(opts);
 		return api_respond_status(r, 403, "Forbidden",
 					  "namespaces \"%s\" is forbidden: this namespace may not be "
@@ -1293,7 +1352,19 @@ static int handle_delete(struct api_req *r)
 	bool finished = phase && (!strcmp(phase, "Succeeded") || !strcmp(phase, "Failed"));
 	bool graceful = is_kind(r, "Pod") && node && *node && !finished && grace != 0;
 	bool orphan_or_fg = policy && strcmp(policy, "Background") != 0;
-	bool terminating_ns = is_kind(r, "Namespace");
+	/* A Namespace: the first DELETE marks it Terminating; it goes once its controller has
+	 * emptied it and removed its spec.finalizers (a DELETE then deletes it). */
+	bool terminating_ns = is_kind(r, "Namespace") && !json_object_get(meta, "deletionTimestamp");
+	if (is_kind(r, "Namespace") && !terminating_ns &&
+	    json_array_size(json_object_get(json_object_get(obj, "spec"), "finalizers"))) {
+		ret = api_respond_status(r, 409, "Conflict",
+					 "Operation cannot be fulfilled on namespaces \"%s\": The "
+					 "system is ensuring all content is removed from this "
+					 "namespace.  Upon completion, this namespace will "
+					 "automatically be purged by the system.",
+					 r->name);
+		goto out;
+	}
 
 	if (graceful || has_fin || orphan_or_fg || terminating_ns) {
 		/* Stays, marked for deletion, until its node confirms or its finalizers go. The
@@ -1329,8 +1400,28 @@ static int handle_delete(struct api_req *r)
 			if (!present)
 				json_array_append_new(fin, json_string(f));
 		}
-		if (terminating_ns)
-			json_object_set_new(obj, "status", json_pack("{s:s}", "phase", "Terminating"));
+		if (terminating_ns) {
+			/* A namespace made before namespaces held the "kubernetes" finalizer (no
+			 * spec.finalizers at all) gets it now, so that its content is deleted
+			 * too; an empty list is a namespace someone finalized on purpose. */
+			json_t *spec = json_object_get(obj, "spec");
+			if (!json_object_get(spec, "finalizers") && ns_add_kubernetes_finalizer(obj)) {
+				ret = api_respond_status(r, 500, NULL, "out of memory");
+				goto out;
+			}
+			json_t *st = json_object_get(obj, "status");
+			if (!json_is_object(st)) {
+				st = json_object();
+				if (!st || json_object_set_new(obj, "status", st)) {
+					ret = api_respond_status(r, 500, NULL, "out of memory");
+					goto out;
+				}
+			}
+			if (json_object_set_new(st, "phase", json_string("Terminating"))) {
+				ret = api_respond_status(r, 500, NULL, "out of memory");
+				goto out;
+			}
+		}
 		json_object_del(meta, "resourceVersion");
 		size_t len;
 		char *value = api_obj_dump(obj, &len);
@@ -1362,6 +1453,86 @@ static int handle_delete(struct api_req *r)
 out:
 	json_decref(obj);
 	json_decref(opts);
+	wc_obj_unref(cur);
+	return ret;
+}
+
+/* ---- namespaces/NAME/finalize -------------------------------------------------------------- */
+
+/* PUT of a Namespace whose spec.finalizers replace the stored ones; nothing else of the body
+ * is taken. The body is checked as a Namespace (types, names of finalizers). */
+static int handle_finalize(struct api_req *r)
+{
+	char key[768];
+	struct wc_obj *cur;
+	json_t *body, *obj = NULL, *fins;
+	bool given, bad;
+	int ret = MHD_YES;
+
+	body = parse_body(r, &ret);
+	if (!body)
+		return ret;
+	const char *name = str_at(body, "metadata", "name");
+	if (name && strcmp(name, r->name) != 0) {
+		ret = api_respond_status(r, 400, "BadRequest",
+					 "metadata.name: the name of the object (%s) does not match "
+					 "the name on the URL (%s)",
+					 name, r->name);
+		json_decref(body);
+		return ret;
+	}
+	api_key(r->kind, r->ns, r->name, key, sizeof(key));
+	cur = wc_get(r->srv->wc, key);
+	if (!cur) {
+		json_decref(body);
+		return not_found(r);
+	}
+	json_object_set_new(meta_of(body), "name", json_string(r->name));
+	int64_t rv = body_rv(body, &given, &bad);
+	if (bad) {
+		ret = api_respond_status(r, 400, "BadRequest",
+					 "metadata.resourceVersion: must be a positive integer");
+		goto out;
+	}
+	if (given && rv != cur->rev) {
+		ret = conflict(r);
+		goto out;
+	}
+	json_t *spec = json_object_get(body, "spec");
+	if (spec && !json_is_object(spec)) {
+		ret = api_respond_status(r, 422, "Invalid",
+					 "Namespace \"%s\" is invalid: spec: must be an object",
+					 r->name);
+		goto out;
+	}
+	fins = json_object_get(spec, "finalizers");
+	if (fins && !json_is_array(fins)) {
+		ret = api_respond_status(r, 422, "Invalid",
+					 "Namespace \"%s\" is invalid: spec.finalizers: must be an "
+					 "array of strings",
+					 r->name);
+		goto out;
+	}
+	if (check_object(r, body, NULL, true, &ret))
+		goto out;
+	obj = parse_obj(cur->json, cur->len);
+	json_t *ospec = obj ? json_object_get(obj, "spec") : NULL;
+	if (obj && !json_is_object(ospec)) {
+		ospec = json_object();
+		if (ospec && json_object_set_new(obj, "spec", ospec))
+			ospec = NULL;
+	}
+	fins = json_object_get(json_object_get(body, "spec"), "finalizers");
+	if (!ospec || json_object_set_new(ospec, "finalizers",
+					  fins ? json_incref(fins) : json_array())) {
+		ret = api_respond_status(r, 500, NULL, "out of memory");
+		goto out;
+	}
+	ret = write_update(r, obj, cur, cur->rev, !given, false, 200);
+	obj = NULL;
+out:
+	json_decref(obj);
+	json_decref(body);
 	wc_obj_unref(cur);
 	return ret;
 }
@@ -1547,16 +1718,21 @@ int api_handle(struct api_req *r)
 	const char *sub = r->sub;
 	char why[512];
 
-	if (*sub && strcmp(sub, "status") && strcmp(sub, "binding") && strcmp(sub, "scale"))
+	if (*sub && strcmp(sub, "status") && strcmp(sub, "binding") && strcmp(sub, "scale") &&
+	    strcmp(sub, "finalize"))
 		return api_respond_status(r, 404, "NotFound",
 					  "the server could not find the requested resource (%s has no "
 					  "sub-resource or resource \"%s\")",
 					  r->kind->resource, sub);
 	if ((!strcmp(sub, "status") && !r->kind->has_status) ||
 	    (!strcmp(sub, "scale") && !r->kind->scale_path) ||
-	    (!strcmp(sub, "binding") && !is_kind(r, "Pod")))
+	    (!strcmp(sub, "binding") && !is_kind(r, "Pod")) ||
+	    (!strcmp(sub, "finalize") && !is_kind(r, "Namespace")))
 		return api_respond_status(r, 404, "NotFound", "%s has no \"%s\" sub-resource",
 					  r->kind->resource, sub);
+	if (!strcmp(sub, "finalize") && strcmp(m, "PUT") != 0)
+		return api_respond_status(r, 405, "MethodNotAllowed",
+					  "%s is not supported on namespaces/finalize: use PUT", m);
 
 	if (get)
 		r->verb = r->has_name ? "get" : query_true(r, "watch") ? "watch" : "list";
@@ -1607,6 +1783,8 @@ int api_handle(struct api_req *r)
 	}
 	if (post)
 		return *sub ? handle_binding(r) : handle_create(r);
+	if (put && !strcmp(sub, "finalize"))
+		return handle_finalize(r);
 	if (put)
 		return handle_update(r, !strcmp(sub, "status"));
 	if (patch)

@@ -96,6 +96,9 @@ struct api_kind {
 	const struct api_column *columns; /* terminated by a NULL header */
 };
 
+/* The finalizer a new Namespace gets: its content is being removed (spec.finalizers). */
+#define API_NS_FINALIZER "kubernetes"
+
 /* All kinds, terminated by an entry with kind == NULL. */
 extern const struct api_kind api_kinds[];
 

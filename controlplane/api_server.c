@@ -614,7 +614,8 @@ static char *read_file(const char *path)
 
 static int ensure_default_namespaces(struct api_server *srv)
 {
-	static const char *const names[] = { "default", "kube-system", "kube-node-lease", NULL };
+	static const char *const names[] = { "default", "kube-system", "kube-public",
+					     "kube-node-lease", NULL };
 	for (const char *const *n = names; *n; n++) {
 		char key[128], uid[37], now[32], body[512];
 		snprintf(key, sizeof(key), "/registry/namespaces/%s", *n);

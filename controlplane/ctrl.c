@@ -53,7 +53,7 @@ struct ctrl_informer {
 	struct hashmap *by_owner;  /* controller uid -> set */
 	struct hashmap *by_ref;	   /* any owner uid -> set */
 	struct hashmap *by_label;  /* "ns\1key=value" -> set (CTRL_INDEX_LABELS) */
-	struct hashmap *by_ns;	   /* ns -> set (CTRL_INDEX_LABELS) */
+	struct hashmap *by_ns;	   /* ns -> set (CTRL_INDEX_LABELS, _NAMESPACE) */
 	struct hashmap *by_anchor; /* "ns\1key=value" or "ns\1" -> set (CTRL_INDEX_SELECTORS) */
 	struct hashmap *by_node;   /* node name -> set of pods (CTRL_INDEX_NODE) */
 	struct handler handlers[MAX_HANDLERS];
@@ -553,8 +553,9 @@ static int index_walk(struct ctrl_informer *inf, struct ctrl_obj *c, bool add)
 			label_key(ik, sizeof(ik), c->o->ns, k, json_string_value(v) ?: "");
 			IDX(inf->by_label, ik);
 		}
-		IDX(inf->by_ns, c->o->ns);
 	}
+	if (inf->flags & (CTRL_INDEX_LABELS | CTRL_INDEX_NAMESPACE))
+		IDX(inf->by_ns, c->o->ns);
 	if ((inf->flags & CTRL_INDEX_NODE) && c->pod && c->pod->node)
 		IDX(inf->by_node, c->pod->node);
 	if ((inf->flags & CTRL_INDEX_SELECTORS) && c->sel) {
@@ -974,7 +975,9 @@ static bool in_ns(const struct ctrl_obj *c, const void *ns)
 int ctrl_list(struct ctrl_informer *inf, const char *ns, struct ctrl_objs *out)
 {
 	pthread_rwlock_rdlock(&inf->lock);
-	int err = append_set(inf->objs, out, in_ns, ns);
+	int err = ns && (inf->flags & (CTRL_INDEX_LABELS | CTRL_INDEX_NAMESPACE))
+			  ? append_set(hashmap_get(inf->by_ns, ns), out, NULL, NULL)
+			  : append_set(inf->objs, out, in_ns, ns);
 	pthread_rwlock_unlock(&inf->lock);
 	return err;
 }

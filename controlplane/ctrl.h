@@ -146,6 +146,7 @@ enum {
 	CTRL_INDEX_LABELS = 1u << 0,	/* by namespace and label: ctrl_select() */
 	CTRL_INDEX_SELECTORS = 1u << 1, /* by what their selector needs: ctrl_selecting() */
 	CTRL_INDEX_NODE = 1u << 2,	/* pods by spec.nodeName: ctrl_on_node() */
+	CTRL_INDEX_NAMESPACE = 1u << 3, /* by namespace: ctrl_list(inf, ns) costs what it returns */
 };
 
 /* The shared informer of a kind ("Pod", "apps/v1" "Deployment", ...), created on first use
@@ -212,7 +213,7 @@ int ctrl_manager_render(struct ctrl_manager *m, struct strbuf *out);
 /* The controllers shoald runs (ctrl_*.c), NULL-terminated. */
 extern const struct ctrl_def *const ctrl_builtin[];
 extern const struct ctrl_def ctrl_replicaset, ctrl_endpointslice, ctrl_deployment, ctrl_gc,
-	ctrl_job, ctrl_nodelifecycle, ctrl_daemonset;
+	ctrl_job, ctrl_nodelifecycle, ctrl_daemonset, ctrl_namespace;
 
 void *ctrl_priv(struct ctrl *c);
 void ctrl_set_priv(struct ctrl *c, void *priv);

@@ -15,5 +15,6 @@ const struct ctrl_def *const ctrl_builtin[] = {
 	&ctrl_job,
 	&ctrl_nodelifecycle,
 	&ctrl_gc,
+	&ctrl_namespace,
 	NULL,
 };

@@ -10,7 +10,8 @@
  * the agent's endpoint), its status written once and then left alone (only usage samples
  * follow), an agent restart that leaves the pod alone, a pod that does not fit
  * refused with an Event, a pod with an impossible command reported with an Event, a deleted
- * pod stopped and its deletion confirmed, the binary entering its --netns. Everything made
+ * pod stopped and its deletion confirmed, a deleted namespace's pod stopped the same way
+ * before the namespace goes, the binary entering its --netns. Everything made
  * (namespaces, cgroups, pods, directories) is removed at the end, also on failure.
  */
 #include <errno.h>
@@ -726,6 +727,78 @@ static void test_agent_deletes_pod(void **state)
 	strbuf_free(&b);
 }
 
+/* A metric's value from the agent's /metrics text (-1 when absent). */
+static long long agent_metric(const char *name)
+{
+	struct strbuf b = { 0 };
+	char want[160];
+	long long v = -1;
+	assert_int_equal(agent_metrics(agent, &b), 0);
+	snprintf(want, sizeof(want), "%s{node=\"%s\"} ", name, node);
+	const char *at = strstr(b.s, want);
+	if (at)
+		v = strtoll(at + strlen(want), NULL, 10);
+	strbuf_free(&b);
+	return v;
+}
+
+/* Deleting a namespace stops its pods on their node: the namespace controller deletes them
+ * gracefully, the agent stops them and confirms, and then the namespace goes. */
+static void test_agent_stops_pods_of_deleted_namespace(void **state)
+{
+	(void)state;
+	char ns[64], path[256], body[1024];
+	long code;
+	need_agent();
+	long long confirmed = agent_metric("shoal_agent_deletions_confirmed_total");
+	snprintf(ns, sizeof(ns), "%s-gone", P);
+	snprintf(body, sizeof(body), "{\"metadata\":{\"name\":\"%s\"}}", ns);
+	json_t *o = http_json(&srv, "POST", "/api/v1/namespaces", body, &code);
+	json_decref(o);
+	assert_int_equal(code, 201);
+	snprintf(body, sizeof(body),
+		 "{\"metadata\":{\"name\":\"doomed\"},\"spec\":{\"nodeName\":\"%s\","
+		 "\"terminationGracePeriodSeconds\":2,\"containers\":[{\"name\":\"main\","
+		 "\"command\":[\"sleep\",\"600\"]}]}}",
+		 node);
+	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods", ns);
+	o = http_json(&srv, "POST", path, body, &code);
+	json_decref(o);
+	assert_int_equal(code, 201);
+	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/doomed", ns);
+	o = wait_obj(path, pod_ready, 20000);
+	if (!o)
+		fail_msg("the pod in namespace %s did not become Running and Ready", ns);
+	json_decref(o);
+
+	snprintf(path, sizeof(path), "/api/v1/namespaces/%s", ns);
+	o = http_json(&srv, "DELETE", path, NULL, &code);
+	json_decref(o);
+	assert_int_equal(code, 200);
+	bool removed = false;
+	for (int waited = 0; waited <= 20000 && !removed; waited += 100) {
+		o = get(path, &code);
+		json_decref(o);
+		removed = code == 404;
+		if (!removed)
+			sleep_ms(100);
+	}
+	if (!removed)
+		fail_msg("namespace %s still in the API 20 s after its deletion", ns);
+	/* the agent stopped the pod itself and confirmed its deletion */
+	bool stopped = false;
+	for (int i = 0; i < 50 && !stopped; i++) {
+		stopped = agent_metric("shoal_agent_deletions_confirmed_total") == confirmed + 1 &&
+			  agent_metric("shoal_agent_pods_running") == 0;
+		if (!stopped)
+			sleep_ms(100);
+	}
+	if (!stopped)
+		fail_msg("the agent confirmed %lld deletions (want %lld), runs %lld pods (want 0)",
+			 agent_metric("shoal_agent_deletions_confirmed_total"), confirmed + 1,
+			 agent_metric("shoal_agent_pods_running"));
+}
+
 static void test_agent_binary_enters_netns(void **state)
 {
 	(void)state;
@@ -1023,6 +1096,7 @@ SHOAL_TEST_MAIN_SETUP(setup, teardown, cmocka_unit_test(test_agent_config_reject
 		      cmocka_unit_test(test_agent_reports_impossible_command),
 		      cmocka_unit_test(test_agent_liveness_failure_records_events),
 		      cmocka_unit_test(test_agent_deletes_pod),
+		      cmocka_unit_test(test_agent_stops_pods_of_deleted_namespace),
 		      cmocka_unit_test(test_agent_evicts_batch_pods_first),
 		      cmocka_unit_test(test_agent_binary_enters_netns),
 		      cmocka_unit_test(test_agent_binary_refuses_other_pod_cidr))

@@ -4,7 +4,8 @@
 # socket (the host's network is never touched), stopped by its pid on exit. Applies
 # examples/web.yaml and checks what shoalctl prints and what the server stored: created,
 # unchanged and configured; tables, -o json|yaml|name, selectors, -A; describe; scale; a
-# watch; delete; and that every kind of error exits non-zero with the server's message.
+# watch; delete; a namespace Terminating, then gone; and that every kind of error exits
+# non-zero with the server's message.
 # The cases build on each other, in order: run the file whole.
 . "$(dirname "$0")/../lib/lib.sh"
 
@@ -212,7 +213,8 @@ case_get_selectors_and_namespaces() {
 	has "-A row default" '^default +web ' "$OUT" || return 1
 	has "-A row other" "^${P}-ns +api " "$OUT" || return 1
 	ctl get namespaces
-	has "cluster-scoped kind" "^${P}-ns +" "$OUT"
+	has "namespace header" '^NAME +STATUS +AGE$' "$OUT" || return 1
+	has "cluster-scoped kind" "^${P}-ns +Active +" "$OUT"
 }
 
 case_describe() {
@@ -339,10 +341,51 @@ case_delete() {
 	ctl delete -f "$EX"
 	failed "delete -f with the deployment gone" 'NotFound' || return 1
 	has "delete -f removed the service" '^service "web" deleted$' "$OUT" || return 1
-	ctl delete -f "$DIR/manifests" --grace-period 0
+	# The namespace goes first; its controller may delete the deployment in it before the
+	# next request comes (as with kubectl), so its NotFound is no failure here.
+	ctl delete -f "$DIR/manifests" --grace-period 0 --ignore-not-found
 	ok "delete -f of a directory" || return 1
+	has "delete -f removed the namespace" "^namespace \"${P}-ns\" deleted$" "$OUT" || return 1
 	ctl get svc web
 	failed "service gone" 'NotFound'
+}
+
+case_namespace_terminating() {
+	cat >"$DIR/term.yaml" <<-EOF
+		apiVersion: v1
+		kind: Namespace
+		metadata:
+		  name: ${P}-term
+		---
+		apiVersion: coordination.k8s.io/v1
+		kind: Lease
+		metadata:
+		  name: held
+		  namespace: ${P}-term
+		  finalizers: [example.com/hold]
+		spec:
+		  holderIdentity: a
+	EOF
+	ctl apply -f "$DIR/term.yaml"
+	ok "apply a namespace and a held lease" || return 1
+	ctl delete namespace "${P}-term"
+	ok "delete namespace" || return 1
+	t_expect "delete namespace output" "namespace \"${P}-term\" deleted" "$OUT" || return 1
+	ctl get namespace "${P}-term"
+	has "get ns shows Terminating" "^${P}-term +Terminating +" "$OUT" || return 1
+	ctl delete namespace "${P}-term"
+	failed "second delete" 'Conflict.*ensuring all content is removed' || return 1
+	ctl delete namespace kube-system
+	failed "protected namespace" 'Forbidden.*may not be deleted' || return 1
+	curl -s -o /dev/null --max-time 5 --unix-socket "$SOCK" -X PATCH \
+		-H 'Content-Type: application/merge-patch+json' -d '{"metadata":{"finalizers":null}}' \
+		"http://localhost/apis/coordination.k8s.io/v1/namespaces/${P}-term/leases/held"
+	for _ in $(seq 1 100); do
+		ctl get namespace "${P}-term"
+		[ "$RC" -ne 0 ] && break
+		sleep 0.1
+	done
+	failed "the namespace goes with the lease's finalizer" 'NotFound'
 }
 
 case_tokens() {
@@ -448,6 +491,7 @@ elif start_shoald "$SOCK" "$DIR/state" && SHOALD_PID=$STARTED_PID; then
 	t_case api_cli_unknown_field_warning case_unknown_field_warning
 	t_case api_cli_concurrent_applies case_concurrent_applies
 	t_case api_cli_delete case_delete
+	t_case api_cli_namespace_terminating case_namespace_terminating
 	t_case api_cli_tokens case_tokens
 	t_case api_cli_tls_tcp case_tls_tcp
 	t_case api_cli_shoald_clean_exit case_shoald_clean_exit
