@@ -40,7 +40,9 @@ struct api_server {
 	struct api_metrics *metrics;
 	struct sched_runner *sched;
 	struct ctrl_manager *ctrl;
+	struct api_watch_writer *writer;
 	atomic_int inflight;
+	atomic_int suspended; /* connections suspended (writes waiting, idle watches) */
 	atomic_bool stopping;
 };
 
@@ -140,6 +142,14 @@ void api_write_done(void *arg, int err, int64_t rev, struct store_result *res, s
 /* The reply for a write whose transaction finished. */
 int api_finish_write(struct api_req *r);
 int api_serve_watch(struct api_req *r);
+
+/* The watch writer (api_watch.c): one thread writing events to idle plain-HTTP watch streams
+ * directly. drain ends every stream it holds (at shutdown); stop drains, then ends the
+ * thread. Both accept NULL. */
+struct api_watch_writer *api_watch_writer_start(struct api_server *srv);
+void api_watch_writer_drain(struct api_watch_writer *ww);
+size_t api_watch_writer_streams(struct api_watch_writer *ww);
+void api_watch_writer_stop(struct api_watch_writer *ww);
 void api_req_release_alloc(struct api_req *r, bool committed);
 
 /* ---- objects (api_objects.c) ---- */

@@ -40,6 +40,7 @@ struct wc_obj {
 	size_t len;
 	int64_t rev;  /* mod revision (the deletion's revision for a deleted object) */
 	json_t *sel;  /* the selectable fields: metadata.{name,namespace,labels}, per-kind fields */
+	const char *node; /* pods: spec.nodeName ("" when unset; points into sel); else NULL */
 };
 
 void wc_obj_ref(struct wc_obj *o);
@@ -67,7 +68,7 @@ bool wc_obj_matches(const struct wc_obj *o, const char *ns, const struct selecto
 
 struct wc_opts {
 	size_t ring_events;	    /* events kept for watchers resuming (0: 100,000) */
-	int bookmark_interval_ms;   /* 0: 1,000 */
+	int bookmark_interval_ms;   /* 0: 60,000 */
 };
 
 /* Loads every object under /registry/ and follows the store from there. */
