@@ -29,6 +29,8 @@ struct api_metrics;
 struct api_local;
 struct ctrl_manager;
 
+#define API_WATCH_WRITERS 2 /* watch writer threads: one per core of a small machine */
+
 struct api_server {
 	struct store *st;
 	struct watch_cache *wc;
@@ -40,7 +42,9 @@ struct api_server {
 	struct api_metrics *metrics;
 	struct sched_runner *sched;
 	struct ctrl_manager *ctrl;
-	struct api_watch_writer *writer;
+	struct api_watch_writer *writers[API_WATCH_WRITERS];
+	int nwriters;
+	atomic_uint next_writer;
 	atomic_int inflight;
 	atomic_int suspended; /* connections suspended (writes waiting, idle watches) */
 	atomic_bool stopping;

@@ -680,10 +680,12 @@ struct api_server *api_server_start(struct store *st, const struct api_server_op
 		err = -errno;
 		goto err;
 	}
-	srv->writer = api_watch_writer_start(srv);
-	if (!srv->writer) {
-		err = -errno;
-		goto err;
+	for (; srv->nwriters < API_WATCH_WRITERS; srv->nwriters++) {
+		srv->writers[srv->nwriters] = api_watch_writer_start(srv);
+		if (!srv->writers[srv->nwriters]) {
+			err = -errno;
+			goto err;
+		}
 	}
 	if (!!o->tls_cert != !!o->tls_key) {
 		log_error("--tls-cert and --tls-key go together");
@@ -788,7 +790,8 @@ void api_server_stop(struct api_server *srv, int drain_ms)
 	 * response. */
 	if (srv->wc)
 		wc_shutdown_watchers(srv->wc);
-	api_watch_writer_drain(srv->writer);
+	for (int i = 0; i < srv->nwriters; i++)
+		api_watch_writer_drain(srv->writers[i]);
 	/* Drain: requests in flight (writes waiting for their commit) finish and answer. */
 	int waited = 0;
 	for (; waited < drain_ms && atomic_load(&srv->inflight) > 0; waited += 10) {
@@ -810,7 +813,8 @@ void api_server_stop(struct api_server *srv, int drain_ms)
 	}
 	for (int i = 0; i < srv->ndaemons; i++)
 		MHD_stop_daemon(srv->daemons[i]);
-	api_watch_writer_stop(srv->writer);
+	for (int i = 0; i < srv->nwriters; i++)
+		api_watch_writer_stop(srv->writers[i]);
 	for (int i = 0; i < 4; i++) {
 		if (srv->unix_paths[i] && unlink(srv->unix_paths[i]) && errno != ENOENT)
 			log_warn("remove %s: %s", srv->unix_paths[i], strerror(errno));

@@ -44,6 +44,7 @@ struct watch_stream {
 	struct strbuf buf; /* event lines read (libmicrohttpd path), sent from off */
 	size_t off;
 	int fd;		/* the connection's socket when the stream may go direct, else -1 */
+	struct api_watch_writer *ww; /* the writer that owns it once direct */
 	atomic_int mode;
 	bool suspended;	/* under the connection's own serialisation (reader or writer) */
 	/* The writer's, under writer->mu: */
@@ -117,13 +118,16 @@ static void resume(struct watch_stream *ws)
 static void park(void *arg)
 {
 	struct watch_stream *ws = arg;
-	struct api_watch_writer *ww = ws->srv->writer;
+	struct api_server *srv = ws->srv;
+	struct api_watch_writer *ww;
 
 	if (atomic_load(&ws->mode) != WS_MHD)
 		return; /* the writer's already: it notes the park itself */
 	suspend(ws);
-	if (ws->fd < 0 || !ww)
+	if (ws->fd < 0 || !srv->nwriters)
 		return;
+	/* The writers share the streams, round robin. */
+	ww = srv->writers[atomic_fetch_add(&srv->next_writer, 1) % (unsigned)srv->nwriters];
 	struct epoll_event ev = { .events = EPOLLRDHUP | EPOLLET, .data.ptr = ws };
 	pthread_mutex_lock(&ww->mu);
 	if (atomic_load(&ww->draining) || epoll_ctl(ww->ep, EPOLL_CTL_ADD, ws->fd, &ev)) {
@@ -135,6 +139,7 @@ static void park(void *arg)
 		ws->fd = -1;
 		return;
 	}
+	ws->ww = ww;
 	atomic_store(&ws->mode, WS_DIRECT);
 	ws->dnext = ww->direct;
 	ws->dprev = NULL;
@@ -149,7 +154,7 @@ static void park(void *arg)
 static void wake(void *arg)
 {
 	struct watch_stream *ws = arg;
-	struct api_watch_writer *ww = ws->srv->writer;
+	struct api_watch_writer *ww = ws->ww; /* set before the watcher was parked */
 
 	if (ww) {
 		pthread_mutex_lock(&ww->mu);
@@ -468,7 +473,7 @@ static int direct_fd(struct api_req *r)
 	struct sockaddr_storage sa;
 	socklen_t salen = sizeof(sa);
 
-	if (!r->srv->writer || !ci)
+	if (!r->srv->nwriters || !ci)
 		return -1;
 	di = MHD_get_daemon_info(ci->daemon, MHD_DAEMON_INFO_FLAGS);
 	if (!di || (di->flags & MHD_USE_TLS))
