@@ -105,7 +105,7 @@ struct stream {
 	int64_t last_rv;
 	int64_t retry_at;
 	int64_t list_start, list_ns; /* the first successful list's duration */
-	int64_t last_line_at;	     /* when the last event or bookmark arrived */
+	int64_t last_line_at;	     /* when the last event or bookmark arrived (or it opened) */
 	char *line;		     /* the current incomplete event line */
 	uint32_t llen, lcap;
 	char head[160]; /* a list answer's first bytes: its resourceVersion */
@@ -534,6 +534,7 @@ static size_t stream_header(char *p, size_t size, size_t nmemb, void *arg)
 	} else if ((n == 2 && p[0] == '\r') || (n == 1 && p[0] == '\n')) {
 		if (st->state == S_WATCH && st->code == 200 && !st->established) {
 			st->established = true;
+			st->last_line_at = bench_now_ns(); /* quiet from here */
 			if (!st->ever) {
 				st->ever = true;
 				bump(&n_established, 1);

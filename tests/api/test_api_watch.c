@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -126,7 +127,6 @@ static void test_watch_pods_by_node_lists_and_watches(void **state)
 	assert_int_equal(code, 200);
 	names_of(json_object_get(o, "items"), false, names, sizeof(names));
 	assert_string_equal(names, "bn-a2");
-	assert_null(json_object_get(json_object_get(o, "metadata"), "continue"));
 	json_decref(o);
 	/* A node with no pods lists empty; unscheduled pods are spec.nodeName="". */
 	o = http_json(&srv, "GET", "/api/v1/pods?fieldSelector=spec.nodeName%3Dbn-node-z&limit=5",
@@ -252,10 +252,12 @@ static int open_watch(const struct shoald *s, const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	char req[512];
+	if (strlen(s->sock) >= sizeof(sa.sun_path))
+		return -1;
+	memcpy(sa.sun_path, s->sock, strlen(s->sock) + 1);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", s->sock);
 	int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: shoal\r\n\r\n", path);
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) || write(fd, req, n) != n) {
 		close(fd);
