@@ -284,6 +284,24 @@ static void park_direct(void *arg)
 	(void)arg; /* the connection stays suspended; the cache wakes the stream through wake() */
 }
 
+/* "<size in hex>\r\n" into head (at least 20 bytes); returns its length. */
+static size_t chunk_head(char *head, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	char tmp[16];
+	size_t k = 0, l = 0;
+
+	do {
+		tmp[k++] = hex[n & 15];
+		n >>= 4;
+	} while (n);
+	while (k)
+		head[l++] = tmp[--k];
+	head[l++] = '\r';
+	head[l++] = '\n';
+	return l;
+}
+
 /* Sends what the watcher has, as chunks, until it parks or the socket is full. */
 static void serve(struct api_watch_writer *ww, struct watch_stream *ws)
 {
@@ -303,7 +321,7 @@ static void serve(struct api_watch_writer *ww, struct watch_stream *ws)
 			err = n < 0 ? -EPIPE : 1;
 			break;
 		}
-		hl = (size_t)snprintf(head, sizeof(head), "%zx\r\n", (size_t)n);
+		hl = chunk_head(head, (size_t)n);
 		ws->out_off = sizeof(head) - hl;
 		memcpy(ws->out.s + ws->out_off, head, hl);
 		err = strbuf_add(&ws->out, "\r\n", 2);

@@ -1084,11 +1084,28 @@ err:
 	return NULL;
 }
 
+/* One event line: a copy of the object's text between a fixed head and tail. */
 static int emit(struct strbuf *out, const char *type, const struct wc_obj *o)
 {
-	strbuf_printf(out, "{\"type\":\"%s\",\"object\":", type);
-	strbuf_add(out, o->json, o->len);
-	return strbuf_add(out, "}\n", 2);
+	static const char h0[] = "{\"type\":\"", h1[] = "\",\"object\":";
+	size_t tl = strlen(type);
+
+	if (strbuf_reserve(out, sizeof(h0) + tl + sizeof(h1) + o->len + 2) ||
+	    strbuf_add(out, h0, sizeof(h0) - 1) || strbuf_add(out, type, tl) ||
+	    strbuf_add(out, h1, sizeof(h1) - 1) || strbuf_add(out, o->json, o->len) ||
+	    strbuf_add(out, "}\n", 2))
+		return -ENOMEM;
+	return 0;
+}
+
+/* The initial state is sent: its array goes (a watch of every pod would hold it). */
+static void initial_done(struct wc_watcher *w)
+{
+	if (w->initial && w->initial_pos == w->ninitial) {
+		free(w->initial);
+		w->initial = NULL;
+		w->ninitial = w->initial_pos = 0;
+	}
 }
 
 static bool watcher_sees(const struct wc_watcher *w, const struct wc_obj *o)
@@ -1153,6 +1170,7 @@ ssize_t wc_watch_read(struct wc_watcher *w, struct strbuf *out, size_t max,
 	}
 	if (w->initial_pos < w->ninitial)
 		return (ssize_t)(out->len - start);
+	initial_done(w);
 
 	pthread_rwlock_rdlock(&wc->lock);
 	if (!catch_up(wc, w)) {
@@ -1227,6 +1245,7 @@ ssize_t wc_watch_next(struct wc_watcher *w, struct wc_event_ref *evs, size_t max
 	}
 	if (n)
 		return (ssize_t)n;
+	initial_done(w);
 
 	pthread_rwlock_rdlock(&wc->lock);
 	if (!catch_up(wc, w)) {
