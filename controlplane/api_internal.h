@@ -85,6 +85,7 @@ struct api_req {
 	char *body;
 	size_t body_len, body_cap;
 	bool body_too_large;
+	bool http11; /* HTTP/1.1: a body of unknown length goes out in chunks */
 	/* route */
 	const struct api_kind *kind;
 	char ns[256];

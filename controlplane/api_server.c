@@ -419,12 +419,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	struct api_server *srv = cls;
 	struct api_req *r = *con_cls;
 
-	(void)version;
 	if (!r) {
 		r = calloc(1, sizeof(*r));
 		if (!r)
 			return MHD_NO;
 		r->srv = srv;
+		r->http11 = strcmp(version, MHD_HTTP_VERSION_1_1) == 0;
 		r->conn = conn;
 		r->method = method;
 		r->url = strdup(url);

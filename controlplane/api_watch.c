@@ -491,7 +491,8 @@ static int direct_fd(struct api_req *r)
 	struct sockaddr_storage sa;
 	socklen_t salen = sizeof(sa);
 
-	if (!r->srv->nwriters || !ci)
+	/* The writer frames chunks: HTTP/1.0 streams stay with libmicrohttpd. */
+	if (!r->srv->nwriters || !ci || !r->http11)
 		return -1;
 	di = MHD_get_daemon_info(ci->daemon, MHD_DAEMON_INFO_FLAGS);
 	if (!di || (di->flags & MHD_USE_TLS))
