@@ -13,6 +13,8 @@
  * TLS streams stay with libmicrohttpd throughout: suspended while idle, resumed when woken.
  */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -20,8 +22,6 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <unistd.h>
 
 #include "api_internal.h"
@@ -43,10 +43,10 @@ struct watch_stream {
 	struct wc_watcher *w;
 	struct strbuf buf; /* event lines read (libmicrohttpd path), sent from off */
 	size_t off;
-	int fd;		/* the connection's socket when the stream may go direct, else -1 */
+	int fd; /* the connection's socket when the stream may go direct, else -1 */
 	struct api_watch_writer *ww; /* the writer that owns it once direct */
 	atomic_int mode;
-	bool suspended;	/* under the connection's own serialisation (reader or writer) */
+	bool suspended; /* under the connection's own serialisation (reader or writer) */
 	/* The writer's, under writer->mu: */
 	bool queued;
 	struct watch_stream *qnext;

@@ -26,8 +26,13 @@ static struct shoald srv;
 static int setup(void **state)
 {
 	(void)state;
-	const char *args[] = { "--disable-scheduler", "--disable-controllers", "--log-level", "warn",
-			       "--watch-cache-events", "40", NULL };
+	const char *args[] = { "--disable-scheduler",
+			       "--disable-controllers",
+			       "--log-level",
+			       "warn",
+			       "--watch-cache-events",
+			       "40",
+			       NULL };
 	return shoald_start(&srv, args);
 }
 
@@ -59,8 +64,8 @@ static long long make_pod(const char *name, const char *node)
 static long long current_rv(void)
 {
 	long code;
-	json_t *o = http_json(&srv, "GET", "/api/v1/namespaces/default/services?limit=1", NULL,
-			      &code);
+	json_t *o =
+		http_json(&srv, "GET", "/api/v1/namespaces/default/services?limit=1", NULL, &code);
 	assert_int_equal(code, 200);
 	long long rv = atoll(json_string_value(
 		json_object_get(json_object_get(o, "metadata"), "resourceVersion")));
@@ -74,16 +79,16 @@ static void names_of(const json_t *arr, bool events, char *out, size_t len)
 	size_t n = 0, i;
 	json_t *v;
 	out[0] = '\0';
-	json_array_foreach(arr, i, v)
-	{
+	json_array_foreach (arr, i, v) {
 		const json_t *o = events ? json_object_get(v, "object") : v;
-		if (events && strcmp(json_string_value(json_object_get(v, "type")), "BOOKMARK") == 0)
+		if (events &&
+		    strcmp(json_string_value(json_object_get(v, "type")), "BOOKMARK") == 0)
 			continue;
-		n += snprintf(out + n, len - n, "%s%s%s%s", n ? "," : "",
-			      events ? json_string_value(json_object_get(v, "type")) : "",
-			      events ? ":" : "",
-			      json_string_value(json_object_get(json_object_get(o, "metadata"),
-								"name")));
+		n += snprintf(
+			out + n, len - n, "%s%s%s%s", n ? "," : "",
+			events ? json_string_value(json_object_get(v, "type")) : "",
+			events ? ":" : "",
+			json_string_value(json_object_get(json_object_get(o, "metadata"), "name")));
 		if (n >= len)
 			break;
 	}
@@ -307,8 +312,9 @@ static void test_watch_shutdown_with_streams_open_exits_cleanly(void **state)
 	assert_int_equal(shoald_start(&s2, args), 0);
 	for (i = 0; i < N; i++) {
 		const char *path = i % 3 == 0 ? "/api/v1/pods?watch=1&allowWatchBookmarks=true"
-				   : i % 3 == 1 ? "/api/v1/namespaces/default/services?watch=1"
-						: "/api/v1/pods?watch=1&fieldSelector=spec.nodeName%3Dx";
+				   : i % 3 == 1
+					   ? "/api/v1/namespaces/default/services?watch=1"
+					   : "/api/v1/pods?watch=1&fieldSelector=spec.nodeName%3Dx";
 		fds[i] = open_watch(&s2, path);
 		assert_true(fds[i] >= 0);
 	}
@@ -320,8 +326,8 @@ static void test_watch_shutdown_with_streams_open_exits_cleanly(void **state)
 				 "{\"metadata\":{\"name\":\"sd-%d\"},\"spec\":{\"containers\":[{"
 				 "\"name\":\"c\",\"image\":\"web\"}]}}",
 				 i);
-		assert_int_equal(http_do(&s2, "POST", "/api/v1/namespaces/default/pods", NULL,
-					 body, (size_t)n, NULL, &r),
+		assert_int_equal(http_do(&s2, "POST", "/api/v1/namespaces/default/pods", NULL, body,
+					 (size_t)n, NULL, &r),
 				 0);
 		assert_int_equal(r.code, 201);
 		http_resp_free(&r);
