@@ -4,15 +4,21 @@
  *
  * libmicrohttpd sends the response headers and whatever the watcher has at once (the initial
  * state, the events since a resumed revision). The design choice to know: once a plain (not
- * TLS) stream has nothing more to send, its connection is suspended in libmicrohttpd for good
- * and the stream is handed to the watch writer, one thread that writes later events, framed
- * as chunks, straight to the stream's socket when the cache wakes it. A delivery is then one
- * send() from one thread, instead of a resume, an epoll round and a suspend in an HTTP
- * thread. When the stream ends (its deadline, the client gone, shutdown, the watcher fell
- * behind) the writer resumes the connection and libmicrohttpd ends the response as usual.
- * TLS streams stay with libmicrohttpd throughout: suspended while idle, resumed when woken.
+ * TLS) HTTP/1.1 stream has nothing more to send, it is handed to a watch writer, a thread that
+ * writes later events, framed as chunks, straight to the stream's socket when the cache wakes
+ * it, and ends the stream itself (the last chunk, then close). A delivery is then one send()
+ * from one thread, instead of a resume, an epoll round and a suspend in an HTTP thread.
+ *
+ * The hand-over: the connection is suspended (libmicrohttpd takes its socket out of its epoll
+ * set), the writer takes a duplicate of the socket, and the connection's descriptor is
+ * replaced by one end of a closed socket pair (dup3); resumed, the connection ends its
+ * response on that stand-in and is closed and freed by libmicrohttpd. So idle watches are not
+ * left suspended in libmicrohttpd, whose every resume (one per write answered) walks the list
+ * of suspended connections. TLS and HTTP/1.0 streams stay with libmicrohttpd throughout:
+ * suspended while idle, resumed when woken.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -33,8 +39,8 @@
 
 enum ws_mode {
 	WS_MHD,	   /* libmicrohttpd calls reader() */
-	WS_DIRECT, /* the writer thread owns the socket; the connection stays suspended */
-	WS_DONE,   /* handed back at the end: reader() ends the response */
+	WS_DIRECT, /* the writer owns the stream; libmicrohttpd's connection ends on a stand-in */
+	WS_DONE,   /* the writer ended it */
 };
 
 struct watch_stream {
@@ -44,8 +50,10 @@ struct watch_stream {
 	struct strbuf buf; /* event lines read (libmicrohttpd path), sent from off */
 	size_t off;
 	int fd; /* the connection's socket when the stream may go direct, else -1 */
+	int rfd; /* the writer's duplicate of the socket, once direct */
 	struct api_watch_writer *ww; /* the writer that owns it once direct */
 	atomic_int mode;
+	atomic_int refs; /* libmicrohttpd's response, and the writer once direct */
 	bool suspended; /* under the connection's own serialisation (reader or writer) */
 	/* The writer's, under writer->mu: */
 	bool queued;
@@ -110,44 +118,101 @@ static void resume(struct watch_stream *ws)
 	MHD_resume_connection(ws->conn);
 }
 
+static void stream_unref(struct watch_stream *ws);
+
+/* Replaces the connection's socket descriptor by one end of a closed socket pair. */
+static int stand_in(int fd)
+{
+	int sp[2], err = 0;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp))
+		return -errno;
+	if (dup3(sp[0], fd, O_CLOEXEC) < 0)
+		err = -errno;
+	close(sp[0]);
+	close(sp[1]);
+	return err;
+}
+
+/* Takes a direct stream off its writer again (the hand-over failed). */
+static void unlink_direct(struct api_watch_writer *ww, struct watch_stream *ws)
+{
+	if (ws->dprev)
+		ws->dprev->dnext = ws->dnext;
+	else
+		ww->direct = ws->dnext;
+	if (ws->dnext)
+		ws->dnext->dprev = ws->dprev;
+	ww->ndirect--;
+}
+
 /*
  * Called by the cache, under its read lock, when the watcher has nothing to read. A plain
- * stream goes to the writer (its socket joins the writer's epoll set, for the client's
- * hang-up); a TLS stream is suspended until woken.
+ * HTTP/1.1 stream goes to a writer (see the top of this file); a TLS one is suspended until
+ * woken.
  */
 static void park(void *arg)
 {
 	struct watch_stream *ws = arg;
 	struct api_server *srv = ws->srv;
 	struct api_watch_writer *ww;
+	int rfd, err;
 
 	if (atomic_load(&ws->mode) != WS_MHD)
 		return; /* the writer's already: it notes the park itself */
+	/* Suspended first: libmicrohttpd takes the socket out of its epoll set. */
 	suspend(ws);
 	if (ws->fd < 0 || !srv->nwriters)
 		return;
+	rfd = fcntl(ws->fd, F_DUPFD_CLOEXEC, 0);
+	if (rfd < 0) {
+		log_warn("watch writer: dup: %s; the stream stays with the HTTP threads",
+			 strerror(errno));
+		ws->fd = -1;
+		return;
+	}
 	/* The writers share the streams, round robin. */
 	ww = srv->writers[atomic_fetch_add(&srv->next_writer, 1) % (unsigned)srv->nwriters];
 	struct epoll_event ev = { .events = EPOLLRDHUP | EPOLLET, .data.ptr = ws };
 	pthread_mutex_lock(&ww->mu);
-	if (atomic_load(&ww->draining) || epoll_ctl(ww->ep, EPOLL_CTL_ADD, ws->fd, &ev)) {
+	if (atomic_load(&ww->draining) || epoll_ctl(ww->ep, EPOLL_CTL_ADD, rfd, &ev)) {
 		if (!atomic_load(&ww->draining))
 			log_warn("watch writer: epoll_ctl add: %s; the stream stays with the "
 				 "HTTP threads",
 				 strerror(errno));
 		pthread_mutex_unlock(&ww->mu);
+		close(rfd);
 		ws->fd = -1;
 		return;
 	}
+	ws->rfd = rfd;
 	ws->ww = ww;
-	atomic_store(&ws->mode, WS_DIRECT);
+	atomic_store(&ws->refs, 2);
 	ws->dnext = ww->direct;
 	ws->dprev = NULL;
 	if (ww->direct)
 		ww->direct->dprev = ws;
 	ww->direct = ws;
 	ww->ndirect++;
+	err = stand_in(ws->fd);
+	if (err) {
+		if (epoll_ctl(ww->ep, EPOLL_CTL_DEL, rfd, NULL))
+			log_warn("watch writer: epoll_ctl del: %s", strerror(errno));
+		unlink_direct(ww, ws);
+		pthread_mutex_unlock(&ww->mu);
+		log_warn("watch writer: stand-in socket: %s; the stream stays with the HTTP "
+			 "threads",
+			 strerror(-err));
+		atomic_store(&ws->refs, 1);
+		close(rfd);
+		ws->fd = ws->rfd = -1;
+		ws->ww = NULL;
+		return;
+	}
+	atomic_store(&ws->mode, WS_DIRECT);
 	pthread_mutex_unlock(&ww->mu);
+	/* Resumed, the connection ends its response on the stand-in and goes. */
+	resume(ws);
 }
 
 /* Called by the cache's notifier (the stream cannot be freed meanwhile). */
@@ -169,7 +234,7 @@ static void wake(void *arg)
 		}
 		pthread_mutex_unlock(&ww->mu);
 		if (mode == WS_DONE)
-			return; /* the writer has resumed it already */
+			return; /* the writer has ended it */
 	}
 	resume(ws);
 }
@@ -179,8 +244,8 @@ static ssize_t reader(void *cls, uint64_t pos, char *out, size_t max)
 	struct watch_stream *ws = cls;
 
 	(void)pos;
-	if (atomic_load(&ws->mode) == WS_DONE)
-		return MHD_CONTENT_READER_END_OF_STREAM;
+	if (atomic_load(&ws->mode) != WS_MHD)
+		return MHD_CONTENT_READER_END_OF_STREAM; /* on the stand-in: the writer has it */
 	if (ws->off == ws->buf.len) {
 		ws->off = ws->buf.len = 0;
 		if (ws->buf.cap > WS_BUF_KEEP)
@@ -201,23 +266,32 @@ static ssize_t reader(void *cls, uint64_t pos, char *out, size_t max)
 	return (ssize_t)n;
 }
 
-static void stream_free(void *cls)
+/* The last of libmicrohttpd's response and the writer frees the stream. */
+static void stream_unref(struct watch_stream *ws)
 {
-	struct watch_stream *ws = cls;
+	if (atomic_fetch_sub(&ws->refs, 1) > 1)
+		return;
 	wc_watch_stop(ws->w);
 	strbuf_free(&ws->buf);
 	strbuf_free(&ws->out);
 	free(ws);
 }
 
+static void stream_free(void *cls)
+{
+	stream_unref(cls);
+}
+
 /* ---- the writer thread ------------------------------------------------------------------- */
 
-/* Gives the stream back to libmicrohttpd, which ends the response (or notices the client has
- * gone) and frees the stream. The writer must not touch ws afterwards. */
+/* Ends a direct stream: the last chunk (when nothing else is pending), then close. The writer
+ * must not touch ws afterwards. */
 static void finish(struct api_watch_writer *ww, struct watch_stream *ws)
 {
+	static const char last[] = "0\r\n\r\n";
+
 	pthread_mutex_lock(&ww->mu);
-	if (epoll_ctl(ww->ep, EPOLL_CTL_DEL, ws->fd, NULL))
+	if (epoll_ctl(ww->ep, EPOLL_CTL_DEL, ws->rfd, NULL))
 		log_warn("watch writer: epoll_ctl del: %s", strerror(errno));
 	if (ws->queued) {
 		struct watch_stream **p = &ww->qhead, *prev = NULL;
@@ -232,16 +306,18 @@ static void finish(struct api_watch_writer *ww, struct watch_stream *ws)
 		}
 		ws->queued = false;
 	}
-	if (ws->dprev)
-		ws->dprev->dnext = ws->dnext;
-	else
-		ww->direct = ws->dnext;
-	if (ws->dnext)
-		ws->dnext->dprev = ws->dprev;
-	ww->ndirect--;
+	unlink_direct(ww, ws);
 	atomic_store(&ws->mode, WS_DONE);
 	pthread_mutex_unlock(&ww->mu);
-	resume(ws);
+	/* Best effort: a client that is gone, or a full socket, gets no last chunk. */
+	if (ws->out_off == ws->out.len &&
+	    send(ws->rfd, last, sizeof(last) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 &&
+	    errno != EPIPE && errno != ECONNRESET && errno != EAGAIN)
+		log_debug("watch writer: last chunk: %s", strerror(errno));
+	if (close(ws->rfd))
+		log_warn("watch writer: close: %s", strerror(errno));
+	ws->rfd = -1;
+	stream_unref(ws);
 }
 
 /* Writes what is pending. Returns 0 when all is written, -EAGAIN when the socket is full,
@@ -249,7 +325,7 @@ static void finish(struct api_watch_writer *ww, struct watch_stream *ws)
 static int flush_out(struct api_watch_writer *ww, struct watch_stream *ws)
 {
 	while (ws->out_off < ws->out.len) {
-		ssize_t k = send(ws->fd, ws->out.s + ws->out_off, ws->out.len - ws->out_off,
+		ssize_t k = send(ws->rfd, ws->out.s + ws->out_off, ws->out.len - ws->out_off,
 				 MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (k < 0 && errno == EINTR)
 			continue;
@@ -257,7 +333,7 @@ static int flush_out(struct api_watch_writer *ww, struct watch_stream *ws)
 			if (!ws->want_out) {
 				struct epoll_event ev = { .events = EPOLLOUT | EPOLLRDHUP | EPOLLET,
 							  .data.ptr = ws };
-				if (epoll_ctl(ww->ep, EPOLL_CTL_MOD, ws->fd, &ev))
+				if (epoll_ctl(ww->ep, EPOLL_CTL_MOD, ws->rfd, &ev))
 					return -errno;
 				ws->want_out = true;
 			}
@@ -272,7 +348,7 @@ static int flush_out(struct api_watch_writer *ww, struct watch_stream *ws)
 	ws->out_off = 0;
 	if (ws->want_out) {
 		struct epoll_event ev = { .events = EPOLLRDHUP | EPOLLET, .data.ptr = ws };
-		if (epoll_ctl(ww->ep, EPOLL_CTL_MOD, ws->fd, &ev))
+		if (epoll_ctl(ww->ep, EPOLL_CTL_MOD, ws->rfd, &ev))
 			return -errno;
 		ws->want_out = false;
 	}
@@ -347,6 +423,8 @@ static void *writer_main(void *arg)
 		}
 		for (int i = 0; i < n; i++) {
 			struct watch_stream *ws = evs[i].data.ptr;
+			if (!evs[i].events)
+				continue; /* of a stream ended earlier in this batch */
 			if (!ws) {
 				uint64_t v;
 				if (read(ww->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
@@ -358,7 +436,7 @@ static void *writer_main(void *arg)
 				/* A later event for ws in this batch would be stale. */
 				for (int j = i + 1; j < n; j++)
 					if (evs[j].data.ptr == ws)
-						evs[j].data.ptr = NULL, evs[j].events = 0;
+						evs[j].events = 0;
 				continue;
 			}
 			if (evs[i].events & EPOLLOUT) {
@@ -470,6 +548,9 @@ void api_watch_writer_stop(struct api_watch_writer *ww)
 		atomic_store(&ww->stop, true);
 		kick(ww);
 		pthread_join(ww->th, NULL);
+		/* What is left (a stream that could not be ended in time) ends here. */
+		while (ww->direct)
+			finish(ww, ww->direct);
 	}
 	if (ww->ep >= 0)
 		close(ww->ep);
@@ -562,7 +643,9 @@ int api_serve_watch(struct api_req *r)
 	ws->conn = r->conn;
 	ws->srv = r->srv;
 	ws->fd = direct_fd(r);
+	ws->rfd = -1;
 	atomic_init(&ws->mode, WS_MHD);
+	atomic_init(&ws->refs, 1);
 	req.wake = wake;
 	req.arg = ws;
 	ws->w = wc_watch_start(r->srv->wc, &req);
