@@ -7,8 +7,9 @@
  * reader holding a reference never sees it change.
  *
  * Watchers read at their own pace from the shared ring; a watcher that has nothing to read
- * is parked (the HTTP layer suspends its connection) and woken when events arrive or its
- * bookmark or deadline is due. A watcher that falls behind the ring's oldest event ends; its
+ * is parked (the HTTP layer suspends its connection or hands it to a watch writer) and woken
+ * only when an event concerns it (by kind, and by node for a field selector
+ * spec.nodeName=X: pods are indexed by node) or its bookmark or deadline is due. A watcher that falls behind the ring's oldest event ends; its
  * client resumes and gets 410 Gone if the history it needs is gone.
  */
 #ifndef SHOAL_WATCH_CACHE_H
