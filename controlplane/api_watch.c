@@ -36,7 +36,6 @@
 
 #define WS_READ_MAX (64 * 1024) /* event bytes read from the cache at once */
 #define WS_BUF_KEEP (16 * 1024) /* an idle stream's buffers are shrunk to this */
-#define WS_BATCH 64		/* direct streams read under one read lock of the cache */
 
 enum ws_mode {
 	WS_MHD,	   /* libmicrohttpd calls reader() */
@@ -379,88 +378,34 @@ static size_t chunk_head(char *head, size_t n)
 	return l;
 }
 
-/*
- * Reads a direct stream's pending events into its out buffer as one chunk; the caller holds
- * the cache's read lock. Returns the bytes of events, 0 when the watcher parked, -1 when the
- * stream is over.
- */
-static ssize_t read_chunk(struct watch_stream *ws)
+/* Sends what the watcher has, as chunks, until it parks or the socket is full. */
+static void serve(struct api_watch_writer *ww, struct watch_stream *ws)
 {
-	char head[24];
-	size_t hl;
-	ssize_t n;
+	int err = flush_out(ww, ws);
 
-	/* Room for the chunk header first: the events are appended after it. */
-	if (strbuf_reserve(&ws->out, 4096))
-		return -1;
-	ws->out.len = sizeof(head);
-	n = wc_watch_read_locked(ws->w, &ws->out, WS_READ_MAX, park_direct, ws);
-	if (n <= 0) {
-		strbuf_free(&ws->out); /* an idle stream holds no buffer */
-		return n < 0 ? -1 : 0;
-	}
-	hl = chunk_head(head, (size_t)n);
-	ws->out_off = sizeof(head) - hl;
-	memcpy(ws->out.s + ws->out_off, head, hl);
-	return strbuf_add(&ws->out, "\r\n", 2) ? -1 : n;
-}
-
-/*
- * Serves the streams woken, WS_BATCH at a time: their events are read under one read lock of
- * the cache (not one each: the commit thread waits for it), then sent. A stream that sent
- * reads again in a later batch, until it parks or its socket is full.
- */
-static void serve_all(struct api_watch_writer *ww, struct watch_stream *q, bool draining)
-{
-	struct watch_cache *wc = ww->srv->wc;
-	struct watch_stream *tail = q;
-
-	while (tail && tail->qnext)
-		tail = tail->qnext;
-	while (q) {
-		struct watch_stream *b[WS_BATCH];
-		ssize_t got[WS_BATCH];
-		int nb = 0;
-
-		while (q && nb < WS_BATCH) {
-			b[nb++] = q;
-			q = q->qnext;
+	while (!err) {
+		char head[24];
+		size_t hl;
+		/* Room for the chunk header first: the events are appended after it. */
+		err = strbuf_reserve(&ws->out, 4096);
+		if (err)
+			break;
+		ws->out.len = sizeof(head);
+		ssize_t n = wc_watch_read(ws->w, &ws->out, WS_READ_MAX, park_direct, ws);
+		if (n <= 0) {
+			strbuf_free(&ws->out);
+			err = n < 0 ? -EPIPE : 1;
+			break;
 		}
-		if (!q)
-			tail = NULL;
-		if (draining) {
-			for (int i = 0; i < nb; i++)
-				finish(ww, b[i]);
-			continue;
-		}
-		wc_read_lock(wc);
-		for (int i = 0; i < nb; i++)
-			got[i] = b[i]->out_off < b[i]->out.len ? 1 : read_chunk(b[i]);
-		wc_read_unlock(wc);
-		for (int i = 0; i < nb; i++) {
-			struct watch_stream *ws = b[i];
-			int err;
-			if (got[i] < 0) {
-				finish(ww, ws);
-				continue;
-			}
-			if (got[i] == 0)
-				continue; /* parked: the cache wakes it */
+		hl = chunk_head(head, (size_t)n);
+		ws->out_off = sizeof(head) - hl;
+		memcpy(ws->out.s + ws->out_off, head, hl);
+		err = strbuf_add(&ws->out, "\r\n", 2);
+		if (!err)
 			err = flush_out(ww, ws);
-			if (err == -EAGAIN)
-				continue; /* EPOLLOUT queues it again */
-			if (err) {
-				finish(ww, ws); /* the client is gone */
-				continue;
-			}
-			ws->qnext = NULL;
-			if (tail)
-				tail->qnext = ws;
-			else
-				q = ws;
-			tail = ws;
-		}
 	}
+	if (err < 0 && err != -EAGAIN)
+		finish(ww, ws);
 }
 
 static void *writer_main(void *arg)
@@ -508,7 +453,14 @@ static void *writer_main(void *arg)
 			s->queued = false;
 		bool draining = atomic_load(&ww->draining);
 		pthread_mutex_unlock(&ww->mu);
-		serve_all(ww, q, draining);
+		while (q) {
+			struct watch_stream *s = q;
+			q = q->qnext;
+			if (draining)
+				finish(ww, s);
+			else
+				serve(ww, s);
+		}
 		if (draining) {
 			pthread_mutex_lock(&ww->mu);
 			struct watch_stream *s = ww->direct;

@@ -1147,9 +1147,8 @@ static long ms_since(const struct timespec *t)
 	return (now.tv_sec - t->tv_sec) * 1000L + (now.tv_nsec - t->tv_nsec) / 1000000L;
 }
 
-/* wc_watch_read(), with the read lock taken here (lock) or held by the caller. */
-static ssize_t watch_read(struct wc_watcher *w, struct strbuf *out, size_t max,
-			  void (*park)(void *arg), void *park_arg, bool lock)
+ssize_t wc_watch_read(struct wc_watcher *w, struct strbuf *out, size_t max,
+		      void (*park)(void *arg), void *park_arg)
 {
 	struct watch_cache *wc = w->wc;
 	size_t start = out->len;
@@ -1173,11 +1172,9 @@ static ssize_t watch_read(struct wc_watcher *w, struct strbuf *out, size_t max,
 		return (ssize_t)(out->len - start);
 	initial_done(w);
 
-	if (lock)
-		pthread_rwlock_rdlock(&wc->lock);
+	pthread_rwlock_rdlock(&wc->lock);
 	if (!catch_up(wc, w)) {
-		if (lock)
-			pthread_rwlock_unlock(&wc->lock);
+		pthread_rwlock_unlock(&wc->lock);
 		w->ended = true;
 		return out->len > start ? (ssize_t)(out->len - start) : -1;
 	}
@@ -1199,8 +1196,7 @@ static ssize_t watch_read(struct wc_watcher *w, struct strbuf *out, size_t max,
 			break;
 		}
 		if (type && emit(out, type, e->obj)) {
-			if (lock)
-				pthread_rwlock_unlock(&wc->lock);
+			pthread_rwlock_unlock(&wc->lock);
 			return -1;
 		}
 		if (e->rev > w->sent_rev)
@@ -1218,8 +1214,7 @@ static ssize_t watch_read(struct wc_watcher *w, struct strbuf *out, size_t max,
 				 w->kind->kind, api_kind_api_version(w->kind, av, sizeof(av)),
 				 (long long)w->sent_rev);
 		if (strbuf_add(out, bm, n)) {
-			if (lock)
-				pthread_rwlock_unlock(&wc->lock);
+			pthread_rwlock_unlock(&wc->lock);
 			return -1;
 		}
 		w->bookmark_rev = w->sent_rev;
@@ -1230,31 +1225,8 @@ static ssize_t watch_read(struct wc_watcher *w, struct strbuf *out, size_t max,
 		park(park_arg);
 		atomic_store(&w->parked, 1);
 	}
-	if (lock)
-		pthread_rwlock_unlock(&wc->lock);
-	return (ssize_t)(out->len - start);
-}
-
-ssize_t wc_watch_read(struct wc_watcher *w, struct strbuf *out, size_t max,
-		      void (*park)(void *arg), void *park_arg)
-{
-	return watch_read(w, out, max, park, park_arg, true);
-}
-
-ssize_t wc_watch_read_locked(struct wc_watcher *w, struct strbuf *out, size_t max,
-			     void (*park)(void *arg), void *park_arg)
-{
-	return watch_read(w, out, max, park, park_arg, false);
-}
-
-void wc_read_lock(struct watch_cache *wc)
-{
-	pthread_rwlock_rdlock(&wc->lock);
-}
-
-void wc_read_unlock(struct watch_cache *wc)
-{
 	pthread_rwlock_unlock(&wc->lock);
+	return (ssize_t)(out->len - start);
 }
 
 ssize_t wc_watch_next(struct wc_watcher *w, struct wc_event_ref *evs, size_t max,

@@ -126,13 +126,6 @@ struct wc_watcher *wc_watch_start(struct watch_cache *wc, const struct wc_watch_
 ssize_t wc_watch_read(struct wc_watcher *w, struct strbuf *out, size_t max,
 		      void (*park)(void *arg), void *park_arg);
 
-/* wc_watch_read() for a caller that serves many watchers in a row: it holds the cache's read
- * lock (wc_read_lock) across several calls instead of taking it in each. */
-void wc_read_lock(struct watch_cache *wc);
-void wc_read_unlock(struct watch_cache *wc);
-ssize_t wc_watch_read_locked(struct wc_watcher *w, struct strbuf *out, size_t max,
-			     void (*park)(void *arg), void *park_arg);
-
 /* An event for in-process consumers: the object itself, not its text. */
 enum wc_event_type { WC_ADDED, WC_MODIFIED, WC_DELETED };
 struct wc_event_ref {
