@@ -7,6 +7,7 @@
  *   e2e_hollow --unix PATH --agents N --pods P --services S [--endpoints E]
  *              [--baseline-seconds B] [--settle-seconds W0] [--steady-seconds W]
  *              [--rate R] [--prop-seconds T] [--lease-seconds L] [--setup-seconds X]
+ *              [--bookmark-seconds K]
  *              [--server-pid PID]
  *
  * Each hollow agent does what a real one does towards the API and nothing else (no pods
@@ -85,6 +86,7 @@ struct cfg {
 	int agents, services, endpoints, server_pid;
 	long pods;
 	double baseline_s, settle_s, steady_s, rate, prop_s, lease_s, setup_s;
+	double bookmark_s; /* the server's bookmark interval: a stream quieter than twice it is stuck */
 };
 static struct cfg cfg;
 
@@ -103,7 +105,7 @@ struct stream {
 	int64_t last_rv;
 	int64_t retry_at;
 	int64_t list_start, list_ns; /* the first successful list's duration */
-	int64_t last_line_at;	     /* when the last event or bookmark arrived */
+	int64_t last_line_at;	     /* when the last event or bookmark arrived (or it opened) */
 	char *line;		     /* the current incomplete event line */
 	uint32_t llen, lcap;
 	char head[160]; /* a list answer's first bytes: its resourceVersion */
@@ -532,6 +534,7 @@ static size_t stream_header(char *p, size_t size, size_t nmemb, void *arg)
 	} else if ((n == 2 && p[0] == '\r') || (n == 1 && p[0] == '\n')) {
 		if (st->state == S_WATCH && st->code == 200 && !st->established) {
 			st->established = true;
+			st->last_line_at = bench_now_ns(); /* quiet from here */
 			if (!st->ever) {
 				st->ever = true;
 				bump(&n_established, 1);
@@ -1014,7 +1017,7 @@ static void usage(FILE *f)
 		"                  [--rate R] [--prop-seconds T] [--lease-seconds L] "
 		"[--setup-seconds X]\n"
 		"                  "
-		"[--server-pid PID]\n");
+		"[--bookmark-seconds K] [--server-pid PID]\n");
 }
 
 static double secs_since(int64_t t0)
@@ -1082,6 +1085,7 @@ int main(int argc, char **argv)
 		{ "prop-seconds", required_argument, NULL, 'T' },
 		{ "lease-seconds", required_argument, NULL, 'L' },
 		{ "setup-seconds", required_argument, NULL, 'X' },
+		{ "bookmark-seconds", required_argument, NULL, 'K' },
 		{ "server-pid", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -1100,7 +1104,7 @@ int main(int argc, char **argv)
 			    .rate = 5,
 			    .prop_s = 10,
 			    .lease_s = 10,
-			    .setup_s = SETUP_TIMEOUT_S };
+			    .setup_s = SETUP_TIMEOUT_S, .bookmark_s = 60 };
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (o) {
 		case 'u':
@@ -1139,6 +1143,9 @@ int main(int argc, char **argv)
 		case 'X':
 			cfg.setup_s = atof(optarg);
 			break;
+		case 'K':
+			cfg.bookmark_s = atof(optarg);
+			break;
 		case 'S':
 			cfg.server_pid = atoi(optarg);
 			break;
@@ -1153,7 +1160,7 @@ int main(int argc, char **argv)
 	if (!cfg.unix_path || cfg.agents < 1 || cfg.agents > 60000 || cfg.pods < 1 ||
 	    cfg.services < 1 || cfg.services > 9999 || cfg.endpoints < 1 ||
 	    cfg.endpoints > MAX_ENDPOINTS || cfg.rate <= 0 || cfg.prop_s <= 0 ||
-	    cfg.steady_s <= 0 || cfg.lease_s <= 0 || cfg.setup_s <= 0 || cfg.baseline_s < 0 ||
+	    cfg.steady_s <= 0 || cfg.lease_s <= 0 || cfg.setup_s <= 0 || cfg.bookmark_s <= 0 || cfg.baseline_s < 0 ||
 	    cfg.settle_s < 0 || cfg.pods / cfg.agents > 240) {
 		usage(stderr);
 		return 2;
@@ -1516,15 +1523,16 @@ int main(int argc, char **argv)
 			complete++;
 		}
 	}
-	/* Who missed what: with bookmarks every second and leases moving the revision, an open
-	 * stream that said nothing for 5 s is stuck. */
+	/* Who missed what: with bookmarks every K seconds and leases moving the revision, an open
+	 * stream that said nothing for 2K + 5 s is stuck (when the run lasted that long). */
 	for (int i = 0; i < cfg.agents; i++) {
 		long m = 0;
 		for (long s = 0; agent_ok[i] && s < nprop; s++)
 			m += prop_ack[s] > 0 && !arrival[(size_t)i * (size_t)nprop + (size_t)s];
 		for (int k = 0; agent_ok[i] && k < SK_N; k++) {
 			struct stream *st = &streams[i * SK_N + k];
-			bool quiet = t_stop - st->last_line_at > 5 * 1000000000LL;
+			bool quiet = t_stop - st->last_line_at >
+				     (int64_t)((2 * cfg.bookmark_s + 5) * 1e9);
 			silent += quiet;
 			if (m && agents_missing < 10)
 				log_warn(

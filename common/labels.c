@@ -944,3 +944,11 @@ bool field_selector_matches(const struct field_selector *fs, const json_t *obj)
 	}
 	return true;
 }
+
+const char *field_selector_equal_value(const struct field_selector *fs, const char *path)
+{
+	for (size_t i = 0; fs && i < fs->n; i++)
+		if (!fs->reqs[i].neq && strcmp(fs->reqs[i].path, path) == 0)
+			return fs->reqs[i].value;
+	return NULL;
+}

@@ -68,6 +68,10 @@ struct field_selector *field_selector_parse(const char *s, const char *const *al
 					    char *err, size_t errlen);
 bool field_selector_matches(const struct field_selector *fs, const json_t *obj);
 void field_selector_free(struct field_selector *fs);
+/* The value an equality requirement ("path=value" or "path==value") of fs asks at path, or
+ * NULL when it has none: an index can then serve only the objects with that value (the
+ * whole selector still applies). */
+const char *field_selector_equal_value(const struct field_selector *fs, const char *path);
 
 /* Label key and value syntax (Kubernetes' qualified name and label value rules). Return
  * NULL when valid, or a static message saying what is wrong. */

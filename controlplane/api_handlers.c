@@ -734,6 +734,45 @@ static int parse_continue(const char *tok, const char *prefix, int64_t *rev, cha
 	return err;
 }
 
+/* The first page of a paged list, from the watch cache (its indexes serve a field selector
+ * on spec.nodeName without reading every pod): the cache at revision N is the store at N, so
+ * the continue token it hands out reads the next pages from the store at that revision. */
+static int list_first_page(struct api_req *r, long limit, struct selector *lsel,
+			   struct field_selector *fsel)
+{
+	struct wc_obj **objs;
+	struct strbuf b = { 0 };
+	char *next = NULL;
+	size_t n, shown;
+	int64_t rev;
+	int err = wc_list(r->srv->wc, r->kind, r->kind->namespaced ? r->ns : NULL, lsel, fsel,
+			  &objs, &n, &rev);
+
+	if (err)
+		return api_respond_status(r, 500, NULL, "list: %s", shoal_strerror(err));
+	shown = n > (size_t)limit ? (size_t)limit : n;
+	if (shown < n) {
+		next = make_continue(rev, objs[shown]->key);
+		if (!next)
+			err = -ENOMEM;
+	}
+	if (!err)
+		err = list_head(&b, r->kind, rev, next);
+	for (size_t i = 0; i < shown && !err; i++)
+		err = (i && strbuf_add(&b, ",", 1)) || strbuf_add(&b, objs[i]->json, objs[i]->len)
+			      ? -ENOMEM
+			      : 0;
+	if (!err)
+		err = strbuf_add(&b, "]}", 2);
+	wc_list_free(objs, n);
+	free(next);
+	if (err) {
+		free(b.s);
+		return api_respond_status(r, 500, NULL, "list: %s", shoal_strerror(err));
+	}
+	return api_respond_json_take(r, 200, b.s, b.len);
+}
+
 /* A page read from the store at one revision, so that every page of a list is the same
  * snapshot whatever is written meanwhile. */
 static int list_paged(struct api_req *r, long limit, const char *cont, struct selector *lsel,
@@ -839,7 +878,8 @@ static int handle_list(struct api_req *r)
 	if (limit > 0 || (cont && *cont)) {
 		if (limit <= 0)
 			limit = 500;
-		ret = list_paged(r, limit, cont, lsel, fsel);
+		ret = cont && *cont ? list_paged(r, limit, cont, lsel, fsel)
+				    : list_first_page(r, limit, lsel, fsel);
 		selector_free(lsel);
 		field_selector_free(fsel);
 		return ret;

@@ -30,6 +30,7 @@ struct api_local;
 struct ctrl_manager;
 
 struct event_recorder;
+#define API_WATCH_WRITERS 2 /* watch writer threads: one per core of a small machine */
 
 struct api_server {
 	struct store *st;
@@ -43,7 +44,11 @@ struct api_server {
 	struct sched_runner *sched;
 	struct ctrl_manager *ctrl;
 	struct event_recorder *events; /* what the controllers and the scheduler record */
+	struct api_watch_writer *writers[API_WATCH_WRITERS];
+	int nwriters;
+	atomic_uint next_writer;
 	atomic_int inflight;
+	atomic_int suspended; /* connections suspended (writes waiting, idle watches) */
 	atomic_bool stopping;
 };
 
@@ -82,6 +87,7 @@ struct api_req {
 	char *body;
 	size_t body_len, body_cap;
 	bool body_too_large;
+	bool http11; /* HTTP/1.1: a body of unknown length goes out in chunks */
 	/* route */
 	const struct api_kind *kind;
 	char ns[256];
@@ -143,6 +149,14 @@ void api_write_done(void *arg, int err, int64_t rev, struct store_result *res, s
 /* The reply for a write whose transaction finished. */
 int api_finish_write(struct api_req *r);
 int api_serve_watch(struct api_req *r);
+
+/* The watch writer (api_watch.c): one thread writing events to idle plain-HTTP watch streams
+ * directly. drain ends every stream it holds (at shutdown); stop drains, then ends the
+ * thread. Both accept NULL. */
+struct api_watch_writer *api_watch_writer_start(struct api_server *srv);
+void api_watch_writer_drain(struct api_watch_writer *ww);
+size_t api_watch_writer_streams(struct api_watch_writer *ww);
+void api_watch_writer_stop(struct api_watch_writer *ww);
 void api_req_release_alloc(struct api_req *r, bool committed);
 
 /* ---- objects (api_objects.c) ---- */

@@ -74,8 +74,10 @@ const char *api_header(struct api_req *r, const char *name)
 
 void api_req_suspend(struct api_req *r)
 {
-	if (!r->local)
+	if (!r->local) {
+		atomic_fetch_add(&r->srv->suspended, 1);
 		MHD_suspend_connection(r->conn);
+	}
 }
 
 void api_req_resume(struct api_req *r, int state)
@@ -85,6 +87,7 @@ void api_req_resume(struct api_req *r, int state)
 		return;
 	}
 	atomic_store(&r->state, state);
+	atomic_fetch_sub(&r->srv->suspended, 1);
 	MHD_resume_connection(r->conn);
 }
 
@@ -418,12 +421,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	struct api_server *srv = cls;
 	struct api_req *r = *con_cls;
 
-	(void)version;
 	if (!r) {
 		r = calloc(1, sizeof(*r));
 		if (!r)
 			return MHD_NO;
 		r->srv = srv;
+		r->http11 = strcmp(version, MHD_HTTP_VERSION_1_1) == 0;
 		r->conn = conn;
 		r->method = method;
 		r->url = strdup(url);
@@ -515,7 +518,11 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 	size_t n = strlen(buf);
 	while (n && buf[n - 1] == '\n')
 		buf[--n] = '\0';
-	log_warn("http: %s", buf);
+	/* A watch client that went away is routine: its stream's end has nowhere to go. */
+	if (strstr(buf, "Failed to send the footers"))
+		log_debug("http: %s", buf);
+	else
+		log_warn("http: %s", buf);
 }
 
 /* ---- listening ---------------------------------------------------------------------------- */
@@ -676,6 +683,13 @@ struct api_server *api_server_start(struct store *st, const struct api_server_op
 		err = -errno;
 		goto err;
 	}
+	for (; srv->nwriters < API_WATCH_WRITERS; srv->nwriters++) {
+		srv->writers[srv->nwriters] = api_watch_writer_start(srv);
+		if (!srv->writers[srv->nwriters]) {
+			err = -errno;
+			goto err;
+		}
+	}
 	if (!!o->tls_cert != !!o->tls_key) {
 		log_error("--tls-cert and --tls-key go together");
 		err = -EINVAL;
@@ -711,7 +725,9 @@ struct api_server *api_server_start(struct store *st, const struct api_server_op
 			{ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, srv },
 			{ MHD_OPTION_CONNECTION_TIMEOUT, 0, NULL },
 			{ MHD_OPTION_CONNECTION_LIMIT, 20000, NULL },
-			{ MHD_OPTION_CONNECTION_MEMORY_LIMIT, 64 * 1024, NULL },
+			/* Per connection: request headers and the send buffer of a response
+			 * (a watch's chunks are 4 KiB); thousands of watches each hold one. */
+			{ MHD_OPTION_CONNECTION_MEMORY_LIMIT, 16 * 1024, NULL },
 			{ cert && !is_unix ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, cert },
 			{ MHD_OPTION_HTTPS_MEM_KEY, 0, key },
 			{ MHD_OPTION_END, 0, NULL },
@@ -793,15 +809,35 @@ void api_server_stop(struct api_server *srv, int drain_ms)
 	srv->sched = NULL;
 	event_recorder_free(srv->events);
 	srv->events = NULL;
+	/* Every watch ends: idle ones are woken (or handed back by the writer) and end their
+	 * response. */
 	if (srv->wc)
 		wc_shutdown_watchers(srv->wc);
+	for (int i = 0; i < srv->nwriters; i++)
+		api_watch_writer_drain(srv->writers[i]);
 	/* Drain: requests in flight (writes waiting for their commit) finish and answer. */
-	for (int waited = 0; waited < drain_ms && atomic_load(&srv->inflight) > 0; waited += 10) {
+	int waited = 0;
+	for (; waited < drain_ms && atomic_load(&srv->inflight) > 0; waited += 10) {
 		struct timespec ts = { 0, 10 * 1000000L };
 		nanosleep(&ts, NULL);
 	}
+	/* libmicrohttpd aborts the process when a daemon stops with a connection suspended: the
+	 * watches just woken are given the time to be resumed, whatever drain_ms is. */
+	for (waited = 0; waited < 5000 && atomic_load(&srv->suspended) > 0; waited += 10) {
+		struct timespec ts = { 0, 10 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	if (atomic_load(&srv->suspended) > 0) {
+		/* Left as they are (their threads may still use the cache): the process exits. */
+		log_error("%d connections are still suspended after 5 s; the HTTP servers are left "
+			  "running",
+			  atomic_load(&srv->suspended));
+		return;
+	}
 	for (int i = 0; i < srv->ndaemons; i++)
 		MHD_stop_daemon(srv->daemons[i]);
+	for (int i = 0; i < srv->nwriters; i++)
+		api_watch_writer_stop(srv->writers[i]);
 	for (int i = 0; i < 4; i++) {
 		if (srv->unix_paths[i] && unlink(srv->unix_paths[i]) && errno != ENOENT)
 			log_warn("remove %s: %s", srv->unix_paths[i], strerror(errno));

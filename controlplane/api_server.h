@@ -23,7 +23,7 @@ struct api_server_opts {
 	int node_port_min, node_port_max; /* default 30000-32767 */
 	int threads;		 /* HTTP threads (0: 2) */
 	int watch_ring_events;	 /* 0: 100,000 */
-	int bookmark_interval_ms; /* 0: 1,000 */
+	int bookmark_interval_ms; /* 0: 60,000 */
 	int no_scheduler;	 /* do not run the scheduler */
 	const char *scheduler_config; /* JSON file, NULL: defaults */
 	int no_controllers;	 /* do not run the workload controllers */

@@ -39,7 +39,7 @@ static void usage(FILE *f)
 		"  --history-seconds S      and at least this much time (default 300)\n"
 		"  --compact-interval-ms MS how often compaction runs (default 10000)\n"
 		"  --watch-cache-events N   events kept in memory for resuming watches (100000)\n"
-		"  --bookmark-interval-ms MS  (default 1000)\n"
+		"  --bookmark-interval-ms MS  how often a quiet watch gets a bookmark (default 60000)\n"
 		"  --threads N              HTTP threads (default 2)\n"
 		"  --scheduler-config FILE  scheduler profiles, weights and prediction (JSON)\n"
 		"  --disable-scheduler      leave pods to another scheduler\n"

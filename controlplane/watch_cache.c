@@ -6,10 +6,15 @@
  * (resourceVersion spliced in once, when the event arrives), so a get is a reference, a list
  * is a concatenation and a watch event is a copy: no JSON is encoded per reader.
  *
+ * Pods are also indexed by spec.nodeName, and watchers by kind and (for pods whose field
+ * selector names one node) by node: a list, a watch or a wake-up for one node's pods touches
+ * only that node's pods and watchers, whatever the cluster's size.
+ *
  * Locking: one rwlock guards the maps and the ring (the commit thread writes; HTTP threads
- * read); watchers_mu guards the watcher list and is taken, after the rwlock is released, to
- * wake parked watchers. A watcher is parked under the read lock, so a writer that appends
- * after the check always finds it parked and wakes it.
+ * read); watchers_mu guards the watcher lists. The notifier thread scans each new event once,
+ * under both, and wakes only the parked watchers the event concerns. A watcher is parked
+ * under the read lock, so an event appended after its last read is scanned after it parked;
+ * a parked watcher woken at event seq S may skip to S (nothing before S concerned it).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -35,9 +40,17 @@ struct wc_event {
 	struct wc_obj *prev; /* the object before (NULL for ADDED) */
 };
 
+/* A list of watchers (a kind's, or a node's for pods). */
+struct wc_wlist {
+	struct wc_watcher *head;
+};
+
 struct wc_kind {
 	const struct api_kind *kind;
-	struct hashmap *objs; /* key -> struct wc_obj * */
+	struct hashmap *objs;	   /* key -> struct wc_obj * */
+	struct hashmap *by_node;   /* pods: spec.nodeName -> hashmap key -> obj (not referenced) */
+	struct wc_wlist watchers;  /* watchers of this kind not pinned to one node */
+	struct hashmap *wnode;	   /* pods: node -> struct wc_wlist * of watchers pinned to it */
 };
 
 struct wc_watcher {
@@ -45,6 +58,7 @@ struct wc_watcher {
 	const struct api_kind *kind;
 	char *ns;
 	char *name;
+	char *node; /* pods: the spec.nodeName its field selector asks for, or NULL */
 	struct selector *lsel;
 	struct field_selector *fsel;
 	bool bookmarks;
@@ -59,8 +73,14 @@ struct wc_watcher {
 	int64_t bookmark_rev;	     /* revision of the last bookmark sent */
 	struct timespec last_bookmark;
 	atomic_int parked;
+	atomic_uint_fast64_t skip_to; /* set by the notifier when it wakes the parked watcher */
+	atomic_int bookmark_due;      /* set by the notifier: a bookmark is due */
 	bool ended;
+	/* The notifier's, under watchers_mu. */
+	struct timespec next_bookmark;
 	struct wc_watcher *next, *prevw; /* in wc->watchers */
+	struct wc_watcher *lnext, *lprev; /* in list */
+	struct wc_wlist *list;		  /* its kind's list or its node's */
 };
 
 struct watch_cache {
@@ -80,6 +100,11 @@ struct watch_cache {
 	pthread_mutex_t watchers_mu;
 	struct wc_watcher *watchers;
 	size_t nwatchers;
+	/* Under watchers_mu: events before seq notified were dispatched; woken collects the
+	 * watchers one pass wakes. */
+	uint64_t notified;
+	struct wc_watcher **woken;
+	size_t woken_cap, nwoken_pending;
 	pthread_mutex_t rev_mu;
 	pthread_cond_t rev_cond;
 	int bookmark_ms;
@@ -259,6 +284,11 @@ struct wc_obj *wc_obj_from_stored(const struct api_kind *k, const char *key, con
 	json_decref(obj);
 	if (!o->sel)
 		goto err;
+	if (k->kind && strcmp(k->kind, "Pod") == 0) {
+		const char *node =
+			json_string_value(json_object_get(json_object_get(o->sel, "spec"), "nodeName"));
+		o->node = node ? node : "";
+	}
 	o->json = wc_splice_rv(value, len, rev, &o->len);
 	if (!o->json) {
 		log_warn("watch cache: stored value of %s has no metadata", key);
@@ -315,6 +345,55 @@ static struct wc_kind *kind_of_key(struct watch_cache *wc, const char *key)
 	return hashmap_get(wc->by_resource, res);
 }
 
+/* The node index of pods: spec.nodeName -> the pods bound there (the objs map holds the
+ * references). Called under the write lock. */
+static int node_index_put(struct wc_kind *wk, struct wc_obj *o)
+{
+	struct hashmap *m;
+
+	if (!wk->by_node || !o->node)
+		return 0;
+	m = hashmap_get(wk->by_node, o->node);
+	if (!m) {
+		m = hashmap_new(16);
+		if (!m)
+			return -ENOMEM;
+		if (hashmap_put(wk->by_node, o->node, m, NULL)) {
+			hashmap_free(m);
+			return -ENOMEM;
+		}
+	}
+	return hashmap_put(m, o->key, o, NULL);
+}
+
+static void node_index_del(struct wc_kind *wk, const struct wc_obj *o)
+{
+	struct hashmap *m;
+
+	if (!wk->by_node || !o->node)
+		return;
+	m = hashmap_get(wk->by_node, o->node);
+	if (!m)
+		return;
+	hashmap_del(m, o->key);
+	if (hashmap_count(m) == 0) {
+		hashmap_del(wk->by_node, o->node);
+		hashmap_free(m);
+	}
+}
+
+/* The map to scan for kind wk and field selector fsel: one node's pods when fsel asks for
+ * spec.nodeName=X, else every object of the kind; NULL when the node has none. */
+static struct hashmap *objs_for(struct wc_kind *wk, const struct field_selector *fsel)
+{
+	const char *node;
+
+	if (!wk->by_node)
+		return wk->objs;
+	node = field_selector_equal_value(fsel, "spec.nodeName");
+	return node ? hashmap_get(wk->by_node, node) : wk->objs;
+}
+
 static void ring_push(struct watch_cache *wc, struct wc_event ev)
 {
 	if (wc->head - wc->tail == wc->cap) {
@@ -350,6 +429,12 @@ static void apply_event(struct watch_cache *wc, const struct store_event *e)
 			wc_obj_unref(obj);
 			return;
 		}
+		if (old)
+			node_index_del(wk, old);
+		if (node_index_put(wk, obj))
+			log_error("watch cache: out of memory indexing %s by node; lists by node "
+				  "will miss it",
+				  e->kv.key);
 		ev.type = old ? WC_EV_MODIFIED : WC_EV_ADDED;
 		ev.obj = obj;
 		wc_obj_ref(obj);
@@ -358,6 +443,7 @@ static void apply_event(struct watch_cache *wc, const struct store_event *e)
 		old = hashmap_del(wk->objs, e->kv.key);
 		if (!old)
 			return;
+		node_index_del(wk, old);
 		/* The deleted object is served with the deletion's revision. */
 		struct wc_obj *gone = NULL;
 		if (e->prev.value)
@@ -372,15 +458,6 @@ static void apply_event(struct watch_cache *wc, const struct store_event *e)
 		ev.prev = old;
 	}
 	ring_push(wc, ev);
-}
-
-static void wake_parked(struct watch_cache *wc)
-{
-	pthread_mutex_lock(&wc->watchers_mu);
-	for (struct wc_watcher *w = wc->watchers; w; w = w->next)
-		if (atomic_exchange(&w->parked, 0))
-			w->wake(w->arg);
-	pthread_mutex_unlock(&wc->watchers_mu);
 }
 
 static void on_store_events(void *arg, const struct store_event *evs, size_t n)
@@ -424,31 +501,142 @@ static void trim_compacted(struct watch_cache *wc)
 	pthread_rwlock_unlock(&wc->lock);
 }
 
+static bool watcher_sees(const struct wc_watcher *w, const struct wc_obj *o);
+
+static struct wc_kind *wkind(struct watch_cache *wc, const struct api_kind *k)
+{
+	return hashmap_get(wc->by_resource, k->resource);
+}
+
+static bool ts_due(const struct timespec *t, const struct timespec *now)
+{
+	return now->tv_sec > t->tv_sec || (now->tv_sec == t->tv_sec && now->tv_nsec >= t->tv_nsec);
+}
+
+static void ts_add_ms(struct timespec *t, long ms)
+{
+	t->tv_sec += ms / 1000;
+	t->tv_nsec += (ms % 1000) * 1000000L;
+	if (t->tv_nsec >= 1000000000L) {
+		t->tv_sec++;
+		t->tv_nsec -= 1000000000L;
+	}
+}
+
+/* Marks a parked watcher to be woken, reading from seq on. Under watchers_mu. */
+static void mark_woken(struct watch_cache *wc, struct wc_watcher *w, uint64_t seq)
+{
+	if (!atomic_exchange(&w->parked, 0))
+		return;
+	atomic_store(&w->skip_to, seq);
+	if (wc->nwoken_pending == wc->woken_cap) {
+		size_t cap = wc->woken_cap ? wc->woken_cap * 2 : 1024;
+		struct wc_watcher **p = realloc(wc->woken, cap * sizeof(*p));
+		if (!p) {
+			/* Woken now rather than lost; the caller holds no lock a wake needs. */
+			w->wake(w->arg);
+			return;
+		}
+		wc->woken = p;
+		wc->woken_cap = cap;
+	}
+	wc->woken[wc->nwoken_pending++] = w;
+}
+
+static void scan_list(struct watch_cache *wc, struct wc_wlist *l, const struct wc_event *e,
+		      uint64_t seq)
+{
+	for (struct wc_watcher *w = l ? l->head : NULL; w; w = w->lnext)
+		if (atomic_load(&w->parked) && (watcher_sees(w, e->obj) || watcher_sees(w, e->prev)))
+			mark_woken(wc, w, seq);
+}
+
+/*
+ * One pass of the notifier: every event appended since the last pass is matched against the
+ * watchers of its kind (and, for a pod, of its node and its former node), and the parked ones
+ * it concerns are woken; with tick, also every parked watcher whose bookmark or deadline is
+ * due, and with all (at shutdown) every parked watcher.
+ */
+static void dispatch(struct watch_cache *wc, bool tick, bool all)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	pthread_rwlock_rdlock(&wc->lock);
+	pthread_mutex_lock(&wc->watchers_mu);
+	wc->nwoken_pending = 0;
+	if (wc->notified < wc->tail) {
+		/* The ring overtook the notifier: whoever waited is woken and reads (or learns it
+		 * fell behind). */
+		log_warn("watch cache: the event ring overtook its notifier; waking every watcher");
+		wc->notified = wc->tail;
+		all = true;
+	}
+	for (uint64_t seq = wc->notified; seq < wc->head; seq++) {
+		const struct wc_event *e = &wc->ring[seq % wc->cap];
+		struct wc_kind *wk = wkind(wc, e->obj->kind);
+		if (!wk)
+			continue;
+		scan_list(wc, &wk->watchers, e, seq);
+		if (!wk->wnode)
+			continue;
+		scan_list(wc, hashmap_get(wk->wnode, e->obj->node), e, seq);
+		if (e->prev && strcmp(e->prev->node, e->obj->node) != 0)
+			scan_list(wc, hashmap_get(wk->wnode, e->prev->node), e, seq);
+	}
+	wc->notified = wc->head;
+	if (tick || all) {
+		for (struct wc_watcher *w = wc->watchers; w; w = w->next) {
+			bool due = all;
+			if (w->deadline.tv_sec && ts_due(&w->deadline, &now))
+				due = true;
+			if (w->bookmarks && ts_due(&w->next_bookmark, &now)) {
+				atomic_store(&w->bookmark_due, 1);
+				w->next_bookmark = now;
+				ts_add_ms(&w->next_bookmark, wc->bookmark_ms);
+				due = true;
+			}
+			if (due && atomic_load(&w->parked))
+				mark_woken(wc, w, wc->notified);
+		}
+	}
+	pthread_rwlock_unlock(&wc->lock);
+	/* Woken under watchers_mu only: a watcher cannot be stopped (and freed) meanwhile. */
+	for (size_t i = 0; i < wc->nwoken_pending; i++)
+		wc->woken[i]->wake(wc->woken[i]->arg);
+	pthread_mutex_unlock(&wc->watchers_mu);
+}
+
 static void *notifier_main(void *arg)
 {
 	struct watch_cache *wc = arg;
-	struct timespec next;
+	struct timespec next_tick, next_trim, now;
+	/* Deadlines are kept to the second and bookmarks to their interval. */
+	long tick_ms = wc->bookmark_ms < 1000 ? wc->bookmark_ms : 1000;
 
-	clock_gettime(CLOCK_REALTIME, &next);
+	clock_gettime(CLOCK_REALTIME, &next_tick);
+	next_trim = next_tick;
+	ts_add_ms(&next_tick, tick_ms);
 	while (!atomic_load(&wc->closing)) {
-		struct timespec now;
+		bool tick = false;
 		pthread_mutex_lock(&wc->rev_mu);
 		while (!wc->notify && !atomic_load(&wc->closing) &&
-		       pthread_cond_timedwait(&wc->rev_cond, &wc->rev_mu, &next) != ETIMEDOUT)
+		       pthread_cond_timedwait(&wc->rev_cond, &wc->rev_mu, &next_tick) != ETIMEDOUT)
 			;
 		wc->notify = false;
 		pthread_mutex_unlock(&wc->rev_mu);
 		clock_gettime(CLOCK_REALTIME, &now);
-		if (now.tv_sec > next.tv_sec || (now.tv_sec == next.tv_sec && now.tv_nsec >= next.tv_nsec)) {
+		if (ts_due(&next_trim, &now)) {
 			trim_compacted(wc);
-			next = now;
-			next.tv_nsec += (long)wc->bookmark_ms * 1000000L;
-			next.tv_sec += next.tv_nsec / 1000000000L;
-			next.tv_nsec %= 1000000000L;
+			next_trim = now;
+			ts_add_ms(&next_trim, 1000);
 		}
-		/* Parked watchers read what arrived, or send a bookmark, or end at their
-		 * deadline. */
-		wake_parked(wc);
+		if (ts_due(&next_tick, &now)) {
+			tick = true;
+			next_tick = now;
+			ts_add_ms(&next_tick, tick_ms);
+		}
+		dispatch(wc, tick, false);
 	}
 	return NULL;
 }
@@ -481,6 +669,10 @@ static int load(struct watch_cache *wc)
 			store_range_resp_free(&resp);
 			return -ENOMEM;
 		}
+		if (node_index_put(wk, o)) {
+			store_range_resp_free(&resp);
+			return -ENOMEM;
+		}
 	}
 	wc->rev = resp.rev;
 	wc->ring_min_rev = resp.rev + 1;
@@ -497,7 +689,8 @@ struct watch_cache *wc_open(struct store *st, const struct wc_opts *opts)
 		return NULL;
 	wc->st = st;
 	wc->cap = opts && opts->ring_events ? opts->ring_events : 100000;
-	wc->bookmark_ms = opts && opts->bookmark_interval_ms > 0 ? opts->bookmark_interval_ms : 1000;
+	wc->bookmark_ms =
+		opts && opts->bookmark_interval_ms > 0 ? opts->bookmark_interval_ms : 60000;
 	/* The commit thread must not starve behind thousands of watch readers: glibc's default
 	 * rwlock lets new readers in while a writer waits. */
 	pthread_rwlockattr_t la;
@@ -521,10 +714,17 @@ struct watch_cache *wc_open(struct store *st, const struct wc_opts *opts)
 		if (!wc->kinds[i].objs ||
 		    hashmap_put(wc->by_resource, api_kinds[i].resource, &wc->kinds[i], NULL))
 			goto err;
+		if (strcmp(api_kinds[i].kind, "Pod") == 0) {
+			wc->kinds[i].by_node = hashmap_new(64);
+			wc->kinds[i].wnode = hashmap_new(64);
+			if (!wc->kinds[i].by_node || !wc->kinds[i].wnode)
+				goto err;
+		}
 	}
 	err = load(wc);
 	if (err)
 		goto err;
+	wc->notified = wc->head;
 	wc->sw = store_watch(st, "/registry/", wc->rev + 1, on_store_events, wc);
 	if (!wc->sw) {
 		err = -errno;
@@ -545,8 +745,12 @@ err:
 
 void wc_shutdown_watchers(struct watch_cache *wc)
 {
+	/* Under the write lock: a reader checks closing under the read lock before it parks, so
+	 * every watcher either sees it or is parked by now and woken here. */
+	pthread_rwlock_wrlock(&wc->lock);
 	atomic_store(&wc->closing, true);
-	wake_parked(wc);
+	pthread_rwlock_unlock(&wc->lock);
+	dispatch(wc, false, true);
 }
 
 void wc_close(struct watch_cache *wc)
@@ -560,14 +764,22 @@ void wc_close(struct watch_cache *wc)
 	pthread_mutex_unlock(&wc->rev_mu);
 	if (wc->ticker_started)
 		pthread_join(wc->ticker, NULL);
-	wake_parked(wc);
+	if (wc->ring && wc->kinds && wc->by_resource)
+		wc_shutdown_watchers(wc);
 	for (size_t i = 0; wc->kinds && i < wc->nkinds; i++) {
 		struct hashmap *m = wc->kinds[i].objs;
 		size_t it = 0;
 		void *v;
+		for (it = 0; wc->kinds[i].by_node && hashmap_next(wc->kinds[i].by_node, &it, NULL, &v);)
+			hashmap_free(v);
+		hashmap_free(wc->kinds[i].by_node);
+		/* Watchers still registered belong to their owners; only the lists go. */
+		for (it = 0; wc->kinds[i].wnode && hashmap_next(wc->kinds[i].wnode, &it, NULL, &v);)
+			free(v);
+		hashmap_free(wc->kinds[i].wnode);
 		if (!m)
 			continue;
-		while (hashmap_next(m, &it, NULL, &v))
+		for (it = 0; hashmap_next(m, &it, NULL, &v);)
 			wc_obj_unref(v);
 		hashmap_free(m);
 	}
@@ -576,6 +788,7 @@ void wc_close(struct watch_cache *wc)
 		wc_obj_unref(wc->ring[s % wc->cap].prev);
 	}
 	free(wc->ring);
+	free(wc->woken);
 	free(wc->kinds);
 	hashmap_free(wc->by_resource);
 	pthread_rwlock_destroy(&wc->lock);
@@ -629,11 +842,6 @@ struct wc_obj *wc_get(struct watch_cache *wc, const char *key)
 	return o;
 }
 
-static struct wc_kind *wkind(struct watch_cache *wc, const struct api_kind *k)
-{
-	return hashmap_get(wc->by_resource, k->resource);
-}
-
 static int cmp_obj_key(const void *a, const void *b)
 {
 	const struct wc_obj *x = *(struct wc_obj *const *)a, *y = *(struct wc_obj *const *)b;
@@ -654,12 +862,13 @@ int wc_list(struct watch_cache *wc, const struct api_kind *k, const char *ns,
 	if (!wk)
 		return -ENOENT;
 	pthread_rwlock_rdlock(&wc->lock);
-	objs = malloc((hashmap_count(wk->objs) + 1) * sizeof(*objs));
+	struct hashmap *m = objs_for(wk, fsel);
+	objs = malloc(((m ? hashmap_count(m) : 0) + 1) * sizeof(*objs));
 	if (!objs) {
 		pthread_rwlock_unlock(&wc->lock);
 		return -ENOMEM;
 	}
-	while (hashmap_next(wk->objs, &it, NULL, &v)) {
+	while (m && hashmap_next(m, &it, NULL, &v)) {
 		struct wc_obj *o = v;
 		if (!wc_obj_matches(o, ns, lsel, fsel))
 			continue;
@@ -733,6 +942,17 @@ void wc_watch_stop(struct wc_watcher *w)
 		wc->watchers = w->next;
 	if (w->next)
 		w->next->prevw = w->prevw;
+	if (w->lprev)
+		w->lprev->lnext = w->lnext;
+	else if (w->list && w->list->head == w)
+		w->list->head = w->lnext;
+	if (w->lnext)
+		w->lnext->lprev = w->lprev;
+	if (w->node && w->list && !w->list->head) {
+		struct wc_kind *wk = wkind(wc, w->kind);
+		if (wk && wk->wnode && hashmap_del(wk->wnode, w->node) == w->list)
+			free(w->list);
+	}
 	wc->nwatchers--;
 	pthread_mutex_unlock(&wc->watchers_mu);
 	for (size_t i = w->initial_pos; i < w->ninitial; i++)
@@ -742,6 +962,7 @@ void wc_watch_stop(struct wc_watcher *w)
 	field_selector_free(w->fsel);
 	free(w->ns);
 	free(w->name);
+	free(w->node);
 	free(w);
 }
 
@@ -765,11 +986,21 @@ struct wc_watcher *wc_watch_start(struct watch_cache *wc, const struct wc_watch_
 	w->arg = req->arg;
 	w->ns = req->ns && *req->ns ? strdup(req->ns) : NULL;
 	w->name = req->name ? strdup(req->name) : NULL;
-	if ((req->ns && *req->ns && !w->ns) || (req->name && !w->name)) {
+	struct wc_kind *wk = wkind(wc, req->kind);
+	const char *node = wk && wk->wnode ? field_selector_equal_value(w->fsel, "spec.nodeName")
+					   : NULL;
+	w->node = node ? strdup(node) : NULL;
+	if ((req->ns && *req->ns && !w->ns) || (req->name && !w->name) || (node && !w->node)) {
 		err = ENOMEM;
 		goto err;
 	}
+	if (!wk) {
+		err = ENOENT;
+		goto err;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &w->last_bookmark);
+	w->next_bookmark = w->last_bookmark;
+	ts_add_ms(&w->next_bookmark, wc->bookmark_ms);
 	if (req->timeout_s > 0) {
 		clock_gettime(CLOCK_MONOTONIC, &w->deadline);
 		w->deadline.tv_sec += req->timeout_s;
@@ -778,17 +1009,17 @@ struct wc_watcher *wc_watch_start(struct watch_cache *wc, const struct wc_watch_
 	if (req->from_rev < 0) {
 		/* The current state first, then every event after its revision. The list and the
 		 * ring position are taken under one read lock so nothing falls between them. */
-		struct wc_kind *wk = wkind(wc, req->kind);
 		size_t it = 0;
 		void *v;
 		pthread_rwlock_rdlock(&wc->lock);
-		w->initial = malloc((hashmap_count(wk->objs) + 1) * sizeof(*w->initial));
+		struct hashmap *m = objs_for(wk, w->fsel);
+		w->initial = malloc(((m ? hashmap_count(m) : 0) + 1) * sizeof(*w->initial));
 		if (!w->initial) {
 			pthread_rwlock_unlock(&wc->lock);
 			err = ENOMEM;
 			goto err;
 		}
-		while (hashmap_next(wk->objs, &it, NULL, &v)) {
+		while (m && hashmap_next(m, &it, NULL, &v)) {
 			struct wc_obj *o = v;
 			if (!wc_obj_matches(o, w->ns, w->lsel, w->fsel) ||
 			    (w->name && strcmp(o->name, w->name) != 0))
@@ -814,6 +1045,24 @@ struct wc_watcher *wc_watch_start(struct watch_cache *wc, const struct wc_watch_
 	w->bookmark_rev = w->sent_rev;
 
 	pthread_mutex_lock(&wc->watchers_mu);
+	if (w->node) {
+		w->list = hashmap_get(wk->wnode, w->node);
+		if (!w->list) {
+			w->list = calloc(1, sizeof(*w->list));
+			if (!w->list || hashmap_put(wk->wnode, w->node, w->list, NULL)) {
+				pthread_mutex_unlock(&wc->watchers_mu);
+				free(w->list);
+				err = ENOMEM;
+				goto err;
+			}
+		}
+	} else {
+		w->list = &wk->watchers;
+	}
+	w->lnext = w->list->head;
+	if (w->lnext)
+		w->lnext->lprev = w;
+	w->list->head = w;
 	w->next = wc->watchers;
 	if (wc->watchers)
 		wc->watchers->prevw = w;
@@ -822,21 +1071,41 @@ struct wc_watcher *wc_watch_start(struct watch_cache *wc, const struct wc_watch_
 	pthread_mutex_unlock(&wc->watchers_mu);
 	return w;
 err:
+	for (size_t i = 0; i < w->ninitial; i++)
+		wc_obj_unref(w->initial[i]);
 	selector_free(w->lsel);
 	field_selector_free(w->fsel);
 	free(w->ns);
 	free(w->name);
+	free(w->node);
 	free(w->initial);
 	free(w);
 	errno = err;
 	return NULL;
 }
 
+/* One event line: a copy of the object's text between a fixed head and tail. */
 static int emit(struct strbuf *out, const char *type, const struct wc_obj *o)
 {
-	strbuf_printf(out, "{\"type\":\"%s\",\"object\":", type);
-	strbuf_add(out, o->json, o->len);
-	return strbuf_add(out, "}\n", 2);
+	static const char h0[] = "{\"type\":\"", h1[] = "\",\"object\":";
+	size_t tl = strlen(type);
+
+	if (strbuf_reserve(out, sizeof(h0) + tl + sizeof(h1) + o->len + 2) ||
+	    strbuf_add(out, h0, sizeof(h0) - 1) || strbuf_add(out, type, tl) ||
+	    strbuf_add(out, h1, sizeof(h1) - 1) || strbuf_add(out, o->json, o->len) ||
+	    strbuf_add(out, "}\n", 2))
+		return -ENOMEM;
+	return 0;
+}
+
+/* The initial state is sent: its array goes (a watch of every pod would hold it). */
+static void initial_done(struct wc_watcher *w)
+{
+	if (w->initial && w->initial_pos == w->ninitial) {
+		free(w->initial);
+		w->initial = NULL;
+		w->ninitial = w->initial_pos = 0;
+	}
 }
 
 static bool watcher_sees(const struct wc_watcher *w, const struct wc_obj *o)
@@ -846,6 +1115,29 @@ static bool watcher_sees(const struct wc_watcher *w, const struct wc_obj *o)
 	if (w->name && strcmp(o->name, w->name) != 0)
 		return false;
 	return wc_obj_matches(o, w->ns, w->lsel, w->fsel);
+}
+
+/* Under the read lock: moves a woken watcher past the events its notifier found did not
+ * concern it. Returns false when it fell behind the ring (or the cache is closing). */
+static bool catch_up(struct watch_cache *wc, struct wc_watcher *w)
+{
+	uint64_t skip = atomic_load(&w->skip_to);
+
+	if (atomic_load(&wc->closing))
+		return false;
+	if (skip > w->next_seq && skip >= wc->tail) {
+		if (skip < wc->head && wc->ring[skip % wc->cap].rev - 1 > w->sent_rev)
+			w->sent_rev = wc->ring[skip % wc->cap].rev - 1;
+		w->next_seq = skip;
+	}
+	if (w->next_seq < wc->tail) {
+		/* Fell behind the ring: the client must resume (and relist if it is gone). */
+		log_warn("watcher of %s fell behind the event history; closing its stream",
+			 w->kind->resource);
+		w->ended = true;
+		return false;
+	}
+	return true;
 }
 
 static long ms_since(const struct timespec *t)
@@ -878,13 +1170,11 @@ ssize_t wc_watch_read(struct wc_watcher *w, struct strbuf *out, size_t max,
 	}
 	if (w->initial_pos < w->ninitial)
 		return (ssize_t)(out->len - start);
+	initial_done(w);
 
 	pthread_rwlock_rdlock(&wc->lock);
-	if (w->next_seq < wc->tail) {
-		/* Fell behind the ring: the client must resume (and relist if it is gone). */
+	if (!catch_up(wc, w)) {
 		pthread_rwlock_unlock(&wc->lock);
-		log_warn("watcher of %s fell behind the event history; closing its stream",
-			 w->kind->resource);
 		w->ended = true;
 		return out->len > start ? (ssize_t)(out->len - start) : -1;
 	}
@@ -914,8 +1204,9 @@ ssize_t wc_watch_read(struct wc_watcher *w, struct strbuf *out, size_t max,
 	}
 	if (w->next_seq == wc->head && wc->rev > w->sent_rev)
 		w->sent_rev = wc->rev;
+	bool bm_due = atomic_exchange(&w->bookmark_due, 0);
 	if (out->len == start && w->bookmarks && w->sent_rev > w->bookmark_rev &&
-	    ms_since(&w->last_bookmark) >= wc->bookmark_ms) {
+	    (bm_due || ms_since(&w->last_bookmark) >= wc->bookmark_ms)) {
 		char bm[256];
 		int n = snprintf(bm, sizeof(bm),
 				 "{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"%s\",\"apiVersion\":"
@@ -930,8 +1221,9 @@ ssize_t wc_watch_read(struct wc_watcher *w, struct strbuf *out, size_t max,
 		clock_gettime(CLOCK_MONOTONIC, &w->last_bookmark);
 	}
 	if (out->len == start) {
-		atomic_store(&w->parked, 1);
+		/* Parked only once park() has run: a wake always comes after it. */
 		park(park_arg);
+		atomic_store(&w->parked, 1);
 	}
 	pthread_rwlock_unlock(&wc->lock);
 	return (ssize_t)(out->len - start);
@@ -953,11 +1245,11 @@ ssize_t wc_watch_next(struct wc_watcher *w, struct wc_event_ref *evs, size_t max
 	}
 	if (n)
 		return (ssize_t)n;
+	initial_done(w);
 
 	pthread_rwlock_rdlock(&wc->lock);
-	if (w->next_seq < wc->tail) {
+	if (!catch_up(wc, w)) {
 		pthread_rwlock_unlock(&wc->lock);
-		log_warn("in-process watcher of %s fell behind the event history", w->kind->resource);
 		w->ended = true;
 		return -1;
 	}
@@ -988,8 +1280,9 @@ ssize_t wc_watch_next(struct wc_watcher *w, struct wc_event_ref *evs, size_t max
 			w->sent_rev = e->rev;
 	}
 	if (n == 0) {
-		atomic_store(&w->parked, 1);
+		/* Parked only once park() has run: a wake always comes after it. */
 		park(park_arg);
+		atomic_store(&w->parked, 1);
 	}
 	pthread_rwlock_unlock(&wc->lock);
 	return (ssize_t)n;

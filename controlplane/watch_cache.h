@@ -7,8 +7,9 @@
  * reader holding a reference never sees it change.
  *
  * Watchers read at their own pace from the shared ring; a watcher that has nothing to read
- * is parked (the HTTP layer suspends its connection) and woken when events arrive or its
- * bookmark or deadline is due. A watcher that falls behind the ring's oldest event ends; its
+ * is parked (the HTTP layer suspends its connection or hands it to a watch writer) and woken
+ * only when an event concerns it (by kind, and by node for a field selector
+ * spec.nodeName=X: pods are indexed by node) or its bookmark or deadline is due. A watcher that falls behind the ring's oldest event ends; its
  * client resumes and gets 410 Gone if the history it needs is gone.
  */
 #ifndef SHOAL_WATCH_CACHE_H
@@ -40,6 +41,7 @@ struct wc_obj {
 	size_t len;
 	int64_t rev;  /* mod revision (the deletion's revision for a deleted object) */
 	json_t *sel;  /* the selectable fields: metadata.{name,namespace,labels}, per-kind fields */
+	const char *node; /* pods: spec.nodeName ("" when unset; points into sel); else NULL */
 };
 
 void wc_obj_ref(struct wc_obj *o);
@@ -67,7 +69,7 @@ bool wc_obj_matches(const struct wc_obj *o, const char *ns, const struct selecto
 
 struct wc_opts {
 	size_t ring_events;	    /* events kept for watchers resuming (0: 100,000) */
-	int bookmark_interval_ms;   /* 0: 1,000 */
+	int bookmark_interval_ms;   /* 0: 60,000 */
 };
 
 /* Loads every object under /registry/ and follows the store from there. */

@@ -326,6 +326,28 @@ static void test_labels_field_selector(void **state)
 	json_decref(pending);
 }
 
+/* The value an equality term asks, for indexes: "!=" terms and other paths do not count. */
+static void test_labels_field_selector_equal_value(void **state)
+{
+	(void)state;
+	char err[256];
+	struct field_selector *fs = field_selector_parse(
+		"status.phase!=Failed,spec.nodeName==n\\,7", NULL, err, sizeof(err));
+	assert_non_null(fs);
+	assert_string_equal(field_selector_equal_value(fs, "spec.nodeName"), "n,7");
+	assert_null(field_selector_equal_value(fs, "status.phase"));
+	assert_null(field_selector_equal_value(fs, "metadata.name"));
+	field_selector_free(fs);
+	fs = field_selector_parse("spec.nodeName=", NULL, err, sizeof(err));
+	assert_non_null(fs);
+	assert_string_equal(field_selector_equal_value(fs, "spec.nodeName"), "");
+	field_selector_free(fs);
+	fs = field_selector_parse("spec.nodeName!=n1", NULL, err, sizeof(err));
+	assert_null(field_selector_equal_value(fs, "spec.nodeName"));
+	field_selector_free(fs);
+	assert_null(field_selector_equal_value(NULL, "spec.nodeName"));
+}
+
 /* Random strings over the selector alphabet: parsing never crashes, and a parsed selector
  * prints no error and matches without crashing. */
 static void test_labels_selector_parser_survives_random_input(void **state)
@@ -368,4 +390,5 @@ SHOAL_TEST_MAIN(cmocka_unit_test(test_labels_selector_parser_survives_random_inp
 		cmocka_unit_test(test_labels_selector_from_json_rejects_bad),
 		cmocka_unit_test(test_labels_node_selector_gt_lt_from_json),
 		cmocka_unit_test(test_labels_key_and_value_syntax),
-		cmocka_unit_test(test_labels_field_selector))
+		cmocka_unit_test(test_labels_field_selector),
+		cmocka_unit_test(test_labels_field_selector_equal_value))
