@@ -320,6 +320,19 @@ static int cmp_str(const void *a, const void *b)
 
 /* "pods. has 3 resource instances, services. has 1 resource instances", as Kubernetes
  * writes it (resource.group, sorted). */
+/* Appends parts (n of them, malloc'd) sorted and joined by ", " to b and frees them; err, when
+ * set, is kept (and nothing appended). */
+static int join_sorted(char **parts, size_t n, int err, struct strbuf *b)
+{
+	qsort(parts, n, sizeof(parts[0]), cmp_str);
+	for (size_t i = 0; i < n; i++) {
+		if (!err)
+			err = strbuf_printf(b, "%s%s", i ? ", " : "", parts[i]);
+		free(parts[i]);
+	}
+	return err;
+}
+
 static int remaining_message(const struct pass *ps, struct strbuf *b)
 {
 	char *parts[NS_MAX_KINDS];
@@ -337,13 +350,7 @@ static int remaining_message(const struct pass *ps, struct strbuf *b)
 		}
 		n++;
 	}
-	qsort(parts, n, sizeof(parts[0]), cmp_str);
-	for (size_t i = 0; i < n; i++) {
-		if (!err)
-			err = strbuf_printf(b, "%s%s", i ? ", " : "", parts[i]);
-		free(parts[i]);
-	}
-	return err;
+	return join_sorted(parts, n, err, b);
 }
 
 static int finalizers_message(const struct pass *ps, struct strbuf *b)
@@ -360,13 +367,7 @@ static int finalizers_message(const struct pass *ps, struct strbuf *b)
 		}
 		n++;
 	}
-	qsort(parts, n, sizeof(parts[0]), cmp_str);
-	for (size_t i = 0; i < n; i++) {
-		if (!err)
-			err = strbuf_printf(b, "%s%s", i ? ", " : "", parts[i]);
-		free(parts[i]);
-	}
-	return err;
+	return join_sorted(parts, n, err, b);
 }
 
 /* Appends one condition to conds, keeping lastTransitionTime from old when its status did
