@@ -534,9 +534,8 @@ bool fed_cluster_offline(const json_t *cluster)
 	return cond_true(cluster, "Offline");
 }
 
-/* A condition keeping its lastTransitionTime when its status did not change. */
-static json_t *cond(const json_t *obj, const char *type, bool status, const char *reason,
-		    const char *msg, const char *now)
+json_t *fed_condition(const json_t *obj, const char *type, bool status, const char *reason,
+		      const char *msg, const char *now)
 {
 	const json_t *old = find_cond(obj, type);
 	const char *st = status ? "True" : "False";
@@ -622,8 +621,8 @@ int fed_cluster_reconcile(struct fed *f, const char *name)
 		/* A spec the federation cannot use: say why; nothing is placed there. */
 		member_remove(f, name);
 		json_t *st = json_pack("{s:[o,o]}", "conditions",
-				       cond(obj, "Ready", false, reason, msg, now),
-				       cond(obj, "Offline", true, reason, msg, now));
+				       fed_condition(obj, "Ready", false, reason, msg, now),
+				       fed_condition(obj, "Offline", true, reason, msg, now));
 		err = st ? write_status(f, co, obj, st) : -ENOMEM;
 		/* the token file may appear, or be readable, later */
 		fed_queue_cluster_after(f, name, f->cfg->probe_interval_ms);
@@ -653,8 +652,8 @@ int fed_cluster_reconcile(struct fed *f, const char *name)
 			 m->ready ? "reachable" : "within the grace period");
 	const json_t *ost = json_object_get(obj, "status");
 	json_t *st = json_pack("{s:[o,o]}", "conditions",
-			       cond(obj, "Ready", m->ready, p.reason, p.msg, now),
-			       cond(obj, "Offline", m->offline,
+			       fed_condition(obj, "Ready", m->ready, p.reason, p.msg, now),
+			       fed_condition(obj, "Offline", m->offline,
 				    m->offline ? "GracePeriodExceeded"
 				    : m->ready ? "ClusterReady"
 					       : "NotReady",

@@ -78,6 +78,11 @@ int fed_service_reconcile(struct fed *f, const char *key); /* fed_service.c */
 
 /* The Cluster's conditions, as the controller reads them. */
 bool fed_cluster_ready(const json_t *cluster);
+/* The condition type of obj's status as it should now be: status, reason and message as
+ * given; lastTransitionTime kept from the stored condition when its status did not change,
+ * else now. A new reference, NULL when out of memory. */
+json_t *fed_condition(const json_t *obj, const char *type, bool status, const char *reason,
+		      const char *msg, const char *now);
 bool fed_cluster_offline(const json_t *cluster);
 
 /* Queues a FederatedDeployment's key ("NS/NAME"), every one of them, a cluster's. */

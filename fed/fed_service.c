@@ -396,20 +396,6 @@ static int by_name(const void *a, const void *b)
 		      (*(struct ctrl_obj *const *)b)->o->name);
 }
 
-static json_t *cond(const json_t *fs, const char *type, bool status, const char *reason,
-		    const char *msg, const char *now)
-{
-	const char *st = status ? "True" : "False", *since = now;
-	size_t i;
-	json_t *c;
-	json_array_foreach (json_object_get(json_object_get(fs, "status"), "conditions"), i, c)
-		if (!strcmp(jstr(c, "type") ?: "", type) && !strcmp(jstr(c, "status") ?: "", st) &&
-		    jstr(c, "lastTransitionTime"))
-			since = jstr(c, "lastTransitionTime");
-	return json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", type, "status", st, "reason", reason,
-			 "message", msg, "lastTransitionTime", since);
-}
-
 static int write_status(struct fs_ctx *x)
 {
 	char now[32], path[800], msg[1024] = "";
@@ -450,12 +436,12 @@ static int write_status(struct fs_ctx *x)
 		       json_integer_value(
 			       json_object_get(json_object_get(x->fs, "metadata"), "generation")),
 		       "clusters", clusters, "conditions",
-		       cond(x->fs, "Synced", !x->err && !x->not_owned,
+		       fed_condition(x->fs, "Synced", !x->err && !x->not_owned,
 			    x->err	   ? "SyncFailed"
 			    : x->not_owned ? "NotOwned"
 					   : "Synced",
 			    msg[0] ? msg : "every selected member serves the Service", now),
-		       cond(x->fs, "NotOwned", x->not_owned, x->not_owned ? "NotOwned" : "Owned",
+		       fed_condition(x->fs, "NotOwned", x->not_owned, x->not_owned ? "NotOwned" : "Owned",
 			    x->not_owned ? "a member holds a Service of this name that the "
 					   "federation does not manage"
 					 : "every member Service is managed by this federation",

@@ -573,23 +573,6 @@ out:
 
 /* ---- status ------------------------------------------------------------------------------ */
 
-static json_t *cond(const json_t *fd, const char *type, bool status, const char *reason,
-		    const char *msg, const char *now)
-{
-	const char *st = status ? "True" : "False", *since = now;
-	size_t i;
-	json_t *c;
-	json_array_foreach (json_object_get(json_object_get(fd, "status"), "conditions"), i, c) {
-		if (strcmp(json_string_value(json_object_get(c, "type")) ?: "", type))
-			continue;
-		if (!strcmp(json_string_value(json_object_get(c, "status")) ?: "", st) &&
-		    json_string_value(json_object_get(c, "lastTransitionTime")))
-			since = json_string_value(json_object_get(c, "lastTransitionTime"));
-	}
-	return json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", type, "status", st, "reason", reason,
-			 "message", msg, "lastTransitionTime", since);
-}
-
 static int write_status(struct fd_ctx *x)
 {
 	json_t *placement = json_array(), *clusters = json_array();
@@ -643,18 +626,18 @@ static int write_status(struct fd_ctx *x)
 		       "replicas", (json_int_t)replicas, "readyReplicas", (json_int_t)ready,
 		       "availableReplicas", (json_int_t)avail, "unplacedReplicas", x->unplaced,
 		       "placement", placement, "clusters", clusters, "conditions",
-		       cond(x->fd, "Placed", !no_clusters && !x->unplaced,
+		       fed_condition(x->fd, "Placed", !no_clusters && !x->unplaced,
 			    no_clusters	  ? "NoClusters"
 			    : x->unplaced ? "Unplaced"
 					  : "Placed",
 			    pmsg, now),
-		       cond(x->fd, "Synced", !x->err && !x->rebalancing && !x->not_owned,
+		       fed_condition(x->fd, "Synced", !x->err && !x->rebalancing && !x->not_owned,
 			    x->err	     ? "SyncFailed"
 			    : x->rebalancing ? "Rebalancing"
 			    : x->not_owned   ? "NotOwned"
 					     : "Synced",
 			    msg[0] ? msg : "every member holds what was placed", now),
-		       cond(x->fd, "NotOwned", x->not_owned, x->not_owned ? "NotOwned" : "Owned",
+		       fed_condition(x->fd, "NotOwned", x->not_owned, x->not_owned ? "NotOwned" : "Owned",
 			    x->not_owned ? "a member holds a Deployment of this name that the "
 					   "federation does not manage"
 					 : "every member object is managed by this federation",
