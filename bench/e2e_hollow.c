@@ -581,7 +581,9 @@ static size_t stream_header(char *p, size_t size, size_t nmemb, void *arg)
  * own: the request is written, the status line and headers are read, and the chunked body is
  * framed here (size line, data, CRLF; the last chunk and its trailer end the answer), its
  * bytes going to stream_lines() with the time of the read that brought them. The socket is
- * in the stream thread's epoll set, level-triggered: one recv() per ready socket and round.
+ * in the stream thread's epoll set, edge-triggered once the request is sent: a ready socket
+ * is read until a recv() returns less than asked (all there was; more data is a new edge), so
+ * an event costs one epoll report and one recv().
  */
 #define WATCH_RECV_MAX (64 * 1024)
 
@@ -623,7 +625,7 @@ static int watch_send(struct stream *st)
 			return -errno;
 		st->req_off += (uint32_t)k;
 	}
-	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP,
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | EPOLLET,
 				  .data.u64 = LOOP_OWN | (uint64_t)(st - streams) };
 	if (epoll_ctl(sloop.ep, EPOLL_CTL_MOD, st->fd, &ev))
 		return -errno;
@@ -824,25 +826,33 @@ static void watch_ready(uint32_t idx, uint32_t events)
 		if (st->phase == WP_REQUEST || !(events & EPOLLIN))
 			return;
 	}
-	ssize_t k = recv(st->fd, buf, sizeof(buf), MSG_DONTWAIT);
-	int64_t t = bench_now_ns();
-	if (k < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (k <= 0) {
-		/* closed: cleanly only after the last chunk */
-		if (k < 0 && relaxed(&n_stream_ends) + relaxed(&n_watch_errors) < 10)
-			log_warn("watch %s of %s: recv: %s", skind_name[st->kind],
-				 agents[st->agent].name, strerror(errno));
-		watch_ended(st, st->phase == WP_END);
-		return;
+	for (;;) {
+		ssize_t k = recv(st->fd, buf, sizeof(buf), MSG_DONTWAIT);
+		int64_t t = bench_now_ns();
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0 && errno == EAGAIN)
+			return;
+		if (k <= 0) {
+			/* closed: cleanly only after the last chunk */
+			if (k < 0 && relaxed(&n_stream_ends) + relaxed(&n_watch_errors) < 10)
+				log_warn("watch %s of %s: recv: %s", skind_name[st->kind],
+					 agents[st->agent].name, strerror(errno));
+			watch_ended(st, st->phase == WP_END);
+			return;
+		}
+		bump(&n_bytes, (long)k);
+		err = watch_feed(st, buf, (size_t)k, t);
+		if (err < 0 && relaxed(&n_stream_ends) + relaxed(&n_watch_errors) < 10)
+			log_warn("watch %s of %s: the answer is not a chunked HTTP/1.1 stream: %s",
+				 skind_name[st->kind], agents[st->agent].name, strerror(-err));
+		if (err) {
+			watch_ended(st, err > 0 && st->phase == WP_END);
+			return;
+		}
+		if ((size_t)k < sizeof(buf))
+			return; /* all there was */
 	}
-	bump(&n_bytes, (long)k);
-	err = watch_feed(st, buf, (size_t)k, t);
-	if (err < 0 && relaxed(&n_stream_ends) + relaxed(&n_watch_errors) < 10)
-		log_warn("watch %s of %s: the answer is not a chunked HTTP/1.1 stream: %s",
-			 skind_name[st->kind], agents[st->agent].name, strerror(-err));
-	if (err)
-		watch_ended(st, err > 0 && st->phase == WP_END);
 }
 
 static void watch_close(struct stream *st)
@@ -1048,6 +1058,7 @@ static long lease_renewals, lease_errors;
 static int64_t *lease_lat, *lease_at;
 static long n_lease_lat, cap_lease_lat;
 static int64_t lease_period_ns;
+static int64_t lease_next; /* ns: no lease is due before (leases_tick) */
 
 static int64_t jitter_ns(int64_t base, double frac)
 {
@@ -1155,6 +1166,8 @@ static void write_done(CURL *h, CURLcode rc)
 		a->lease_rv = rv > 0 ? rv : 0;
 		if (a->lease_ok && c->op == OP_LEASE)
 			a->lease_due = t + jitter_ns(lease_period_ns, 0.05);
+		if (a->lease_ok && a->lease_due < lease_next)
+			lease_next = a->lease_due;
 		if (!a->lease_ok && !ok)
 			a->lease_due = 0; /* creation failed: the registration phase tries again */
 		break;
@@ -1206,14 +1219,24 @@ static int wpool_init(void)
 static int leases_tick(int64_t now)
 {
 	static int cursor;
+	/* Nothing is due before lease_next: the agents are not scanned (this runs every ms, on
+	 * the cores shoald and the stream thread need). */
+	if (now < lease_next)
+		return 0;
+	lease_next = INT64_MAX;
 	for (int k = 0; k < cfg.agents; k++) {
 		int i = (cursor + k) % cfg.agents;
 		struct agent *a = &agents[i];
-		if (!a->lease_ok || a->lease_busy || a->lease_due > now)
+		if (!a->lease_ok || a->lease_busy)
 			continue;
+		if (a->lease_due > now) {
+			lease_next = a->lease_due < lease_next ? a->lease_due : lease_next;
+			continue;
+		}
 		struct wconn *c = wfree(false);
 		if (!c) {
 			cursor = i;
+			lease_next = now; /* the next tick goes on from here */
 			return 0;
 		}
 		char path[160];
