@@ -56,8 +56,9 @@ struct watch_stream {
 	atomic_int mode;
 	atomic_int refs; /* libmicrohttpd's response, and the writer once direct */
 	bool suspended; /* under the connection's own serialisation (reader or writer) */
-	/* The writer's, under writer->mu: */
-	bool queued;
+	/* The writer's, under writer->mu; queued is also cleared by the writer thread alone
+	 * (without the mutex) once it has taken the stream off the queue: */
+	atomic_bool queued;
 	struct watch_stream *qnext;
 	struct watch_stream *dnext, *dprev; /* in writer->direct */
 	/* The writer thread's alone: */
@@ -91,9 +92,9 @@ static void kick(struct api_watch_writer *ww)
 /* Queues a direct stream for the writer. Under ww->mu. */
 static void enqueue_locked(struct api_watch_writer *ww, struct watch_stream *ws)
 {
-	if (ws->queued)
+	if (atomic_load_explicit(&ws->queued, memory_order_relaxed))
 		return;
-	ws->queued = true;
+	atomic_store_explicit(&ws->queued, true, memory_order_relaxed);
 	ws->qnext = NULL;
 	if (ww->qtail)
 		ww->qtail->qnext = ws;
@@ -295,7 +296,7 @@ static void finish(struct api_watch_writer *ww, struct watch_stream *ws)
 	pthread_mutex_lock(&ww->mu);
 	if (epoll_ctl(ww->ep, EPOLL_CTL_DEL, ws->rfd, NULL))
 		log_warn("watch writer: epoll_ctl del: %s", strerror(errno));
-	if (ws->queued) {
+	if (atomic_load(&ws->queued)) {
 		struct watch_stream **p = &ww->qhead, *prev = NULL;
 		while (*p && *p != ws) {
 			prev = *p;
@@ -306,7 +307,7 @@ static void finish(struct api_watch_writer *ww, struct watch_stream *ws)
 			if (ww->qtail == ws)
 				ww->qtail = prev;
 		}
-		ws->queued = false;
+		atomic_store(&ws->queued, false);
 	}
 	unlink_direct(ww, ws);
 	atomic_store(&ws->mode, WS_DONE);
@@ -485,17 +486,22 @@ static void *writer_main(void *arg)
 				pthread_mutex_unlock(&ww->mu);
 			}
 		}
-		/* The streams woken meanwhile, each served once per round. */
+		/* The streams woken meanwhile, each served once per round. The queue is taken whole;
+		 * each stream is marked unqueued only when its turn comes (not all at once under the
+		 * mutex, which the notifier waits for to queue the next ones): a wake before that
+		 * finds it queued still, and its event is read when it is served. */
 		pthread_mutex_lock(&ww->mu);
 		struct watch_stream *q = ww->qhead;
 		ww->qhead = ww->qtail = NULL;
-		for (struct watch_stream *s = q; s; s = s->qnext)
-			s->queued = false;
 		bool draining = atomic_load(&ww->draining);
 		pthread_mutex_unlock(&ww->mu);
 		while (q) {
 			struct watch_stream *s = q;
+			/* qnext first: once unqueued, s may be queued again (and qnext rewritten) */
 			q = q->qnext;
+			if (q)
+				__builtin_prefetch(q);
+			atomic_store(&s->queued, false);
 			if (draining)
 				finish(ww, s);
 			else
