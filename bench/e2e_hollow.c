@@ -20,22 +20,25 @@
  * resumed from the last revision seen (a bookmark's or an event's); after 410 Gone the agent
  * lists again.
  *
- * The design choice: every stream of every agent is served by ONE thread (the "stream thread")
- * around one epoll set. Lists are transfers in a libcurl multi handle driven by
- * curl_multi_socket_action() on that epoll set; each watch is a plain HTTP/1.1 GET on a unix
- * socket of its own, whose answer this file reads itself: status line, headers, and the
- * chunked body framed chunk by chunk (size line, data, CRLF, last chunk, trailer), every event
- * line then handled as before (its type, the object's resourceVersion and the sequence
- * annotation are read from it). The writes (registration, the pods, lease renewals, the
- * measured changes) are a second libcurl multi in the main thread with a small pool of
- * keep-alive connections, as a fleet of agents shares the API server's write path. So
- * 15,000 streams cost this process two threads.
- *   Earlier versions read the watches through libcurl as well. With 15,000 transfers in one
+ * The design choice: the streams of every agent are read by TWO threads, each around one epoll
+ * set, the agents split between them (odd and even). The "stream thread" also runs the lists,
+ * transfers in a libcurl multi handle driven by curl_multi_socket_action() on its epoll set,
+ * and restarts every watch that ends. Each watch is a plain HTTP/1.1 GET on a unix socket of
+ * its own, whose answer this file reads itself: status line, headers, and the chunked body
+ * framed chunk by chunk (size line, data, CRLF, last chunk, trailer), every event line then
+ * handled as before (its type, the object's resourceVersion and the sequence annotation are
+ * read from it). The writes (registration, the pods, lease renewals, the measured changes) are
+ * a second libcurl multi in the main thread with a small pool of keep-alive connections, as a
+ * fleet of agents shares the API server's write path. So 15,000 streams cost this process
+ * three threads.
+ *   Earlier versions read the watches through libcurl, in one thread. With 15,000 transfers in one
  * multi handle, libcurl's bookkeeping per readable socket (its timers, a poll() of the socket,
  * the transfer's state machine) cost more than the read and the event itself: about 16 us of
  * CPU per delivered event, 80 ms for one event to reach 5,000 agents, which the
  * propagation figures then measured as much as shoald. The own reader does per ready socket
- * one recv() and the framing; what an agent must do with what it receives is unchanged.
+ * one recv() and the framing; what an agent must do with what it receives is unchanged. The
+ * second reader halves the events one thread must take in turn when a change goes to every
+ * agent (on a machine of 2 cores, it also competes for them with shoald's watch writers).
  *
  * Order of the run:
  *   1. every agent registers its Node and Lease; lease renewals run from here to the end
@@ -131,6 +134,7 @@ struct stream {
 	uint32_t req_off;  /* request bytes sent */
 	uint32_t chunk_left; /* WP_SIZE: the size read so far; WP_DATA: bytes to come */
 	bool established; /* the watch's 200 arrived (this attempt) */
+	bool in_reader2;  /* the stream thread's: the watch socket is the second reader's */
 	bool retry_list;  /* the retry lists first (else it resumes the watch) */
 	bool ever;	  /* ...at least once */
 	int code;	  /* HTTP status of this attempt */
@@ -425,6 +429,27 @@ static int body_slice(char *b, size_t cap, int s)
 /* ---- the stream thread ----------------------------------------------------------------- */
 
 static struct loop sloop = { .ep = -1 };
+
+/*
+ * Two readers share the watch sockets, by agent (all three streams of an agent in one): the
+ * stream thread (on sloop's epoll set, with the lists) and a second reader thread with an
+ * epoll set of its own. A socket is registered once its request is sent, and from then on only
+ * its reader touches the stream; when it ends there, the second reader hands it back to the
+ * stream thread (handoff), which resumes, relists or retries it.
+ */
+#define READERS 2
+static int reader_ep[READERS] = { -1, -1 };
+static pthread_mutex_t handoff_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	uint32_t idx;
+	bool clean;
+} *handoff, *handed; /* handed: the stream thread's copy */
+static size_t nhandoff;
+
+static int reader_of(const struct stream *st)
+{
+	return (int)(st->agent % READERS);
+}
 static int64_t parse_rv(const char *p, size_t n)
 {
 	static const char key[] = "\"resourceVersion\":\"";
@@ -606,7 +631,8 @@ static int watch_request(const struct stream *st, char *b, size_t cap)
 
 static void watch_ended(struct stream *st, bool clean);
 
-/* Writes what is left of the request; then the socket waits for the answer only. */
+/* Writes what is left of the request. Returns 0 when it is all sent (the answer comes
+ * next), 1 when the socket takes no more yet (EPOLLOUT), or -errno. */
 static int watch_send(struct stream *st)
 {
 	char req[512];
@@ -620,17 +646,21 @@ static int watch_send(struct stream *st)
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k < 0 && (errno == EAGAIN || errno == ENOTCONN))
-			return 0; /* EPOLLOUT brings us back */
+			return 1;
 		if (k < 0)
 			return -errno;
 		st->req_off += (uint32_t)k;
 	}
-	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | EPOLLET,
-				  .data.u64 = LOOP_OWN | (uint64_t)(st - streams) };
-	if (epoll_ctl(sloop.ep, EPOLL_CTL_MOD, st->fd, &ev))
-		return -errno;
 	st->phase = WP_HEAD;
 	return 0;
+}
+
+/* The epoll events a watch socket waits for: the answer, edge-triggered, once the request
+ * is sent. */
+static uint32_t watch_events(const struct stream *st)
+{
+	return st->phase == WP_REQUEST ? EPOLLOUT | EPOLLIN | EPOLLRDHUP
+				       : EPOLLIN | EPOLLRDHUP | EPOLLET;
 }
 
 static int watch_open(struct stream *st)
@@ -653,15 +683,19 @@ static int watch_open(struct stream *st)
 		err = -errno;
 		goto err;
 	}
-	struct epoll_event ev = { .events = EPOLLOUT | EPOLLIN | EPOLLRDHUP,
+	/* Sent before the socket joins its reader's epoll set: from then on, the stream is
+	 * that reader's alone until it ends. */
+	err = watch_send(st);
+	if (err < 0)
+		goto err;
+	struct epoll_event ev = { .events = watch_events(st),
 				  .data.u64 = LOOP_OWN | (uint64_t)(st - streams) };
-	if (epoll_ctl(sloop.ep, EPOLL_CTL_ADD, st->fd, &ev)) {
+	st->in_reader2 = reader_of(st) == 1;
+	if (epoll_ctl(reader_ep[reader_of(st)], EPOLL_CTL_ADD, st->fd, &ev)) {
 		err = -errno;
+		st->in_reader2 = false;
 		goto err;
 	}
-	err = watch_send(st);
-	if (err)
-		goto err;
 	return 0;
 err:
 	close(st->fd);
@@ -804,7 +838,7 @@ static int watch_feed(struct stream *st, const char *p, size_t n, int64_t t)
 /* The stream thread's loop found watch socket idx ready. */
 static void watch_ready(uint32_t idx, uint32_t events)
 {
-	static char buf[WATCH_RECV_MAX];
+	static _Thread_local char buf[WATCH_RECV_MAX];
 	struct stream *st = &streams[idx];
 	int err;
 
@@ -816,7 +850,13 @@ static void watch_ready(uint32_t idx, uint32_t events)
 			return;
 		}
 		err = watch_send(st);
-		if (err) {
+		if (err == 0) {
+			struct epoll_event ev = { .events = watch_events(st),
+						  .data.u64 = LOOP_OWN | idx };
+			if (epoll_ctl(reader_ep[reader_of(st)], EPOLL_CTL_MOD, st->fd, &ev))
+				err = -errno;
+		}
+		if (err < 0) {
 			if (relaxed(&n_watch_errors) < 10)
 				log_warn("watch %s of %s: send: %s", skind_name[st->kind],
 					 agents[st->agent].name, strerror(-err));
@@ -925,11 +965,28 @@ static void stream_done(CURL *h, CURLcode rc)
 
 /* A watch ended (clean: its answer was complete): resume it from the last revision seen, or
  * list again after 410. */
+static void watch_restart(struct stream *st, bool clean);
+
 static void watch_ended(struct stream *st, bool clean)
 {
 	watch_close(st);
 	if (atomic_load(&streams_stop))
 		return;
+	if (st->in_reader2) {
+		/* The stream thread restarts it (lists and retries are its own). */
+		pthread_mutex_lock(&handoff_mu);
+		handoff[nhandoff].idx = (uint32_t)(st - streams);
+		handoff[nhandoff].clean = clean;
+		nhandoff++;
+		pthread_mutex_unlock(&handoff_mu);
+		return;
+	}
+	watch_restart(st, clean);
+}
+
+/* In the stream thread: a watch that ended goes on. */
+static void watch_restart(struct stream *st, bool clean)
+{
 	if (st->established)
 		bump(&n_stream_ends, 1);
 	else
@@ -976,6 +1033,24 @@ static int streams_init(void)
 	return 0;
 }
 
+/* The second reader: the watch sockets of odd agents. */
+static void *reader2_main(void *arg)
+{
+	struct epoll_event evs[512];
+
+	(void)arg;
+	while (!atomic_load(&streams_stop)) {
+		int n = epoll_wait(reader_ep[1], evs, 512, 20);
+		if (n < 0 && errno != EINTR) {
+			log_error("epoll_wait: %s", strerror(errno));
+			break;
+		}
+		for (int i = 0; i < n; i++)
+			watch_ready((uint32_t)evs[i].data.u64, evs[i].events);
+	}
+	return NULL;
+}
+
 static void *stream_main(void *arg)
 {
 	int next = 0;
@@ -992,6 +1067,8 @@ static void *stream_main(void *arg)
 					continue;
 				if (i < next && st->state == S_LIST)
 					curl_multi_remove_handle(sloop.m, st->h);
+				if (st->in_reader2)
+					continue; /* the second reader's: left open */
 				watch_close(st);
 				st->state = S_IDLE;
 			}
@@ -1007,11 +1084,24 @@ static void *stream_main(void *arg)
 			next++;
 			waiting++;
 		}
+		/* Watches the second reader saw end. */
+		pthread_mutex_lock(&handoff_mu);
+		size_t nh = nhandoff;
+		for (size_t i = 0; i < nh; i++)
+			handed[i] = handoff[i];
+		nhandoff = 0;
+		pthread_mutex_unlock(&handoff_mu);
+		for (size_t i = 0; i < nh; i++) {
+			streams[handed[i].idx].in_reader2 = false;
+			watch_restart(&streams[handed[i].idx], handed[i].clean);
+		}
 		int64_t now = bench_now_ns();
 		if (now - last_retry_scan > 100 * 1000000L) {
 			last_retry_scan = now;
 			for (int i = 0; i < next; i++) {
 				struct stream *st = &streams[i];
+				if (st->in_reader2)
+					continue;
 				if (st->state == S_RETRY && st->retry_at <= now &&
 				    stream_start(st, st->retry_list))
 					stream_retry(st, st->retry_list);
@@ -1429,8 +1519,8 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	pthread_t sthread;
-	bool sthread_started = false;
+	pthread_t sthread, rthread;
+	bool sthread_started = false, rthread_started = false;
 	int o, ret = 1, err;
 
 	cfg = (struct cfg){ .agents = 200,
@@ -1537,6 +1627,14 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	sloop.own = watch_ready;
+	reader_ep[0] = sloop.ep;
+	reader_ep[1] = epoll_create1(EPOLL_CLOEXEC);
+	handoff = calloc((size_t)nstreams, sizeof(*handoff));
+	handed = calloc((size_t)nstreams, sizeof(*handed));
+	if (reader_ep[1] < 0 || !handoff || !handed) {
+		log_error("setup: %s", strerror(errno));
+		goto out;
+	}
 	for (int i = 0; i < cfg.agents; i++)
 		snprintf(agents[i].name, sizeof(agents[i].name), "hollow-%05d", i);
 	for (long i = 0; i < npod; i++)
@@ -1546,6 +1644,11 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	sthread_started = true;
+	if (pthread_create(&rthread, NULL, reader2_main, NULL)) {
+		log_error("pthread_create failed");
+		goto out;
+	}
+	rthread_started = true;
 
 	/* 0. Namespaces. kube-node-lease may exist already (shoald makes it). */
 	long code;
@@ -1816,6 +1919,8 @@ int main(int argc, char **argv)
 	atomic_store(&streams_stop, true);
 	pthread_join(sthread, NULL);
 	sthread_started = false;
+	pthread_join(rthread, NULL);
+	rthread_started = false;
 
 	/* ---- results ---- */
 	long acked = 0, missing = 0, negative = 0, complete = 0, packed = 0, pmissing = 0,
@@ -1991,6 +2096,8 @@ out:
 	atomic_store(&streams_stop, true);
 	if (sthread_started)
 		pthread_join(sthread, NULL);
+	if (rthread_started)
+		pthread_join(rthread, NULL);
 	for (int i = 0; streams && i < nstreams; i++) {
 		if (streams[i].h) {
 			curl_multi_remove_handle(sloop.m, streams[i].h);
@@ -2010,6 +2117,10 @@ out:
 	}
 	loop_free(&sloop);
 	loop_free(&wloop);
+	if (reader_ep[1] >= 0)
+		close(reader_ep[1]);
+	free(handoff);
+	free(handed);
 	curl_slist_free_all(hdr_json);
 	curl_slist_free_all(hdr_merge);
 	free(streams);
