@@ -74,8 +74,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <strings.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -113,31 +113,31 @@ enum sstate { S_IDLE, S_LIST, S_WATCH, S_RETRY };
 
 /* Where a watch's own reader is in the HTTP/1.1 answer. */
 enum wphase {
-	WP_REQUEST, /* sending the request (or connecting) */
-	WP_HEAD,    /* status line and headers */
-	WP_SIZE,    /* a chunk's size line */
+	WP_REQUEST,  /* sending the request (or connecting) */
+	WP_HEAD,     /* status line and headers */
+	WP_SIZE,     /* a chunk's size line */
 	WP_SIZE_EXT, /* ...past its digits */
-	WP_DATA,    /* a chunk's bytes */
+	WP_DATA,     /* a chunk's bytes */
 	WP_DATA_END, /* the CRLF after them */
-	WP_TRAILER, /* after the last chunk, up to the empty line */
-	WP_END,	    /* the answer is complete */
+	WP_TRAILER,  /* after the last chunk, up to the empty line */
+	WP_END,	     /* the answer is complete */
 };
 
 struct stream {
-	CURL *h;      /* the list's transfer */
-	int fd;	      /* the watch's socket, -1 when none */
+	CURL *h; /* the list's transfer */
+	int fd;	 /* the watch's socket, -1 when none */
 	uint32_t agent;
 	uint8_t kind, state;
-	uint8_t phase;	   /* enum wphase, while the watch's socket is open */
-	bool chunked;	   /* the answer's Transfer-Encoding is chunked */
-	uint8_t digits;	   /* WP_SIZE: a digit was read */
-	uint32_t req_off;  /* request bytes sent */
+	uint8_t phase;	     /* enum wphase, while the watch's socket is open */
+	bool chunked;	     /* the answer's Transfer-Encoding is chunked */
+	uint8_t digits;	     /* WP_SIZE: a digit was read */
+	uint32_t req_off;    /* request bytes sent */
 	uint32_t chunk_left; /* WP_SIZE: the size read so far; WP_DATA: bytes to come */
-	bool established; /* the watch's 200 arrived (this attempt) */
-	bool in_reader2;  /* the stream thread's: the watch socket is the second reader's */
-	bool retry_list;  /* the retry lists first (else it resumes the watch) */
-	bool ever;	  /* ...at least once */
-	int code;	  /* HTTP status of this attempt */
+	bool established;    /* the watch's 200 arrived (this attempt) */
+	bool in_reader2;     /* the stream thread's: the watch socket is the second reader's */
+	bool retry_list;     /* the retry lists first (else it resumes the watch) */
+	bool ever;	     /* ...at least once */
+	int code;	     /* HTTP status of this attempt */
 	int64_t last_rv;
 	int64_t retry_at;
 	int64_t list_start, list_ns; /* the first successful list's duration */
@@ -440,10 +440,11 @@ static struct loop sloop = { .ep = -1 };
 #define READERS 2
 static int reader_ep[READERS] = { -1, -1 };
 static pthread_mutex_t handoff_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct {
-	uint32_t idx;
-	bool clean;
-} *handoff, *handed; /* handed: the stream thread's copy */
+struct handoff {
+	uint32_t idx; /* the stream */
+	bool clean;   /* its answer was complete */
+};
+static struct handoff *handoff, *handed; /* handed: the stream thread's copy */
 static size_t nhandoff;
 
 static int reader_of(const struct stream *st)
@@ -1533,7 +1534,8 @@ int main(int argc, char **argv)
 			    .rate = 5,
 			    .prop_s = 10,
 			    .lease_s = 10,
-			    .setup_s = SETUP_TIMEOUT_S, .bookmark_s = 60 };
+			    .setup_s = SETUP_TIMEOUT_S,
+			    .bookmark_s = 60 };
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (o) {
 		case 'u':
@@ -1589,8 +1591,8 @@ int main(int argc, char **argv)
 	if (!cfg.unix_path || cfg.agents < 1 || cfg.agents > 60000 || cfg.pods < 1 ||
 	    cfg.services < 1 || cfg.services > 9999 || cfg.endpoints < 1 ||
 	    cfg.endpoints > MAX_ENDPOINTS || cfg.rate <= 0 || cfg.prop_s <= 0 ||
-	    cfg.steady_s <= 0 || cfg.lease_s <= 0 || cfg.setup_s <= 0 || cfg.bookmark_s <= 0 || cfg.baseline_s < 0 ||
-	    cfg.settle_s < 0 || cfg.pods / cfg.agents > 240) {
+	    cfg.steady_s <= 0 || cfg.lease_s <= 0 || cfg.setup_s <= 0 || cfg.bookmark_s <= 0 ||
+	    cfg.baseline_s < 0 || cfg.settle_s < 0 || cfg.pods / cfg.agents > 240) {
 		usage(stderr);
 		return 2;
 	}
