@@ -20,11 +20,25 @@
  * resumed from the last revision seen (a bookmark's or an event's); after 410 Gone the agent
  * lists again.
  *
- * The design choice: every stream of every agent is one transfer in ONE libcurl multi handle
- * driven by curl_multi_socket_action() and epoll in one thread (the "stream thread"); the
- * writes (registration, the pods, lease renewals, the measured changes) are a second multi in
- * the main thread with a small pool of keep-alive connections, as a fleet of agents shares
- * the API server's write path. So 15,000 streams cost this process two threads.
+ * The design choice: the streams of every agent are read by TWO threads, each around one epoll
+ * set, the agents split between them (odd and even). The "stream thread" also runs the lists,
+ * transfers in a libcurl multi handle driven by curl_multi_socket_action() on its epoll set,
+ * and restarts every watch that ends. Each watch is a plain HTTP/1.1 GET on a unix socket of
+ * its own, whose answer this file reads itself: status line, headers, and the chunked body
+ * framed chunk by chunk (size line, data, CRLF, last chunk, trailer), every event line then
+ * handled as before (its type, the object's resourceVersion and the sequence annotation are
+ * read from it). The writes (registration, the pods, lease renewals, the measured changes) are
+ * a second libcurl multi in the main thread with a small pool of keep-alive connections, as a
+ * fleet of agents shares the API server's write path. So 15,000 streams cost this process
+ * three threads.
+ *   Earlier versions read the watches through libcurl, in one thread. With 15,000 transfers in one
+ * multi handle, libcurl's bookkeeping per readable socket (its timers, a poll() of the socket,
+ * the transfer's state machine) cost more than the read and the event itself: about 16 us of
+ * CPU per delivered event, 80 ms for one event to reach 5,000 agents, which the
+ * propagation figures then measured as much as shoald. The own reader does per ready socket
+ * one recv() and the framing; what an agent must do with what it receives is unchanged. The
+ * second reader halves the events one thread must take in turn when a change goes to every
+ * agent (on a machine of 2 cores, it also competes for them with shoald's watch writers).
  *
  * Order of the run:
  *   1. every agent registers its Node and Lease; lease renewals run from here to the end
@@ -44,7 +58,7 @@
  *      agent (per write: the slowest agent), and over every (agent, write) delivery. Beside
  *      it, R writes/s to one pod each (an annotation), bound to a hollow node: from the
  *      acknowledgement to the arrival at that node's agent.
- * Arrival times are taken in the libcurl write callback, which runs right after the read.
+ * Arrival times are taken right after the recv() that brought the event's last bytes.
  * A delivery that arrives before its write's answer counts as 0 (the event is published
  * when the commit lands; the answer travels separately).
  *
@@ -60,8 +74,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -94,14 +111,33 @@ enum skind { SK_PODS, SK_SVC, SK_EPS, SK_N };
 static const char *const skind_name[SK_N] = { "pods", "services", "endpointslices" };
 enum sstate { S_IDLE, S_LIST, S_WATCH, S_RETRY };
 
+/* Where a watch's own reader is in the HTTP/1.1 answer. */
+enum wphase {
+	WP_REQUEST,  /* sending the request (or connecting) */
+	WP_HEAD,     /* status line and headers */
+	WP_SIZE,     /* a chunk's size line */
+	WP_SIZE_EXT, /* ...past its digits */
+	WP_DATA,     /* a chunk's bytes */
+	WP_DATA_END, /* the CRLF after them */
+	WP_TRAILER,  /* after the last chunk, up to the empty line */
+	WP_END,	     /* the answer is complete */
+};
+
 struct stream {
-	CURL *h;
+	CURL *h; /* the list's transfer */
+	int fd;	 /* the watch's socket, -1 when none */
 	uint32_t agent;
 	uint8_t kind, state;
-	bool established; /* the watch's 200 arrived (this attempt) */
-	bool retry_list;  /* the retry lists first (else it resumes the watch) */
-	bool ever;	  /* ...at least once */
-	int code;	  /* HTTP status of this attempt */
+	uint8_t phase;	     /* enum wphase, while the watch's socket is open */
+	bool chunked;	     /* the answer's Transfer-Encoding is chunked */
+	uint8_t digits;	     /* WP_SIZE: a digit was read */
+	uint32_t req_off;    /* request bytes sent */
+	uint32_t chunk_left; /* WP_SIZE: the size read so far; WP_DATA: bytes to come */
+	bool established;    /* the watch's 200 arrived (this attempt) */
+	bool in_reader2;     /* the stream thread's: the watch socket is the second reader's */
+	bool retry_list;     /* the retry lists first (else it resumes the watch) */
+	bool ever;	     /* ...at least once */
+	int code;	     /* HTTP status of this attempt */
 	int64_t last_rv;
 	int64_t retry_at;
 	int64_t list_start, list_ns; /* the first successful list's duration */
@@ -155,17 +191,22 @@ static void bump(atomic_long *v, long d)
 
 /* ---- a libcurl multi driven by epoll ------------------------------------------------- */
 
+/* An epoll data word above 32 bits is a socket of the loop's own (a watch stream's, see
+ * below); the rest are libcurl's, by descriptor. */
+#define LOOP_OWN (1ull << 32)
+
 struct loop {
 	CURLM *m;
 	int ep;
 	int64_t timer_at; /* ns; 0: none */
 	void (*done)(CURL *h, CURLcode rc);
+	void (*own)(uint32_t idx, uint32_t events); /* an own socket is ready */
 };
 
 static int loop_sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
 {
 	struct loop *l = userp;
-	struct epoll_event ev = { .data.fd = s };
+	struct epoll_event ev = { .data.u64 = (uint64_t)s };
 
 	(void)e;
 	if (what == CURL_POLL_REMOVE) {
@@ -240,13 +281,17 @@ static int loop_run(struct loop *l, int max_ms)
 	}
 	for (int i = 0; i < n; i++) {
 		int f = 0;
+		if (evs[i].data.u64 & LOOP_OWN) {
+			l->own((uint32_t)evs[i].data.u64, evs[i].events);
+			continue;
+		}
 		if (evs[i].events & EPOLLIN)
 			f |= CURL_CSELECT_IN;
 		if (evs[i].events & EPOLLOUT)
 			f |= CURL_CSELECT_OUT;
 		if (evs[i].events & (EPOLLERR | EPOLLHUP))
 			f |= CURL_CSELECT_ERR;
-		curl_multi_socket_action(l->m, evs[i].data.fd, f, &running);
+		curl_multi_socket_action(l->m, (curl_socket_t)evs[i].data.u64, f, &running);
 	}
 	if (l->timer_at && bench_now_ns() >= l->timer_at) {
 		l->timer_at = 0;
@@ -384,6 +429,28 @@ static int body_slice(char *b, size_t cap, int s)
 /* ---- the stream thread ----------------------------------------------------------------- */
 
 static struct loop sloop = { .ep = -1 };
+
+/*
+ * Two readers share the watch sockets, by agent (all three streams of an agent in one): the
+ * stream thread (on sloop's epoll set, with the lists) and a second reader thread with an
+ * epoll set of its own. A socket is registered once its request is sent, and from then on only
+ * its reader touches the stream; when it ends there, the second reader hands it back to the
+ * stream thread (handoff), which resumes, relists or retries it.
+ */
+#define READERS 2
+static int reader_ep[READERS] = { -1, -1 };
+static pthread_mutex_t handoff_mu = PTHREAD_MUTEX_INITIALIZER;
+struct handoff {
+	uint32_t idx; /* the stream */
+	bool clean;   /* its answer was complete */
+};
+static struct handoff *handoff, *handed; /* handed: the stream thread's copy */
+static size_t nhandoff;
+
+static int reader_of(const struct stream *st)
+{
+	return (int)(st->agent % READERS);
+}
 static int64_t parse_rv(const char *p, size_t n)
 {
 	static const char key[] = "\"resourceVersion\":\"";
@@ -483,43 +550,43 @@ static int line_push(struct stream *st, const char *p, size_t n)
 	return 0;
 }
 
-static size_t stream_write(char *p, size_t size, size_t nmemb, void *arg)
+/* The event lines in watch bytes p[0..n) that arrived at t, through st's line buffer (an
+ * event may span reads and chunks). Returns 0, or -errno when a line cannot be held. */
+static int stream_lines(struct stream *st, const char *p, size_t n, int64_t t)
 {
-	struct stream *st = arg;
-	size_t n = size * nmemb, len = n;
-	int64_t t = bench_now_ns();
-
-	bump(&n_bytes, (long)n);
-	if (st->state == S_LIST) {
-		/* only the list's resourceVersion matters: it opens the answer */
-		size_t k = sizeof(st->head) - 1 - st->hlen;
-		k = k < n ? k : n;
-		memcpy(st->head + st->hlen, p, k);
-		st->hlen += (uint32_t)k;
-		st->head[st->hlen] = '\0';
-		return n;
-	}
-	if (st->code != 200)
-		return n; /* an error answer: read in the done handler's log */
-	while (len) {
-		const char *nl = memchr(p, '\n', len);
-		size_t k = nl ? (size_t)(nl - p) : len;
-		if (!nl) {
-			if (line_push(st, p, k))
-				return 0;
-			break;
-		}
+	while (n) {
+		const char *nl = memchr(p, '\n', n);
+		size_t k = nl ? (size_t)(nl - p) : n;
+		if (!nl)
+			return line_push(st, p, k);
 		if (st->llen) {
-			if (line_push(st, p, k))
-				return 0;
+			int err = line_push(st, p, k);
+			if (err)
+				return err;
 			on_line(st, st->line, st->llen, t);
 			st->llen = 0;
 		} else {
 			on_line(st, p, k, t);
 		}
 		p += k + 1;
-		len -= k + 1;
+		n -= k + 1;
 	}
+	return 0;
+}
+
+/* libcurl's write callback of a list: only its resourceVersion matters, and it opens the
+ * answer. */
+static size_t stream_write(char *p, size_t size, size_t nmemb, void *arg)
+{
+	struct stream *st = arg;
+	size_t n = size * nmemb;
+	size_t k = sizeof(st->head) - 1 - st->hlen;
+
+	bump(&n_bytes, (long)n);
+	k = k < n ? k : n;
+	memcpy(st->head + st->hlen, p, k);
+	st->hlen += (uint32_t)k;
+	st->head[st->hlen] = '\0';
 	return n;
 }
 
@@ -531,21 +598,323 @@ static size_t stream_header(char *p, size_t size, size_t nmemb, void *arg)
 	if (n > 9 && memcmp(p, "HTTP/", 5) == 0) {
 		const char *sp = memchr(p, ' ', n);
 		st->code = sp ? atoi(sp + 1) : 0;
-	} else if ((n == 2 && p[0] == '\r') || (n == 1 && p[0] == '\n')) {
-		if (st->state == S_WATCH && st->code == 200 && !st->established) {
-			st->established = true;
-			st->last_line_at = bench_now_ns(); /* quiet from here */
-			if (!st->ever) {
-				st->ever = true;
-				bump(&n_established, 1);
-			}
-		}
 	}
 	return n;
 }
 
+/*
+ * The watches' own reader. A watch is a long-lived HTTP/1.1 GET on a plain unix socket of its
+ * own: the request is written, the status line and headers are read, and the chunked body is
+ * framed here (size line, data, CRLF; the last chunk and its trailer end the answer), its
+ * bytes going to stream_lines() with the time of the read that brought them. The socket is
+ * in the stream thread's epoll set, edge-triggered once the request is sent: a ready socket
+ * is read until a recv() returns less than asked (all there was; more data is a new edge), so
+ * an event costs one epoll report and one recv().
+ */
+#define WATCH_RECV_MAX (64 * 1024)
+
+static int watch_request(const struct stream *st, char *b, size_t cap)
+{
+	const char *path = st->kind == SK_PODS	? "/api/v1/pods"
+			   : st->kind == SK_SVC ? "/api/v1/services"
+						: "/apis/discovery.k8s.io/v1/endpointslices";
+	char sel[96] = "";
+
+	if (st->kind == SK_PODS)
+		snprintf(sel, sizeof(sel), "fieldSelector=spec.nodeName%%3D%s&",
+			 agents[st->agent].name);
+	int n = snprintf(b, cap,
+			 "GET %s?%swatch=1&resourceVersion=%lld&allowWatchBookmarks=true "
+			 "HTTP/1.1\r\nHost: shoal\r\nAccept: application/json\r\n\r\n",
+			 path, sel, (long long)st->last_rv);
+	return n > 0 && (size_t)n < cap ? n : -ENAMETOOLONG;
+}
+
+static void watch_ended(struct stream *st, bool clean);
+
+/* Writes what is left of the request. Returns 0 when it is all sent (the answer comes
+ * next), 1 when the socket takes no more yet (EPOLLOUT), or -errno. */
+static int watch_send(struct stream *st)
+{
+	char req[512];
+	int n = watch_request(st, req, sizeof(req));
+
+	if (n < 0)
+		return n;
+	while (st->req_off < (uint32_t)n) {
+		ssize_t k = send(st->fd, req + st->req_off, (size_t)n - st->req_off,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0 && (errno == EAGAIN || errno == ENOTCONN))
+			return 1;
+		if (k < 0)
+			return -errno;
+		st->req_off += (uint32_t)k;
+	}
+	st->phase = WP_HEAD;
+	return 0;
+}
+
+/* The epoll events a watch socket waits for: the answer, edge-triggered, once the request
+ * is sent. */
+static uint32_t watch_events(const struct stream *st)
+{
+	return st->phase == WP_REQUEST ? EPOLLOUT | EPOLLIN | EPOLLRDHUP
+				       : EPOLLIN | EPOLLRDHUP | EPOLLET;
+}
+
+static int watch_open(struct stream *st)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int err;
+
+	if (strlen(cfg.unix_path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, cfg.unix_path);
+	st->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (st->fd < 0)
+		return -errno;
+	st->phase = WP_REQUEST;
+	st->req_off = 0;
+	st->chunked = false;
+	st->chunk_left = 0;
+	if (connect(st->fd, (struct sockaddr *)&sa, sizeof(sa)) && errno != EINPROGRESS) {
+		/* EAGAIN: the server's backlog is full; the caller tries again later */
+		err = -errno;
+		goto err;
+	}
+	/* Sent before the socket joins its reader's epoll set: from then on, the stream is
+	 * that reader's alone until it ends. */
+	err = watch_send(st);
+	if (err < 0)
+		goto err;
+	struct epoll_event ev = { .events = watch_events(st),
+				  .data.u64 = LOOP_OWN | (uint64_t)(st - streams) };
+	st->in_reader2 = reader_of(st) == 1;
+	if (epoll_ctl(reader_ep[reader_of(st)], EPOLL_CTL_ADD, st->fd, &ev)) {
+		err = -errno;
+		st->in_reader2 = false;
+		goto err;
+	}
+	return 0;
+err:
+	close(st->fd);
+	st->fd = -1;
+	return err;
+}
+
+static bool head_is(const char *l, size_t n, const char *name)
+{
+	size_t k = strlen(name);
+	return n > k && strncasecmp(l, name, k) == 0;
+}
+
+/* One line of the answer's head (without its line end). Returns 1 when the head is done,
+ * 0 for more, -EPROTO when it is not an answer. */
+static int watch_head_line(struct stream *st, const char *l, size_t n)
+{
+	if (!st->code) {
+		const char *sp = memchr(l, ' ', n);
+		if (n < 12 || memcmp(l, "HTTP/1.", 7) != 0 || !sp)
+			return -EPROTO;
+		st->code = atoi(sp + 1);
+		return 0;
+	}
+	if (n == 0)
+		return 1;
+	if (head_is(l, n, "transfer-encoding:") && memmem(l, n, "chunked", 7))
+		st->chunked = true;
+	return 0;
+}
+
+/* Frames the bytes of one read. Returns 0, 1 when the answer is complete (or, not being a
+ * 200 chunked stream, is not read further), -errno on a malformed answer. */
+static int watch_feed(struct stream *st, const char *p, size_t n, int64_t t)
+{
+	while (n) {
+		switch (st->phase) {
+		case WP_HEAD: {
+			const char *nl = memchr(p, '\n', n);
+			size_t k = nl ? (size_t)(nl - p) : n;
+			int err = line_push(st, p, k);
+			if (err || !nl)
+				return err;
+			p += k + 1;
+			n -= k + 1;
+			size_t ll = st->llen;
+			if (ll && st->line[ll - 1] == '\r')
+				ll--;
+			err = watch_head_line(st, st->line, ll);
+			st->llen = 0;
+			if (err < 0)
+				return err;
+			if (err == 0)
+				break;
+			if (st->code != 200 || !st->chunked)
+				return 1; /* an error answer: its code is what counts */
+			st->established = true;
+			st->last_line_at = t; /* quiet from here */
+			if (!st->ever) {
+				st->ever = true;
+				bump(&n_established, 1);
+			}
+			st->phase = WP_SIZE;
+			st->chunk_left = 0;
+			break;
+		}
+		case WP_SIZE:
+		case WP_SIZE_EXT: {
+			/* hex digits, then an extension (after ';') up to the line end */
+			int c = *p++;
+			n--;
+			if (c == '\n') {
+				if (!st->digits)
+					return -EPROTO;
+				st->phase = st->chunk_left ? WP_DATA : WP_TRAILER;
+				st->digits = 0;
+				break;
+			}
+			int d = c >= '0' && c <= '9'   ? c - '0'
+				: c >= 'a' && c <= 'f' ? c - 'a' + 10
+				: c >= 'A' && c <= 'F' ? c - 'A' + 10
+						       : -1;
+			if (st->phase == WP_SIZE_EXT || c == '\r')
+				break;
+			if (d < 0) {
+				if (c != ';' && c != ' ' && c != '\t')
+					return -EPROTO;
+				st->phase = WP_SIZE_EXT;
+				break;
+			}
+			if (st->chunk_left > (UINT32_MAX >> 4))
+				return -E2BIG;
+			st->chunk_left = st->chunk_left * 16 + (uint32_t)d;
+			st->digits = 1;
+			break;
+		}
+		case WP_TRAILER: {
+			/* trailer lines, counted in chunk_left, up to an empty one */
+			int c = *p++;
+			n--;
+			if (c == '\n') {
+				if (!st->chunk_left) {
+					st->phase = WP_END;
+					return 1;
+				}
+				st->chunk_left = 0;
+			} else if (c != '\r') {
+				st->chunk_left++;
+			}
+			break;
+		}
+		case WP_DATA: {
+			size_t k = n < st->chunk_left ? n : st->chunk_left;
+			int err = stream_lines(st, p, k, t);
+			if (err)
+				return err;
+			p += k;
+			n -= k;
+			st->chunk_left -= (uint32_t)k;
+			if (!st->chunk_left)
+				st->phase = WP_DATA_END;
+			break;
+		}
+		case WP_DATA_END:
+			/* CR LF (the CR optional) */
+			if (*p == '\n')
+				st->phase = WP_SIZE;
+			else if (*p != '\r')
+				return -EPROTO;
+			p++;
+			n--;
+			break;
+		default:
+			return -EPROTO;
+		}
+	}
+	return 0;
+}
+
+/* The stream thread's loop found watch socket idx ready. */
+static void watch_ready(uint32_t idx, uint32_t events)
+{
+	static _Thread_local char buf[WATCH_RECV_MAX];
+	struct stream *st = &streams[idx];
+	int err;
+
+	if (st->fd < 0)
+		return; /* ended earlier in this round */
+	if (st->phase == WP_REQUEST) {
+		if (events & (EPOLLERR | EPOLLHUP)) {
+			watch_ended(st, false);
+			return;
+		}
+		err = watch_send(st);
+		if (err == 0) {
+			struct epoll_event ev = { .events = watch_events(st),
+						  .data.u64 = LOOP_OWN | idx };
+			if (epoll_ctl(reader_ep[reader_of(st)], EPOLL_CTL_MOD, st->fd, &ev))
+				err = -errno;
+		}
+		if (err < 0) {
+			if (relaxed(&n_watch_errors) < 10)
+				log_warn("watch %s of %s: send: %s", skind_name[st->kind],
+					 agents[st->agent].name, strerror(-err));
+			watch_ended(st, false);
+			return;
+		}
+		if (st->phase == WP_REQUEST || !(events & EPOLLIN))
+			return;
+	}
+	for (;;) {
+		ssize_t k = recv(st->fd, buf, sizeof(buf), MSG_DONTWAIT);
+		int64_t t = bench_now_ns();
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0 && errno == EAGAIN)
+			return;
+		if (k <= 0) {
+			/* closed: cleanly only after the last chunk */
+			if (k < 0 && relaxed(&n_stream_ends) + relaxed(&n_watch_errors) < 10)
+				log_warn("watch %s of %s: recv: %s", skind_name[st->kind],
+					 agents[st->agent].name, strerror(errno));
+			watch_ended(st, st->phase == WP_END);
+			return;
+		}
+		bump(&n_bytes, (long)k);
+		err = watch_feed(st, buf, (size_t)k, t);
+		if (err < 0 && relaxed(&n_stream_ends) + relaxed(&n_watch_errors) < 10)
+			log_warn("watch %s of %s: the answer is not a chunked HTTP/1.1 stream: %s",
+				 skind_name[st->kind], agents[st->agent].name, strerror(-err));
+		if (err) {
+			watch_ended(st, err > 0 && st->phase == WP_END);
+			return;
+		}
+		if ((size_t)k < sizeof(buf))
+			return; /* all there was */
+	}
+}
+
+static void watch_close(struct stream *st)
+{
+	if (st->fd < 0)
+		return;
+	/* closing takes the socket out of the epoll set too */
+	if (close(st->fd))
+		log_warn("close watch socket: %s", strerror(errno));
+	st->fd = -1;
+}
+
 static int stream_start(struct stream *st, bool list)
 {
+	st->state = list ? S_LIST : S_WATCH;
+	st->established = false;
+	st->code = 0;
+	st->hlen = 0;
+	st->llen = 0;
+	if (!list)
+		return watch_open(st);
 	char url[512], sel[96] = "";
 	const char *path = st->kind == SK_PODS	? "/api/v1/pods"
 			   : st->kind == SK_SVC ? "/api/v1/services"
@@ -553,19 +922,8 @@ static int stream_start(struct stream *st, bool list)
 	if (st->kind == SK_PODS)
 		snprintf(sel, sizeof(sel), "fieldSelector=spec.nodeName%%3D%s&",
 			 agents[st->agent].name);
-	if (list)
-		snprintf(url, sizeof(url), "http://shoal%s?%slimit=0", path, sel);
-	else
-		snprintf(url, sizeof(url),
-			 "http://shoal%s?%swatch=1&resourceVersion=%lld&allowWatchBookmarks=true",
-			 path, sel, (long long)st->last_rv);
-	st->state = list ? S_LIST : S_WATCH;
-	if (list)
-		st->list_start = bench_now_ns();
-	st->established = false;
-	st->code = 0;
-	st->hlen = 0;
-	st->llen = 0;
+	snprintf(url, sizeof(url), "http://shoal%s?%slimit=0", path, sel);
+	st->list_start = bench_now_ns();
 	curl_easy_setopt(st->h, CURLOPT_URL, url);
 	if (curl_multi_add_handle(sloop.m, st->h) != CURLM_OK) {
 		log_error("curl_multi_add_handle failed");
@@ -581,6 +939,7 @@ static void stream_retry(struct stream *st, bool list)
 	st->retry_at = bench_now_ns() + (int64_t)RETRY_MS * 1000000;
 }
 
+/* A list's transfer is done: the watch follows from its resourceVersion. */
 static void stream_done(CURL *h, CURLcode rc)
 {
 	struct stream *st = NULL;
@@ -589,36 +948,58 @@ static void stream_done(CURL *h, CURLcode rc)
 	curl_multi_remove_handle(sloop.m, h);
 	if (atomic_load(&streams_stop))
 		return;
-	if (st->state == S_LIST) {
-		int64_t rv = st->code == 200 && rc == CURLE_OK ? parse_rv(st->head, st->hlen) : -1;
-		if (rv < 0) {
-			bump(&n_list_errors, 1);
-			if (relaxed(&n_list_errors) <= 10)
-				log_warn("list %s for %s: %s, HTTP %d", skind_name[st->kind],
-					 agents[st->agent].name, curl_easy_strerror(rc), st->code);
-			stream_retry(st, true);
-			return;
-		}
-		st->last_rv = rv;
-		if (!st->list_ns)
-			st->list_ns = bench_now_ns() - st->list_start;
-		if (stream_start(st, false))
-			stream_retry(st, false);
+	int64_t rv = st->code == 200 && rc == CURLE_OK ? parse_rv(st->head, st->hlen) : -1;
+	if (rv < 0) {
+		bump(&n_list_errors, 1);
+		if (relaxed(&n_list_errors) <= 10)
+			log_warn("list %s for %s: %s, HTTP %d", skind_name[st->kind],
+				 agents[st->agent].name, curl_easy_strerror(rc), st->code);
+		stream_retry(st, true);
 		return;
 	}
-	/* A watch ended: resume it from the last revision seen, or list again after 410. */
+	st->last_rv = rv;
+	if (!st->list_ns)
+		st->list_ns = bench_now_ns() - st->list_start;
+	if (stream_start(st, false))
+		stream_retry(st, false);
+}
+
+/* A watch ended (clean: its answer was complete): resume it from the last revision seen, or
+ * list again after 410. */
+static void watch_restart(struct stream *st, bool clean);
+
+static void watch_ended(struct stream *st, bool clean)
+{
+	watch_close(st);
+	if (atomic_load(&streams_stop))
+		return;
+	if (st->in_reader2) {
+		/* The stream thread restarts it (lists and retries are its own). */
+		pthread_mutex_lock(&handoff_mu);
+		handoff[nhandoff].idx = (uint32_t)(st - streams);
+		handoff[nhandoff].clean = clean;
+		nhandoff++;
+		pthread_mutex_unlock(&handoff_mu);
+		return;
+	}
+	watch_restart(st, clean);
+}
+
+/* In the stream thread: a watch that ended goes on. */
+static void watch_restart(struct stream *st, bool clean)
+{
 	if (st->established)
 		bump(&n_stream_ends, 1);
 	else
 		bump(&n_watch_errors, 1);
 	if (relaxed(&n_stream_ends) + relaxed(&n_watch_errors) <= 10)
 		log_warn("watch %s of %s ended: %s, HTTP %d", skind_name[st->kind],
-			 agents[st->agent].name, curl_easy_strerror(rc), st->code);
+			 agents[st->agent].name, clean ? "complete" : "cut", st->code);
 	if (st->code == 410) {
 		bump(&n_relists, 1);
 		if (stream_start(st, true))
 			stream_retry(st, true);
-	} else if (st->established && rc == CURLE_OK) {
+	} else if (st->established && clean) {
 		if (stream_start(st, false))
 			stream_retry(st, false);
 	} else {
@@ -632,6 +1013,8 @@ static int streams_init(void)
 	streams = calloc((size_t)nstreams, sizeof(*streams));
 	if (!streams)
 		return -ENOMEM;
+	for (int i = 0; i < nstreams; i++)
+		streams[i].fd = -1;
 	for (int i = 0; i < nstreams; i++) {
 		struct stream *st = &streams[i];
 		st->agent = (uint32_t)(i / SK_N);
@@ -651,6 +1034,24 @@ static int streams_init(void)
 	return 0;
 }
 
+/* The second reader: the watch sockets of odd agents. */
+static void *reader2_main(void *arg)
+{
+	struct epoll_event evs[512];
+
+	(void)arg;
+	while (!atomic_load(&streams_stop)) {
+		int n = epoll_wait(reader_ep[1], evs, 512, 20);
+		if (n < 0 && errno != EINTR) {
+			log_error("epoll_wait: %s", strerror(errno));
+			break;
+		}
+		for (int i = 0; i < n; i++)
+			watch_ready((uint32_t)evs[i].data.u64, evs[i].events);
+	}
+	return NULL;
+}
+
 static void *stream_main(void *arg)
 {
 	int next = 0;
@@ -665,8 +1066,11 @@ static void *stream_main(void *arg)
 				struct stream *st = &streams[i];
 				if (st->ever)
 					continue;
-				if (i < next && (st->state == S_LIST || st->state == S_WATCH))
+				if (i < next && st->state == S_LIST)
 					curl_multi_remove_handle(sloop.m, st->h);
+				if (st->in_reader2)
+					continue; /* the second reader's: left open */
+				watch_close(st);
 				st->state = S_IDLE;
 			}
 			next = nstreams;
@@ -681,11 +1085,24 @@ static void *stream_main(void *arg)
 			next++;
 			waiting++;
 		}
+		/* Watches the second reader saw end. */
+		pthread_mutex_lock(&handoff_mu);
+		size_t nh = nhandoff;
+		for (size_t i = 0; i < nh; i++)
+			handed[i] = handoff[i];
+		nhandoff = 0;
+		pthread_mutex_unlock(&handoff_mu);
+		for (size_t i = 0; i < nh; i++) {
+			streams[handed[i].idx].in_reader2 = false;
+			watch_restart(&streams[handed[i].idx], handed[i].clean);
+		}
 		int64_t now = bench_now_ns();
 		if (now - last_retry_scan > 100 * 1000000L) {
 			last_retry_scan = now;
 			for (int i = 0; i < next; i++) {
 				struct stream *st = &streams[i];
+				if (st->in_reader2)
+					continue;
 				if (st->state == S_RETRY && st->retry_at <= now &&
 				    stream_start(st, st->retry_list))
 					stream_retry(st, st->retry_list);
@@ -732,6 +1149,7 @@ static long lease_renewals, lease_errors;
 static int64_t *lease_lat, *lease_at;
 static long n_lease_lat, cap_lease_lat;
 static int64_t lease_period_ns;
+static int64_t lease_next; /* ns: no lease is due before (leases_tick) */
 
 static int64_t jitter_ns(int64_t base, double frac)
 {
@@ -839,6 +1257,8 @@ static void write_done(CURL *h, CURLcode rc)
 		a->lease_rv = rv > 0 ? rv : 0;
 		if (a->lease_ok && c->op == OP_LEASE)
 			a->lease_due = t + jitter_ns(lease_period_ns, 0.05);
+		if (a->lease_ok && a->lease_due < lease_next)
+			lease_next = a->lease_due;
 		if (!a->lease_ok && !ok)
 			a->lease_due = 0; /* creation failed: the registration phase tries again */
 		break;
@@ -890,14 +1310,24 @@ static int wpool_init(void)
 static int leases_tick(int64_t now)
 {
 	static int cursor;
+	/* Nothing is due before lease_next: the agents are not scanned (this runs every ms, on
+	 * the cores shoald and the stream thread need). */
+	if (now < lease_next)
+		return 0;
+	lease_next = INT64_MAX;
 	for (int k = 0; k < cfg.agents; k++) {
 		int i = (cursor + k) % cfg.agents;
 		struct agent *a = &agents[i];
-		if (!a->lease_ok || a->lease_busy || a->lease_due > now)
+		if (!a->lease_ok || a->lease_busy)
 			continue;
+		if (a->lease_due > now) {
+			lease_next = a->lease_due < lease_next ? a->lease_due : lease_next;
+			continue;
+		}
 		struct wconn *c = wfree(false);
 		if (!c) {
 			cursor = i;
+			lease_next = now; /* the next tick goes on from here */
 			return 0;
 		}
 		char path[160];
@@ -1090,8 +1520,8 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	pthread_t sthread;
-	bool sthread_started = false;
+	pthread_t sthread, rthread;
+	bool sthread_started = false, rthread_started = false;
 	int o, ret = 1, err;
 
 	cfg = (struct cfg){ .agents = 200,
@@ -1104,7 +1534,8 @@ int main(int argc, char **argv)
 			    .rate = 5,
 			    .prop_s = 10,
 			    .lease_s = 10,
-			    .setup_s = SETUP_TIMEOUT_S, .bookmark_s = 60 };
+			    .setup_s = SETUP_TIMEOUT_S,
+			    .bookmark_s = 60 };
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (o) {
 		case 'u':
@@ -1160,8 +1591,8 @@ int main(int argc, char **argv)
 	if (!cfg.unix_path || cfg.agents < 1 || cfg.agents > 60000 || cfg.pods < 1 ||
 	    cfg.services < 1 || cfg.services > 9999 || cfg.endpoints < 1 ||
 	    cfg.endpoints > MAX_ENDPOINTS || cfg.rate <= 0 || cfg.prop_s <= 0 ||
-	    cfg.steady_s <= 0 || cfg.lease_s <= 0 || cfg.setup_s <= 0 || cfg.bookmark_s <= 0 || cfg.baseline_s < 0 ||
-	    cfg.settle_s < 0 || cfg.pods / cfg.agents > 240) {
+	    cfg.steady_s <= 0 || cfg.lease_s <= 0 || cfg.setup_s <= 0 || cfg.bookmark_s <= 0 ||
+	    cfg.baseline_s < 0 || cfg.settle_s < 0 || cfg.pods / cfg.agents > 240) {
 		usage(stderr);
 		return 2;
 	}
@@ -1197,6 +1628,15 @@ int main(int argc, char **argv)
 		log_error("setup: out of memory");
 		goto out;
 	}
+	sloop.own = watch_ready;
+	reader_ep[0] = sloop.ep;
+	reader_ep[1] = epoll_create1(EPOLL_CLOEXEC);
+	handoff = calloc((size_t)nstreams, sizeof(*handoff));
+	handed = calloc((size_t)nstreams, sizeof(*handed));
+	if (reader_ep[1] < 0 || !handoff || !handed) {
+		log_error("setup: %s", strerror(errno));
+		goto out;
+	}
 	for (int i = 0; i < cfg.agents; i++)
 		snprintf(agents[i].name, sizeof(agents[i].name), "hollow-%05d", i);
 	for (long i = 0; i < npod; i++)
@@ -1206,6 +1646,11 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	sthread_started = true;
+	if (pthread_create(&rthread, NULL, reader2_main, NULL)) {
+		log_error("pthread_create failed");
+		goto out;
+	}
+	rthread_started = true;
 
 	/* 0. Namespaces. kube-node-lease may exist already (shoald makes it). */
 	long code;
@@ -1476,6 +1921,8 @@ int main(int argc, char **argv)
 	atomic_store(&streams_stop, true);
 	pthread_join(sthread, NULL);
 	sthread_started = false;
+	pthread_join(rthread, NULL);
+	rthread_started = false;
 
 	/* ---- results ---- */
 	long acked = 0, missing = 0, negative = 0, complete = 0, packed = 0, pmissing = 0,
@@ -1651,11 +2098,14 @@ out:
 	atomic_store(&streams_stop, true);
 	if (sthread_started)
 		pthread_join(sthread, NULL);
+	if (rthread_started)
+		pthread_join(rthread, NULL);
 	for (int i = 0; streams && i < nstreams; i++) {
 		if (streams[i].h) {
 			curl_multi_remove_handle(sloop.m, streams[i].h);
 			curl_easy_cleanup(streams[i].h);
 		}
+		watch_close(&streams[i]);
 		free(streams[i].line);
 	}
 	for (int i = 0; i < WRITE_POOL + PROP_POOL; i++) {
@@ -1669,6 +2119,10 @@ out:
 	}
 	loop_free(&sloop);
 	loop_free(&wloop);
+	if (reader_ep[1] >= 0)
+		close(reader_ep[1]);
+	free(handoff);
+	free(handed);
 	curl_slist_free_all(hdr_json);
 	curl_slist_free_all(hdr_merge);
 	free(streams);

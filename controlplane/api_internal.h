@@ -186,6 +186,8 @@ struct api_metrics *api_metrics_new(void);
 void api_metrics_free(struct api_metrics *m);
 void api_metrics_observe(struct api_metrics *m, const char *verb, const char *resource, int code,
 			 double seconds);
+/* One watch delivery: ns from the event's commit to its chunk written to the stream. */
+void api_metrics_observe_watch_delivery(struct api_metrics *m, int64_t ns);
 /* Renders Prometheus text. Returns a malloc'd string. */
 char *api_metrics_render(struct api_server *srv, size_t *len);
 

@@ -3,11 +3,14 @@
  * /metrics in Prometheus' text format: requests by verb, resource and code, request latency
  * histograms by verb, watchers, objects per kind, the store's revision and fsync latency.
  * Counters live in a hash map keyed "verb resource code" under one mutex: a request costs one
- * lock and one lookup.
+ * lock and one lookup. The watch delivery histogram (an event's commit to its bytes handed to a
+ * watcher's socket) is observed thousands of times per event, by the watch writers: its
+ * counters are atomics, outside the mutex.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +32,19 @@ struct latency {
 	double sum;
 };
 
+/* Finer at the low end than the request buckets: a watch event should arrive in a few ms. */
+static const double dbuckets[] = { 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05,
+				   0.1,	   0.2,	  0.5,	 1,	2,    5 };
+#define NDB (sizeof(dbuckets) / sizeof(dbuckets[0]))
+
+/* Per bucket (not cumulative; summed when rendered). */
+struct delivery {
+	atomic_uint_fast64_t counts[NDB + 1]; /* the last: above every bucket */
+	atomic_uint_fast64_t sum_ns;
+};
+
 struct api_metrics {
+	struct delivery delivery;
 	pthread_mutex_t mu;
 	struct hashmap *requests; /* "verb resource code" -> uint64_t * */
 	struct hashmap *latency;  /* verb -> struct latency * */
@@ -97,6 +112,40 @@ void api_metrics_observe(struct api_metrics *m, const char *verb, const char *re
 	pthread_mutex_unlock(&m->mu);
 }
 
+void api_metrics_observe_watch_delivery(struct api_metrics *m, int64_t ns)
+{
+	double s = (double)ns / 1e9;
+	size_t i = 0;
+
+	if (ns < 0)
+		return;
+	while (i < NDB && s > dbuckets[i])
+		i++;
+	atomic_fetch_add_explicit(&m->delivery.counts[i], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&m->delivery.sum_ns, (uint_fast64_t)ns, memory_order_relaxed);
+}
+
+static void render_delivery(struct api_metrics *m, struct strbuf *t)
+{
+	uint64_t cum = 0;
+
+	strbuf_printf(t, "# HELP shoal_watch_delivery_duration_seconds From an event's commit to its "
+		"chunk handed to a watcher's socket (streams served by the watch writers).\n"
+		"# TYPE shoal_watch_delivery_duration_seconds histogram\n");
+	for (size_t i = 0; i < NDB; i++) {
+		cum += atomic_load_explicit(&m->delivery.counts[i], memory_order_relaxed);
+		strbuf_printf(t, "shoal_watch_delivery_duration_seconds_bucket{le=\"%g\"} %llu\n",
+		    dbuckets[i], (unsigned long long)cum);
+	}
+	cum += atomic_load_explicit(&m->delivery.counts[NDB], memory_order_relaxed);
+	strbuf_printf(t, "shoal_watch_delivery_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
+		"shoal_watch_delivery_duration_seconds_sum %.6f\n"
+		"shoal_watch_delivery_duration_seconds_count %llu\n",
+	    (unsigned long long)cum,
+	    (double)atomic_load_explicit(&m->delivery.sum_ns, memory_order_relaxed) / 1e9,
+	    (unsigned long long)cum);
+}
+
 char *api_metrics_render(struct api_server *srv, size_t *len)
 {
 	struct api_metrics *m = srv->metrics;
@@ -137,6 +186,7 @@ char *api_metrics_render(struct api_server *srv, size_t *len)
 	}
 	pthread_mutex_unlock(&m->mu);
 
+	render_delivery(m, &t);
 	strbuf_printf(&t, "# HELP shoal_apiserver_watchers Open watch streams.\n"
 		"# TYPE shoal_apiserver_watchers gauge\nshoal_apiserver_watchers %zu\n",
 	    wc_watchers(srv->wc));

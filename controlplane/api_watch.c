@@ -28,6 +28,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api_internal.h"
@@ -55,12 +56,13 @@ struct watch_stream {
 	atomic_int mode;
 	atomic_int refs; /* libmicrohttpd's response, and the writer once direct */
 	bool suspended; /* under the connection's own serialisation (reader or writer) */
-	/* The writer's, under writer->mu: */
-	bool queued;
+	/* The writer's, under writer->mu; queued is also cleared by the writer thread alone
+	 * (without the mutex) once it has taken the stream off the queue: */
+	atomic_bool queued;
 	struct watch_stream *qnext;
 	struct watch_stream *dnext, *dprev; /* in writer->direct */
 	/* The writer thread's alone: */
-	struct strbuf out; /* framed bytes not yet written, from out_off */
+	struct strbuf out; /* framed bytes the socket did not take yet, from out_off */
 	size_t out_off;
 	bool want_out;
 };
@@ -75,6 +77,7 @@ struct api_watch_writer {
 	struct watch_stream *qhead, *qtail; /* streams to serve */
 	struct watch_stream *direct;	    /* every stream the writer owns */
 	size_t ndirect;
+	struct strbuf frame; /* the writer thread's: the chunk being framed and sent */
 	atomic_bool stop;
 	atomic_bool draining; /* shutdown: every direct stream is ended */
 };
@@ -89,9 +92,9 @@ static void kick(struct api_watch_writer *ww)
 /* Queues a direct stream for the writer. Under ww->mu. */
 static void enqueue_locked(struct api_watch_writer *ww, struct watch_stream *ws)
 {
-	if (ws->queued)
+	if (atomic_load_explicit(&ws->queued, memory_order_relaxed))
 		return;
-	ws->queued = true;
+	atomic_store_explicit(&ws->queued, true, memory_order_relaxed);
 	ws->qnext = NULL;
 	if (ww->qtail)
 		ww->qtail->qnext = ws;
@@ -293,7 +296,7 @@ static void finish(struct api_watch_writer *ww, struct watch_stream *ws)
 	pthread_mutex_lock(&ww->mu);
 	if (epoll_ctl(ww->ep, EPOLL_CTL_DEL, ws->rfd, NULL))
 		log_warn("watch writer: epoll_ctl del: %s", strerror(errno));
-	if (ws->queued) {
+	if (atomic_load(&ws->queued)) {
 		struct watch_stream **p = &ww->qhead, *prev = NULL;
 		while (*p && *p != ws) {
 			prev = *p;
@@ -304,7 +307,7 @@ static void finish(struct api_watch_writer *ww, struct watch_stream *ws)
 			if (ww->qtail == ws)
 				ww->qtail = prev;
 		}
-		ws->queued = false;
+		atomic_store(&ws->queued, false);
 	}
 	unlink_direct(ww, ws);
 	atomic_store(&ws->mode, WS_DONE);
@@ -378,32 +381,70 @@ static size_t chunk_head(char *head, size_t n)
 	return l;
 }
 
-/* Sends what the watcher has, as chunks, until it parks or the socket is full. */
+/*
+ * Sends what the watcher has, as chunks, until it parks or the socket is full. A chunk is
+ * framed in the writer's own buffer and sent from there with one send(); only what the
+ * socket does not take is copied to the stream's buffer (so an idle or keeping-up stream
+ * holds no memory, and a delivery costs no allocation).
+ */
 static void serve(struct api_watch_writer *ww, struct watch_stream *ws)
 {
+	struct strbuf *f = &ww->frame;
 	int err = flush_out(ww, ws);
 
 	while (!err) {
 		char head[24];
-		size_t hl;
+		size_t hl, off;
 		/* Room for the chunk header first: the events are appended after it. */
-		err = strbuf_reserve(&ws->out, 4096);
+		f->len = 0;
+		err = strbuf_reserve(f, 4096);
 		if (err)
 			break;
-		ws->out.len = sizeof(head);
-		ssize_t n = wc_watch_read(ws->w, &ws->out, WS_READ_MAX, park_direct, ws);
+		f->len = sizeof(head);
+		ssize_t n = wc_watch_read(ws->w, f, WS_READ_MAX, park_direct, ws);
 		if (n <= 0) {
-			strbuf_free(&ws->out);
 			err = n < 0 ? -EPIPE : 1;
 			break;
 		}
 		hl = chunk_head(head, (size_t)n);
-		ws->out_off = sizeof(head) - hl;
-		memcpy(ws->out.s + ws->out_off, head, hl);
-		err = strbuf_add(&ws->out, "\r\n", 2);
+		off = sizeof(head) - hl;
+		memcpy(f->s + off, head, hl);
+		err = strbuf_add(f, "\r\n", 2);
+		if (err)
+			break;
+		ssize_t k;
+		do
+			k = send(ws->rfd, f->s + off, f->len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+		while (k < 0 && errno == EINTR);
+		if (k < 0 && errno != EAGAIN) {
+			err = -errno;
+			break;
+		}
+		off += k > 0 ? (size_t)k : 0;
+		if (off == f->len) {
+			int64_t at = wc_watch_read_commit_ns(ws->w);
+			if (at) {
+				struct timespec now;
+				clock_gettime(CLOCK_MONOTONIC, &now);
+				api_metrics_observe_watch_delivery(
+					ws->srv->metrics,
+					(int64_t)now.tv_sec * 1000000000 + now.tv_nsec - at);
+			}
+			continue;
+		}
+		/* The socket is full: the rest waits in the stream's buffer for EPOLLOUT. */
+		ws->out_off = 0;
+		ws->out.len = 0;
+		err = strbuf_add(&ws->out, f->s + off, f->len - off);
+		if (err)
+			strbuf_free(&ws->out);
 		if (!err)
 			err = flush_out(ww, ws);
 	}
+	/* A burst (a resumed stream's history) may have grown the frame: not kept; nor a
+	 * failed allocation, which the next stream tries again. */
+	if (f->cap > 4 * WS_READ_MAX || f->err)
+		strbuf_free(f);
 	if (err < 0 && err != -EAGAIN)
 		finish(ww, ws);
 }
@@ -445,17 +486,22 @@ static void *writer_main(void *arg)
 				pthread_mutex_unlock(&ww->mu);
 			}
 		}
-		/* The streams woken meanwhile, each served once per round. */
+		/* The streams woken meanwhile, each served once per round. The queue is taken whole;
+		 * each stream is marked unqueued only when its turn comes (not all at once under the
+		 * mutex, which the notifier waits for to queue the next ones): a wake before that
+		 * finds it queued still, and its event is read when it is served. */
 		pthread_mutex_lock(&ww->mu);
 		struct watch_stream *q = ww->qhead;
 		ww->qhead = ww->qtail = NULL;
-		for (struct watch_stream *s = q; s; s = s->qnext)
-			s->queued = false;
 		bool draining = atomic_load(&ww->draining);
 		pthread_mutex_unlock(&ww->mu);
 		while (q) {
 			struct watch_stream *s = q;
+			/* qnext first: once unqueued, s may be queued again (and qnext rewritten) */
 			q = q->qnext;
+			if (q)
+				__builtin_prefetch(q);
+			atomic_store(&s->queued, false);
 			if (draining)
 				finish(ww, s);
 			else
@@ -556,6 +602,7 @@ void api_watch_writer_stop(struct api_watch_writer *ww)
 		close(ww->ep);
 	if (ww->efd >= 0)
 		close(ww->efd);
+	strbuf_free(&ww->frame);
 	pthread_mutex_destroy(&ww->mu);
 	free(ww);
 }

@@ -35,6 +35,7 @@
 
 struct wc_event {
 	int64_t rev;
+	int64_t at_ns; /* CLOCK_MONOTONIC when the commit reached the cache */
 	int type;
 	struct wc_obj *obj;  /* the object after the event (the last state for DELETED) */
 	struct wc_obj *prev; /* the object before (NULL for ADDED) */
@@ -72,6 +73,7 @@ struct wc_watcher {
 	int64_t sent_rev;	     /* newest revision the client knows of */
 	int64_t bookmark_rev;	     /* revision of the last bookmark sent */
 	struct timespec last_bookmark;
+	int64_t read_at_ns; /* at_ns of the oldest event the last read returned; 0: none */
 	atomic_int parked;
 	atomic_uint_fast64_t skip_to; /* set by the notifier when it wakes the parked watcher */
 	atomic_int bookmark_due;      /* set by the notifier: a bookmark is due */
@@ -408,11 +410,11 @@ static void ring_push(struct watch_cache *wc, struct wc_event ev)
 }
 
 /* Applies one store event under the write lock. */
-static void apply_event(struct watch_cache *wc, const struct store_event *e)
+static void apply_event(struct watch_cache *wc, const struct store_event *e, int64_t at_ns)
 {
 	struct wc_kind *wk = kind_of_key(wc, e->kv.key);
 	struct wc_obj *obj, *old = NULL;
-	struct wc_event ev = { .rev = e->kv.mod_rev };
+	struct wc_event ev = { .rev = e->kv.mod_rev, .at_ns = at_ns };
 
 	if (!wk)
 		return;
@@ -464,10 +466,12 @@ static void on_store_events(void *arg, const struct store_event *evs, size_t n)
 {
 	struct watch_cache *wc = arg;
 	int64_t rev = 0;
+	struct timespec now;
 
+	clock_gettime(CLOCK_MONOTONIC, &now);
 	pthread_rwlock_wrlock(&wc->lock);
 	for (size_t i = 0; i < n; i++) {
-		apply_event(wc, &evs[i]);
+		apply_event(wc, &evs[i], (int64_t)now.tv_sec * 1000000000 + now.tv_nsec);
 		if (evs[i].kv.mod_rev > rev)
 			rev = evs[i].kv.mod_rev;
 	}
@@ -1154,6 +1158,7 @@ ssize_t wc_watch_read(struct wc_watcher *w, struct strbuf *out, size_t max,
 	size_t start = out->len;
 	char av[64]; /* "group/version", e.g. "discovery.k8s.io/v1" */
 
+	w->read_at_ns = 0;
 	if (w->ended || atomic_load(&wc->closing))
 		return -1;
 	if (w->deadline.tv_sec && ms_since(&w->deadline) >= 0) {
@@ -1199,6 +1204,8 @@ ssize_t wc_watch_read(struct wc_watcher *w, struct strbuf *out, size_t max,
 			pthread_rwlock_unlock(&wc->lock);
 			return -1;
 		}
+		if (type && !w->read_at_ns)
+			w->read_at_ns = e->at_ns;
 		if (e->rev > w->sent_rev)
 			w->sent_rev = e->rev;
 	}
@@ -1286,4 +1293,9 @@ ssize_t wc_watch_next(struct wc_watcher *w, struct wc_event_ref *evs, size_t max
 	}
 	pthread_rwlock_unlock(&wc->lock);
 	return (ssize_t)n;
+}
+
+int64_t wc_watch_read_commit_ns(const struct wc_watcher *w)
+{
+	return w->read_at_ns;
 }

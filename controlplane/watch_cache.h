@@ -126,6 +126,11 @@ struct wc_watcher *wc_watch_start(struct watch_cache *wc, const struct wc_watch_
 ssize_t wc_watch_read(struct wc_watcher *w, struct strbuf *out, size_t max,
 		      void (*park)(void *arg), void *park_arg);
 
+/* When the oldest event the last wc_watch_read() returned reached the cache (its commit), in
+ * CLOCK_MONOTONIC nanoseconds; 0 when that read returned no event (only the initial state, a
+ * bookmark, or nothing). For the watch delivery latency in /metrics. */
+int64_t wc_watch_read_commit_ns(const struct wc_watcher *w);
+
 /* An event for in-process consumers: the object itself, not its text. */
 enum wc_event_type { WC_ADDED, WC_MODIFIED, WC_DELETED };
 struct wc_event_ref {

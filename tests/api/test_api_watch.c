@@ -3,7 +3,8 @@
  * Watch fan-out against a real shoald (temporary store, unix socket) with a small event ring:
  * lists and watches of one node's pods (served from the node index), watchers that are not
  * woken by events of other kinds or nodes and still outlive the ring, and a shutdown with
- * many streams open (every stream ends properly, shoald exits with 0).
+ * many streams open (every stream ends properly, shoald exits with 0); and the delivery latency
+ * that /metrics reports.
  */
 #include <errno.h>
 #include <poll.h>
@@ -252,6 +253,57 @@ static void test_watch_of_quiet_kind_outlives_the_ring(void **state)
 	http_resp_free(&r);
 }
 
+/* shoal_watch_delivery_duration_seconds_count in /metrics. */
+static long long deliveries_counted(void)
+{
+	static const char key[] = "\nshoal_watch_delivery_duration_seconds_count ";
+	struct http_resp r;
+	long long n = -1;
+	assert_int_equal(http_do(&srv, "GET", "/metrics", NULL, NULL, 0, NULL, &r), 0);
+	assert_int_equal(r.code, 200);
+	const char *p = r.body ? strstr(r.body, key) : NULL;
+	if (p)
+		n = atoll(p + sizeof(key) - 1);
+	http_resp_free(&r);
+	return n;
+}
+
+/* An event written to a watcher by the watch writers is counted in the delivery histogram;
+ * the initial state (here: none) and bookmarks are not. */
+static void test_watch_delivery_is_measured(void **state)
+{
+	(void)state;
+	char path[256];
+	long code;
+	long long rv = current_rv(), before = deliveries_counted();
+	assert_true(before >= 0);
+	snprintf(path, sizeof(path),
+		 "/api/v1/namespaces/default/services?watch=1&resourceVersion=%lld"
+		 "&fieldSelector=metadata.name%%3Ddm-svc&timeoutSeconds=3",
+		 rv);
+	struct watch_arg w = { .path = path };
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, watch_thread, &w), 0);
+	usleep(500 * 1000); /* parked, and handed to a writer */
+	json_t *o = http_json(&srv, "POST", "/api/v1/namespaces/default/services",
+			      "{\"metadata\":{\"name\":\"dm-svc\"},\"spec\":{\"ports\":[{\"port\":"
+			      "80}]}}",
+			      &code);
+	assert_int_equal(code, 201);
+	json_decref(o);
+	pthread_join(t, NULL);
+	assert_int_equal(w.code, 200);
+	char names[128];
+	names_of(w.evs, true, names, sizeof(names));
+	assert_string_equal(names, "ADDED:dm-svc");
+	json_decref(w.evs);
+	long long after = deliveries_counted();
+	if (after < before + 1)
+		fail_msg("deliveries counted in /metrics: %lld before the event, %lld after; "
+			 "expected one more at least",
+			 before, after);
+}
+
 /* Opens a watch on a raw socket; returns the fd or -1. */
 static int open_watch(const struct shoald *s, const char *path)
 {
@@ -357,4 +409,5 @@ static void test_watch_shutdown_with_streams_open_exits_cleanly(void **state)
 
 SHOAL_TEST_MAIN_SETUP(setup, teardown, cmocka_unit_test(test_watch_pods_by_node_lists_and_watches),
 		      cmocka_unit_test(test_watch_of_quiet_kind_outlives_the_ring),
+		      cmocka_unit_test(test_watch_delivery_is_measured),
 		      cmocka_unit_test(test_watch_shutdown_with_streams_open_exits_cleanly))
