@@ -81,9 +81,11 @@ static __always_inline struct shoal_ct_v4 *ct_lookup(struct shoal_ct_key_v4 *k,
 	return e;
 }
 
-static __always_inline int ct_create(struct shoal_ct_key_v4 *k, struct shoal_ct_v4 *e, __u8 proto)
+/* Writes an entry; now: the caller's bpf_ktime_get_coarse_ns() (one clock read per packet). */
+static __always_inline int ct_create(struct shoal_ct_key_v4 *k, struct shoal_ct_v4 *e, __u8 proto,
+				     __u64 now)
 {
-	e->expires = bpf_ktime_get_coarse_ns() + ct_timeout(e, proto);
+	e->expires = now + ct_timeout(e, proto);
 	return bpf_map_update_elem(&shoal_ct_v4, k, e, BPF_ANY);
 }
 
