@@ -5,9 +5,14 @@
  * and to the node's uplink (lb_tc_uplink: north-south, externalTrafficPolicy, Maglev, SNAT to
  * other nodes; it also serves where XDP is not attached). DNAT of new flows, conntrack,
  * reverse NAT of replies. The L4 checksum goes through bpf_l4_csum_replace because an skb's
- * L4 checksum may be CHECKSUM_PARTIAL (a pod's own packet) and only the kernel knows.
+ * L4 checksum may be CHECKSUM_PARTIAL (a pod's own packet) and only the kernel knows; where
+ * the kernel lets a program read the skb itself (the bpf_cast_to_kern_ctx kfunc, Linux 6.2),
+ * the _kc variants of the programs look at skb->ip_summed and update a complete checksum
+ * (CHECKSUM_NONE or CHECKSUM_UNNECESSARY) in place, as XDP does, saving two helper calls.
+ * The loader loads one pair or the other, from what the kernel's BTF offers.
  */
 #include "lib/common.h"
+#include <bpf/bpf_core_read.h>
 #include "lib/maps.h"
 #include "lib/parse.h"
 #include "lib/csum.h"
@@ -18,6 +23,17 @@
 #include "lib/reject.h"
 
 char LICENSE[] SEC("license") = "GPL";
+
+/*
+ * Linux 6.2+. Weak: where the kernel lacks it, libbpf resolves it to 0 and the object still
+ * loads, as long as the programs that call it (the _kc ones) are not loaded (the loader
+ * turns their autoload off); a kernel without it would refuse them.
+ */
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym __weak;
+
+/* skb->ip_summed (include/linux/skbuff.h). */
+#define CHECKSUM_NONE 0
+#define CHECKSUM_UNNECESSARY 1
 
 
 /*
@@ -59,8 +75,30 @@ static __always_inline __u32 csum_add32(__u32 a, __u32 b)
  * pseudo-header covers (the addresses), one for the ports. Packet pointers in p are stale
  * afterwards.
  */
+/*
+ * Adds a checksum difference to an L4 checksum in packet memory; a UDP checksum of 0 ("none")
+ * stays 0 and a computed 0 is sent as 0xffff (RFC 768), as BPF_F_MARK_MANGLED_0 does.
+ */
+static __always_inline void l4_csum_add(__u16 *sum, __u8 proto, __u32 diff)
+{
+	if (proto == IPPROTO_UDP && *sum == 0)
+		return;
+	*sum = ~csum_fold((__u64)(__u16)~*sum + diff);
+	if (proto == IPPROTO_UDP && *sum == 0)
+		*sum = 0xffff;
+}
+
+/* Whether the skb's L4 checksum is complete in the packet and nothing else covers it. */
+static __always_inline bool tc_csum_in_packet(struct __sk_buff *skb)
+{
+	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
+	__u8 summed = BPF_CORE_READ_BITFIELD(kskb, ip_summed);
+
+	return summed == CHECKSUM_NONE || summed == CHECKSUM_UNNECESSARY;
+}
+
 static __always_inline int tc_rewrite(struct __sk_buff *skb, const struct pkt_v4 *p,
-				      const struct nat_plan *pl)
+				      const struct nat_plan *pl, bool kctx)
 {
 	__u32 old_ports = ((__u32)p->dport << 16) | p->sport;
 	__u32 new_ports = ((__u32)pl->dport << 16) | pl->sport;
@@ -87,6 +125,14 @@ static __always_inline int tc_rewrite(struct __sk_buff *skb, const struct pkt_v4
 		__u64 s = (__u16)~ip->check;
 
 		ip->check = ~csum_fold(s + addr_diff);
+	}
+	if (kctx && tc_csum_in_packet(skb)) {
+		/* The pseudo-header (addresses) and the ports alike: one difference. */
+		if (addr_diff || port_diff)
+			l4_csum_add(p->l4_check, p->proto, csum_add32(addr_diff, port_diff));
+		return 0;
+	}
+	if (addr_diff) {
 		if (bpf_l4_csum_replace(skb, p->l4_csum_off, 0, addr_diff,
 					l4flags | BPF_F_PSEUDO_HDR))
 			return -1;
@@ -176,7 +222,7 @@ static __always_inline int tc_reject(struct __sk_buff *skb, const struct pkt_v4 
 /* What must be linear: a reject's headers, an ICMP error's quote up to its TCP checksum. */
 #define TC_LINEAR_LEN (sizeof(struct ethhdr) + 2 * sizeof(struct iphdr) + 8 + 18)
 
-static __always_inline int tc_lb(struct __sk_buff *skb, bool external)
+static __always_inline int tc_lb(struct __sk_buff *skb, bool external, bool kctx)
 {
 	struct nat_plan pl = {};
 	struct pkt_v4 p = {};
@@ -233,7 +279,7 @@ static __always_inline int tc_lb(struct __sk_buff *skb, bool external)
 	v = lb_v4(&p, external, skb->ifindex, &pl);
 	switch (v) {
 	case LB_XLATE:
-		if (tc_rewrite(skb, &p, &pl)) {
+		if (tc_rewrite(skb, &p, &pl, kctx)) {
 			count_reason(DR_CSUM, p.tot_len);
 			return TC_ACT_SHOT;
 		}
@@ -271,11 +317,24 @@ static __always_inline int tc_lb(struct __sk_buff *skb, bool external)
 SEC("tc")
 int lb_tc_pod(struct __sk_buff *skb)
 {
-	return tc_lb(skb, false);
+	return tc_lb(skb, false, false);
 }
 
 SEC("tc")
 int lb_tc_uplink(struct __sk_buff *skb)
 {
-	return tc_lb(skb, true);
+	return tc_lb(skb, true, false);
+}
+
+/* The same with the checksum read from the skb (bpf_cast_to_kern_ctx): see the top. */
+SEC("tc")
+int lb_tc_pod_kc(struct __sk_buff *skb)
+{
+	return tc_lb(skb, false, true);
+}
+
+SEC("tc")
+int lb_tc_uplink_kc(struct __sk_buff *skb)
+{
+	return tc_lb(skb, true, true);
 }

@@ -12,6 +12,11 @@
  * Attachments outlive the loader: XDP and tc go through netlink, cgroup hooks through links
  * pinned beside the maps, and every attached interface is recorded in shoal_attach so that
  * dp_uninstall() finds it all again.
+ *
+ * The tc programs come in two builds in one object: the portable one, and a _kc one that
+ * reads the skb through the bpf_cast_to_kern_ctx kfunc (Linux 6.2+). The kernel's BTF says
+ * whether the kfunc is there; the other pair's autoload is turned off, so a kernel without it
+ * never sees a call to it. Either pair is pinned under the role's name (prog_lb_tc_pod, ...).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -28,6 +33,7 @@
 #include <dirent.h>
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
 #include "dp_internal.h"
@@ -61,10 +67,11 @@ static const struct {
 	const char *name;
 	enum bpf_attach_type cg_type; /* socket hooks: where on the cgroup */
 	const char *cg_tag;	      /* socket hooks: link pin suffix */
+	const char *kc;		      /* tc: the variant that reads the skb through the kfunc */
 } progs[DP_PROG_N] = {
 	[DP_PROG_XDP] = { "lb_xdp" },
-	[DP_PROG_TC_POD] = { "lb_tc_pod" },
-	[DP_PROG_TC_UPLINK] = { "lb_tc_uplink" },
+	[DP_PROG_TC_POD] = { "lb_tc_pod", .kc = "lb_tc_pod_kc" },
+	[DP_PROG_TC_UPLINK] = { "lb_tc_uplink", .kc = "lb_tc_uplink_kc" },
 	[DP_PROG_CONNECT4] = { "lb_connect4", BPF_CGROUP_INET4_CONNECT, "connect4" },
 	[DP_PROG_SENDMSG4] = { "lb_sendmsg4", BPF_CGROUP_UDP4_SENDMSG, "sendmsg4" },
 	[DP_PROG_RECVMSG4] = { "lb_recvmsg4", BPF_CGROUP_UDP4_RECVMSG, "recvmsg4" },
@@ -162,7 +169,8 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
 }
 
 /* The build and configuration of the programs, and the geometry of the maps they use. */
-static uint64_t programs_hash(const struct dp_opts *o, const struct bpf_object *maps_obj)
+static uint64_t programs_hash(const struct dp_opts *o, bool kctx,
+			      const struct bpf_object *maps_obj)
 {
 	uint64_t h = 1469598103934665603ULL;
 	const void *elf;
@@ -179,6 +187,7 @@ static uint64_t programs_hash(const struct dp_opts *o, const struct bpf_object *
 	h = fnv(h, &o->snat_port_min, sizeof(o->snat_port_min));
 	h = fnv(h, &o->snat_port_max, sizeof(o->snat_port_max));
 	h = fnv(h, &o->hairpin_addr, sizeof(o->hairpin_addr));
+	h = fnv(h, &kctx, sizeof(kctx));
 	bpf_object__for_each_map(m, maps_obj)
 	{
 		uint32_t g[5] = { bpf_map__type(m), bpf_map__key_size(m), bpf_map__value_size(m),
@@ -294,6 +303,54 @@ static int progs_adopt(struct dp *dp)
 	return 0;
 }
 
+/* The kfunc the _kc tc programs call: present in the kernel's BTF from Linux 6.2. */
+#define DP_KFUNC_KCTX "bpf_cast_to_kern_ctx"
+
+static bool kernel_has_kfunc(const char *name)
+{
+	struct btf *btf = btf__load_vmlinux_btf();
+	bool has;
+
+	if (!btf) {
+		log_warn("dp: read the kernel's BTF: %s; tc programs without kfuncs",
+			 strerror(errno));
+		return false;
+	}
+	has = btf__find_by_name_kind(btf, name, BTF_KIND_FUNC) > 0;
+	btf__free(btf);
+	return has;
+}
+
+/* Turns off the autoload of the tc variants not chosen (dp->kctx). */
+static int tc_variants_choose(struct dp *dp, struct bpf_object *tc)
+{
+	for (int i = 0; i < DP_PROG_N; i++) {
+		const char *off = dp->kctx ? progs[i].name : progs[i].kc;
+		struct bpf_program *p;
+		int err;
+
+		if (!progs[i].kc)
+			continue;
+		p = bpf_object__find_program_by_name(tc, off);
+		if (!p) {
+			log_warn("dp: program %s missing from lb_tc", off);
+			return -ENOENT;
+		}
+		err = bpf_program__set_autoload(p, false);
+		if (err) {
+			log_warn("dp: autoload of %s: %s", off, strerror(-err));
+			return err;
+		}
+	}
+	return 0;
+}
+
+/* The object's name of the program that plays role i. */
+static const char *prog_obj_name(const struct dp *dp, int i)
+{
+	return dp->kctx && progs[i].kc ? progs[i].kc : progs[i].name;
+}
+
 static struct bpf_program *skels_prog(struct skels *k, const char *name)
 {
 	struct bpf_object *objs[3] = { k->xdp->obj, k->tc->obj, k->sock->obj };
@@ -351,7 +408,7 @@ static int progs_load(struct dp *dp, struct skels *k, uint64_t hash)
 		}
 	}
 	for (int i = 0; i < DP_PROG_N; i++) {
-		struct bpf_program *p = skels_prog(k, progs[i].name);
+		struct bpf_program *p = skels_prog(k, prog_obj_name(dp, i));
 
 		err = p ? pin_path(path, sizeof(path), dp->dir, "prog_", progs[i].name) : -ENOENT;
 		if (err)
@@ -586,7 +643,11 @@ struct dp *dp_open(const struct dp_opts *opts)
 		err = size_maps(k.sock->obj, &dp->opts);
 	if (err)
 		goto err;
-	hash = programs_hash(&dp->opts, k.xdp->obj);
+	dp->kctx = !dp->opts.no_kfuncs && kernel_has_kfunc(DP_KFUNC_KCTX);
+	err = tc_variants_choose(dp, k.tc->obj);
+	if (err)
+		goto err;
+	hash = programs_hash(&dp->opts, dp->kctx, k.xdp->obj);
 
 	st = pins_inspect(dp, k.xdp->obj, &meta, why, sizeof(why));
 	if (st == PINS_INCOMPATIBLE) {
