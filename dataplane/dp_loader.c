@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <dirent.h>
@@ -144,9 +145,43 @@ static int size_maps(struct bpf_object *obj, const struct dp_opts *o)
 	return 0;
 }
 
-#define SET_RODATA(skel, o)                                                                        \
+/* What the programs need to turn jiffies into their clock (bpf/lib/ct.h). */
+struct dp_clock {
+	uint64_t ns_per_jiffy;
+	uint64_t initial_jiffies;
+};
+
+/*
+ * The coarse clocks' resolution is the kernel's tick (TICK_NSEC = 1 s / HZ, rounded), and
+ * jiffies start at INITIAL_JIFFIES = (unsigned int)(-300 * HZ) (include/linux/jiffies.h).
+ */
+static int dp_clock_read(struct dp_clock *c)
+{
+	struct timespec res;
+	uint64_t hz;
+
+	if (clock_getres(CLOCK_MONOTONIC_COARSE, &res)) {
+		int err = -errno;
+
+		log_warn("dp: resolution of CLOCK_MONOTONIC_COARSE: %s", strerror(-err));
+		return err;
+	}
+	c->ns_per_jiffy = (uint64_t)res.tv_sec * 1000000000ULL + (uint64_t)res.tv_nsec;
+	if (c->ns_per_jiffy < 100000 || c->ns_per_jiffy > 100000000) {
+		log_warn("dp: CLOCK_MONOTONIC_COARSE resolution %llu ns is no kernel tick",
+			 (unsigned long long)c->ns_per_jiffy);
+		return -ERANGE;
+	}
+	hz = (1000000000ULL + c->ns_per_jiffy / 2) / c->ns_per_jiffy;
+	c->initial_jiffies = (uint64_t)(uint32_t)(-300 * (int64_t)hz);
+	return 0;
+}
+
+#define SET_RODATA(skel, o, clk)                                                                   \
 	do {                                                                                       \
 		(skel)->rodata->node_addr = (o)->node_addr;                                        \
+		(skel)->rodata->ns_per_jiffy = (clk)->ns_per_jiffy;                                \
+		(skel)->rodata->initial_jiffies = (clk)->initial_jiffies;                          \
 		(skel)->rodata->snat_port_min = (o)->snat_port_min;                                \
 		(skel)->rodata->snat_port_max = (o)->snat_port_max;                                \
 		(skel)->rodata->hairpin_addr = (o)->hairpin_addr;                                  \
@@ -586,6 +621,7 @@ struct dp *dp_open(const struct dp_opts *opts)
 	char why[256] = "", stale[PATH_MAX] = "";
 	struct attach_rec *recs = NULL;
 	struct skels k = { 0 };
+	struct dp_clock clk = { 0 };
 	struct shoal_meta meta;
 	enum pin_state st;
 	size_t n_recs = 0;
@@ -633,9 +669,12 @@ struct dp *dp_open(const struct dp_opts *opts)
 		log_warn("dp: open programs: %s", strerror(-err));
 		goto err;
 	}
-	SET_RODATA(k.xdp, &dp->opts);
-	SET_RODATA(k.tc, &dp->opts);
-	SET_RODATA(k.sock, &dp->opts);
+	err = dp_clock_read(&clk);
+	if (err)
+		goto err;
+	SET_RODATA(k.xdp, &dp->opts, &clk);
+	SET_RODATA(k.tc, &dp->opts, &clk);
+	SET_RODATA(k.sock, &dp->opts, &clk);
 	err = size_maps(k.xdp->obj, &dp->opts);
 	if (!err)
 		err = size_maps(k.tc->obj, &dp->opts);

@@ -79,7 +79,8 @@ static __always_inline __u32 lb_select(const struct shoal_svc_v4 *svc, const str
 		struct shoal_affinity_key_v4 ak = { .client = p->saddr, .svc_id = svc->id };
 		struct shoal_affinity_v4 *a = bpf_map_lookup_elem(&shoal_affin_v4, &ak);
 
-		if (a && bpf_ktime_get_coarse_ns() - a->last_used <= AFFINITY_NS(svc->affinity_timeout) &&
+		/* Signed: a note written on a clock a little ahead (an older build) is fresh. */
+		if (a && (__s64)(dp_now() - a->last_used) <= (__s64)AFFINITY_NS(svc->affinity_timeout) &&
 		    lb_backend(a->backend_id))
 			return a->backend_id;
 	}
@@ -169,7 +170,7 @@ static __always_inline int lb_reply(const struct pkt_v4 *p, const struct shoal_c
 
 		if (f && f->dir == CT_DIR_FWD) {
 			f->flags |= CT_F_SEEN_REPLY;
-			f->expires = bpf_ktime_get_coarse_ns() + ct_timeout(f, p->proto);
+			f->expires = dp_now() + ct_timeout(f, p->proto);
 		}
 	}
 	return LB_XLATE;
@@ -247,8 +248,8 @@ static __always_inline int lb_v4(const struct pkt_v4 *p, bool external, __u32 if
 	pl->daddr = be->addr;
 	pl->dport = be->port;
 	pl->local = (be->flags & BE_F_LOCAL) != 0;
-	/* One clock read for the flow's entries and affinity (a helper call costs ~20 ns). */
-	now = bpf_ktime_get_coarse_ns();
+	/* One clock read for the flow's entries and affinity. */
+	now = dp_now();
 	if (external && !pl->local && snat_remote && node_addr &&
 	    !(svc->flags & (SVC_F_ETP_LOCAL | SVC_F_DSR))) {
 		pl->snat = 1;
@@ -349,7 +350,7 @@ static __always_inline void lb_dsr_learn(const struct pkt_v4 *p, __be32 fe_addr,
 		.ifindex = ifindex,
 	};
 	struct shoal_ct_v4 *e = bpf_map_lookup_elem(&shoal_ct_v4, &rk);
-	__u64 now = bpf_ktime_get_coarse_ns();
+	__u64 now = dp_now();
 
 	if (e && e->dir == CT_DIR_REPLY && e->nat_addr == fe_addr && e->nat_port == fe_port) {
 		__u64 deadline = now + ct_timeout(e, p->proto);
