@@ -61,13 +61,6 @@ static __always_inline void *skb_data_end(struct __sk_buff *skb)
 	return p;
 }
 
-/* One's complement addition of 32-bit words (the kernel's csum_add): a checksum diff. */
-static __always_inline __u32 csum_add32(__u32 a, __u32 b)
-{
-	a += b;
-	return a + (a < b);
-}
-
 /*
  * Rewrites the packet per the plan. Addresses and ports are written in place and the IPv4
  * checksum is updated here (no skb state depends on it); the L4 checksum goes through the
@@ -75,19 +68,6 @@ static __always_inline __u32 csum_add32(__u32 a, __u32 b)
  * pseudo-header covers (the addresses), one for the ports. Packet pointers in p are stale
  * afterwards.
  */
-/*
- * Adds a checksum difference to an L4 checksum in packet memory; a UDP checksum of 0 ("none")
- * stays 0 and a computed 0 is sent as 0xffff (RFC 768), as BPF_F_MARK_MANGLED_0 does.
- */
-static __always_inline void l4_csum_add(__u16 *sum, __u8 proto, __u32 diff)
-{
-	if (proto == IPPROTO_UDP && *sum == 0)
-		return;
-	*sum = ~csum_fold((__u64)(__u16)~*sum + diff);
-	if (proto == IPPROTO_UDP && *sum == 0)
-		*sum = 0xffff;
-}
-
 /* Whether the skb's L4 checksum is complete in the packet and nothing else covers it. */
 static __always_inline bool tc_csum_in_packet(struct __sk_buff *skb)
 {
@@ -121,11 +101,8 @@ static __always_inline int tc_rewrite(struct __sk_buff *skb, const struct pkt_v4
 		*p->sport_p = pl->sport;
 		*p->dport_p = pl->dport;
 	}
-	if (addr_diff) {
-		__u64 s = (__u16)~ip->check;
-
-		ip->check = ~csum_fold(s + addr_diff);
-	}
+	if (addr_diff)
+		csum_add_diff((__u16 *)&ip->check, addr_diff);
 	if (kctx && tc_csum_in_packet(skb)) {
 		/* The pseudo-header (addresses) and the ports alike: one difference. */
 		if (addr_diff || port_diff)
