@@ -828,24 +828,28 @@ int main(int argc, char **argv)
 	fprintf(f, " ]}\n");
 	fclose(f);
 
-	/* Plot data: services, tc est, tc new, xdp est, xdp new / services, bpf p50, ipt p50. */
+	/*
+	 * Plot data: services, tc est, tc new, xdp est, xdp new, tc floor, xdp floor / services,
+	 * bpf p50, ipt p50.
+	 */
 	snprintf(dat, sizeof(dat), "%s", out);
 	strcpy(strrchr(dat, '.'), "-cost.dat");
 	f = fopen(dat, "w");
 	for (int i = 0; f && i < 4; i++) {
-		double v[4] = { 0 };
-		const char *k[4] = { "tc_est_ns_per_pkt_", "tc_new_ns_per_pkt_", "xdp_est_ns_per_pkt_",
-				     "xdp_new_ns_per_pkt_" };
+		double v[6] = { 0 };
+		const char *k[6] = { "tc_est_ns_per_pkt_", "tc_new_ns_per_pkt_", "xdp_est_ns_per_pkt_",
+				     "xdp_new_ns_per_pkt_", "tc_floor_ns_per_pkt", "xdp_floor_ns_per_pkt" };
 
-		for (int j = 0; j < 4; j++) {
+		for (int j = 0; j < 6; j++) {
 			char name[80];
 
-			snprintf(name, sizeof(name), "%s%s", k[j], micro_l[i]);
+			snprintf(name, sizeof(name), "%s%s", k[j], j < 4 ? micro_l[i] : "");
 			for (int x = 0; x < nfig; x++)
 				if (!strcmp(figs[x].name, name))
 					v[j] = figs[x].value;
 		}
-		fprintf(f, "%zu %.2f %.2f %.2f %.2f\n", micro_n[i], v[0], v[1], v[2], v[3]);
+		fprintf(f, "%zu %.2f %.2f %.2f %.2f %.2f %.2f\n", micro_n[i], v[0], v[1], v[2], v[3],
+			v[4], v[5]);
 	}
 	if (f)
 		fclose(f);
