@@ -51,7 +51,7 @@ static __always_inline int sock_xlate(struct bpf_sock_addr *ctx)
 		count_reason(DR_NO_BACKEND, 0);
 		return SYS_REJECT;
 	}
-	lb_affinity_note(svc, &p, id);
+	lb_affinity_note(svc, &p, id, dp_now());
 	count(&shoal_be_stats, id, 0);
 
 	rk.cookie = bpf_get_socket_cookie(ctx);

@@ -5,9 +5,14 @@
  * and to the node's uplink (lb_tc_uplink: north-south, externalTrafficPolicy, Maglev, SNAT to
  * other nodes; it also serves where XDP is not attached). DNAT of new flows, conntrack,
  * reverse NAT of replies. The L4 checksum goes through bpf_l4_csum_replace because an skb's
- * L4 checksum may be CHECKSUM_PARTIAL (a pod's own packet) and only the kernel knows.
+ * L4 checksum may be CHECKSUM_PARTIAL (a pod's own packet) and only the kernel knows; where
+ * the kernel lets a program read the skb itself (the bpf_cast_to_kern_ctx kfunc, Linux 6.2),
+ * the _kc variants of the programs look at skb->ip_summed and update a complete checksum
+ * (CHECKSUM_NONE or CHECKSUM_UNNECESSARY) in place, as XDP does, saving two helper calls.
+ * The loader loads one pair or the other, from what the kernel's BTF offers.
  */
 #include "lib/common.h"
+#include <bpf/bpf_core_read.h>
 #include "lib/maps.h"
 #include "lib/parse.h"
 #include "lib/csum.h"
@@ -18,6 +23,17 @@
 #include "lib/reject.h"
 
 char LICENSE[] SEC("license") = "GPL";
+
+/*
+ * Linux 6.2+. Weak: where the kernel lacks it, libbpf resolves it to 0 and the object still
+ * loads, as long as the programs that call it (the _kc ones) are not loaded (the loader
+ * turns their autoload off); a kernel without it would refuse them.
+ */
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym __weak;
+
+/* skb->ip_summed (include/linux/skbuff.h). */
+#define CHECKSUM_NONE 0
+#define CHECKSUM_UNNECESSARY 1
 
 
 /*
@@ -45,13 +61,6 @@ static __always_inline void *skb_data_end(struct __sk_buff *skb)
 	return p;
 }
 
-/* One's complement addition of 32-bit words (the kernel's csum_add): a checksum diff. */
-static __always_inline __u32 csum_add32(__u32 a, __u32 b)
-{
-	a += b;
-	return a + (a < b);
-}
-
 /*
  * Rewrites the packet per the plan. Addresses and ports are written in place and the IPv4
  * checksum is updated here (no skb state depends on it); the L4 checksum goes through the
@@ -59,8 +68,17 @@ static __always_inline __u32 csum_add32(__u32 a, __u32 b)
  * pseudo-header covers (the addresses), one for the ports. Packet pointers in p are stale
  * afterwards.
  */
+/* Whether the skb's L4 checksum is complete in the packet and nothing else covers it. */
+static __always_inline bool tc_csum_in_packet(struct __sk_buff *skb)
+{
+	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
+	__u8 summed = BPF_CORE_READ_BITFIELD(kskb, ip_summed);
+
+	return summed == CHECKSUM_NONE || summed == CHECKSUM_UNNECESSARY;
+}
+
 static __always_inline int tc_rewrite(struct __sk_buff *skb, const struct pkt_v4 *p,
-				      const struct nat_plan *pl)
+				      const struct nat_plan *pl, bool kctx)
 {
 	__u32 old_ports = ((__u32)p->dport << 16) | p->sport;
 	__u32 new_ports = ((__u32)pl->dport << 16) | pl->sport;
@@ -83,10 +101,15 @@ static __always_inline int tc_rewrite(struct __sk_buff *skb, const struct pkt_v4
 		*p->sport_p = pl->sport;
 		*p->dport_p = pl->dport;
 	}
+	if (addr_diff)
+		csum_add_diff((__u16 *)&ip->check, addr_diff);
+	if (kctx && tc_csum_in_packet(skb)) {
+		/* The pseudo-header (addresses) and the ports alike: one difference. */
+		if (addr_diff || port_diff)
+			l4_csum_add(p->l4_check, p->proto, csum_add32(addr_diff, port_diff));
+		return 0;
+	}
 	if (addr_diff) {
-		__u64 s = (__u16)~ip->check;
-
-		ip->check = ~csum_fold(s + addr_diff);
 		if (bpf_l4_csum_replace(skb, p->l4_csum_off, 0, addr_diff,
 					l4flags | BPF_F_PSEUDO_HDR))
 			return -1;
@@ -176,7 +199,7 @@ static __always_inline int tc_reject(struct __sk_buff *skb, const struct pkt_v4 
 /* What must be linear: a reject's headers, an ICMP error's quote up to its TCP checksum. */
 #define TC_LINEAR_LEN (sizeof(struct ethhdr) + 2 * sizeof(struct iphdr) + 8 + 18)
 
-static __always_inline int tc_lb(struct __sk_buff *skb, bool external)
+static __always_inline int tc_lb(struct __sk_buff *skb, bool external, bool kctx)
 {
 	struct nat_plan pl = {};
 	struct pkt_v4 p = {};
@@ -233,7 +256,7 @@ static __always_inline int tc_lb(struct __sk_buff *skb, bool external)
 	v = lb_v4(&p, external, skb->ifindex, &pl);
 	switch (v) {
 	case LB_XLATE:
-		if (tc_rewrite(skb, &p, &pl)) {
+		if (tc_rewrite(skb, &p, &pl, kctx)) {
 			count_reason(DR_CSUM, p.tot_len);
 			return TC_ACT_SHOT;
 		}
@@ -271,11 +294,24 @@ static __always_inline int tc_lb(struct __sk_buff *skb, bool external)
 SEC("tc")
 int lb_tc_pod(struct __sk_buff *skb)
 {
-	return tc_lb(skb, false);
+	return tc_lb(skb, false, false);
 }
 
 SEC("tc")
 int lb_tc_uplink(struct __sk_buff *skb)
 {
-	return tc_lb(skb, true);
+	return tc_lb(skb, true, false);
+}
+
+/* The same with the checksum read from the skb (bpf_cast_to_kern_ctx): see the top. */
+SEC("tc")
+int lb_tc_pod_kc(struct __sk_buff *skb)
+{
+	return tc_lb(skb, false, true);
+}
+
+SEC("tc")
+int lb_tc_uplink_kc(struct __sk_buff *skb)
+{
+	return tc_lb(skb, true, true);
 }

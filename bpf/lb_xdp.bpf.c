@@ -23,29 +23,37 @@ char LICENSE[] SEC("license") = "GPL";
 
 #define AF_INET 2
 
+/*
+ * Rewrites addresses and ports per the plan. The checksums take one update each: the
+ * addresses' difference for the IPv4 header, the addresses' and ports' for the L4 one.
+ */
 static __always_inline void xdp_rewrite(struct pkt_v4 *p, const struct nat_plan *pl)
 {
+	__u32 old_ports = ((__u32)p->dport << 16) | p->sport;
+	__u32 new_ports = ((__u32)pl->dport << 16) | pl->sport;
+	__u32 addr_diff = 0, diff;
 	struct iphdr *ip = p->ip;
-	__u16 *l4 = p->l4_check;
 
 	if (p->saddr != pl->saddr) {
-		csum_replace4((__u16 *)&ip->check, p->saddr, pl->saddr);
-		l4_csum_replace4(l4, p->proto, p->saddr, pl->saddr);
+		addr_diff = csum_add32(addr_diff, ~p->saddr);
+		addr_diff = csum_add32(addr_diff, pl->saddr);
 		ip->saddr = pl->saddr;
 	}
 	if (p->daddr != pl->daddr) {
-		csum_replace4((__u16 *)&ip->check, p->daddr, pl->daddr);
-		l4_csum_replace4(l4, p->proto, p->daddr, pl->daddr);
+		addr_diff = csum_add32(addr_diff, ~p->daddr);
+		addr_diff = csum_add32(addr_diff, pl->daddr);
 		ip->daddr = pl->daddr;
 	}
-	if (p->sport != pl->sport) {
-		l4_csum_replace2(l4, p->proto, p->sport, pl->sport);
+	diff = addr_diff;
+	if (old_ports != new_ports) {
+		diff = csum_add32(diff, csum_add32(~old_ports, new_ports));
 		*p->sport_p = pl->sport;
-	}
-	if (p->dport != pl->dport) {
-		l4_csum_replace2(l4, p->proto, p->dport, pl->dport);
 		*p->dport_p = pl->dport;
 	}
+	if (addr_diff)
+		csum_add_diff((__u16 *)&ip->check, addr_diff);
+	if (diff)
+		l4_csum_add(p->l4_check, p->proto, diff);
 }
 
 /* Sends a translated packet for another node straight back out when the FIB agrees. */

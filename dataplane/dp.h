@@ -72,6 +72,9 @@ struct dp_opts {
 	/* Source a pod's flow to itself through a service is SNATed to (hairpin), network
 	 * order; default 169.254.42.1. Pods must route it to the node (a default route does). */
 	uint32_t hairpin_addr;
+	/* Load the tc programs that call no kfunc even where the kernel offers the one the
+	 * faster ones use (bpf_cast_to_kern_ctx, Linux 6.2+): for tests of the portable path. */
+	bool no_kfuncs;
 };
 
 #define DP_HAIRPIN_DEFAULT "169.254.42.1"

@@ -74,6 +74,7 @@ struct dp {
 	int prog_fd[DP_PROG_N]; /* owned */
 	uint32_t prog_id[DP_PROG_N];
 	bool adopted;	     /* the programs were the pinned ones, not loaded by this handle */
+	bool kctx;	     /* the tc programs are the _kc variants (bpf_cast_to_kern_ctx) */
 	uint64_t map_writes; /* map entries written or deleted through this handle */
 
 	struct dp_svc **svc_tab;

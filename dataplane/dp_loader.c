@@ -12,6 +12,11 @@
  * Attachments outlive the loader: XDP and tc go through netlink, cgroup hooks through links
  * pinned beside the maps, and every attached interface is recorded in shoal_attach so that
  * dp_uninstall() finds it all again.
+ *
+ * The tc programs come in two builds in one object: the portable one, and a _kc one that
+ * reads the skb through the bpf_cast_to_kern_ctx kfunc (Linux 6.2+). The kernel's BTF says
+ * whether the kfunc is there; the other pair's autoload is turned off, so a kernel without it
+ * never sees a call to it. Either pair is pinned under the role's name (prog_lb_tc_pod, ...).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -23,11 +28,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <dirent.h>
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
 #include "dp_internal.h"
@@ -61,10 +68,11 @@ static const struct {
 	const char *name;
 	enum bpf_attach_type cg_type; /* socket hooks: where on the cgroup */
 	const char *cg_tag;	      /* socket hooks: link pin suffix */
+	const char *kc;		      /* tc: the variant that reads the skb through the kfunc */
 } progs[DP_PROG_N] = {
 	[DP_PROG_XDP] = { "lb_xdp" },
-	[DP_PROG_TC_POD] = { "lb_tc_pod" },
-	[DP_PROG_TC_UPLINK] = { "lb_tc_uplink" },
+	[DP_PROG_TC_POD] = { "lb_tc_pod", .kc = "lb_tc_pod_kc" },
+	[DP_PROG_TC_UPLINK] = { "lb_tc_uplink", .kc = "lb_tc_uplink_kc" },
 	[DP_PROG_CONNECT4] = { "lb_connect4", BPF_CGROUP_INET4_CONNECT, "connect4" },
 	[DP_PROG_SENDMSG4] = { "lb_sendmsg4", BPF_CGROUP_UDP4_SENDMSG, "sendmsg4" },
 	[DP_PROG_RECVMSG4] = { "lb_recvmsg4", BPF_CGROUP_UDP4_RECVMSG, "recvmsg4" },
@@ -137,9 +145,43 @@ static int size_maps(struct bpf_object *obj, const struct dp_opts *o)
 	return 0;
 }
 
-#define SET_RODATA(skel, o)                                                                        \
+/* What the programs need to turn jiffies into their clock (bpf/lib/ct.h). */
+struct dp_clock {
+	uint64_t ns_per_jiffy;
+	uint64_t initial_jiffies;
+};
+
+/*
+ * The coarse clocks' resolution is the kernel's tick (TICK_NSEC = 1 s / HZ, rounded), and
+ * jiffies start at INITIAL_JIFFIES = (unsigned int)(-300 * HZ) (include/linux/jiffies.h).
+ */
+static int dp_clock_read(struct dp_clock *c)
+{
+	struct timespec res;
+	uint64_t hz;
+
+	if (clock_getres(CLOCK_MONOTONIC_COARSE, &res)) {
+		int err = -errno;
+
+		log_warn("dp: resolution of CLOCK_MONOTONIC_COARSE: %s", strerror(-err));
+		return err;
+	}
+	c->ns_per_jiffy = (uint64_t)res.tv_sec * 1000000000ULL + (uint64_t)res.tv_nsec;
+	if (c->ns_per_jiffy < 100000 || c->ns_per_jiffy > 100000000) {
+		log_warn("dp: CLOCK_MONOTONIC_COARSE resolution %llu ns is no kernel tick",
+			 (unsigned long long)c->ns_per_jiffy);
+		return -ERANGE;
+	}
+	hz = (1000000000ULL + c->ns_per_jiffy / 2) / c->ns_per_jiffy;
+	c->initial_jiffies = (uint64_t)(uint32_t)(-300 * (int64_t)hz);
+	return 0;
+}
+
+#define SET_RODATA(skel, o, clk)                                                                   \
 	do {                                                                                       \
 		(skel)->rodata->node_addr = (o)->node_addr;                                        \
+		(skel)->rodata->ns_per_jiffy = (clk)->ns_per_jiffy;                                \
+		(skel)->rodata->initial_jiffies = (clk)->initial_jiffies;                          \
 		(skel)->rodata->snat_port_min = (o)->snat_port_min;                                \
 		(skel)->rodata->snat_port_max = (o)->snat_port_max;                                \
 		(skel)->rodata->hairpin_addr = (o)->hairpin_addr;                                  \
@@ -162,7 +204,8 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
 }
 
 /* The build and configuration of the programs, and the geometry of the maps they use. */
-static uint64_t programs_hash(const struct dp_opts *o, const struct bpf_object *maps_obj)
+static uint64_t programs_hash(const struct dp_opts *o, bool kctx,
+			      const struct bpf_object *maps_obj)
 {
 	uint64_t h = 1469598103934665603ULL;
 	const void *elf;
@@ -179,6 +222,7 @@ static uint64_t programs_hash(const struct dp_opts *o, const struct bpf_object *
 	h = fnv(h, &o->snat_port_min, sizeof(o->snat_port_min));
 	h = fnv(h, &o->snat_port_max, sizeof(o->snat_port_max));
 	h = fnv(h, &o->hairpin_addr, sizeof(o->hairpin_addr));
+	h = fnv(h, &kctx, sizeof(kctx));
 	bpf_object__for_each_map(m, maps_obj)
 	{
 		uint32_t g[5] = { bpf_map__type(m), bpf_map__key_size(m), bpf_map__value_size(m),
@@ -294,6 +338,54 @@ static int progs_adopt(struct dp *dp)
 	return 0;
 }
 
+/* The kfunc the _kc tc programs call: present in the kernel's BTF from Linux 6.2. */
+#define DP_KFUNC_KCTX "bpf_cast_to_kern_ctx"
+
+static bool kernel_has_kfunc(const char *name)
+{
+	struct btf *btf = btf__load_vmlinux_btf();
+	bool has;
+
+	if (!btf) {
+		log_warn("dp: read the kernel's BTF: %s; tc programs without kfuncs",
+			 strerror(errno));
+		return false;
+	}
+	has = btf__find_by_name_kind(btf, name, BTF_KIND_FUNC) > 0;
+	btf__free(btf);
+	return has;
+}
+
+/* Turns off the autoload of the tc variants not chosen (dp->kctx). */
+static int tc_variants_choose(struct dp *dp, struct bpf_object *tc)
+{
+	for (int i = 0; i < DP_PROG_N; i++) {
+		const char *off = dp->kctx ? progs[i].name : progs[i].kc;
+		struct bpf_program *p;
+		int err;
+
+		if (!progs[i].kc)
+			continue;
+		p = bpf_object__find_program_by_name(tc, off);
+		if (!p) {
+			log_warn("dp: program %s missing from lb_tc", off);
+			return -ENOENT;
+		}
+		err = bpf_program__set_autoload(p, false);
+		if (err) {
+			log_warn("dp: autoload of %s: %s", off, strerror(-err));
+			return err;
+		}
+	}
+	return 0;
+}
+
+/* The object's name of the program that plays role i. */
+static const char *prog_obj_name(const struct dp *dp, int i)
+{
+	return dp->kctx && progs[i].kc ? progs[i].kc : progs[i].name;
+}
+
 static struct bpf_program *skels_prog(struct skels *k, const char *name)
 {
 	struct bpf_object *objs[3] = { k->xdp->obj, k->tc->obj, k->sock->obj };
@@ -351,7 +443,7 @@ static int progs_load(struct dp *dp, struct skels *k, uint64_t hash)
 		}
 	}
 	for (int i = 0; i < DP_PROG_N; i++) {
-		struct bpf_program *p = skels_prog(k, progs[i].name);
+		struct bpf_program *p = skels_prog(k, prog_obj_name(dp, i));
 
 		err = p ? pin_path(path, sizeof(path), dp->dir, "prog_", progs[i].name) : -ENOENT;
 		if (err)
@@ -529,6 +621,7 @@ struct dp *dp_open(const struct dp_opts *opts)
 	char why[256] = "", stale[PATH_MAX] = "";
 	struct attach_rec *recs = NULL;
 	struct skels k = { 0 };
+	struct dp_clock clk = { 0 };
 	struct shoal_meta meta;
 	enum pin_state st;
 	size_t n_recs = 0;
@@ -576,9 +669,12 @@ struct dp *dp_open(const struct dp_opts *opts)
 		log_warn("dp: open programs: %s", strerror(-err));
 		goto err;
 	}
-	SET_RODATA(k.xdp, &dp->opts);
-	SET_RODATA(k.tc, &dp->opts);
-	SET_RODATA(k.sock, &dp->opts);
+	err = dp_clock_read(&clk);
+	if (err)
+		goto err;
+	SET_RODATA(k.xdp, &dp->opts, &clk);
+	SET_RODATA(k.tc, &dp->opts, &clk);
+	SET_RODATA(k.sock, &dp->opts, &clk);
 	err = size_maps(k.xdp->obj, &dp->opts);
 	if (!err)
 		err = size_maps(k.tc->obj, &dp->opts);
@@ -586,7 +682,11 @@ struct dp *dp_open(const struct dp_opts *opts)
 		err = size_maps(k.sock->obj, &dp->opts);
 	if (err)
 		goto err;
-	hash = programs_hash(&dp->opts, k.xdp->obj);
+	dp->kctx = !dp->opts.no_kfuncs && kernel_has_kfunc(DP_KFUNC_KCTX);
+	err = tc_variants_choose(dp, k.tc->obj);
+	if (err)
+		goto err;
+	hash = programs_hash(&dp->opts, dp->kctx, k.xdp->obj);
 
 	st = pins_inspect(dp, k.xdp->obj, &meta, why, sizeof(why));
 	if (st == PINS_INCOMPATIBLE) {

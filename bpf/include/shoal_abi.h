@@ -134,7 +134,7 @@ struct shoal_ct_key_v4 {
 #define CT_F_DSR (1u << 3) /* sent by direct server return: no reply entry here */
 
 struct shoal_ct_v4 {
-	__u64 expires; /* bpf_ktime_get_coarse_ns() deadline; an expired entry is a miss */
+	__u64 expires; /* deadline on the data plane's clock (ns, bpf/lib/ct.h); expired: a miss */
 	__u32 backend_id; /* forward: the chosen backend */
 	__u32 svc_id; /* revnat index */
 	/* forward: new destination (backend); reply: original frontend to restore as source */
@@ -157,7 +157,7 @@ struct shoal_affinity_key_v4 {
 };
 
 struct shoal_affinity_v4 {
-	__u64 last_used; /* bpf_ktime_get_coarse_ns() */
+	__u64 last_used; /* the data plane's clock (ns, bpf/lib/ct.h) */
 	__u32 backend_id;
 	__u32 pad;
 };

@@ -60,6 +60,32 @@ static __always_inline void l4_csum_replace2(__u16 *sum, __u8 proto, __u16 from,
 		*sum = 0xffff;
 }
 
+/* One's complement addition of 32-bit words (the kernel's csum_add): a checksum diff. */
+static __always_inline __u32 csum_add32(__u32 a, __u32 b)
+{
+	a += b;
+	return a + (a < b);
+}
+
+/* Adds a difference (csum_add32 of ~old and new words) to a checksum in packet memory. */
+static __always_inline void csum_add_diff(__u16 *sum, __u32 diff)
+{
+	*sum = ~csum_fold((__u64)(__u16)~*sum + diff);
+}
+
+/*
+ * The same for an L4 checksum: a UDP checksum of 0 ("none") stays 0 and a computed 0 is sent
+ * as 0xffff (RFC 768), as the kernel's BPF_F_MARK_MANGLED_0 does.
+ */
+static __always_inline void l4_csum_add(__u16 *sum, __u8 proto, __u32 diff)
+{
+	if (proto == IPPROTO_UDP && *sum == 0)
+		return;
+	csum_add_diff(sum, diff);
+	if (proto == IPPROTO_UDP && *sum == 0)
+		*sum = 0xffff;
+}
+
 /* Checksum of a 20-byte IPv4 header, its checksum field zeroed first. */
 static __always_inline __u16 ip_csum_full(struct iphdr *ip)
 {

@@ -19,6 +19,22 @@
 #define CT_TIMEOUT_TCP_CLOSE (10ULL * NSEC_PER_SEC) /* after FIN or RST */
 #define CT_TIMEOUT_UDP (60ULL * NSEC_PER_SEC)
 
+/*
+ * The data plane's clock, in nanoseconds: jiffies since boot times the tick. bpf_jiffies64()
+ * is inlined by the verifier into one load, where bpf_ktime_get_coarse_ns() is a helper
+ * call (~20 ns a packet); both advance once a tick. It trails the coarse monotonic clock by a
+ * constant set at boot (a fraction of a second), which is all that changes for the deadlines
+ * in entries written by programs that still read that clock. Set by the loader before load:
+ * the tick (clock_getres(CLOCK_MONOTONIC_COARSE)) and the kernel's INITIAL_JIFFIES.
+ */
+volatile const __u64 ns_per_jiffy = 0;
+volatile const __u64 initial_jiffies = 0;
+
+static __always_inline __u64 dp_now(void)
+{
+	return (bpf_jiffies64() - initial_jiffies) * ns_per_jiffy;
+}
+
 /* The key of the entry a packet's own tuple finds (forward or reply). */
 static __always_inline void ct_key(struct shoal_ct_key_v4 *k, const struct pkt_v4 *p)
 {
@@ -61,7 +77,7 @@ static __always_inline struct shoal_ct_v4 *ct_lookup(struct shoal_ct_key_v4 *k,
 
 	if (!e)
 		return NULL;
-	now = bpf_ktime_get_coarse_ns();
+	now = dp_now();
 	if (e->expires < now)
 		return NULL;
 	flags = e->flags;
@@ -81,9 +97,11 @@ static __always_inline struct shoal_ct_v4 *ct_lookup(struct shoal_ct_key_v4 *k,
 	return e;
 }
 
-static __always_inline int ct_create(struct shoal_ct_key_v4 *k, struct shoal_ct_v4 *e, __u8 proto)
+/* Writes an entry; now: the caller's dp_now() (one clock read per packet). */
+static __always_inline int ct_create(struct shoal_ct_key_v4 *k, struct shoal_ct_v4 *e, __u8 proto,
+				     __u64 now)
 {
-	e->expires = bpf_ktime_get_coarse_ns() + ct_timeout(e, proto);
+	e->expires = now + ct_timeout(e, proto);
 	return bpf_map_update_elem(&shoal_ct_v4, k, e, BPF_ANY);
 }
 

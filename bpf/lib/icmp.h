@@ -112,7 +112,7 @@ static __always_inline int lb_icmp_error(struct pkt_v4 *p, void *data_end, struc
 	k.dport = qport[0];
 	k.proto = qip->protocol;
 	e = bpf_map_lookup_elem(&shoal_ct_v4, &k);
-	if (!e || e->expires < bpf_ktime_get_coarse_ns())
+	if (!e || e->expires < dp_now())
 		return LB_PASS;
 
 	q.icmp_check = (__u16 *)(icmp + 2);

@@ -79,7 +79,8 @@ static __always_inline __u32 lb_select(const struct shoal_svc_v4 *svc, const str
 		struct shoal_affinity_key_v4 ak = { .client = p->saddr, .svc_id = svc->id };
 		struct shoal_affinity_v4 *a = bpf_map_lookup_elem(&shoal_affin_v4, &ak);
 
-		if (a && bpf_ktime_get_coarse_ns() - a->last_used <= AFFINITY_NS(svc->affinity_timeout) &&
+		/* Signed: a note written on a clock a little ahead (an older build) is fresh. */
+		if (a && (__s64)(dp_now() - a->last_used) <= (__s64)AFFINITY_NS(svc->affinity_timeout) &&
 		    lb_backend(a->backend_id))
 			return a->backend_id;
 	}
@@ -106,10 +107,10 @@ static __always_inline __u32 lb_select(const struct shoal_svc_v4 *svc, const str
 }
 
 static __always_inline void lb_affinity_note(const struct shoal_svc_v4 *svc,
-					     const struct pkt_v4 *p, __u32 be_id)
+					     const struct pkt_v4 *p, __u32 be_id, __u64 now)
 {
 	struct shoal_affinity_key_v4 ak = { .client = p->saddr, .svc_id = svc->id };
-	struct shoal_affinity_v4 a = { .last_used = bpf_ktime_get_coarse_ns(), .backend_id = be_id };
+	struct shoal_affinity_v4 a = { .last_used = now, .backend_id = be_id };
 
 	if (svc->flags & SVC_F_AFFINITY)
 		bpf_map_update_elem(&shoal_affin_v4, &ak, &a, BPF_ANY);
@@ -169,7 +170,7 @@ static __always_inline int lb_reply(const struct pkt_v4 *p, const struct shoal_c
 
 		if (f && f->dir == CT_DIR_FWD) {
 			f->flags |= CT_F_SEEN_REPLY;
-			f->expires = bpf_ktime_get_coarse_ns() + ct_timeout(f, p->proto);
+			f->expires = dp_now() + ct_timeout(f, p->proto);
 		}
 	}
 	return LB_XLATE;
@@ -189,6 +190,7 @@ static __always_inline int lb_v4(const struct pkt_v4 *p, bool external, __u32 if
 	struct shoal_svc_v4 *svc;
 	__u32 be_id = 0;
 	__u8 old_flags = 0;
+	__u64 now;
 
 	/*
 	 * Conntrack first: a packet of a known flow, either direction, is settled by this one
@@ -246,6 +248,8 @@ static __always_inline int lb_v4(const struct pkt_v4 *p, bool external, __u32 if
 	pl->daddr = be->addr;
 	pl->dport = be->port;
 	pl->local = (be->flags & BE_F_LOCAL) != 0;
+	/* One clock read for the flow's entries and affinity. */
+	now = dp_now();
 	if (external && !pl->local && snat_remote && node_addr &&
 	    !(svc->flags & (SVC_F_ETP_LOCAL | SVC_F_DSR))) {
 		pl->snat = 1;
@@ -281,8 +285,8 @@ static __always_inline int lb_v4(const struct pkt_v4 *p, bool external, __u32 if
 		fe.nat_port = pl->dport;
 		fe.flags = CT_F_DSR;
 		fe.ifindex = ifindex;
-		ct_create(&fk, &fe, p->proto);
-		lb_affinity_note(svc, p, be_id);
+		ct_create(&fk, &fe, p->proto, now);
+		lb_affinity_note(svc, p, be_id, now);
 		count(&shoal_be_stats, be_id, p->tot_len);
 		return LB_XLATE;
 	}
@@ -305,7 +309,7 @@ static __always_inline int lb_v4(const struct pkt_v4 *p, bool external, __u32 if
 		re.snat_addr = p->saddr;
 		re.snat_port = p->sport;
 	}
-	ct_create(&rk, &re, p->proto);
+	ct_create(&rk, &re, p->proto, now);
 
 	fe.backend_id = be_id;
 	fe.svc_id = svc->id;
@@ -317,8 +321,8 @@ static __always_inline int lb_v4(const struct pkt_v4 *p, bool external, __u32 if
 		fe.snat_addr = pl->saddr;
 		fe.snat_port = pl->sport;
 	}
-	ct_create(&fk, &fe, p->proto);
-	lb_affinity_note(svc, p, be_id);
+	ct_create(&fk, &fe, p->proto, now);
+	lb_affinity_note(svc, p, be_id, now);
 	count(&shoal_be_stats, be_id, p->tot_len);
 	return LB_XLATE;
 }
@@ -346,15 +350,16 @@ static __always_inline void lb_dsr_learn(const struct pkt_v4 *p, __be32 fe_addr,
 		.ifindex = ifindex,
 	};
 	struct shoal_ct_v4 *e = bpf_map_lookup_elem(&shoal_ct_v4, &rk);
+	__u64 now = dp_now();
 
 	if (e && e->dir == CT_DIR_REPLY && e->nat_addr == fe_addr && e->nat_port == fe_port) {
-		__u64 deadline = bpf_ktime_get_coarse_ns() + ct_timeout(e, p->proto);
+		__u64 deadline = now + ct_timeout(e, p->proto);
 
 		if (deadline > e->expires + CT_REFRESH_NS)
 			e->expires = deadline;
 		return;
 	}
-	ct_create(&rk, &re, p->proto);
+	ct_create(&rk, &re, p->proto, now);
 }
 
 #endif

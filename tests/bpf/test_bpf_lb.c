@@ -78,11 +78,21 @@ static int setup(void **state)
 	return fd_xdp < 0 || fd_tc_pod < 0 || fd_tc_up < 0 ? -1 : 0;
 }
 
+static struct dp *dp_main, *dp_portable;
+
 static int teardown(void **state)
 {
 	int err;
 
 	(void)state;
+	if (dp_portable) {
+		/* A failed test left the portable data plane in place (and maybe in dp). */
+		dp = dp_main ? dp_main : dp;
+		if (dp_uninstall(dp_portable))
+			fprintf(stderr, "uninstall of the portable data plane failed\n");
+		dp_close(dp_portable);
+		dp_portable = NULL;
+	}
 	err = dp_uninstall(dp);
 	dp_close(dp);
 	return err;
@@ -227,6 +237,39 @@ static void test_bpf_xdp_dnat_and_reverse_nat(void **state)
 	(void)state;
 	/* No route in the test namespace: the reply is passed to the stack. */
 	check_dnat(fd_xdp, XDP_PASS, XDP_PASS, "xdp");
+}
+
+/*
+ * The tc programs that call no kfunc, which a kernel without bpf_cast_to_kern_ctx (Linux 6.1)
+ * gets: the same fixtures through a second data plane opened with no_kfuncs.
+ */
+
+static void test_bpf_tc_portable_dnat_and_reverse_nat(void **state)
+{
+	struct dp_opts o = { .node_addr = pkt_ip(NODE_IP), .zone = "zone-a", .max_services = 256,
+			     .max_backends = 1024, .max_flows = 65536, .max_maglev_services = 16,
+			     .no_kfuncs = true };
+	struct bpf_prog_info info = { 0 };
+	uint32_t il = sizeof(info);
+	char pnode[64];
+	int fd;
+
+	(void)state;
+	snprintf(pnode, sizeof(pnode), "bpftest-%d-p", getpid());
+	o.node = pnode;
+	dp_portable = dp_open(&o);
+	assert_non_null(dp_portable);
+	fd = dp_prog_fd(dp_portable, "lb_tc_pod");
+	assert_true(fd >= 0);
+	assert_int_equal(bpf_obj_get_info_by_fd(fd, &info, &il), 0);
+	assert_string_equal(info.name, "lb_tc_pod");
+	dp_main = dp;
+	dp = dp_portable;
+	check_dnat(fd, TC_ACT_OK, TC_ACT_REDIRECT, "tc portable");
+	dp = dp_main;
+	assert_int_equal(dp_uninstall(dp_portable), 0);
+	dp_close(dp_portable);
+	dp_portable = NULL;
 }
 
 static void test_bpf_non_service_passes_unchanged(void **state)
@@ -1410,6 +1453,7 @@ static void test_bpf_sock_connect_translates_and_rejects(void **state)
 }
 
 SHOAL_TEST_MAIN_SETUP(setup, teardown, cmocka_unit_test(test_bpf_tc_dnat_and_reverse_nat),
+		      cmocka_unit_test(test_bpf_tc_portable_dnat_and_reverse_nat),
 		      cmocka_unit_test(test_bpf_xdp_dnat_and_reverse_nat),
 		      cmocka_unit_test(test_bpf_non_service_passes_unchanged),
 		      cmocka_unit_test(test_bpf_tc_hairpin_to_self),
