@@ -450,20 +450,46 @@ static void cg_rmtree(const char *dir)
 		usleep(20000);
 }
 
+/* Kills every pod the runtime holds and waits for each to be gone. */
+static void kill_all_pods(void)
+{
+	char **uids = NULL;
+	size_t n = 0;
+	int err = rt_pods(rt, &uids, &n);
+	if (err) {
+		fprintf(stderr, "list the runtime's pods: %s\n", strerror(-err));
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if ((err = rt_pod_kill(rt, uids[i], 0, on_done, NULL)))
+			fprintf(stderr, "kill pod %s: %s\n", uids[i], strerror(-err));
+		else if (!wait_done(uids[i], 15000))
+			fprintf(stderr, "pod %s was not torn down within 15 s\n", uids[i]);
+		free(uids[i]);
+	}
+	free(uids);
+}
+
+/* After each case: what a failed case left (its pods; a closed runtime) is removed, so that
+ * the next case starts on an empty node, as the cases expect (they count the node's pods and
+ * veths). */
+static int case_teardown(void **state_)
+{
+	(void)state_;
+	int err;
+	if (!rt && (err = open_rt())) {
+		fprintf(stderr, "rt_open: %s\n", strerror(-err));
+		return -1;
+	}
+	kill_all_pods();
+	return 0;
+}
+
 static int group_teardown(void **state_)
 {
 	(void)state_;
 	if (rt) {
-		char **uids = NULL;
-		size_t n = 0;
-		if (rt_pods(rt, &uids, &n) == 0) {
-			for (size_t i = 0; i < n; i++) {
-				if (rt_pod_kill(rt, uids[i], 0, on_done, NULL) == 0)
-					wait_done(uids[i], 15000);
-				free(uids[i]);
-			}
-			free(uids);
-		}
+		kill_all_pods();
 		rt_close(rt);
 		rt = NULL;
 	}
@@ -513,6 +539,15 @@ static int group_teardown(void **state_)
 
 /* ---- tests ---- */
 
+/* The shell that answers one HTTP request for socat's SYSTEM address (kept in the container's
+ * environment, so that socat's address syntax never sees it): it reads the request up to its
+ * empty line before it answers. A responder that answers without reading races with the
+ * client: when the request arrives after the responder exited, socat's write of it to the
+ * responder fails (EPIPE) and socat drops the connection, the answer with it. */
+#define RESPOND(status, body)                                                                      \
+	"while read -r l; do [ ${#l} -le 1 ] && break; done; echo HTTP/1.0 " status                \
+	"; echo; echo " body
+
 /* A web server pod: an address from the CIDR, TCP from the node, $HOSTNAME, and probes of
  * every kind (startup exec in the container's UTS namespace, readiness httpGet, liveness
  * tcpSocket on a named port). */
@@ -525,8 +560,8 @@ static void test_agent_runtime_web_pod_answers(void **s)
 		"{'metadata':{'name':'web-1','namespace':'default','uid':'%s'},"
 		"'spec':{'nodeName':'%s','containers':[{'name':'web','image':'debian:bookworm',"
 		"'command':['/bin/sh','-c'],"
-		"'args':['exec socat TCP-LISTEN:8080,fork,reuseaddr SYSTEM:`echo HTTP/1.0 200 OK; "
-		"echo; echo $HOSTNAME`'],"
+		"'args':['exec socat TCP-LISTEN:8080,fork,reuseaddr `SYSTEM:eval $RESPOND`'],"
+		"'env':[{'name':'RESPOND','value':'%s'}],"
 		"'ports':[{'name':'http','containerPort':8080}],"
 		"'startupProbe':{'exec':{'command':['/bin/sh','-c','test $(hostname) = "
 		"web-1']},'periodSeconds':1},"
@@ -535,7 +570,7 @@ static void test_agent_runtime_web_pod_answers(void **s)
 		"2},"
 		"'resources':{'requests':{'cpu':'50m','memory':'16Mi'},'limits':{'cpu':'200m','"
 		"memory':'64Mi'}}}]}}",
-		uid, node));
+		uid, node, RESPOND("200 OK", "$HOSTNAME")));
 	json_t *st =
 		WAIT(uid, 15000, "phase=Running", "conditions.Ready.status=True",
 		     "conditions.ContainersReady.status=True", "containerStatuses.web.ready=true",
@@ -840,16 +875,16 @@ static void test_agent_runtime_probe_failures(void **s)
 	new_uid(uid, sizeof(uid));
 	sync_pod(mkpod(
 		"{'metadata':{'name':'probe-1','uid':'%s'},'spec':{'containers':["
-		"{'name':'err','command':['/bin/sh','-c','exec socat "
-		"TCP-LISTEN:8081,fork,reuseaddr SYSTEM:`echo HTTP/1.0 500 Oops; echo`'],"
+		"{'name':'err','command':['socat','TCP-LISTEN:8081,fork,reuseaddr',"
+		"'SYSTEM:eval $RESPOND'],'env':[{'name':'RESPOND','value':'%s'}],"
 		"'readinessProbe':{'httpGet':{'port':8081,'path':'/health'},'periodSeconds':1}},"
 		"{'name':'deaf','command':['/bin/sleep','30'],"
 		"'readinessProbe':{'tcpSocket':{'port':8082},'periodSeconds':1}},"
-		"{'name':'ok','command':['/bin/sh','-c','exec socat TCP-LISTEN:8083,fork,reuseaddr "
-		"SYSTEM:`echo HTTP/1.0 204 Fine; echo`'],"
+		"{'name':'ok','command':['socat','TCP-LISTEN:8083,fork,reuseaddr',"
+		"'SYSTEM:eval $RESPOND'],'env':[{'name':'RESPOND','value':'%s'}],"
 		"'readinessProbe':{'httpGet':{'port':8083,'httpHeaders':[{'name':'X-Probe','value':"
 		"'1'}]},'periodSeconds':1}}]}}",
-		uid));
+		uid, RESPOND("500 Oops", ""), RESPOND("204 Fine", "")));
 	json_t *st = WAIT(uid, 8000, "containerStatuses.ok.ready=true");
 	json_decref(st);
 	usleep(1500 * 1000);
@@ -1247,19 +1282,20 @@ static void test_agent_runtime_bad_input(void **s)
 	assert_true(wait_done("no-such-uid", 1));
 }
 
-SHOAL_TEST_MAIN_SETUP(group_setup, group_teardown,
-		      cmocka_unit_test(test_agent_runtime_web_pod_answers),
-		      cmocka_unit_test(test_agent_runtime_env_limits_exit),
-		      cmocka_unit_test(test_agent_runtime_restart_backoff),
-		      cmocka_unit_test(test_agent_runtime_init_containers),
-		      cmocka_unit_test(test_agent_runtime_run_as_user),
-		      cmocka_unit_test(test_agent_runtime_liveness_restarts),
-		      cmocka_unit_test(test_agent_runtime_readiness_toggles),
-		      cmocka_unit_test(test_agent_runtime_probe_failures),
-		      cmocka_unit_test(test_agent_runtime_graceful_kill),
-		      cmocka_unit_test(test_agent_runtime_readopt),
-		      cmocka_unit_test(test_agent_runtime_shim_killed),
-		      cmocka_unit_test(test_agent_runtime_ipam_keep_address),
-		      cmocka_unit_test(test_agent_runtime_rootfs),
-		      cmocka_unit_test(test_agent_runtime_usage_and_log_rotation),
-		      cmocka_unit_test(test_agent_runtime_bad_input))
+SHOAL_TEST_MAIN_SETUP(
+	group_setup, group_teardown,
+	cmocka_unit_test_teardown(test_agent_runtime_web_pod_answers, case_teardown),
+	cmocka_unit_test_teardown(test_agent_runtime_env_limits_exit, case_teardown),
+	cmocka_unit_test_teardown(test_agent_runtime_restart_backoff, case_teardown),
+	cmocka_unit_test_teardown(test_agent_runtime_init_containers, case_teardown),
+	cmocka_unit_test_teardown(test_agent_runtime_run_as_user, case_teardown),
+	cmocka_unit_test_teardown(test_agent_runtime_liveness_restarts, case_teardown),
+	cmocka_unit_test_teardown(test_agent_runtime_readiness_toggles, case_teardown),
+	cmocka_unit_test_teardown(test_agent_runtime_probe_failures, case_teardown),
+	cmocka_unit_test_teardown(test_agent_runtime_graceful_kill, case_teardown),
+	cmocka_unit_test_teardown(test_agent_runtime_readopt, case_teardown),
+	cmocka_unit_test_teardown(test_agent_runtime_shim_killed, case_teardown),
+	cmocka_unit_test_teardown(test_agent_runtime_ipam_keep_address, case_teardown),
+	cmocka_unit_test_teardown(test_agent_runtime_rootfs, case_teardown),
+	cmocka_unit_test_teardown(test_agent_runtime_usage_and_log_rotation, case_teardown),
+	cmocka_unit_test_teardown(test_agent_runtime_bad_input, case_teardown))
