@@ -321,6 +321,18 @@ static char *read_log(const char *name, const char *container, bool previous)
 	return buf;
 }
 
+/* The log of a container's current instance once it holds a whole line (up to 10 s: a busy
+ * host may run the container's first command well after it started). */
+static char *read_log_line(const char *name, const char *container)
+{
+	char *log = read_log(name, container, false);
+	for (int i = 0; i < 200 && !strchr(log, '\n'); i++) {
+		usleep(50 * 1000);
+		log = read_log(name, container, false);
+	}
+	return log;
+}
+
 /* Connects from the node's namespace (this thread's) and reads what the server says. */
 static int tcp_get(const char *ip, int port, char *buf, size_t len)
 {
@@ -770,9 +782,7 @@ static void test_agent_runtime_init_containers(void **s)
 		  "initContainerStatuses.check.ready=true",
 		  "containerStatuses.main.state.running?");
 	json_decref(st);
-	for (int i = 0; i < 50 && !*read_log("init-1", "", false); i++)
-		usleep(20000);
-	assert_string_equal(read_log("init-1", "", false), "prepared\n");
+	assert_string_equal(read_log_line("init-1", ""), "prepared\n");
 
 	sync_pod(mkpod("{'metadata':{'name':'init-2','uid':'%s'},'spec':{'restartPolicy':'Never',"
 		       "'initContainers':[{'name':'fails','command':['/bin/sh','-c','exit 4']}],"
@@ -815,9 +825,7 @@ static void test_agent_runtime_run_as_user(void **s)
 	json_t *st = WAIT(uid, 8000, "containerStatuses.a.state.running?",
 			  "containerStatuses.b.ready=true");
 	json_decref(st);
-	for (int i = 0; i < 50 && !*read_log("user-1", "a", false); i++)
-		usleep(20000);
-	assert_string_equal(read_log("user-1", "a", false), "1234:0:0\n");
+	assert_string_equal(read_log_line("user-1", "a"), "1234:0:0\n");
 	kill_pod(uid, 0);
 }
 
@@ -996,12 +1004,16 @@ static void test_agent_runtime_graceful_kill(void **s)
 	assert_null(rt_pod_status(rt, uid));
 }
 
+/* The pid a container printed first thing ("pid=N"), waiting up to 10 s for it to say so. */
 static pid_t log_pid(const char *pod, const char *ctr)
 {
-	char *log = read_log(pod, ctr, false);
-	char *p = strstr(log, "pid=");
+	char *log = read_log(pod, ctr, false), *p = NULL;
+	for (int i = 0; i < 200 && !(p = strstr(log, "pid=")); i++) {
+		usleep(50 * 1000);
+		log = read_log(pod, ctr, false);
+	}
 	if (!p)
-		fprintf(stderr, "log of %s/%s: \"%s\"\n", pod, ctr, log);
+		fprintf(stderr, "log of %s/%s after 10 s: \"%s\"\n", pod, ctr, log);
 	return p ? (pid_t)atoi(p + 4) : -1;
 }
 
@@ -1027,7 +1039,6 @@ static void test_agent_runtime_readopt(void **s)
 	char ip[32];
 	snprintf(ip, sizeof(ip), "%s", json_string_value(json_object_get(st, "podIP")));
 	json_decref(st);
-	usleep(200 * 1000); /* let both print their pid */
 	pid_t steady = log_pid("adopt-1", "steady"), quitter = log_pid("adopt-1", "quitter");
 	assert_true(steady > 0 && quitter > 0);
 
@@ -1185,9 +1196,7 @@ static void test_agent_runtime_rootfs(void **s)
 	json_t *st = WAIT(uid, 10000, "containerStatuses.c.state.running?",
 			  "containerStatuses.probed.ready=true");
 	json_decref(st);
-	for (int i = 0; i < 50 && !*read_log("rootfs-1", "c", false); i++)
-		usleep(20000);
-	assert_string_equal(read_log("rootfs-1", "c", false), "marker=yes host=rootfs-1 comm=sh\n");
+	assert_string_equal(read_log_line("rootfs-1", "c"), "marker=yes host=rootfs-1 comm=sh\n");
 	kill_pod(uid, 0);
 }
 
