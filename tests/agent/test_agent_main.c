@@ -387,17 +387,29 @@ static void test_agent_renews_lease_and_heartbeat(void **state)
 							    "leaseDurationSeconds")),
 			 40);
 	json_t *n1 = get(npath, &code);
-	sleep_ms(2500);
-	json_t *l2 = get(lpath, &code);
-	json_t *n2 = get(npath, &code);
+	const json_t *c1 =
+		json_array_get(json_object_get(json_object_get(n1, "status"), "conditions"), 0);
+	/* Both are renewed every second here: wait for the next renewal of each (10 s at most,
+	 * for a busy host), then look at what changed. */
+	json_t *l2 = NULL, *n2 = NULL;
+	const json_t *c2 = NULL;
+	for (int i = 0; i < 100; i++) {
+		json_decref(l2);
+		json_decref(n2);
+		l2 = get(lpath, &code);
+		n2 = get(npath, &code);
+		c2 = json_array_get(json_object_get(json_object_get(n2, "status"), "conditions"),
+				    0);
+		const char *h1 = jstr(c1, "lastHeartbeatTime", NULL, NULL),
+			   *h2 = jstr(c2, "lastHeartbeatTime", NULL, NULL);
+		if (obj_rv(l2) > obj_rv(l1) && h1 && h2 && strcmp(h1, h2))
+			break;
+		sleep_ms(100);
+	}
 	assert_true(obj_rv(l2) > obj_rv(l1));
 	assert_string_not_equal(jstr(l2, "spec", "renewTime", NULL),
 				jstr(l1, "spec", "renewTime", NULL));
 	/* the heartbeat moves; the transition time does not */
-	const json_t *c1 =
-		json_array_get(json_object_get(json_object_get(n1, "status"), "conditions"), 0);
-	const json_t *c2 =
-		json_array_get(json_object_get(json_object_get(n2, "status"), "conditions"), 0);
 	assert_string_not_equal(jstr(c1, "lastHeartbeatTime", NULL, NULL),
 				jstr(c2, "lastHeartbeatTime", NULL, NULL));
 	assert_string_equal(jstr(c1, "lastTransitionTime", NULL, NULL),
