@@ -426,7 +426,10 @@ static void drop_running(struct rt *rt, struct rt_ctr *c)
 		c->hook_w = NULL;
 	}
 	if (c->hook_pid > 0) {
-		kill(c->hook_pid, SIGTERM);
+		/* The container is gone: its hook goes with it. */
+		if (kill(c->hook_pid, SIGKILL) && errno != ESRCH)
+			log_warn("runtime: container %s: end its preStop hook (pid %d): %s",
+				 c->spec->name, (int)c->hook_pid, strerror(errno));
 		rt_reap_add(rt, c->hook_pid);
 		c->hook_pid = 0;
 	}
@@ -714,7 +717,7 @@ void rt_pod_hook_event(struct rt *rt, struct rt_ctr *c)
 		send_term(c, rt_mono_ms());
 }
 
-static void step_stop(struct rt *rt, struct rt_ctr *c, uint64_t now)
+static void step_stop(struct rt_ctr *c, uint64_t now)
 {
 	switch (c->stop) {
 	case RT_STOP_NONE:
@@ -722,15 +725,18 @@ static void step_stop(struct rt *rt, struct rt_ctr *c, uint64_t now)
 	case RT_STOP_HOOK:
 		if (now < c->hook_deadline)
 			break;
-		if (c->hook_pid > 0) {
-			kill(c->hook_pid, SIGTERM);
-			rt_reap_add(rt, c->hook_pid);
-			c->hook_pid = 0;
-		}
-		rt_watch_drop(rt, c->hook_w);
-		c->hook_w = NULL;
-		/* Kubernetes gives a hook that overran the grace period 2 s more. */
+		/* A hook that overran the grace period runs on, as in Kubernetes: the container
+		 * gets SIGTERM now and 2 s more before SIGKILL; the hook ends with it (the
+		 * container's cgroup is killed, and drop_running() ends what is left). */
 		c->kill_at = now + HOOK_EXTENSION_MS;
+		if (c->pod->terminating) {
+			/* The pod's deadline, which each step applies again, moves with it. */
+			int64_t ext = rt_real_ns() + (int64_t)HOOK_EXTENSION_MS * 1000000;
+			if (c->pod->term_deadline < ext) {
+				c->pod->term_deadline = ext;
+				c->pod->save = true;
+			}
+		}
 		send_term(c, now);
 		break;
 	case RT_STOP_TERM:
@@ -842,7 +848,7 @@ static void step_terminating(struct rt *rt, struct rt_pod *p, uint64_t now)
 		if (c->state != RT_C_RUNNING)
 			continue;
 		rt_ctr_stop(rt, c, left, NULL);
-		step_stop(rt, c, now);
+		step_stop(c, now);
 	}
 	if (!any_running(p) && !p->torn_down)
 		teardown(rt, p, now);
@@ -859,7 +865,7 @@ void rt_pod_step(struct rt *rt, struct rt_pod *p, uint64_t now)
 	/* What runs is driven whether or not the sandbox is whole. */
 	for (size_t i = 0; i < p->n_ctrs; i++) {
 		struct rt_ctr *c = &p->ctrs[i];
-		step_stop(rt, c, now);
+		step_stop(c, now);
 		rt_probe_tick(rt, c, now);
 	}
 	if (p->spec.err_reason)

@@ -1004,6 +1004,43 @@ static void test_agent_runtime_graceful_kill(void **s)
 	assert_null(rt_pod_status(rt, uid));
 }
 
+/* A preStop hook that overruns the grace period is not cut off there: as in Kubernetes it runs
+ * on while the container gets SIGTERM and 2 s more before SIGKILL. */
+static void test_agent_runtime_prestop_outlives_grace(void **s)
+{
+	(void)s;
+	char uid[64], mark[PATH_MAX];
+	new_uid(uid, sizeof(uid));
+	snprintf(mark, sizeof(mark), "%s/prestop-late-%s", state, uid);
+	sync_pod(mkpod("{'metadata':{'name':'stop-2','uid':'%s'},'spec':{"
+		       "'terminationGracePeriodSeconds':1,'containers':["
+		       "{'name':'stubborn','command':['/bin/sh','-c','trap `` TERM; while :; do "
+		       "sleep 0.2; done'],'lifecycle':{'preStop':{'exec':{'command':["
+		       "'/bin/sh','-c','trap `` TERM; sleep 1.5; echo late > %s']}}}}]}}",
+		       uid, mark));
+	json_t *st = WAIT(uid, 5000, "containerStatuses.stubborn.state.running?");
+	json_decref(st);
+	uint64_t t0 = now_ms();
+	assert_int_equal(rt_pod_kill(rt, uid, -1, on_done, NULL), 0);
+	if (!wait_done(uid, 15000))
+		fail_msg("pod not torn down within 15 s of the kill");
+	uint64_t took = now_ms() - t0;
+	FILE *f = fopen(mark, "r");
+	char line[16] = "";
+	if (!f || !fgets(line, sizeof(line), f))
+		fail_msg("the preStop hook was cut off at the grace period (1 s; it needed 1.5 s); "
+			 "the pod ended %llu ms after the kill",
+			 (unsigned long long)took);
+	fclose(f);
+	assert_string_equal(line, "late\n");
+	/* The container ignored SIGTERM: SIGKILL came 2 s after the grace period, not before. */
+	if (took < 2900)
+		fail_msg("the pod ended %llu ms after the kill; expected the 1 s grace period and "
+			 "the 2 s extension first",
+			 (unsigned long long)took);
+	unlink(mark);
+}
+
 /* The pid a container printed first thing ("pid=N"), waiting up to 10 s for it to say so. */
 static pid_t log_pid(const char *pod, const char *ctr)
 {
@@ -1325,6 +1362,7 @@ SHOAL_TEST_MAIN_SETUP(
 	cmocka_unit_test_teardown(test_agent_runtime_readiness_toggles, case_teardown),
 	cmocka_unit_test_teardown(test_agent_runtime_probe_failures, case_teardown),
 	cmocka_unit_test_teardown(test_agent_runtime_graceful_kill, case_teardown),
+	cmocka_unit_test_teardown(test_agent_runtime_prestop_outlives_grace, case_teardown),
 	cmocka_unit_test_teardown(test_agent_runtime_readopt, case_teardown),
 	cmocka_unit_test_teardown(test_agent_runtime_shim_killed, case_teardown),
 	cmocka_unit_test_teardown(test_agent_runtime_ipam_keep_address, case_teardown),
