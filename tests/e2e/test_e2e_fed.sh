@@ -105,14 +105,20 @@ ask() {
 }
 
 # answers_from WHAT ALLOWED MUST URL: asks URL from the client pod until every pod of MUST
-# (names, one a line) answered, at least 10 and at most 60 times; fails naming a request
-# without an answer or answered by a pod not in ALLOWED.
+# (names, one a line) answered, at least 10 and at most 60 times; fails naming an answer from
+# a pod not in ALLOWED, or when more than MAX_LOST requests (2) got no answer (the ones that
+# did not are reported: a connection through another cluster's node port is lost now and
+# then, about 1 in 100).
+MAX_LOST=2
 answers_from() {
-	local what=$1 allowed=$2 must=$3 url=$4 i a seen="" p missing
+	local what=$1 allowed=$2 must=$3 url=$4 i a seen="" p missing lost=0
 	for ((i = 1; i <= 60; i++)); do
 		a=$(ask "$url")
 		if [ -z "$a" ]; then
-			echo "# $what: request $i got no answer (allowed: $(tr '\n' ' ' <<<"$allowed"))"
+			lost=$((lost + 1))
+			echo "# $what: request $i got no answer ($lost so far)"
+			[ "$lost" -le "$MAX_LOST" ] && continue
+			echo "# $what: more than $MAX_LOST requests without an answer (allowed: $(tr '\n' ' ' <<<"$allowed"))"
 			return 1
 		fi
 		if ! grep -qxF -- "$a" <<<"$allowed"; then
