@@ -4,7 +4,8 @@
  * the federation, its node port allocated by the member), each member's reachable addresses
  * (its nodes' InternalIPs and the node port) published to the others as EndpointSlices of
  * their own Service, and everything removed when the FederatedService is deleted or a
- * cluster is no longer selected.
+ * cluster is no longer selected; a member that goes Offline (grace period 3 s) is withdrawn
+ * from the others and published again when it is back.
  */
 #include "fed_helpers.h"
 
@@ -114,6 +115,23 @@ static void test_fed_service_published_to_every_member(void **state)
 	assert_int_equal(json_array_size(cl), 3);
 	assert_string_equal(jstr(json_array_get(cl, 2), "cluster"), "c");
 	json_decref(fs);
+
+	/* c stops: once Offline its slices in a and b are withdrawn; back, they return */
+	const char *c_at = fmt("10.99.3.1:%lld", node_port(2));
+	char c_want[64];
+	snprintf(c_want, sizeof(c_want), "%s", c_at);
+	atomic_store(&mem_up[2], false);
+	assert_int_equal(shoald_stop(&mem[2]), 0);
+	WAIT_FOR(20000, cluster_cond("c", "Offline", "True"), "c is not Offline");
+	WAIT_FOR(15000, !strcmp(slice_of(0, "c"), "") && !strcmp(slice_of(1, "c"), ""),
+		 "c is Offline and still published: a has \"%s\", b \"%s\"", slice_of(0, "c"),
+		 slice_of(1, "c"));
+	assert_string_not_equal(slice_of(0, "b"), ""); /* the others stay */
+	assert_int_equal(shoald_restart(&mem[2]), 0);
+	atomic_store(&mem_up[2], true);
+	WAIT_FOR(20000, !strcmp(slice_of(0, "c"), c_want) && !strcmp(slice_of(1, "c"), c_want),
+		 "c is back and not published again: a has \"%s\", b \"%s\" (want %s)",
+		 slice_of(0, "c"), slice_of(1, "c"), c_want);
 
 	/* c leaves the placement: its Service goes, and so do the slices for it */
 	req0(-1, "PATCH", FS_PATH "/web", "{\"spec\":{\"placement\":{\"clusters\":[\"a\",\"b\"]}}}",
