@@ -18,6 +18,9 @@
 
 /* The label that ties an EndpointSlice to its Service. */
 #define DPSYNC_SVC_LABEL "kubernetes.io/service-name"
+/* The label of an EndpointSlice that another cluster's federation published (its value names
+ * the source cluster): its endpoints are that cluster's node ports or external addresses. */
+#define DPSYNC_REMOTE_LABEL "federation.shoal.io/source-cluster"
 /* The route protocol number marking routes dpsync made (RTPROT_* leaves 0-255 free above
  * the well-known ones; 0x5e is unassigned). Routes of any other protocol are never touched. */
 #define DPSYNC_RTPROT 0x5e
@@ -27,13 +30,17 @@ struct xl_endpoint {
 	uint32_t addr; /* network order */
 	uint16_t port; /* host order */
 	bool ready, serving, terminating;
-	bool local; /* on this node */
+	bool local;  /* on this node */
+	bool remote; /* in another cluster (a slice with DPSYNC_REMOTE_LABEL) */
 	char node[64];
 	char zone[32];
 	char hint[DP_ZONE_LEN]; /* hints.forZones[0].name, "" for none */
 };
 
-/* One Service port, as the data planes program it. */
+/* One Service port, as the data planes program it. A port with endpoints of other clusters
+ * and frontends for traffic from outside (node port, external IPs) becomes two records: the
+ * first keeps the ClusterIP with every endpoint, the second ("<name>/external") takes the
+ * node port and external IPs with this cluster's endpoints only (see dpsync_xlate.c). */
 struct xl_port {
 	char dp_name[SHOAL_SVC_NAME_LEN]; /* "ns/name:port/proto" */
 	char nft_name[NFT_SVC_NAME_MAX];  /* "ns/name/proto/port" */

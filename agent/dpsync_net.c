@@ -10,6 +10,12 @@
  * the difference, and never touches a route someone else made. Pod interfaces are found by
  * the /32 routes of this node's pod CIDR that go out of them (how the runtime wires a pod),
  * re-listed whenever the kernel says links or routes changed.
+ *
+ * Each route's gateway (the other node) also gets a managed neighbour entry on the uplink,
+ * which the kernel keeps resolved: XDP forwards NodePort traffic for another node's backend
+ * itself, after a FIB lookup that cannot resolve a neighbour; without the entry, the first
+ * packets to a node this node never talked to would go to the stack with this node's own
+ * address as their source, and be dropped there as martians.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -140,6 +146,15 @@ int net_pod_ifs_sync(struct dpsync_net *n)
 	return first;
 }
 
+static bool had_route(const struct dpsync_net *n, const struct net_route *w)
+{
+	for (size_t i = 0; i < n->n_routes; i++)
+		if (n->routes[i].via == w->via && n->routes[i].dst.prefix == w->dst.prefix &&
+		    n->routes[i].dst.addr.s_addr == w->dst.addr.s_addr)
+			return true;
+	return false;
+}
+
 static void cidr_str(const struct nft_cidr *c, char *buf, size_t len)
 {
 	char a[INET_ADDRSTRLEN];
@@ -205,6 +220,17 @@ int net_routes_sync(struct dpsync_net *n, const struct net_route *want, size_t n
 			log_info("dpsync: route %s via %s dev %s (node %s)", dst, via, n->uplink,
 				 w->node);
 		}
+		/* the gateway's neighbour entry, once per route this process makes or adopts */
+		if (!had_route(n, w)) {
+			n->route_writes++;
+			err = nl_neigh_managed(n->nl, n->uplink, via);
+			if (err) {
+				n->route_errors++;
+				log_warn("dpsync: node %s: %s", w->node, nl_last_error(n->nl));
+				if (!first)
+					first = err;
+			}
+		}
 		kept[n_kept++] = *w;
 	}
 	/* Ours that no node wants any more. */
@@ -233,6 +259,14 @@ int net_routes_sync(struct dpsync_net *n, const struct net_route *want, size_t n
 			continue;
 		}
 		log_info("dpsync: route %s removed (its node is gone)", dst);
+		if (rt[k].gw.s_addr) {
+			char via[INET_ADDRSTRLEN];
+
+			inet_ntop(AF_INET, &rt[k].gw, via, sizeof(via));
+			err = nl_neigh_del(n->nl, n->uplink, via);
+			if (err && err != -ENOENT && err != -ESRCH)
+				log_warn("dpsync: %s", nl_last_error(n->nl));
+		}
 	}
 	free(rt);
 	free(n->routes);

@@ -7,6 +7,14 @@
  * the ClusterIP, every external IP and loadBalancer ingress IP, and for NodePort and
  * LoadBalancer Services the node's address at the nodePort.
  *
+ * Endpoints another cluster published (a federation's EndpointSlices, labelled
+ * DPSYNC_REMOTE_LABEL: that cluster's node addresses at its node port) serve this cluster's
+ * own clients only, through the ClusterIP. Traffic that reaches this cluster from outside,
+ * at a node port or an external IP, goes to this cluster's endpoints: two clusters that
+ * publish to each other never hand a connection back and forth, and a client in another
+ * cluster that was sent here is served here. Such a port is programmed as two records (the
+ * second named "<name>/external").
+ *
  * The design choice: the translation is a pure function of the objects and a digest of its
  * result (xl_service.hash) is what says "changed", so an update that touches nothing the
  * data plane uses (a status write, an annotation) costs no map write.
@@ -135,6 +143,8 @@ static int slice_endpoints(const json_t *sl, const char *pname, uint8_t proto,
 	long target = 0;
 	size_t i;
 	const char *at = jstr(sl, "addressType");
+	bool remote = json_object_get(json_object_get(json_object_get(sl, "metadata"), "labels"),
+				      DPSYNC_REMOTE_LABEL) != NULL;
 
 	if (!at || strcmp(at, "IPv4"))
 		return 0;
@@ -174,7 +184,8 @@ static int slice_endpoints(const json_t *sl, const char *pname, uint8_t proto,
 		x->ready = jbool(cond, "ready", true);
 		x->serving = jbool(cond, "serving", x->ready);
 		x->terminating = jbool(cond, "terminating", false);
-		x->local = nn && node->name && !strcmp(nn, node->name);
+		x->remote = remote;
+		x->local = !remote && nn && node->name && !strcmp(nn, node->name);
 		snprintf(x->node, sizeof(x->node), "%s", nn ? nn : "");
 		snprintf(x->zone, sizeof(x->zone), "%s", zone ? zone : "");
 		hint = jstr(json_array_get(fz, 0), "name");
@@ -203,7 +214,8 @@ static uint64_t port_hash(uint64_t h, const struct xl_port *p)
 	for (size_t i = 0; i < p->n_eps; i++) {
 		const struct xl_endpoint *e = &p->eps[i];
 		uint8_t bits =
-			(uint8_t)(e->ready | e->serving << 1 | e->terminating << 2 | e->local << 3);
+			(uint8_t)(e->ready | e->serving << 1 | e->terminating << 2 | e->local << 3 |
+				  e->remote << 4);
 
 		h = fnv(h, &e->addr, sizeof(e->addr));
 		h = fnv(h, &e->port, sizeof(e->port));
@@ -220,6 +232,53 @@ static void port_free(struct xl_port *p)
 	free(p->ext);
 	free(p->source_ranges);
 	free(p->eps);
+}
+
+/*
+ * Port p has endpoints in other clusters: its node port and external IPs move to q, a record
+ * of their own with this cluster's endpoints only; p keeps the ClusterIP and every endpoint.
+ */
+static int split_external(struct xl_port *p, struct xl_port *q, const char *prefix)
+{
+	char suffix[48];
+	size_t n = 0;
+
+	memset(q, 0, sizeof(*q));
+	q->eps = malloc((p->n_eps ? p->n_eps : 1) * sizeof(*q->eps));
+	if (!q->eps)
+		return -ENOMEM;
+	for (size_t i = 0; i < p->n_eps; i++)
+		if (!p->eps[i].remote)
+			q->eps[n++] = p->eps[i];
+	q->n_eps = n;
+	q->proto = p->proto;
+	q->port = p->port;
+	q->node_port = p->node_port;
+	q->affinity_timeout = p->affinity_timeout;
+	q->etp_local = p->etp_local;
+	q->itp_local = p->itp_local;
+	q->ext = p->ext;
+	q->n_ext = p->n_ext;
+	q->source_ranges = p->source_ranges;
+	q->n_source_ranges = p->n_source_ranges;
+	snprintf(suffix, sizeof(suffix), ":%u/%s/external", p->port, proto_lower(p->proto));
+	fit_name(q->dp_name, sizeof(q->dp_name), prefix, suffix);
+	snprintf(suffix, sizeof(suffix), "/%s/%u/external", proto_lower(p->proto), p->port);
+	fit_name(q->nft_name, sizeof(q->nft_name), prefix, suffix);
+	p->node_port = 0;
+	p->ext = NULL;
+	p->n_ext = 0;
+	p->source_ranges = NULL;
+	p->n_source_ranges = 0;
+	return 0;
+}
+
+static bool has_remote(const struct xl_port *p)
+{
+	for (size_t i = 0; i < p->n_eps; i++)
+		if (p->eps[i].remote)
+			return true;
+	return false;
 }
 
 int xl_service(const json_t *svc, json_t *const *slices, size_t n_slices,
@@ -280,8 +339,9 @@ int xl_service(const json_t *svc, json_t *const *slices, size_t n_slices,
 	s = jstr(spec, "internalTrafficPolicy");
 	itp = s && !strcmp(s, "Local");
 
-	out->ports =
-		calloc(json_array_size(json_object_get(spec, "ports")) + 1, sizeof(*out->ports));
+	/* room for an external record beside every port */
+	out->ports = calloc(2 * json_array_size(json_object_get(spec, "ports")) + 1,
+			    sizeof(*out->ports));
 	if (!out->ports) {
 		err = -ENOMEM;
 		goto fail;
@@ -347,6 +407,13 @@ int xl_service(const json_t *svc, json_t *const *slices, size_t n_slices,
 				    p->eps[k].port != p->eps[w - 1].port)
 					p->eps[w++] = p->eps[k];
 			p->n_eps = w;
+		}
+		if ((p->node_port || p->n_ext) && has_remote(p)) {
+			err = split_external(p, &out->ports[out->n_ports], prefix);
+			if (err)
+				goto fail;
+			out->hash = port_hash(out->hash, p);
+			p = &out->ports[out->n_ports++];
 		}
 		out->hash = port_hash(out->hash, p);
 	}

@@ -120,10 +120,14 @@ void api_validate_fedcluster(const json_t *obj, const json_t *old, struct api_er
 		api_err_add(errs, "spec.apiEndpoint", "Required value");
 	else if ((why = endpoint_invalid(ep)))
 		api_err_add(errs, "spec.apiEndpoint", "Invalid value: \"%s\": %s", ep, why);
+	/* where the file may be is the federation's to check (--cluster-credentials-dir) */
 	const char *tf = api_str(spec, "tokenFile");
-	if (tf && tf[0] != '/')
+	if (tf && (!tf[0] || (tf[0] != '/' && strchr(tf, '/')) || !strcmp(tf, "..") ||
+		   !strcmp(tf, ".")))
 		api_err_add(errs, "spec.tokenFile",
-			    "Invalid value: \"%s\": must be an absolute path", tf);
+			    "Invalid value: \"%s\": must be an absolute path or the name of a file "
+			    "in the federation's credentials directory",
+			    tf);
 	const char *ca = api_str(spec, "caFile");
 	if (ca && ca[0] != '/')
 		api_err_add(errs, "spec.caFile", "Invalid value: \"%s\": must be an absolute path",

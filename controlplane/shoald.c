@@ -62,6 +62,8 @@ static void usage(FILE *f)
 		"  --cluster-grace-period D a member not ready for this long is Offline and its\n"
 		"                           replicas move to the others (60s)\n"
 		"  --member-timeout D       one request to a member may take this long (5s)\n"
+		"  --cluster-credentials-dir DIR   the only directory Clusters' spec.tokenFile\n"
+		"                           may name files in (default STATE/cluster-credentials)\n"
 		"  --log-level LEVEL        error, warn, info or debug\n"
 		"  --version, --help\n");
 }
@@ -131,7 +133,8 @@ int main(int argc, char **argv)
 		O_FEDID,
 		O_FEDPROBE,
 		O_FEDGRACE,
-		O_FEDTIMEOUT
+		O_FEDTIMEOUT,
+		O_FEDCREDS
 	};
 	static const struct option longopts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
@@ -163,6 +166,7 @@ int main(int argc, char **argv)
 		{ "cluster-probe-interval", required_argument, NULL, O_FEDPROBE },
 		{ "cluster-grace-period", required_argument, NULL, O_FEDGRACE },
 		{ "member-timeout", required_argument, NULL, O_FEDTIMEOUT },
+		{ "cluster-credentials-dir", required_argument, NULL, O_FEDCREDS },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -316,6 +320,9 @@ int main(int argc, char **argv)
 			if (parse_duration("--cluster-grace-period", optarg, &fc.grace_ms))
 				return 2;
 			break;
+		case O_FEDCREDS:
+			fc.credentials_dir = optarg;
+			break;
 		case O_FEDTIMEOUT:
 			if (parse_duration("--member-timeout", optarg, &fc.member_timeout_ms))
 				return 2;
@@ -363,6 +370,16 @@ int main(int argc, char **argv)
 	if (!st) {
 		log_error("open store %s: %s", store_uri, shoal_strerror(errno));
 		return 1;
+	}
+	char creds[4096];
+	if (federation && !fc.credentials_dir) {
+		snprintf(creds, sizeof(creds), "%s/cluster-credentials", state);
+		int err = fs_mkdir_p(creds, 0700);
+		if (err) {
+			log_error("cluster credentials directory %s: %s", creds, strerror(-err));
+			return 1;
+		}
+		fc.credentials_dir = creds;
 	}
 	if (federation)
 		cc.fed = &fc;

@@ -97,6 +97,9 @@ int nl_monitor_drain(struct nl_monitor *m);
 /* Neighbour entries (ARP), permanent or reachable; add replaces an existing entry. */
 int nl_neigh_add(struct nl_conn *nl, const char *dev, const char *ip, const uint8_t mac[6],
 		 bool permanent);
+/* A managed entry (Linux 5.16+): the kernel resolves it at once and keeps it resolved, so
+ * that a FIB lookup from BPF (which cannot resolve) finds the neighbour; replaces an entry. */
+int nl_neigh_managed(struct nl_conn *nl, const char *dev, const char *ip);
 int nl_neigh_del(struct nl_conn *nl, const char *dev, const char *ip);
 
 /*

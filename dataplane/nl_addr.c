@@ -58,8 +58,10 @@ int nl_addr_del(struct nl_conn *nl, const char *ifname, const char *cidr)
 	return nl_addr_req(nl, RTM_DELADDR, 0, ifname, cidr);
 }
 
+/* state: NUD_PERMANENT, NUD_REACHABLE, or NUD_NONE for an entry the kernel resolves and
+ * keeps resolved itself (managed, ext_flags NTF_EXT_MANAGED). */
 static int nl_neigh_req(struct nl_conn *nl, uint16_t type, uint16_t flags, const char *dev,
-			const char *ip, const uint8_t *mac, bool permanent)
+			const char *ip, const uint8_t *mac, uint16_t state, uint32_t ext_flags)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE], what[96];
 	struct in_addr a;
@@ -79,10 +81,12 @@ static int nl_neigh_req(struct nl_conn *nl, uint16_t type, uint16_t flags, const
 	struct ndmsg *nd = mnl_nlmsg_put_extra_header(nlh, sizeof(*nd));
 	nd->ndm_family = AF_INET;
 	nd->ndm_ifindex = idx;
-	nd->ndm_state = permanent ? NUD_PERMANENT : NUD_REACHABLE;
+	nd->ndm_state = state;
 	mnl_attr_put(nlh, NDA_DST, 4, &a);
 	if (mac)
 		mnl_attr_put(nlh, NDA_LLADDR, 6, mac);
+	if (ext_flags)
+		mnl_attr_put_u32(nlh, NDA_FLAGS_EXT, ext_flags);
 	snprintf(what, sizeof(what), "%s neighbour %s on %s", verb, ip, dev);
 	return nl_talk(nl, nlh, NULL, NULL, what);
 }
@@ -95,10 +99,16 @@ int nl_neigh_add(struct nl_conn *nl, const char *dev, const char *ip, const uint
 		return -EINVAL;
 	}
 	return nl_neigh_req(nl, RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, dev, ip, mac,
-			    permanent);
+			    permanent ? NUD_PERMANENT : NUD_REACHABLE, 0);
+}
+
+int nl_neigh_managed(struct nl_conn *nl, const char *dev, const char *ip)
+{
+	return nl_neigh_req(nl, RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, dev, ip, NULL,
+			    NUD_NONE, NTF_EXT_MANAGED);
 }
 
 int nl_neigh_del(struct nl_conn *nl, const char *dev, const char *ip)
 {
-	return nl_neigh_req(nl, RTM_DELNEIGH, 0, dev, ip, NULL, false);
+	return nl_neigh_req(nl, RTM_DELNEIGH, 0, dev, ip, NULL, 0, 0);
 }

@@ -40,6 +40,9 @@ struct fed_config {
 	int64_t probe_interval_ms; /* --cluster-probe-interval (10 s) */
 	int64_t grace_ms;	   /* --cluster-grace-period (60 s) */
 	int64_t member_timeout_ms; /* --member-timeout: one request to a member (5 s) */
+	/* --cluster-credentials-dir: the only directory a Cluster's spec.tokenFile may name a
+	 * file in (after resolving symlinks and ".."); NULL: no token file is read */
+	const char *credentials_dir;
 };
 
 /* ---- apportionment (fed_apportion.c) ---------------------------------------------------- */

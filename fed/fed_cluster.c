@@ -11,13 +11,25 @@
  * status is written only when something a reader acts on changed (conditions, node counts,
  * capacity), never just because a probe ran, so a healthy federation writes nothing in
  * steady state and every Cluster event is worth re-placing FederatedDeployments for.
+ *
+ * Deletion (Karmada's semantics): every Cluster carries the finalizer FED_FINALIZER. A
+ * deleted Cluster is excluded from every placement at once (its addresses are withdrawn from
+ * the other members), and this reconcile deletes from the member everything labelled as
+ * managed by this federation (Deployments, Services, EndpointSlices), then removes the
+ * finalizer (unless another Cluster names the same apiEndpoint: what is there is that
+ * Cluster's as well, and stays). A member that cannot be reached is tried again every probe interval until the
+ * grace period (--cluster-grace-period, counted from the deletion) is over; then the
+ * federation gives up, says so in the log and in a Warning Event, and lets the Cluster go.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "api_kinds.h"
 #include "ctrl.h"
@@ -186,11 +198,63 @@ static void on_member_synced(void *arg)
 	log_info("federation: cluster %s: watching its %zu managed deployments", m->name, n);
 }
 
+/*
+ * The file spec.tokenFile names, resolved (symlinks, "..") into out; a bare name is a file of
+ * the credentials directory. -ENOENT and friends when it cannot be resolved (msg says so),
+ * -EPERM when it is not inside the credentials directory.
+ */
+static int token_path(const struct fed *f, const char *tf, char *out, size_t outlen, char *msg,
+		      size_t msglen)
+{
+	const char *dir = f->cfg->credentials_dir;
+	char rdir[PATH_MAX], joined[PATH_MAX], *r;
+
+	if (!dir) {
+		snprintf(msg, msglen,
+			 "spec.tokenFile: %.300s: this federation reads no token files (it has no "
+			 "--cluster-credentials-dir)",
+			 tf);
+		return -EPERM;
+	}
+	if (!realpath(dir, rdir)) {
+		snprintf(msg, msglen, "spec.tokenFile: the credentials directory %.300s: %s", dir,
+			 strerror(errno));
+		return -errno;
+	}
+	if (tf[0] == '/')
+		snprintf(joined, sizeof(joined), "%s", tf);
+	else if (snprintf(joined, sizeof(joined), "%s/%s", rdir, tf) >= (int)sizeof(joined))
+		return -ENAMETOOLONG;
+	r = realpath(joined, NULL);
+	if (!r) {
+		int err = -errno;
+		snprintf(msg, msglen, "spec.tokenFile: %.300s: %s", joined, strerror(-err));
+		return err;
+	}
+	size_t dl = strlen(rdir);
+	bool inside = !strncmp(r, rdir, dl) && (r[dl] == '/' || !strcmp(rdir, "/"));
+	if (!inside || strlen(r) >= outlen) {
+		snprintf(msg, msglen,
+			 "spec.tokenFile: %.200s%s%.200s is outside the credentials directory %.200s "
+			 "(--cluster-credentials-dir): refused",
+			 tf, strcmp(tf, r) ? ", resolved to " : "", strcmp(tf, r) ? r : "", rdir);
+		free(r);
+		return -EPERM;
+	}
+	snprintf(out, outlen, "%s", r);
+	free(r);
+	return 0;
+}
+
 static char *read_token(const char *path, char *msg, size_t msglen)
 {
-	FILE *fp = fopen(path, "r");
+	/* resolved already: a symlink put in its place since is not followed */
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	FILE *fp = fd >= 0 ? fdopen(fd, "r") : NULL;
 	if (!fp) {
-		snprintf(msg, msglen, "spec.tokenFile: open %s: %s", path, strerror(errno));
+		snprintf(msg, msglen, "spec.tokenFile: open %.300s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		return NULL;
 	}
 	char buf[4096];
@@ -198,7 +262,7 @@ static char *read_token(const char *path, char *msg, size_t msglen)
 	int rerr = ferror(fp);
 	fclose(fp);
 	if (rerr) {
-		snprintf(msg, msglen, "spec.tokenFile: read %s: I/O error", path);
+		snprintf(msg, msglen, "spec.tokenFile: read %.300s: I/O error", path);
 		return NULL;
 	}
 	buf[n] = 0;
@@ -206,7 +270,7 @@ static char *read_token(const char *path, char *msg, size_t msglen)
 	/* A static token file line ("token,user,group") holds the token first. */
 	buf[strcspn(buf, ",")] = 0;
 	if (!buf[0]) {
-		snprintf(msg, msglen, "spec.tokenFile: %s holds no token", path);
+		snprintf(msg, msglen, "spec.tokenFile: %.300s holds no token", path);
 		return NULL;
 	}
 	char *t = strdup(buf);
@@ -236,7 +300,13 @@ static struct fed_member *member_for(struct fed *f, const char *name, const json
 		return NULL;
 	}
 	if (tf) {
-		token = read_token(tf, msg, msglen);
+		char path[PATH_MAX];
+		int err = token_path(f, tf, path, sizeof(path), msg, msglen);
+		if (err == -EPERM) {
+			*reason = "InvalidSpec";
+			return NULL;
+		}
+		token = err ? NULL : read_token(path, msg, msglen);
 		if (!token) {
 			*reason = "CredentialsUnreadable";
 			return NULL;
@@ -597,6 +667,177 @@ out:
 	return err;
 }
 
+#define FED_FINALIZER "federation.shoal.io/member-cleanup"
+
+static bool has_finalizer(const json_t *obj)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach (json_object_get(json_object_get(obj, "metadata"), "finalizers"), i, v)
+		if (!strcmp(json_string_value(v) ?: "", FED_FINALIZER))
+			return true;
+	return false;
+}
+
+/* Adds (on) or removes the federation's finalizer, keeping any other. */
+static int set_finalizer(struct fed *f, const char *name, const json_t *obj, bool on)
+{
+	char path[400], msg[512];
+	json_t *fins = json_array(), *patch = NULL;
+	size_t i;
+	json_t *v;
+	int err;
+
+	if (!fins)
+		return -ENOMEM;
+	json_array_foreach (json_object_get(json_object_get(obj, "metadata"), "finalizers"), i, v)
+		if (strcmp(json_string_value(v) ?: "", FED_FINALIZER))
+			json_array_append(fins, v);
+	if (on)
+		json_array_append_new(fins, json_string(FED_FINALIZER));
+	patch = json_pack("{s:{s:o, s:O}}", "metadata", "finalizers", fins, "resourceVersion",
+			  json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
+	err = patch ? ctrl_path(f->cluster_kind, NULL, name, NULL, path, sizeof(path)) : -ENOMEM;
+	if (!err)
+		err = ctrl_write(f->c, "PATCH", path, patch, NULL, msg, sizeof(msg));
+	json_decref(patch);
+	if (err && err != -ENOENT && err != -ECONFLICT)
+		log_warn("federation: cluster %s: %s the finalizer %s: %s", name,
+			 on ? "add" : "remove", FED_FINALIZER, msg);
+	return err == -ENOENT ? 0 : err;
+}
+
+/*
+ * Deletes from member m what this federation made there (labelled managed-by=<id>). Returns
+ * the number of objects it deleted (0: nothing was left), or a negative errno when the
+ * member could not be asked or refused (msg says why).
+ */
+static int member_cleanup(struct fed *f, struct fed_member *m, char *msg, size_t msglen)
+{
+	static const char *const kinds[][2] = {
+		{ "/apis/apps/v1/deployments", "/apis/apps/v1/namespaces/%s/deployments/%s" },
+		{ "/api/v1/services", "/api/v1/namespaces/%s/services/%s" },
+		{ "/apis/discovery.k8s.io/v1/endpointslices",
+		  "/apis/discovery.k8s.io/v1/namespaces/%s/endpointslices/%s" },
+	};
+	int deleted = 0;
+
+	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+		char path[800];
+		json_t *list = NULL, *it;
+		size_t i;
+		snprintf(path, sizeof(path), "%s?labelSelector=federation.shoal.io%%2Fmanaged-by%%3D%s",
+			 kinds[k][0], f->cfg->id);
+		int err = fed_member_do(m, "GET", path, NULL, &list, msg, msglen);
+		if (err)
+			return err;
+		json_array_foreach (json_object_get(list, "items"), i, it) {
+			const json_t *meta = json_object_get(it, "metadata");
+			snprintf(path, sizeof(path), kinds[k][1],
+				 json_string_value(json_object_get(meta, "namespace")) ?: "",
+				 json_string_value(json_object_get(meta, "name")) ?: "");
+			err = fed_member_do(m, "DELETE", path, NULL, NULL, msg, msglen);
+			if (err && err != -ENOENT) {
+				json_decref(list);
+				return err;
+			}
+			deleted++;
+		}
+		json_decref(list);
+	}
+	return deleted;
+}
+
+/* The name of another Cluster, not being deleted, with the same spec.apiEndpoint as obj's
+ * (its member is that Cluster's too), into out; false when there is none. */
+static bool endpoint_shared(struct fed *f, const char *name, const json_t *obj, char *out,
+			    size_t outlen)
+{
+	const char *ep = json_string_value(json_object_get(json_object_get(obj, "spec"),
+							   "apiEndpoint"));
+	struct ctrl_objs l = { 0 };
+	bool shared = false;
+
+	if (!ep || ctrl_list(f->clusters, NULL, &l))
+		goto out;
+	for (size_t i = 0; i < l.n && !shared; i++) {
+		if (l.v[i]->deleting || !strcmp(l.v[i]->o->name, name))
+			continue;
+		json_t *o = ctrl_obj_json(l.v[i]);
+		const char *oep = json_string_value(
+			json_object_get(json_object_get(o, "spec"), "apiEndpoint"));
+		if (oep && !strcmp(oep, ep)) {
+			shared = true;
+			snprintf(out, outlen, "%s", l.v[i]->o->name);
+		}
+		json_decref(o);
+	}
+out:
+	ctrl_objs_free(&l);
+	return shared;
+}
+
+/* A deleted Cluster: clean its member up, then let it go (see the top). */
+static int cluster_deleting(struct fed *f, const struct ctrl_obj *co, const json_t *obj)
+{
+	const char *name = co->o->name, *reason = NULL;
+	char msg[512] = "";
+	int left, err;
+
+	if (!has_finalizer(obj)) {
+		member_remove(f, name);
+		return 0;
+	}
+	/* the others stop being sent there; its FederatedDeployments' replicas move */
+	fed_queue_all_fds(f);
+	char other[256];
+	if (endpoint_shared(f, name, obj, other, sizeof(other))) {
+		/* what the federation made there is the other Cluster's as much as this one's */
+		log_info("federation: cluster %s deleted: its member is cluster %s's too; its "
+			 "objects stay",
+			 name, other);
+		err = set_finalizer(f, name, obj, false);
+		if (!err)
+			member_remove(f, name);
+		return err;
+	}
+	struct fed_member *m =
+		member_for(f, name, json_object_get(obj, "spec"), &reason, msg, sizeof(msg));
+	bool asked = m != NULL;
+	left = m ? member_cleanup(f, m, msg, sizeof(msg)) : -EINVAL;
+	fed_member_put(m);
+	if (left == 0) {
+		log_info("federation: cluster %s deleted: the federation's objects are gone from "
+			 "it",
+			 name);
+	} else {
+		int64_t waited_ms = ((int64_t)time(NULL) -
+				     (int64_t)ctrl_parse_time(json_string_value(json_object_get(
+					     json_object_get(obj, "metadata"), "deletionTimestamp")))) *
+				    1000;
+		/* a spec the federation cannot use (no member to ask) is not waited for */
+		if (left > 0 || (asked && waited_ms < f->cfg->grace_ms)) {
+			if (left < 0)
+				log_info("federation: cluster %s deleted: cannot clean it up yet "
+					 "(%s); trying again",
+					 name, msg);
+			/* what was deleted is checked gone; an unreachable member is retried */
+			fed_queue_cluster_after(f, name, left > 0 ? 200 : f->cfg->probe_interval_ms);
+			return 0;
+		}
+		log_warn("federation: cluster %s deleted: gave up removing the federation's objects "
+			 "from it after %llds: %s",
+			 name, (long long)(waited_ms / 1000), msg);
+		ctrl_event(f->c, co, "Warning", "MemberCleanupAbandoned",
+			   "the federation's objects may remain in the member: %s", msg);
+	}
+	err = set_finalizer(f, name, obj, false);
+	if (err)
+		return err;
+	member_remove(f, name);
+	return 0;
+}
+
 int fed_cluster_reconcile(struct fed *f, const char *name)
 {
 	struct ctrl_obj *co = ctrl_get(f->clusters, name);
@@ -605,7 +846,7 @@ int fed_cluster_reconcile(struct fed *f, const char *name)
 	char now[32], msg[512];
 	int err = 0;
 
-	if (!co || co->deleting) {
+	if (!co) {
 		member_remove(f, name);
 		goto out;
 	}
@@ -614,6 +855,18 @@ int fed_cluster_reconcile(struct fed *f, const char *name)
 		err = -ENOMEM;
 		goto out;
 	}
+	if (co->deleting) {
+		err = cluster_deleting(f, co, obj);
+		goto out;
+	}
+	/* the finalizer first: a Cluster deleted from now on is cleaned up (a conflict: the
+	 * next probe tries again) */
+	if (!has_finalizer(obj) && (err = set_finalizer(f, name, obj, true)) &&
+	    err != -ECONFLICT)
+		log_warn("federation: cluster %s: without its finalizer, a delete would leave the "
+			 "federation's objects in the member",
+			 name);
+	err = 0;
 	ctrl_now(now);
 	const char *reason = NULL;
 	m = member_for(f, name, json_object_get(obj, "spec"), &reason, msg, sizeof(msg));

@@ -132,6 +132,7 @@ static int fed_init(struct ctrl *c)
 			f->defaults.grace_ms = g->grace_ms;
 		if (g->member_timeout_ms > 0)
 			f->defaults.member_timeout_ms = g->member_timeout_ms;
+		f->defaults.credentials_dir = g->credentials_dir;
 	}
 	f->cfg = &f->defaults;
 	snprintf(f->managed_sel, sizeof(f->managed_sel), "%s=%s", FED_LABEL_MANAGED_BY, f->cfg->id);

@@ -15,6 +15,10 @@
  *   need nothing new on the nodes: they are endpoints like the local pods.
  * - Member objects carry federation.shoal.io/managed-by=<id>; a Service of that name without
  *   it is never changed (state NotOwned), and nothing is published for it.
+ * - A member that is not ready keeps what it published for the grace period (its nodes may
+ *   still serve); once it is Offline its slices are withdrawn from the others, so that their
+ *   clients are no longer sent to an unreachable cluster, and published again when it is
+ *   Ready (a Cluster's status change queues every FederatedService).
  * - Members are read when the FederatedService is reconciled, and it is reconciled again
  *   every 30 s (node addresses and load-balancer ingress change without telling us).
  */
@@ -39,7 +43,7 @@
 struct svc_target {
 	char name[254];
 	struct fed_member *m;
-	bool selected, ready;
+	bool selected, ready, offline;
 	json_t *svc;	   /* the member's Service (ours), or NULL */
 	json_t *addresses; /* ["IP", ...] it is reachable at */
 	json_t *ports;	   /* EndpointSlice ports for those addresses */
@@ -375,9 +379,11 @@ static void publish(struct fs_ctx *x, struct svc_target *y)
 			if (&x->t[i] != y && !strcmp(x->t[i].name, src) &&
 			    json_array_size(x->t[i].addresses))
 				keep = true;
-		/* a source cluster that is not ready keeps its slice: its nodes may still serve */
+		/* a source cluster that is not ready keeps its slice while its nodes may still
+		 * serve, until it is Offline */
 		for (size_t i = 0; !keep && src && y->selected && i < x->n; i++)
-			if (!strcmp(x->t[i].name, src) && x->t[i].selected && !x->t[i].ready)
+			if (!strcmp(x->t[i].name, src) && x->t[i].selected && !x->t[i].ready &&
+			    !x->t[i].offline)
 				keep = true;
 		if (keep)
 			continue;
@@ -511,6 +517,7 @@ int fed_service_reconcile(struct fed *f, const char *key)
 			t->selected = true;
 		t->selected = t->selected && x.fs && !l.v[i]->deleting;
 		t->ready = c && fed_cluster_ready(c);
+		t->offline = c && fed_cluster_offline(c);
 		json_decref(c);
 		t->m = t->ready ? fed_member_get(f, t->name) : NULL;
 	}

@@ -308,6 +308,61 @@ static void test_agent_dpsync_xlate_long_names_fit(void **state)
 	xl_service_free(&xl);
 }
 
+#define SLICE_FED                                                                                  \
+	"{\"metadata\":{\"namespace\":\"default\",\"name\":\"web-fed-b\",\"labels\":{"             \
+	"\"kubernetes.io/service-name\":\"web\",\"federation.shoal.io/source-cluster\":\"b\"}},"    \
+	"\"addressType\":\"IPv4\",\"ports\":[{\"name\":\"http\",\"protocol\":\"TCP\",\"port\":31000}],"  \
+	"\"endpoints\":[{\"addresses\":[\"10.99.2.1\"]},{\"addresses\":[\"10.99.2.2\"]}]}"
+
+/* Another cluster's endpoints serve the ClusterIP only; the node port and external IPs get a
+ * record of their own with this cluster's endpoints. */
+static void test_agent_dpsync_xlate_remote_cluster_endpoints_serve_clusterip_only(void **state)
+{
+	const char *slices[] = { SLICE_B, SLICE_FED };
+	struct xl_service xl, plain;
+	struct dp_service svc;
+	struct dp_backend *be;
+	size_t n;
+
+	(void)state;
+	translate(SVC_WEB, slices, 2, node, &xl);
+	/* http becomes two records; dns has no endpoint of another cluster and stays one */
+	assert_int_equal(xl.n_ports, 3);
+	assert_string_equal(xl.ports[0].dp_name, "default/web:80/tcp");
+	assert_string_equal(xl.ports[1].dp_name, "default/web:80/tcp/external");
+	assert_string_equal(xl.ports[1].nft_name, "default/web/tcp/80/external");
+	assert_string_equal(xl.ports[2].dp_name, "default/web:53/udp");
+	/* the ClusterIP: the pods of this cluster and the other cluster's nodes */
+	assert_int_equal(xl_to_dp(&xl.ports[0], node.node_ip, &svc, &be, &n), 0);
+	assert_int_equal(svc.n_frontends, 1);
+	assert_int_equal(svc.frontends[0].addr, ip4("10.96.0.10"));
+	assert_int_equal(svc.flags, 0);
+	assert_int_equal(n, 4);
+	assert_int_equal(be[0].addr, ip4("10.99.2.1"));
+	assert_int_equal(be[0].port, 31000);
+	assert_int_equal(be[0].flags, 0); /* never local, whatever its nodeName */
+	assert_int_equal(be[2].addr, ip4("10.100.1.2"));
+	assert_int_equal(be[2].flags, BE_F_LOCAL);
+	free(be);
+	/* the way in from outside: external IPs and the node port, this cluster's pods only */
+	assert_int_equal(xl_to_dp(&xl.ports[1], node.node_ip, &svc, &be, &n), 0);
+	assert_int_equal(svc.n_frontends, 3);
+	assert_int_equal(svc.frontends[0].addr, ip4("192.0.2.1"));
+	assert_int_equal(svc.frontends[2].addr, node.node_ip);
+	assert_int_equal(svc.frontends[2].port, 30080);
+	assert_int_equal(svc.flags, SVC_F_NODEPORT | SVC_F_EXTERNAL | SVC_F_MAGLEV);
+	assert_int_equal(n, 2);
+	assert_int_equal(be[0].addr, ip4("10.100.1.2"));
+	assert_int_equal(be[1].addr, ip4("10.100.3.2"));
+	free(be);
+	/* the other cluster's endpoints changing changes the digest */
+	translate(SVC_WEB, slices, 1, node, &plain);
+	assert_int_equal(plain.n_ports, 2);
+	assert_true(plain.hash != xl.hash);
+	xl_service_free(&plain);
+	xl_service_free(&xl);
+}
+
 static void test_agent_dpsync_xlate_node_addresses(void **state)
 {
 	struct xl_node_net nn;
@@ -336,4 +391,5 @@ SHOAL_TEST_MAIN(cmocka_unit_test(test_agent_dpsync_xlate_frontends),
 		cmocka_unit_test(test_agent_dpsync_xlate_headless_and_external_name),
 		cmocka_unit_test(test_agent_dpsync_xlate_hash_sees_only_what_matters),
 		cmocka_unit_test(test_agent_dpsync_xlate_long_names_fit),
+		cmocka_unit_test(test_agent_dpsync_xlate_remote_cluster_endpoints_serve_clusterip_only),
 		cmocka_unit_test(test_agent_dpsync_xlate_node_addresses))

@@ -189,6 +189,33 @@ static __attribute__((unused)) bool cluster_cond(const char *name, const char *t
 	return ok;
 }
 
+/* Cluster name has condition type at status with reason, its message holding text. */
+static __attribute__((unused)) bool cluster_cond_msg(const char *name, const char *type,
+						     const char *status, const char *reason,
+						     const char *text)
+{
+	long code;
+	json_t *o = call(-1, "GET", fmt(CL_PATH "/%s", name), NULL, &code);
+	bool ok = false;
+	size_t i;
+	json_t *c;
+	json_array_foreach (json_object_get(json_object_get(o, "status"), "conditions"), i, c)
+		if (!strcmp(jstr(c, "type") ?: "", type) &&
+		    !strcmp(jstr(c, "status") ?: "", status) &&
+		    !strcmp(jstr(c, "reason") ?: "", reason) &&
+		    strstr(jstr(c, "message") ?: "", text))
+			ok = true;
+	json_decref(o);
+	return ok;
+}
+
+static __attribute__((unused)) bool cluster_exists(const char *name)
+{
+	long code;
+	json_decref(call(-1, "GET", fmt(CL_PATH "/%s", name), NULL, &code));
+	return code == 200;
+}
+
 /* Plays the agent on member i once: binds pods, makes them Ready, confirms deletions. */
 static void agent_pass(int i)
 {
@@ -278,7 +305,10 @@ static int write_tokens(void)
 	return 0;
 }
 
+/* (the credentials directory, tokdir, is filled in by fed_start_all) */
 static const char *fed_args[] = { "--federation",
+				  "--cluster-credentials-dir",
+				  NULL,
 				  "--federation-id",
 				  "fedtest",
 				  "--cluster-probe-interval",
@@ -307,6 +337,7 @@ static int fed_start_all(const char *const cpu[NMEM])
 		if (add_member_node(i, cpu[i]))
 			return -1;
 	}
+	fed_args[2] = tokdir;
 	if (shoald_start(&fedd, fed_args))
 		return -1;
 	for (int i = 0; i < NMEM; i++) {
@@ -352,6 +383,7 @@ static int fed_stop_all(void)
 	for (int i = 0; i < NMEM; i++)
 		unlink(tokfile[i]);
 	unlink(fmt("%s/bad.tokens", tokdir)); /* a test's, when it failed half-way */
+	unlink(fmt("%s/escape.tokens", tokdir));
 	rmdir(tokdir);
 	return bad ? -1 : 0;
 }

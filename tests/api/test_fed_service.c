@@ -4,7 +4,10 @@
  * the federation, its node port allocated by the member), each member's reachable addresses
  * (its nodes' InternalIPs and the node port) published to the others as EndpointSlices of
  * their own Service, and everything removed when the FederatedService is deleted or a
- * cluster is no longer selected.
+ * cluster is no longer selected; a member that goes Offline (grace period 3 s) is withdrawn
+ * from the others and published again when it is back. Deleting a Cluster removes the
+ * federation's objects from its member and its slices from the others; a member that cannot
+ * be reached holds the delete for the grace period only.
  */
 #include "fed_helpers.h"
 
@@ -115,6 +118,23 @@ static void test_fed_service_published_to_every_member(void **state)
 	assert_string_equal(jstr(json_array_get(cl, 2), "cluster"), "c");
 	json_decref(fs);
 
+	/* c stops: once Offline its slices in a and b are withdrawn; back, they return */
+	const char *c_at = fmt("10.99.3.1:%lld", node_port(2));
+	char c_want[64];
+	snprintf(c_want, sizeof(c_want), "%s", c_at);
+	atomic_store(&mem_up[2], false);
+	assert_int_equal(shoald_stop(&mem[2]), 0);
+	WAIT_FOR(20000, cluster_cond("c", "Offline", "True"), "c is not Offline");
+	WAIT_FOR(15000, !strcmp(slice_of(0, "c"), "") && !strcmp(slice_of(1, "c"), ""),
+		 "c is Offline and still published: a has \"%s\", b \"%s\"", slice_of(0, "c"),
+		 slice_of(1, "c"));
+	assert_string_not_equal(slice_of(0, "b"), ""); /* the others stay */
+	assert_int_equal(shoald_restart(&mem[2]), 0);
+	atomic_store(&mem_up[2], true);
+	WAIT_FOR(20000, !strcmp(slice_of(0, "c"), c_want) && !strcmp(slice_of(1, "c"), c_want),
+		 "c is back and not published again: a has \"%s\", b \"%s\" (want %s)",
+		 slice_of(0, "c"), slice_of(1, "c"), c_want);
+
 	/* c leaves the placement: its Service goes, and so do the slices for it */
 	req0(-1, "PATCH", FS_PATH "/web", "{\"spec\":{\"placement\":{\"clusters\":[\"a\",\"b\"]}}}",
 	     200);
@@ -131,4 +151,58 @@ static void test_fed_service_published_to_every_member(void **state)
 		 "after the delete the members still hold the Service or its slices");
 }
 
-SHOAL_TEST_MAIN_SETUP(setup, teardown, cmocka_unit_test(test_fed_service_published_to_every_member))
+static const char *fs_web =
+	"{\"apiVersion\":\"federation.shoal.io/v1\",\"kind\":\"FederatedService\",\"metadata\":"
+	"{\"name\":\"web\"},\"spec\":{\"template\":{\"spec\":{\"type\":\"NodePort\",\"selector\":"
+	"{\"app\":\"web\"},\"ports\":[{\"name\":\"http\",\"port\":80,\"targetPort\":8080}]}},"
+	"\"placement\":{\"clusters\":[\"a\",\"b\",\"c\"]}}}";
+
+static void test_fed_cluster_delete_cleans_its_member(void **state)
+{
+	(void)state;
+	req0(-1, "POST", FS_PATH, fs_web, 201);
+	req0(-1, "POST", FD_PATH, fd_json("del", 3, NULL, "", ""), 201);
+	WAIT_FOR(15000,
+		 member_replicas(2, "del") > 0 && node_port(2) > 0 &&
+			 strcmp(slice_of(0, "c"), "") && strcmp(slice_of(2, "a"), ""),
+		 "c does not serve: replicas %lld, node port %lld, a's slice of c \"%s\"",
+		 member_replicas(2, "del"), node_port(2), slice_of(0, "c"));
+	json_t *cl = req(-1, "GET", CL_PATH "/c", NULL, 200);
+	const json_t *fins = json_object_get(json_object_get(cl, "metadata"), "finalizers");
+	assert_int_equal(json_array_size(fins), 1);
+	assert_string_equal(json_string_value(json_array_get(fins, 0)),
+			    "federation.shoal.io/member-cleanup");
+	json_decref(cl);
+
+	/* c is deleted: the Cluster goes once its member holds nothing of the federation */
+	req0(-1, "DELETE", CL_PATH "/c", NULL, 200);
+	WAIT_FOR(15000, !cluster_exists("c"), "Cluster c is still there");
+	assert_int_equal(member_replicas(2, "del"), -1);
+	assert_int_equal(node_port(2), -1);
+	assert_string_equal(slice_of(2, "a"), "");
+	WAIT_FOR(15000, !strcmp(slice_of(0, "c"), "") && !strcmp(slice_of(1, "c"), ""),
+		 "the others still hold c's slices: a \"%s\", b \"%s\"", slice_of(0, "c"),
+		 slice_of(1, "c"));
+	/* its replicas went to the others */
+	WAIT_FOR(15000, member_replicas(0, "del") + member_replicas(1, "del") == 3,
+		 "a and b hold %lld of 3", member_replicas(0, "del") + member_replicas(1, "del"));
+
+	/* b cannot be reached: its delete waits for the grace period (3 s), then goes anyway */
+	atomic_store(&mem_up[1], false);
+	assert_int_equal(shoald_stop(&mem[1]), 0);
+	long long t0 = mono_ms();
+	req0(-1, "DELETE", CL_PATH "/b", NULL, 200);
+	assert_true(cluster_exists("b"));
+	WAIT_FOR(20000, !cluster_exists("b"), "Cluster b is still there");
+	long long took = mono_ms() - t0;
+	print_message("# the delete of an unreachable member took %lld ms (grace period 3000 ms)\n",
+		      took);
+	assert_true(took >= 2000);
+	WAIT_FOR(15000, !strcmp(slice_of(0, "b"), ""), "a still holds b's slice \"%s\"",
+		 slice_of(0, "b"));
+	req0(-1, "DELETE", FD_PATH "/del", NULL, 200);
+	req0(-1, "DELETE", FS_PATH "/web", NULL, 200);
+}
+
+SHOAL_TEST_MAIN_SETUP(setup, teardown, cmocka_unit_test(test_fed_service_published_to_every_member),
+		      cmocka_unit_test(test_fed_cluster_delete_cleans_its_member))

@@ -255,7 +255,7 @@ static void test_fed_bad_cluster_spec(void **state)
 	e = req(-1, "POST", CL_PATH,
 		"{\"apiVersion\":\"federation.shoal.io/v1\",\"kind\":\"Cluster\",\"metadata\":"
 		"{\"name\":\"bad\"},\"spec\":{\"apiEndpoint\":\"http://127.0.0.1:1\",\"tokenFile\":"
-		"\"relative\"}}",
+		"\"sub/../relative\"}}",
 		422);
 	assert_non_null(strstr(jstr(e, "message"), "spec.tokenFile"));
 	json_decref(e);
@@ -280,6 +280,43 @@ static void test_fed_bad_cluster_spec(void **state)
 	}
 	assert_true(seen);
 	req0(-1, "DELETE", CL_PATH "/notoken", NULL, 200);
+
+	/* a token file outside the credentials directory is refused, also through a symlink
+	 * inside it or "..", and never read; a bare name is a file of the directory */
+	char link[300], dotdot[300];
+	snprintf(link, sizeof(link), "%s/escape.tokens", tokdir);
+	snprintf(dotdot, sizeof(dotdot), "%s/../../etc/hostname", tokdir);
+	assert_int_equal(symlink("/etc/hostname", link), 0);
+	const char *outside[] = { "/etc/hostname", link, dotdot };
+	for (size_t k = 0; k < 3; k++) {
+		req0(-1, "POST", CL_PATH,
+		     fmt("{\"apiVersion\":\"federation.shoal.io/v1\",\"kind\":\"Cluster\","
+			 "\"metadata\":{\"name\":\"outside\"},\"spec\":{\"apiEndpoint\":\"unix:%s\","
+			 "\"tokenFile\":\"%s\"}}",
+			 mem[0].sock, outside[k]),
+		     201);
+		WAIT_FOR(10000,
+			 cluster_cond_msg("outside", "Ready", "False", "InvalidSpec",
+					  "outside the credentials directory"),
+			 "tokenFile %s: no Ready=False InvalidSpec naming the directory",
+			 outside[k]);
+		assert_true(cluster_cond_msg("outside", "Ready", "False", "InvalidSpec",
+					     "spec.tokenFile"));
+		req0(-1, "DELETE", CL_PATH "/outside", NULL, 200);
+		WAIT_FOR(10000, !cluster_exists("outside"), "Cluster outside is not gone");
+	}
+	unlink(link);
+	const char *base = strrchr(tokfile[0], '/') + 1;
+	req0(-1, "POST", CL_PATH,
+	     fmt("{\"apiVersion\":\"federation.shoal.io/v1\",\"kind\":\"Cluster\",\"metadata\":"
+		 "{\"name\":\"byname\"},\"spec\":{\"apiEndpoint\":\"unix:%s\",\"tokenFile\":"
+		 "\"%s\"}}",
+		 mem[0].sock, base),
+	     201);
+	WAIT_FOR(10000, cluster_cond("byname", "Ready", "True"),
+		 "a token file named by its name in the directory: not Ready");
+	req0(-1, "DELETE", CL_PATH "/byname", NULL, 200);
+	WAIT_FOR(10000, !cluster_exists("byname"), "Cluster byname is not gone");
 
 	/* a token the member does not know: Unauthorized, and nothing is placed there */
 	const char *bad = fmt("%s/bad.tokens", tokdir);

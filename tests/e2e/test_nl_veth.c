@@ -143,6 +143,28 @@ struct b_setup {
 	char err[512];
 };
 
+/* 0 once this thread's namespace has a complete ARP entry of ip with mac, within ms. */
+static int arp_resolved(const char *ip, const uint8_t mac[6], int ms)
+{
+	char want[24], line[256], a[64], hw[64], fl[16];
+	snprintf(want, sizeof(want), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2],
+		 mac[3], mac[4], mac[5]);
+	for (int t = 0; t <= ms; t += 50) {
+		FILE *f = fopen("/proc/thread-self/net/arp", "r");
+		if (!f)
+			return -errno;
+		bool ok = false;
+		while (!ok && fgets(line, sizeof(line), f))
+			ok = sscanf(line, "%63s %*s %15s %63s", a, fl, hw) == 3 && !strcmp(a, ip) &&
+			     strtoul(fl, NULL, 16) & 0x2 && !strcmp(hw, want);
+		fclose(f);
+		if (ok)
+			return 0;
+		usleep(50 * 1000);
+	}
+	return -ETIMEDOUT;
+}
+
 /* Inside namespace B: address, routes (via a gateway, and onlink with a neighbour). */
 static int setup_in_b(void *arg)
 {
@@ -175,7 +197,14 @@ static int setup_in_b(void *arg)
 		err = -EPROTO;
 		goto out;
 	}
-	err = 0;
+	/* a managed neighbour: the kernel resolves the gateway by itself, nobody sending */
+	if ((err = nl_neigh_managed(nl, vb, "10.200.0.1")))
+		goto out;
+	err = arp_resolved("10.200.0.1", s->mac_a, 3000);
+	if (err) {
+		snprintf(s->err, sizeof(s->err), "managed neighbour 10.200.0.1 not resolved in 3 s");
+		goto out;
+	}
 out:
 	if (err && !s->err[0])
 		snprintf(s->err, sizeof(s->err), "%s", nl_last_error(nl));

@@ -1117,9 +1117,17 @@ static void test_api_fed_cluster(void **state)
 	ASSERT_ONLY_ERROR("clusters.federation.shoal.io",
 			  "{'metadata':{'name':'b'},'spec':{'apiEndpoint':'unix:rel'}}",
 			  "spec.apiEndpoint", "absolute");
+	/* a bare name is a file of the federation's credentials directory; a relative path is
+	 * refused */
+	ASSERT_VALID("clusters.federation.shoal.io",
+		     "{'metadata':{'name':'b'},'spec':{'apiEndpoint':'http://h:1','tokenFile':'t'}}");
 	ASSERT_ONLY_ERROR("clusters.federation.shoal.io",
 			  "{'metadata':{'name':'b'},'spec':{'apiEndpoint':'http://h:1','tokenFile':"
-			  "'t'}}",
+			  "'../t'}}",
+			  "spec.tokenFile", "absolute path");
+	ASSERT_ONLY_ERROR("clusters.federation.shoal.io",
+			  "{'metadata':{'name':'b'},'spec':{'apiEndpoint':'http://h:1','tokenFile':"
+			  "'..'}}",
 			  "spec.tokenFile", "absolute path");
 }
 
