@@ -355,15 +355,21 @@ int agent_metrics(struct agent *a, struct strbuf *out)
 #undef C
 	};
 	const char *node = a->cfg->node;
+	unsigned long long val[sizeof(counters) / sizeof(counters[0])];
 
+	/* Read together under the agent's lock, under which related counters move together
+	 * (a status write that carried a usage sample counts in both). */
+	pthread_mutex_lock(&a->mu);
+	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
+		val[i] = atomic_load((atomic_ullong *)((char *)&a->n + counters[i].off));
+	pthread_mutex_unlock(&a->mu);
 	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
-		atomic_ullong *v = (atomic_ullong *)((char *)&a->n + counters[i].off);
 		strbuf_printf(
 			out,
 			"# HELP shoal_agent_%s_total %s\n# TYPE shoal_agent_%s_total counter\n"
 			"shoal_agent_%s_total{node=\"%s\"} %llu\n",
 			counters[i].name, counters[i].help, counters[i].name, counters[i].name,
-			node, (unsigned long long)atomic_load(v));
+			node, val[i]);
 	}
 	pthread_mutex_lock(&a->mu);
 	size_t npods = hashmap_count(a->pods), running = 0;

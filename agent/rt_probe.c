@@ -152,14 +152,16 @@ static void result(struct rt *rt, struct rt_ctr *c, int i, bool ok, const char *
 	}
 }
 
-static void launch(struct rt *rt, struct rt_ctr *c, int i, uint64_t now)
+static void launch(struct rt *rt, struct rt_ctr *c, int i)
 {
 	struct rt_probe_run *pr = &c->probes[i];
 	const struct rt_probe_spec *s = &c->spec->probes[i];
 	char msg[256];
 	int err;
 
-	pr->deadline = now + (uint64_t)s->timeout * 1000;
+	/* From the launch itself: the loop's clock was read before this round's other work
+	 * (a container start can block it), which must not eat into the probe's timeout. */
+	pr->deadline = rt_mono_ms() + (uint64_t)s->timeout * 1000;
 	pr->sent = false;
 	pr->len = 0;
 	if (s->h.kind == RT_H_EXEC) {
@@ -222,7 +224,7 @@ void rt_probe_tick(struct rt *rt, struct rt_ctr *c, uint64_t now)
 		if (pr->w || !pr->next_at || now < pr->next_at)
 			continue;
 		pr->next_at = now + (uint64_t)s->period * 1000;
-		launch(rt, c, i, now);
+		launch(rt, c, i);
 		if (c->state != RT_C_RUNNING || c->stop != RT_STOP_NONE)
 			return;
 	}
