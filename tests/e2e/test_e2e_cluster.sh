@@ -39,20 +39,6 @@ use_lab "$P"
 
 ctl() { "$BIN/shoalctl" "$@"; }
 
-# wait_for SECONDS WHAT COMMAND...: runs COMMAND every half second until it succeeds; after
-# SECONDS says what it waited for and fails.
-wait_for() {
-	local secs=$1 what=$2 i
-	shift 2
-	for ((i = 0; i < secs * 2; i++)); do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.5
-	done
-	"$@" >/dev/null 2>&1 && return 0
-	echo "# waited ${secs} s for $what"
-	return 1
-}
-
 # Brings up the BPF lab (a no-op when it is up): lost nodes are noticed within seconds.
 lab_up() {
 	local out

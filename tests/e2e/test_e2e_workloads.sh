@@ -191,18 +191,6 @@ wait_converged() {
 	return 1
 }
 
-# wait_for SECONDS WHAT COMMAND...: runs COMMAND every 0.25 s until it succeeds.
-wait_for() {
-	local secs=$1 what=$2
-	shift 2
-	for _ in $(seq 1 $((secs * 4))); do
-		"$@" && return 0
-		sleep 0.25
-	done
-	echo "# $what: not within ${secs}s"
-	return 1
-}
-
 # The restartCount of container $2 of pod $1.
 restarts() {
 	ctl get pod "$1" -o json |

@@ -53,6 +53,20 @@ t_expect() {
 	fi
 }
 
+# wait_for SECONDS WHAT COMMAND...: runs COMMAND (quietly) every half second until it succeeds;
+# after SECONDS says what it waited for and fails.
+wait_for() {
+	local secs=$1 what=$2 i
+	shift 2
+	for ((i = 0; i < secs * 2; i++)); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.5
+	done
+	"$@" >/dev/null 2>&1 && return 0
+	echo "# waited ${secs} s for $what"
+	return 1
+}
+
 # t_lab_leftovers PREFIX: what a lab of that prefix (scripts/lab) left on the machine, one line
 # per thing; empty when nothing.
 t_lab_leftovers() {
