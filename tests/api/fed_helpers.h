@@ -173,23 +173,8 @@ static __attribute__((unused)) const char *weights3(int a, int b, int c)
 		   a, b, c);
 }
 
-static __attribute__((unused)) bool cluster_cond(const char *name, const char *type,
-						 const char *status)
-{
-	long code;
-	json_t *o = call(-1, "GET", fmt(CL_PATH "/%s", name), NULL, &code);
-	bool ok = false;
-	size_t i;
-	json_t *c;
-	json_array_foreach (json_object_get(json_object_get(o, "status"), "conditions"), i, c)
-		if (!strcmp(jstr(c, "type") ?: "", type) &&
-		    !strcmp(jstr(c, "status") ?: "", status))
-			ok = true;
-	json_decref(o);
-	return ok;
-}
-
-/* Cluster name has condition type at status with reason, its message holding text. */
+/* Cluster name has condition type at status with reason, its message holding text (a NULL
+ * reason or text: any). */
 static __attribute__((unused)) bool cluster_cond_msg(const char *name, const char *type,
 						     const char *status, const char *reason,
 						     const char *text)
@@ -202,11 +187,17 @@ static __attribute__((unused)) bool cluster_cond_msg(const char *name, const cha
 	json_array_foreach (json_object_get(json_object_get(o, "status"), "conditions"), i, c)
 		if (!strcmp(jstr(c, "type") ?: "", type) &&
 		    !strcmp(jstr(c, "status") ?: "", status) &&
-		    !strcmp(jstr(c, "reason") ?: "", reason) &&
-		    strstr(jstr(c, "message") ?: "", text))
+		    (!reason || !strcmp(jstr(c, "reason") ?: "", reason)) &&
+		    (!text || strstr(jstr(c, "message") ?: "", text)))
 			ok = true;
 	json_decref(o);
 	return ok;
+}
+
+static __attribute__((unused)) bool cluster_cond(const char *name, const char *type,
+						 const char *status)
+{
+	return cluster_cond_msg(name, type, status, NULL, NULL);
 }
 
 static __attribute__((unused)) bool cluster_exists(const char *name)
