@@ -47,7 +47,7 @@ struct svc_target {
 	char name[254];
 	struct fed_member *m;
 	bool selected, ready, offline;
-	bool unknown; /* reading where it is reachable failed: what it published stays */
+	bool unknown;	   /* reading where it is reachable failed: what it published stays */
 	json_t *svc;	   /* the member's Service (ours), or NULL */
 	json_t *addresses; /* ["IP", ...] it is reachable at */
 	json_t *ports;	   /* EndpointSlice ports for those addresses */
@@ -360,15 +360,22 @@ nomem:
 	return -ENOMEM;
 }
 
-/* Cluster y's EndpointSlices for the others' addresses. */
+/*
+ * Cluster y's EndpointSlices for the others' addresses. Only the slices the federation wrote
+ * are looked at: the member's own slices of the Service carry the Service's labels (its
+ * federation.shoal.io/managed-by among them), and deleting one would leave y's nodes without
+ * endpoints until its EndpointSlice controller writes it again (clients reset meanwhile).
+ */
 static void publish(struct fs_ctx *x, struct svc_target *y)
 {
 	char coll[600], sel[1400], path[1200];
 	json_t *have = NULL;
 	snprintf(coll, sizeof(coll), "/apis/discovery.k8s.io/v1/namespaces/%s/endpointslices",
 		 x->ns);
-	snprintf(sel, sizeof(sel), "%s?labelSelector=kubernetes.io%%2Fservice-name%%3D%s,%s%%3D%s",
-		 coll, x->name, "federation.shoal.io%2Fmanaged-by", x->f->cfg->id);
+	snprintf(sel, sizeof(sel),
+		 "%s?labelSelector=kubernetes.io%%2Fservice-name%%3D%s,%s%%3D%s,%s%%3D%s", coll,
+		 x->name, "federation.shoal.io%2Fmanaged-by", x->f->cfg->id,
+		 "endpointslice.kubernetes.io%2Fmanaged-by", FED_SLICE_MANAGER);
 	int err = fed_member_do(y->m, "GET", sel, NULL, &have, y->msg, sizeof(y->msg));
 	if (err) {
 		fail(x, y, err);
@@ -430,6 +437,8 @@ static void publish(struct fs_ctx *x, struct svc_target *y)
 		const char *src = jstr(json_object_get(json_object_get(it, "metadata"), "labels"),
 				       FED_LABEL_SOURCE);
 		bool keep = false;
+		if (!src)
+			continue; /* not one of the others' slices */
 		for (size_t i = 0;
 		     src && y->selected && y->state && strcmp(y->state, "NotOwned") && i < x->n;
 		     i++)

@@ -92,6 +92,24 @@ static size_t own_ready(int i)
 	return n;
 }
 
+/* The uids of member i's own slices of Service web (sorted by the API: by name). */
+static const char *own_slice_uids(int i)
+{
+	long code;
+	json_t *l = call(i, "GET", SLICES "?labelSelector=kubernetes.io%2Fservice-name%3Dweb", NULL,
+			 &code);
+	char *out = (char *)fmt("%s", "");
+	size_t k;
+	json_t *sl;
+	json_array_foreach (json_object_get(l, "items"), k, sl)
+		if (!json_object_get(json_object_get(json_object_get(sl, "metadata"), "labels"),
+				     "federation.shoal.io/source-cluster"))
+			snprintf(out + strlen(out), 8192 - strlen(out), "%s ",
+				 jstr(sl, "metadata.uid") ?: "?");
+	json_decref(l);
+	return out;
+}
+
 static void test_fed_service_published_to_every_member(void **state)
 {
 	(void)state;
@@ -141,6 +159,12 @@ static void test_fed_service_published_to_every_member(void **state)
 	assert_string_equal(jstr(json_array_get(cl, 2), "cluster"), "c");
 	json_decref(fs);
 
+	/* the member's own slices (which carry the Service's labels) are never the federation's
+	 * to delete: they keep their uids through every reconcile below */
+	char a_own[512];
+	snprintf(a_own, sizeof(a_own), "%s", own_slice_uids(0));
+	assert_string_not_equal(a_own, "");
+
 	/* c stops: once Offline its slices in a and b are withdrawn; back, they return */
 	const char *c_at = fmt("10.99.3.1:%lld", node_port(2));
 	char c_want[64];
@@ -160,6 +184,7 @@ static void test_fed_service_published_to_every_member(void **state)
 	WAIT_FOR(20000, !strcmp(slice_of(0, "c"), c_want) && !strcmp(slice_of(1, "c"), c_want),
 		 "c is back and not published again: a has \"%s\", b \"%s\" (want %s)",
 		 slice_of(0, "c"), slice_of(1, "c"), c_want);
+	assert_string_equal(own_slice_uids(0), a_own);
 
 	/* c leaves the placement: its Service goes, and so do the slices for it */
 	req0(-1, "PATCH", FS_PATH "/web", "{\"spec\":{\"placement\":{\"clusters\":[\"a\",\"b\"]}}}",
