@@ -23,8 +23,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +41,8 @@
 #include "quantity.h"
 
 #define FED_MEMBER_EVENT_DELAY_MS 200
+/* The manager label of the slices a member's EndpointSlice controller writes. */
+#define FED_MEMBER_SLICE_MANAGER "endpointslice-controller.shoal.io"
 
 int64_t fed_mono_ms(void)
 {
@@ -55,6 +57,7 @@ static void member_free(struct fed_member *m)
 {
 	if (!m)
 		return;
+	informer_stop(m->slices);
 	informer_stop(m->inf);
 	for (size_t i = 0; i < m->npool; i++)
 		httpc_free(m->pool[i]);
@@ -161,6 +164,31 @@ static void on_member_event(void *arg, enum informer_event type, json_t *obj, js
 	ctrl_queue_after(m->f->c, key, FED_MEMBER_EVENT_DELAY_MS);
 }
 
+/* A member EndpointSlice of its own pods changed: the FederatedService of its Service (if
+ * there is one) publishes the member only while it has ready endpoints. Only a change of
+ * the endpoints or their readiness matters; the delay coalesces a rollout's burst. */
+static void on_member_slice(void *arg, enum informer_event type, json_t *obj, json_t *old)
+{
+	struct fed_member *m = arg;
+	if (type == INF_MODIFIED && json_equal(json_object_get(obj, "endpoints") ?: json_null(),
+					       json_object_get(old, "endpoints") ?: json_null()))
+		return;
+	const json_t *meta = json_object_get(obj, "metadata");
+	const char *ns = json_string_value(json_object_get(meta, "namespace"));
+	const char *svc = json_string_value(
+		json_object_get(json_object_get(meta, "labels"), "kubernetes.io/service-name"));
+	if (!ns || !svc)
+		return;
+	char key[600];
+	snprintf(key, sizeof(key), "%s/%s", ns, svc);
+	struct ctrl_obj *fs = ctrl_get(m->f->fss, key);
+	if (!fs)
+		return;
+	ctrl_obj_unref(fs);
+	snprintf(key, sizeof(key), "s:%s/%s", ns, svc);
+	ctrl_queue_after(m->f->c, key, FED_MEMBER_EVENT_DELAY_MS);
+}
+
 /* The member's watch broke: it answered until now. Probe it at once rather than at the next
  * interval, so that a member that stopped is seen at once and is Offline one grace period
  * after it stopped. */
@@ -235,7 +263,8 @@ static int token_path(const struct fed *f, const char *tf, char *out, size_t out
 	bool inside = !strncmp(r, rdir, dl) && (r[dl] == '/' || !strcmp(rdir, "/"));
 	if (!inside || strlen(r) >= outlen) {
 		snprintf(msg, msglen,
-			 "spec.tokenFile: %.200s%s%.200s is outside the credentials directory %.200s "
+			 "spec.tokenFile: %.200s%s%.200s is outside the credentials directory "
+			 "%.200s "
 			 "(--cluster-credentials-dir): refused",
 			 tf, strcmp(tf, r) ? ", resolved to " : "", strcmp(tf, r) ? r : "", rdir);
 		free(r);
@@ -371,6 +400,19 @@ static struct fed_member *member_for(struct fed *f, const char *name, const json
 	pthread_mutex_unlock(&m->mu);
 	if (!m->inf) {
 		snprintf(msg, msglen, "watch the member's deployments: %s", strerror(errno));
+		*reason = "InvalidSpec";
+		member_free(m);
+		return NULL;
+	}
+	struct informer_opts so = io;
+	so.path = "/apis/discovery.k8s.io/v1/endpointslices";
+	so.label_selector = "endpointslice.kubernetes.io/managed-by=" FED_MEMBER_SLICE_MANAGER;
+	so.on_event = on_member_slice;
+	so.on_synced = NULL;
+	so.on_error = NULL; /* the deployments' watch tells when the member stops answering */
+	m->slices = informer_start(&so);
+	if (!m->slices) {
+		snprintf(msg, msglen, "watch the member's endpoint slices: %s", strerror(errno));
 		*reason = "InvalidSpec";
 		member_free(m);
 		return NULL;
@@ -726,8 +768,9 @@ static int member_cleanup(struct fed *f, struct fed_member *m, char *msg, size_t
 		char path[800];
 		json_t *list = NULL, *it;
 		size_t i;
-		snprintf(path, sizeof(path), "%s?labelSelector=federation.shoal.io%%2Fmanaged-by%%3D%s",
-			 kinds[k][0], f->cfg->id);
+		snprintf(path, sizeof(path),
+			 "%s?labelSelector=federation.shoal.io%%2Fmanaged-by%%3D%s", kinds[k][0],
+			 f->cfg->id);
 		int err = fed_member_do(m, "GET", path, NULL, &list, msg, msglen);
 		if (err)
 			return err;
@@ -753,8 +796,8 @@ static int member_cleanup(struct fed *f, struct fed_member *m, char *msg, size_t
 static bool endpoint_shared(struct fed *f, const char *name, const json_t *obj, char *out,
 			    size_t outlen)
 {
-	const char *ep = json_string_value(json_object_get(json_object_get(obj, "spec"),
-							   "apiEndpoint"));
+	const char *ep =
+		json_string_value(json_object_get(json_object_get(obj, "spec"), "apiEndpoint"));
 	struct ctrl_objs l = { 0 };
 	bool shared = false;
 
@@ -811,10 +854,11 @@ static int cluster_deleting(struct fed *f, const struct ctrl_obj *co, const json
 			 "it",
 			 name);
 	} else {
-		int64_t waited_ms = ((int64_t)time(NULL) -
-				     (int64_t)ctrl_parse_time(json_string_value(json_object_get(
-					     json_object_get(obj, "metadata"), "deletionTimestamp")))) *
-				    1000;
+		int64_t waited_ms =
+			((int64_t)time(NULL) -
+			 (int64_t)ctrl_parse_time(json_string_value(json_object_get(
+				 json_object_get(obj, "metadata"), "deletionTimestamp")))) *
+			1000;
 		/* a spec the federation cannot use (no member to ask) is not waited for */
 		if (left > 0 || (asked && waited_ms < f->cfg->grace_ms)) {
 			if (left < 0)
@@ -822,12 +866,14 @@ static int cluster_deleting(struct fed *f, const struct ctrl_obj *co, const json
 					 "(%s); trying again",
 					 name, msg);
 			/* what was deleted is checked gone; an unreachable member is retried */
-			fed_queue_cluster_after(f, name, left > 0 ? 200 : f->cfg->probe_interval_ms);
+			fed_queue_cluster_after(f, name,
+						left > 0 ? 200 : f->cfg->probe_interval_ms);
 			return 0;
 		}
-		log_warn("federation: cluster %s deleted: gave up removing the federation's objects "
-			 "from it after %llds: %s",
-			 name, (long long)(waited_ms / 1000), msg);
+		log_warn(
+			"federation: cluster %s deleted: gave up removing the federation's objects "
+			"from it after %llds: %s",
+			name, (long long)(waited_ms / 1000), msg);
 		ctrl_event(f->c, co, "Warning", "MemberCleanupAbandoned",
 			   "the federation's objects may remain in the member: %s", msg);
 	}
@@ -861,8 +907,7 @@ int fed_cluster_reconcile(struct fed *f, const char *name)
 	}
 	/* the finalizer first: a Cluster deleted from now on is cleaned up (a conflict: the
 	 * next probe tries again) */
-	if (!has_finalizer(obj) && (err = set_finalizer(f, name, obj, true)) &&
-	    err != -ECONFLICT)
+	if (!has_finalizer(obj) && (err = set_finalizer(f, name, obj, true)) && err != -ECONFLICT)
 		log_warn("federation: cluster %s: without its finalizer, a delete would leave the "
 			 "federation's objects in the member",
 			 name);
@@ -907,10 +952,10 @@ int fed_cluster_reconcile(struct fed *f, const char *name)
 	json_t *st = json_pack("{s:[o,o]}", "conditions",
 			       fed_condition(obj, "Ready", m->ready, p.reason, p.msg, now),
 			       fed_condition(obj, "Offline", m->offline,
-				    m->offline ? "GracePeriodExceeded"
-				    : m->ready ? "ClusterReady"
-					       : "NotReady",
-				    offmsg, now));
+					     m->offline ? "GracePeriodExceeded"
+					     : m->ready ? "ClusterReady"
+							: "NotReady",
+					     offmsg, now));
 	if (!st) {
 		err = -ENOMEM;
 		goto out;

@@ -36,6 +36,10 @@ struct fed_member {
 	size_t npool, cap;
 	/* The member's Deployments that carry managed-by=<id>. */
 	struct informer *inf;
+	/* The member's EndpointSlices written by its EndpointSlice controller: a change queues
+	 * the FederatedService of the same namespace and name, whose publishing follows whether
+	 * the member has ready endpoints of its own. */
+	struct informer *slices;
 	/* Probe state (the cluster's key is reconciled by one worker at a time). */
 	/* Monotonic time the member was last known to answer: the last good probe, or the
 	 * moment its watch broke (creation at first). Offline counts from it. */

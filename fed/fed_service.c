@@ -8,6 +8,9 @@
  *   ingress IPs (with the Service's ports), its externalIPs (the same), or, for NodePort and
  *   LoadBalancer Services, the InternalIP of every ready node with the node ports. A
  *   ClusterIP-only Service is not reachable from outside its cluster and publishes nothing.
+ *   Nor does a cluster whose Service has no ready endpoint of its own (the federation's
+ *   slices of the others do not count): it is published while it has one and withdrawn when
+ *   it has none. Each member's EndpointSlices are watched for that (fed_cluster.c).
  * - The design choice: what cluster X publishes reaches cluster Y as an EndpointSlice
  *   "<name>-fed-<X>" of Y's Service (labels kubernetes.io/service-name, and a managed-by of
  *   the federation's own, which Y's EndpointSlice controller leaves alone). Y's agents
@@ -44,6 +47,7 @@ struct svc_target {
 	char name[254];
 	struct fed_member *m;
 	bool selected, ready, offline;
+	bool unknown;	   /* reading where it is reachable failed: what it published stays */
 	json_t *svc;	   /* the member's Service (ours), or NULL */
 	json_t *addresses; /* ["IP", ...] it is reachable at */
 	json_t *ports;	   /* EndpointSlice ports for those addresses */
@@ -235,9 +239,61 @@ static bool node_ready(const json_t *node)
 	return false;
 }
 
-/* Where cluster t's Service is reachable from outside: t->addresses and t->ports. */
+/* Whether cluster t's Service has a ready endpoint of its own: one in a slice that is not
+ * the federation's (those carry the source-cluster label) and whose condition ready is true
+ * or not given (as Kubernetes reads it). 1, 0, or a negative errno (recorded by fail()). */
+static int has_own_ready_endpoint(struct fs_ctx *x, struct svc_target *t)
+{
+	char path[1400];
+	json_t *l = NULL;
+	snprintf(path, sizeof(path),
+		 "/apis/discovery.k8s.io/v1/namespaces/%s/endpointslices"
+		 "?labelSelector=kubernetes.io%%2Fservice-name%%3D%s",
+		 x->ns, x->name);
+	int err = fed_member_do(t->m, "GET", path, NULL, &l, t->msg, sizeof(t->msg));
+	if (err) {
+		fail(x, t, err);
+		return err;
+	}
+	int found = 0;
+	size_t i, j;
+	json_t *sl, *ep;
+	json_array_foreach (json_object_get(l, "items"), i, sl) {
+		if (json_object_get(json_object_get(json_object_get(sl, "metadata"), "labels"),
+				    FED_LABEL_SOURCE))
+			continue;
+		json_array_foreach (json_object_get(sl, "endpoints"), j, ep) {
+			const json_t *r =
+				json_object_get(json_object_get(ep, "conditions"), "ready");
+			if (!json_is_false(r) && json_array_size(json_object_get(ep, "addresses")))
+				found = 1;
+		}
+	}
+	json_decref(l);
+	return found;
+}
+
+/*
+ * Where cluster t's Service is reachable from outside: t->addresses and t->ports. Nowhere
+ * while it has no ready endpoint of its own: its nodes would only reset what others send.
+ */
 static int reachable(struct fs_ctx *x, struct svc_target *t)
 {
+	int own = has_own_ready_endpoint(x, t);
+	if (own < 0) {
+		t->unknown = true;
+		return own;
+	}
+	if (!own) {
+		t->addresses = json_array();
+		t->ports = json_array();
+		if (!t->addresses || !t->ports)
+			return -ENOMEM;
+		snprintf(t->msg, sizeof(t->msg),
+			 "no ready endpoints of its own: not published to the others");
+		return 0;
+	}
+
 	const json_t *spec = json_object_get(t->svc, "spec");
 	const char *type = jstr(spec, "type") ?: "ClusterIP";
 	json_t *addrs = json_array(), *ports = json_array();
@@ -265,6 +321,7 @@ static int reachable(struct fs_ctx *x, struct svc_target *t)
 			json_decref(addrs);
 			json_decref(ports);
 			fail(x, t, err);
+			t->unknown = true;
 			return err;
 		}
 		size_t j;
@@ -303,15 +360,22 @@ nomem:
 	return -ENOMEM;
 }
 
-/* Cluster y's EndpointSlices for the others' addresses. */
+/*
+ * Cluster y's EndpointSlices for the others' addresses. Only the slices the federation wrote
+ * are looked at: the member's own slices of the Service carry the Service's labels (its
+ * federation.shoal.io/managed-by among them), and deleting one would leave y's nodes without
+ * endpoints until its EndpointSlice controller writes it again (clients reset meanwhile).
+ */
 static void publish(struct fs_ctx *x, struct svc_target *y)
 {
 	char coll[600], sel[1400], path[1200];
 	json_t *have = NULL;
 	snprintf(coll, sizeof(coll), "/apis/discovery.k8s.io/v1/namespaces/%s/endpointslices",
 		 x->ns);
-	snprintf(sel, sizeof(sel), "%s?labelSelector=kubernetes.io%%2Fservice-name%%3D%s,%s%%3D%s",
-		 coll, x->name, "federation.shoal.io%2Fmanaged-by", x->f->cfg->id);
+	snprintf(sel, sizeof(sel),
+		 "%s?labelSelector=kubernetes.io%%2Fservice-name%%3D%s,%s%%3D%s,%s%%3D%s", coll,
+		 x->name, "federation.shoal.io%2Fmanaged-by", x->f->cfg->id,
+		 "endpointslice.kubernetes.io%2Fmanaged-by", FED_SLICE_MANAGER);
 	int err = fed_member_do(y->m, "GET", sel, NULL, &have, y->msg, sizeof(y->msg));
 	if (err) {
 		fail(x, y, err);
@@ -373,6 +437,8 @@ static void publish(struct fs_ctx *x, struct svc_target *y)
 		const char *src = jstr(json_object_get(json_object_get(it, "metadata"), "labels"),
 				       FED_LABEL_SOURCE);
 		bool keep = false;
+		if (!src)
+			continue; /* not one of the others' slices */
 		for (size_t i = 0;
 		     src && y->selected && y->state && strcmp(y->state, "NotOwned") && i < x->n;
 		     i++)
@@ -380,10 +446,10 @@ static void publish(struct fs_ctx *x, struct svc_target *y)
 			    json_array_size(x->t[i].addresses))
 				keep = true;
 		/* a source cluster that is not ready keeps its slice while its nodes may still
-		 * serve, until it is Offline */
+		 * serve, until it is Offline; so does one that could not be read this time */
 		for (size_t i = 0; !keep && src && y->selected && i < x->n; i++)
-			if (!strcmp(x->t[i].name, src) && x->t[i].selected && !x->t[i].ready &&
-			    !x->t[i].offline)
+			if (!strcmp(x->t[i].name, src) && x->t[i].selected &&
+			    ((!x->t[i].ready && !x->t[i].offline) || x->t[i].unknown))
 				keep = true;
 		if (keep)
 			continue;
@@ -438,20 +504,21 @@ static int write_status(struct fs_ctx *x)
 			snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg), "%s%s: %s",
 				 msg[0] ? "; " : "", t->name, t->msg);
 	}
-	st = json_pack("{s:I, s:O, s:[o,o]}", "observedGeneration",
-		       json_integer_value(
-			       json_object_get(json_object_get(x->fs, "metadata"), "generation")),
-		       "clusters", clusters, "conditions",
-		       fed_condition(x->fs, "Synced", !x->err && !x->not_owned,
-			    x->err	   ? "SyncFailed"
-			    : x->not_owned ? "NotOwned"
-					   : "Synced",
-			    msg[0] ? msg : "every selected member serves the Service", now),
-		       fed_condition(x->fs, "NotOwned", x->not_owned, x->not_owned ? "NotOwned" : "Owned",
-			    x->not_owned ? "a member holds a Service of this name that the "
-					   "federation does not manage"
-					 : "every member Service is managed by this federation",
-			    now));
+	st = json_pack(
+		"{s:I, s:O, s:[o,o]}", "observedGeneration",
+		json_integer_value(
+			json_object_get(json_object_get(x->fs, "metadata"), "generation")),
+		"clusters", clusters, "conditions",
+		fed_condition(x->fs, "Synced", !x->err && !x->not_owned,
+			      x->err	     ? "SyncFailed"
+			      : x->not_owned ? "NotOwned"
+					     : "Synced",
+			      msg[0] ? msg : "every selected member serves the Service", now),
+		fed_condition(x->fs, "NotOwned", x->not_owned, x->not_owned ? "NotOwned" : "Owned",
+			      x->not_owned ? "a member holds a Service of this name that the "
+					     "federation does not manage"
+					   : "every member Service is managed by this federation",
+			      now));
 	if (!st) {
 		err = -ENOMEM;
 		goto out;

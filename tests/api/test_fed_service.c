@@ -7,7 +7,9 @@
  * cluster is no longer selected; a member that goes Offline (grace period 3 s) is withdrawn
  * from the others and published again when it is back. Deleting a Cluster removes the
  * federation's objects from its member and its slices from the others; a member that cannot
- * be reached holds the delete for the grace period only.
+ * be reached holds the delete for the grace period only. A member is published only while
+ * its Service has ready endpoints of its own (the member's EndpointSlice controller makes
+ * them from the pods the test's agent thread makes Ready).
  */
 #include "fed_helpers.h"
 
@@ -71,6 +73,43 @@ static size_t status_addresses(size_t i)
 	return n;
 }
 
+/* The ready endpoints of member i's Service web in its own slices (the federation's left
+ * out). */
+static size_t own_ready(int i)
+{
+	long code;
+	json_t *l = call(i, "GET", SLICES "?labelSelector=kubernetes.io%2Fservice-name%3Dweb", NULL,
+			 &code);
+	size_t n = 0, k, j;
+	json_t *sl, *ep;
+	json_array_foreach (json_object_get(l, "items"), k, sl)
+		if (!json_object_get(json_object_get(json_object_get(sl, "metadata"), "labels"),
+				     "federation.shoal.io/source-cluster"))
+			json_array_foreach (json_object_get(sl, "endpoints"), j, ep)
+				n += !json_is_false(json_object_get(
+					json_object_get(ep, "conditions"), "ready"));
+	json_decref(l);
+	return n;
+}
+
+/* The uids of member i's own slices of Service web (sorted by the API: by name). */
+static const char *own_slice_uids(int i)
+{
+	long code;
+	json_t *l = call(i, "GET", SLICES "?labelSelector=kubernetes.io%2Fservice-name%3Dweb", NULL,
+			 &code);
+	char *out = (char *)fmt("%s", "");
+	size_t k;
+	json_t *sl;
+	json_array_foreach (json_object_get(l, "items"), k, sl)
+		if (!json_object_get(json_object_get(json_object_get(sl, "metadata"), "labels"),
+				     "federation.shoal.io/source-cluster"))
+			snprintf(out + strlen(out), 8192 - strlen(out), "%s ",
+				 jstr(sl, "metadata.uid") ?: "?");
+	json_decref(l);
+	return out;
+}
+
 static void test_fed_service_published_to_every_member(void **state)
 {
 	(void)state;
@@ -84,6 +123,8 @@ static void test_fed_service_published_to_every_member(void **state)
 	     "\"b\","
 	     "\"c\"]}}}",
 	     201);
+	/* one ready pod of app=web in each member: each has endpoints of its own to offer */
+	req0(-1, "POST", FD_PATH, fd_json("web", 3, NULL, "", ""), 201);
 	WAIT_FOR(15000, node_port(0) > 0 && node_port(1) > 0 && node_port(2) > 0,
 		 "every member serves the Service: node ports %lld/%lld/%lld", node_port(0),
 		 node_port(1), node_port(2));
@@ -118,6 +159,12 @@ static void test_fed_service_published_to_every_member(void **state)
 	assert_string_equal(jstr(json_array_get(cl, 2), "cluster"), "c");
 	json_decref(fs);
 
+	/* the member's own slices (which carry the Service's labels) are never the federation's
+	 * to delete: they keep their uids through every reconcile below */
+	char a_own[512];
+	snprintf(a_own, sizeof(a_own), "%s", own_slice_uids(0));
+	assert_string_not_equal(a_own, "");
+
 	/* c stops: once Offline its slices in a and b are withdrawn; back, they return */
 	const char *c_at = fmt("10.99.3.1:%lld", node_port(2));
 	char c_want[64];
@@ -128,12 +175,16 @@ static void test_fed_service_published_to_every_member(void **state)
 	WAIT_FOR(15000, !strcmp(slice_of(0, "c"), "") && !strcmp(slice_of(1, "c"), ""),
 		 "c is Offline and still published: a has \"%s\", b \"%s\"", slice_of(0, "c"),
 		 slice_of(1, "c"));
-	assert_string_not_equal(slice_of(0, "b"), ""); /* the others stay */
+	/* the others stay */
+	if (!strcmp(slice_of(0, "b"), ""))
+		fail_msg("a lost b's slice; b has %zu ready endpoints, %lld replicas", own_ready(1),
+			 member_replicas(1, "web"));
 	assert_int_equal(shoald_restart(&mem[2]), 0);
 	atomic_store(&mem_up[2], true);
 	WAIT_FOR(20000, !strcmp(slice_of(0, "c"), c_want) && !strcmp(slice_of(1, "c"), c_want),
 		 "c is back and not published again: a has \"%s\", b \"%s\" (want %s)",
 		 slice_of(0, "c"), slice_of(1, "c"), c_want);
+	assert_string_equal(own_slice_uids(0), a_own);
 
 	/* c leaves the placement: its Service goes, and so do the slices for it */
 	req0(-1, "PATCH", FS_PATH "/web", "{\"spec\":{\"placement\":{\"clusters\":[\"a\",\"b\"]}}}",
@@ -149,18 +200,78 @@ static void test_fed_service_published_to_every_member(void **state)
 		 node_port(0) == -1 && node_port(1) == -1 && !strcmp(slice_of(0, "b"), "") &&
 			 !strcmp(slice_of(1, "a"), ""),
 		 "after the delete the members still hold the Service or its slices");
+	req0(-1, "DELETE", FD_PATH "/web", NULL, 200);
+	WAIT_FOR(15000,
+		 member_replicas(0, "web") == -1 && member_replicas(1, "web") == -1 &&
+			 member_replicas(2, "web") == -1,
+		 "the members still hold Deployment web");
 }
 
-static const char *fs_web =
-	"{\"apiVersion\":\"federation.shoal.io/v1\",\"kind\":\"FederatedService\",\"metadata\":"
-	"{\"name\":\"web\"},\"spec\":{\"template\":{\"spec\":{\"type\":\"NodePort\",\"selector\":"
-	"{\"app\":\"web\"},\"ports\":[{\"name\":\"http\",\"port\":80,\"targetPort\":8080}]}},"
-	"\"placement\":{\"clusters\":[\"a\",\"b\",\"c\"]}}}";
+static const char *fs_for(const char *app)
+{
+	return fmt("{\"apiVersion\":\"federation.shoal.io/v1\",\"kind\":\"FederatedService\","
+		   "\"metadata\":{\"name\":\"web\"},\"spec\":{\"template\":{\"spec\":{\"type\":"
+		   "\"NodePort\",\"selector\":{\"app\":\"%s\"},\"ports\":[{\"name\":\"http\","
+		   "\"port\":80,\"targetPort\":8080}]}},\"placement\":{\"clusters\":[\"a\",\"b\","
+		   "\"c\"]}}}",
+		   app);
+}
+
+static void test_fed_service_publishes_only_members_with_ready_endpoints(void **state)
+{
+	(void)state;
+	/* c gets no replica: its Service has no endpoints, and nobody is sent to it */
+	req0(-1, "POST", FS_PATH, fs_for("pub"), 201);
+	req0(-1, "POST", FD_PATH, fd_json("pub", 2, weights3(1, 1, 0), "", ""), 201);
+	WAIT_FOR(15000,
+		 strcmp(slice_of(0, "b"), "") && strcmp(slice_of(1, "a"), "") &&
+			 strcmp(slice_of(2, "a"), "") && strcmp(slice_of(2, "b"), ""),
+		 "a and b are not published: c has a \"%s\" b \"%s\"", slice_of(2, "a"),
+		 slice_of(2, "b"));
+	assert_true(member_replicas(2, "pub") <= 0);
+	assert_int_equal(own_ready(2), 0);
+	assert_string_equal(slice_of(0, "c"), "");
+	assert_string_equal(slice_of(1, "c"), "");
+
+	/* c gets a ready pod: published to a and b */
+	req0(-1, "PATCH", FD_PATH "/pub",
+	     fmt("{\"spec\":{\"replicas\":3,\"placement\":{\"replicaScheduling\":{"
+		 "\"weights\":%s}}}}",
+		 weights3(1, 1, 1)),
+	     200);
+	const char *c_at = fmt("10.99.3.1:%lld", node_port(2));
+	char c_want[64];
+	snprintf(c_want, sizeof(c_want), "%s", c_at);
+	WAIT_FOR(15000, !strcmp(slice_of(0, "c"), c_want) && !strcmp(slice_of(1, "c"), c_want),
+		 "c has %zu ready endpoints and is not published: a has \"%s\", b \"%s\"",
+		 own_ready(2), slice_of(0, "c"), slice_of(1, "c"));
+	/* the federation's slices in c do not count as c's own endpoints */
+	assert_string_not_equal(slice_of(2, "a"), "");
+
+	/* c's pod goes: c is withdrawn, a and b stay */
+	req0(-1, "PATCH", FD_PATH "/pub",
+	     fmt("{\"spec\":{\"replicas\":2,\"placement\":{\"replicaScheduling\":{"
+		 "\"weights\":%s}}}}",
+		 weights3(1, 1, 0)),
+	     200);
+	WAIT_FOR(15000, !strcmp(slice_of(0, "c"), "") && !strcmp(slice_of(1, "c"), ""),
+		 "c has %zu ready endpoints and is still published: a has \"%s\", b \"%s\"",
+		 own_ready(2), slice_of(0, "c"), slice_of(1, "c"));
+	assert_string_not_equal(slice_of(0, "b"), "");
+	assert_string_not_equal(slice_of(1, "a"), "");
+
+	req0(-1, "DELETE", FD_PATH "/pub", NULL, 200);
+	req0(-1, "DELETE", FS_PATH "/web", NULL, 200);
+	WAIT_FOR(15000,
+		 node_port(0) == -1 && node_port(1) == -1 && node_port(2) == -1 &&
+			 member_replicas(0, "pub") == -1 && member_replicas(1, "pub") == -1,
+		 "the members still hold Service web or Deployment pub");
+}
 
 static void test_fed_cluster_delete_cleans_its_member(void **state)
 {
 	(void)state;
-	req0(-1, "POST", FS_PATH, fs_web, 201);
+	req0(-1, "POST", FS_PATH, fs_for("del"), 201);
 	req0(-1, "POST", FD_PATH, fd_json("del", 3, NULL, "", ""), 201);
 	WAIT_FOR(15000,
 		 member_replicas(2, "del") > 0 && node_port(2) > 0 &&
@@ -204,5 +315,7 @@ static void test_fed_cluster_delete_cleans_its_member(void **state)
 	req0(-1, "DELETE", FS_PATH "/web", NULL, 200);
 }
 
-SHOAL_TEST_MAIN_SETUP(setup, teardown, cmocka_unit_test(test_fed_service_published_to_every_member),
-		      cmocka_unit_test(test_fed_cluster_delete_cleans_its_member))
+SHOAL_TEST_MAIN_SETUP(
+	setup, teardown, cmocka_unit_test(test_fed_service_published_to_every_member),
+	cmocka_unit_test(test_fed_service_publishes_only_members_with_ready_endpoints),
+	cmocka_unit_test(test_fed_cluster_delete_cleans_its_member))
