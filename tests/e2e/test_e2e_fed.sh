@@ -39,20 +39,6 @@ ctl_a() { SHOAL_SERVER=unix:/run/shoal/$FA/api.sock "$BIN/shoalctl" "$@"; }
 ctl_b() { SHOAL_SERVER=unix:/run/shoal/$FB/api.sock "$BIN/shoalctl" "$@"; }
 ctl_f() { SHOAL_SERVER=unix:$FED_SOCK "$BIN/shoalctl" "$@"; }
 
-# wait_for SECONDS WHAT COMMAND...: runs COMMAND every half second until it succeeds; after
-# SECONDS says what it waited for and fails.
-wait_for() {
-	local secs=$1 what=$2 i
-	shift 2
-	for ((i = 0; i < secs * 2; i++)); do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.5
-	done
-	"$@" >/dev/null 2>&1 && return 0
-	echo "# waited ${secs} s for $what"
-	return 1
-}
-
 # Stops the federation shoald this test started (by its pid).
 fed_stop() {
 	local i
