@@ -685,26 +685,27 @@ out:
 	return differs;
 }
 
+int fed_status_write(struct fed *f, const struct api_kind *k, const char *ns, const char *name,
+		     const json_t *st, char *msg, size_t msglen)
+{
+	char path[1200];
+	json_t *patch = k ? json_pack("{s:O}", "status", st) : NULL;
+	int err = patch ? ctrl_path(k, ns, name, "status", path, sizeof(path)) : -ENOMEM;
+	if (!err)
+		err = ctrl_write(f->c, "PATCH", path, patch, NULL, msg, msglen);
+	json_decref(patch);
+	return err == -ENOENT ? 0 : err; /* deleted meanwhile: its deletion is queued */
+}
+
 static int write_status(struct fed *f, const struct ctrl_obj *co, const json_t *obj, json_t *st)
 {
-	char path[512];
+	char msg[256] = "";
 	int err = 0;
-	if (!status_differs(json_object_get(obj, "status"), st))
-		goto out;
-	err = ctrl_path(f->cluster_kind, NULL, co->o->name, "status", path, sizeof(path));
+	if (status_differs(json_object_get(obj, "status"), st))
+		err = fed_status_write(f, f->cluster_kind, NULL, co->o->name, st, msg, sizeof(msg));
 	if (err)
-		goto out;
-	json_t *patch = json_pack("{s:O}", "status", st);
-	if (!patch) {
-		err = -ENOMEM;
-		goto out;
-	}
-	char msg[256];
-	err = ctrl_write(f->c, "PATCH", path, patch, NULL, msg, sizeof(msg));
-	json_decref(patch);
-	if (err)
-		log_warn("federation: cluster %s: write status: %s", co->o->name, msg);
-out:
+		log_warn("federation: cluster %s: write status: %s", co->o->name,
+			 msg[0] ? msg : strerror(-err));
 	json_decref(st);
 	return err;
 }

@@ -88,6 +88,10 @@ bool fed_cluster_ready(const json_t *cluster);
 json_t *fed_condition(const json_t *obj, const char *type, bool status, const char *reason,
 		      const char *msg, const char *now);
 bool fed_cluster_offline(const json_t *cluster);
+/* PATCHes st as the status of the object (kind k, ns NULL when cluster-scoped, name); an
+ * object deleted meanwhile is no error. What the API answered goes to msg. */
+int fed_status_write(struct fed *f, const struct api_kind *k, const char *ns, const char *name,
+		     const json_t *st, char *msg, size_t msglen);
 
 /* Queues a FederatedDeployment's key ("NS/NAME"), every one of them, a cluster's. */
 void fed_queue_fd(struct fed *f, const char *key);

@@ -470,8 +470,8 @@ static int by_name(const void *a, const void *b)
 
 static int write_status(struct fs_ctx *x)
 {
-	char now[32], path[800], msg[1024] = "";
-	json_t *clusters = json_array(), *st = NULL, *patch = NULL;
+	char now[32], msg[1024] = "";
+	json_t *clusters = json_array(), *st = NULL;
 	int err = 0;
 	if (!clusters)
 		return -ENOMEM;
@@ -523,19 +523,13 @@ static int write_status(struct fs_ctx *x)
 		err = -ENOMEM;
 		goto out;
 	}
-	if (json_equal(json_object_get(x->fs, "status"), st))
-		goto out;
-	const struct api_kind *k = api_kind_by_kind("federation.shoal.io/v1", "FederatedService");
-	patch = json_pack("{s:O}", "status", st);
-	err = patch && k ? ctrl_path(k, x->ns, x->name, "status", path, sizeof(path)) : -ENOMEM;
-	if (!err)
-		err = ctrl_write(x->f->c, "PATCH", path, patch, NULL, msg, sizeof(msg));
-	if (err == -ENOENT)
-		err = 0;
+	if (!json_equal(json_object_get(x->fs, "status"), st))
+		err = fed_status_write(
+			x->f, api_kind_by_kind("federation.shoal.io/v1", "FederatedService"), x->ns,
+			x->name, st, msg, sizeof(msg));
 out:
 	json_decref(clusters);
 	json_decref(st);
-	json_decref(patch);
 	return err;
 }
 

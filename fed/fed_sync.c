@@ -577,9 +577,9 @@ static int write_status(struct fd_ctx *x)
 {
 	json_t *placement = json_array(), *clusters = json_array();
 	int64_t replicas = 0, ready = 0, avail = 0;
-	char now[32], msg[1024] = "", path[800];
+	char now[32], msg[1024] = "";
 	int err = 0, placed = 0;
-	json_t *st = NULL, *patch = NULL;
+	json_t *st = NULL;
 
 	if (!placement || !clusters) {
 		err = -ENOMEM;
@@ -647,20 +647,12 @@ static int write_status(struct fd_ctx *x)
 		goto out;
 	}
 	const json_t *old = json_object_get(x->fd, "status");
-	if (old && json_equal(old, st))
-		goto out;
-	patch = json_pack("{s:O}", "status", st);
-	err = patch ? ctrl_path(x->f->fd_kind, x->ns, x->name, "status", path, sizeof(path))
-		    : -ENOMEM;
-	if (!err)
-		err = ctrl_write(x->f->c, "PATCH", path, patch, NULL, msg, sizeof(msg));
-	if (err == -ENOENT)
-		err = 0; /* deleted meanwhile: its deletion is queued */
+	if (!old || !json_equal(old, st))
+		err = fed_status_write(x->f, x->f->fd_kind, x->ns, x->name, st, msg, sizeof(msg));
 out:
 	json_decref(placement);
 	json_decref(clusters);
 	json_decref(st);
-	json_decref(patch);
 	return err;
 }
 
