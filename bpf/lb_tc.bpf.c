@@ -80,29 +80,10 @@ static __always_inline bool tc_csum_in_packet(struct __sk_buff *skb)
 static __always_inline int tc_rewrite(struct __sk_buff *skb, const struct pkt_v4 *p,
 				      const struct nat_plan *pl, bool kctx)
 {
-	__u32 old_ports = ((__u32)p->dport << 16) | p->sport;
-	__u32 new_ports = ((__u32)pl->dport << 16) | pl->sport;
-	__u32 addr_diff = 0, port_diff = 0;
 	__u64 l4flags = p->proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
-	struct iphdr *ip = p->ip;
+	__u32 addr_diff, port_diff;
 
-	if (p->saddr != pl->saddr) {
-		addr_diff = csum_add32(addr_diff, ~p->saddr);
-		addr_diff = csum_add32(addr_diff, pl->saddr);
-		ip->saddr = pl->saddr;
-	}
-	if (p->daddr != pl->daddr) {
-		addr_diff = csum_add32(addr_diff, ~p->daddr);
-		addr_diff = csum_add32(addr_diff, pl->daddr);
-		ip->daddr = pl->daddr;
-	}
-	if (old_ports != new_ports) {
-		port_diff = csum_add32(~old_ports, new_ports);
-		*p->sport_p = pl->sport;
-		*p->dport_p = pl->dport;
-	}
-	if (addr_diff)
-		csum_add_diff((__u16 *)&ip->check, addr_diff);
+	nat_write(p, pl, &addr_diff, &port_diff);
 	if (kctx && tc_csum_in_packet(skb)) {
 		/* The pseudo-header (addresses) and the ports alike: one difference. */
 		if (addr_diff || port_diff)

@@ -29,29 +29,10 @@ char LICENSE[] SEC("license") = "GPL";
  */
 static __always_inline void xdp_rewrite(struct pkt_v4 *p, const struct nat_plan *pl)
 {
-	__u32 old_ports = ((__u32)p->dport << 16) | p->sport;
-	__u32 new_ports = ((__u32)pl->dport << 16) | pl->sport;
-	__u32 addr_diff = 0, diff;
-	struct iphdr *ip = p->ip;
+	__u32 addr_diff, port_diff, diff;
 
-	if (p->saddr != pl->saddr) {
-		addr_diff = csum_add32(addr_diff, ~p->saddr);
-		addr_diff = csum_add32(addr_diff, pl->saddr);
-		ip->saddr = pl->saddr;
-	}
-	if (p->daddr != pl->daddr) {
-		addr_diff = csum_add32(addr_diff, ~p->daddr);
-		addr_diff = csum_add32(addr_diff, pl->daddr);
-		ip->daddr = pl->daddr;
-	}
-	diff = addr_diff;
-	if (old_ports != new_ports) {
-		diff = csum_add32(diff, csum_add32(~old_ports, new_ports));
-		*p->sport_p = pl->sport;
-		*p->dport_p = pl->dport;
-	}
-	if (addr_diff)
-		csum_add_diff((__u16 *)&ip->check, addr_diff);
+	nat_write(p, pl, &addr_diff, &port_diff);
+	diff = csum_add32(addr_diff, port_diff);
 	if (diff)
 		l4_csum_add(p->l4_check, p->proto, diff);
 }

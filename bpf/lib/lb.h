@@ -18,6 +18,7 @@
 
 #include "shoal_abi.h"
 #include "parse.h"
+#include "csum.h"
 #include "ct.h"
 #include "maglev.h"
 
@@ -53,6 +54,39 @@ struct nat_plan {
 	__u32 ifindex; /* reply: where the flow's first packet came in (send the reply back out) */
 	enum shoal_reason reason; /* with LB_DROP */
 };
+
+/*
+ * Writes the plan's addresses and ports into the packet, the IPv4 header's checksum updated,
+ * and gives what the L4 checksum must take: *addr_diff for the pseudo-header's addresses and
+ * *port_diff for the ports (each 0 when nothing changed). tc and XDP apply those differently.
+ */
+static __always_inline void nat_write(const struct pkt_v4 *p, const struct nat_plan *pl,
+				      __u32 *addr_diff, __u32 *port_diff)
+{
+	__u32 old_ports = ((__u32)p->dport << 16) | p->sport;
+	__u32 new_ports = ((__u32)pl->dport << 16) | pl->sport;
+	struct iphdr *ip = p->ip;
+
+	*addr_diff = 0;
+	*port_diff = 0;
+	if (p->saddr != pl->saddr) {
+		*addr_diff = csum_add32(*addr_diff, ~p->saddr);
+		*addr_diff = csum_add32(*addr_diff, pl->saddr);
+		ip->saddr = pl->saddr;
+	}
+	if (p->daddr != pl->daddr) {
+		*addr_diff = csum_add32(*addr_diff, ~p->daddr);
+		*addr_diff = csum_add32(*addr_diff, pl->daddr);
+		ip->daddr = pl->daddr;
+	}
+	if (old_ports != new_ports) {
+		*port_diff = csum_add32(~old_ports, new_ports);
+		*p->sport_p = pl->sport;
+		*p->dport_p = pl->dport;
+	}
+	if (*addr_diff)
+		csum_add_diff((__u16 *)&ip->check, *addr_diff);
+}
 
 /* lb_select: the record names a slot that is not there (no backend has this id). */
 #define LB_BE_GONE 0xffffffffu
