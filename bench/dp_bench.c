@@ -10,9 +10,10 @@
  * Writes a JSON document (DESIGN.md "Benchmarks") to the path given, and plot data beside it.
  *
  * Method for the per-packet figures: one test run repeats the program over a ring of services
- * (see micro()) and the kernel reports its mean duration per repetition; a figure is the
- * median of such rounds. The test-run loop's own cost is in every figure; an empty program
- * run the same way measures it (the *_floor_ns_per_pkt figures).
+ * (see micro_setup()) and the kernel reports its mean duration per repetition; a figure is the
+ * median of such rounds, taken for the four sizes side by side (micro_all()). The test-run
+ * loop's own cost is in every figure; an empty program run the same way measures it (the
+ * *_floor_ns_per_pkt figures).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -51,7 +52,6 @@ struct fig {
 };
 
 static struct fig figs[MAX_FIG];
-static struct dp *cur_dp; /* uninstalled on any exit */
 static int nfig;
 static bool quick;
 static bool micro_only; /* MICRO=1: the per-packet figures only */
@@ -209,6 +209,12 @@ static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int enter_ns(const char *name);
 
 #define RING 1024
+/*
+ * Repetitions of a run of established packets: 64 turns of the ring. Long runs spread what a
+ * test run costs once (its set-up, and for XDP the dispatcher's re-pointing, see xdp_hold())
+ * over many packets.
+ */
+#define LAPS (RING * 64)
 
 static uint32_t ring_vip(uint32_t i)
 {
@@ -313,7 +319,7 @@ static void floor_figs(void)
 		}
 		tcp_syn(pkt, htonl(0xac1f0001), 40000, ring_vip(0), 80);
 		for (int r = 0; r < rounds; r++) {
-			if (run_once(fd, pkt, 54, RING * 8, &d)) {
+			if (run_once(fd, pkt, 54, LAPS, &d)) {
 				fprintf(stderr, "floor: test run of %s: %s\n", kinds[k].name,
 					strerror(errno));
 				exit(1);
@@ -329,43 +335,38 @@ static void floor_figs(void)
 }
 
 /*
- * Rounds of the ring (see micro()): per round RING new flows (res[0]), the same flows
- * established (res[1]), one hot flow (res[2]) and the replies (res[3]). Clients are
- * 172.16.0.0/16 from client_base + 1 on, one per round: every caller takes its own range.
+ * One round of the ring (see micro_setup()) from a new client: RING new flows (out[0]), the
+ * same flows established (out[1]), one hot flow (out[2]) and the replies (out[3]). Clients
+ * are 172.16.0.0/16 + client: every caller on one instance takes its own.
  */
-static int ring_rounds(int fd, const char *pn, int ok, uint32_t client_base, int rounds,
-		       double *res[4])
+static int ring_round(int fd, const char *pn, int ok, uint32_t client_idx, double out[4])
 {
-	uint32_t d;
+	uint32_t client = htonl(0xac100000u + client_idx), d;
+	uint8_t pkt[64];
 
-	for (int r = 0; r < rounds; r++) {
-		uint32_t client = htonl(0xac100000u + client_base + (uint32_t)r + 1);
-		uint8_t pkt[64];
-
-		tcp_syn(pkt, client, 40000, ring_vip(0), 80);
-		if (run_once(fd, pkt, 54, RING, &d))
-			return -1;
-		res[0][r] = d;
-		if (ring_check(pn, "new", ok, 30, ring_vip(0)))
-			return -1;
-		if (run_once(fd, pkt, 54, RING * 8, &d))
-			return -1;
-		res[1][r] = d;
-		if (ring_check(pn, "est", ok, 30, ring_vip(0)))
-			return -1;
-		tcp_syn(pkt, ring_vip(0), 80, client, 40000);
-		if (run_once(fd, pkt, 54, RING * 8, &d))
-			return -1;
-		res[3][r] = d;
-		if (ring_check(pn, "reply", -1, 26, ring_vip(0)))
-			return -1;
-		tcp_syn(pkt, client, 40001, hot_vip(0), 80);
-		if (run_once(fd, pkt, 54, RING * 8, &d))
-			return -1;
-		res[2][r] = d;
-		if (ring_check(pn, "hot", ok, 30, hot_vip(0)))
-			return -1;
-	}
+	tcp_syn(pkt, client, 40000, ring_vip(0), 80);
+	if (run_once(fd, pkt, 54, RING, &d))
+		return -1;
+	out[0] = d;
+	if (ring_check(pn, "new", ok, 30, ring_vip(0)))
+		return -1;
+	if (run_once(fd, pkt, 54, LAPS, &d))
+		return -1;
+	out[1] = d;
+	if (ring_check(pn, "est", ok, 30, ring_vip(0)))
+		return -1;
+	tcp_syn(pkt, ring_vip(0), 80, client, 40000);
+	if (run_once(fd, pkt, 54, LAPS, &d))
+		return -1;
+	out[3] = d;
+	if (ring_check(pn, "reply", -1, 26, ring_vip(0)))
+		return -1;
+	tcp_syn(pkt, client, 40001, hot_vip(0), 80);
+	if (run_once(fd, pkt, 54, LAPS, &d))
+		return -1;
+	out[2] = d;
+	if (ring_check(pn, "hot", ok, 30, hot_vip(0)))
+		return -1;
 	return 0;
 }
 
@@ -377,9 +378,10 @@ static int ring_rounds(int fd, const char *pn, int ok, uint32_t client_base, int
  * 1,024 flows touches some thousand pages of conntrack buckets and entries, and warming the
  * caches and TLB again costs every run a fixed few hundred microseconds, which the per-packet
  * figures spread over their repetitions (a run of 1,024 new flows most). An attached program
- * is pointed to once, at attach time. The "held" figures run the same rounds with lb_xdp
- * also attached to a veth in a namespace made here (never the host's), so that the test run
- * leaves the dispatcher alone: the program's own cost, as a NIC's driver would run it.
+ * is pointed to once, at attach time. The "held" figures run the same rounds with each size's
+ * lb_xdp also attached to a veth of its own in a namespace made here (never the host's), so
+ * that the test run leaves the dispatcher alone: the program's own cost, as a NIC's driver
+ * would run it.
  */
 static char ns_h[32];
 
@@ -392,17 +394,25 @@ static void xdp_release(void)
 	ns_h[0] = 0;
 }
 
-static int xdp_hold(int prog)
+/* Attaches prog (native mode) to veth number idx of the hold namespace, made on first use. */
+static int xdp_hold(int prog, int idx)
 {
 	int self, err = 0;
 	char dev[32];
 
-	snprintf(ns_h, sizeof(ns_h), "%sx", tag);
-	snprintf(dev, sizeof(dev), "%sxa", tag);
-	if (sh("set -e; ip netns add %1$s; ip -n %1$s link add %2$s type veth peer name %2$sp;"
+	if (!ns_h[0]) {
+		snprintf(ns_h, sizeof(ns_h), "%sx", tag);
+		if (sh("ip netns add %s", ns_h)) {
+			fprintf(stderr, "xdp hold: could not make namespace %s\n", ns_h);
+			ns_h[0] = 0;
+			return -1;
+		}
+	}
+	snprintf(dev, sizeof(dev), "%sxa%d", tag, idx);
+	if (sh("set -e; ip -n %1$s link add %2$s type veth peer name %2$sp;"
 	       "ip -n %1$s link set %2$s up; ip -n %1$s link set %2$sp up",
 	       ns_h, dev)) {
-		fprintf(stderr, "xdp hold: could not make namespace %s with a veth\n", ns_h);
+		fprintf(stderr, "xdp hold: could not make veth %s in %s\n", dev, ns_h);
 		return -1;
 	}
 	self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
@@ -428,47 +438,93 @@ static int xdp_hold(int prog)
 	return err ? -1 : 0;
 }
 
-static void micro(size_t n_svc, size_t n_be, const char *label)
+/*
+ * The per-packet figures are taken for every size side by side: the four sizes are
+ * programmed into four instances of the data plane (each its own pin root and maps), and
+ * every pass runs one round on each in turn, so that a slow stretch of a shared machine
+ * weighs on every size alike. A figure is the median over passes; a ratio between sizes is
+ * the median of the per-pass ratios.
+ */
+#define NSIZE 4
+#define KINDS 4
+enum { M_TC, M_XDP, M_XDP_HELD, M_N }; /* how a round is run */
+
+struct size_run {
+	size_t n_svc, n_be;
+	const char *label;
+	struct dp *dp;
+	int fd[2]; /* lb_tc_pod, lb_xdp */
+	double *res[M_N][KINDS]; /* per pass: new, est, est_hot, reply */
+};
+
+static struct size_run runs[NSIZE];
+
+static void runs_close(void)
+{
+	for (int i = 0; i < NSIZE; i++) {
+		if (runs[i].dp) {
+			dp_uninstall(runs[i].dp);
+			dp_close(runs[i].dp);
+			runs[i].dp = NULL;
+		}
+		for (int m = 0; m < M_N; m++)
+			for (int k = 0; k < KINDS; k++) {
+				free(runs[i].res[m][k]);
+				runs[i].res[m][k] = NULL;
+			}
+	}
+}
+
+/*
+ * Programs one size: n services over nbe backends, plus the ring. At 10,000 services it also
+ * takes the programming figures (time from empty, one backend change, map memory).
+ */
+static void micro_setup(struct size_run *r, int passes)
 {
 	struct dp_opts o = { 0 };
-	char node[48], name[80];
+	char node[48];
 	struct world w = { 0 };
-	struct dp *dp;
 	const char *progs[2] = { "lb_tc_pod", "lb_xdp" };
 	double t0;
 
-	snprintf(node, sizeof(node), "bench-%s-%zu", tag, n_svc);
+	snprintf(node, sizeof(node), "bench-%s-%zu", tag, r->n_svc);
 	o.node = node;
 	o.max_services = 70000;
 	o.max_frontends = 70000;
 	o.max_backends = 101100;
 	o.max_flows = quick ? 200000 : 1000000;
 	o.max_maglev_services = 16;
-	dp = cur_dp = dp_open(&o);
-	if (!dp || world_build(&w, n_svc, n_be, 0, 0)) {
-		fprintf(stderr, "micro %zu: setup failed: %s\n", n_svc, strerror(errno));
+	r->dp = dp_open(&o);
+	if (!r->dp || world_build(&w, r->n_svc, r->n_be, 0, 0)) {
+		fprintf(stderr, "micro %zu: setup failed: %s\n", r->n_svc, strerror(errno));
 		exit(1);
 	}
+	for (int m = 0; m < M_N; m++)
+		for (int k = 0; k < KINDS; k++) {
+			r->res[m][k] = calloc((size_t)passes, sizeof(double));
+			if (!r->res[m][k])
+				exit(1);
+		}
 	t0 = now_ms();
-	int serr = dp_sync(dp, w.specs, w.n);
+	int serr = dp_sync(r->dp, w.specs, w.n);
 
 	if (serr) {
-		fprintf(stderr, "micro %zu: sync failed: %s\n", n_svc, strerror(-serr));
+		fprintf(stderr, "micro %zu: sync failed: %s\n", r->n_svc, strerror(-serr));
 		exit(1);
 	}
 	double prog_ms = now_ms() - t0;
 
-	fprintf(stderr, "%zu services, %zu backends programmed in %.1f ms\n", n_svc, n_be,
+	fprintf(stderr, "%zu services, %zu backends programmed in %.1f ms\n", r->n_svc, r->n_be,
 		prog_ms);
-	if (n_svc == 10000 && !micro_only) {
+	if (r->n_svc == 10000 && !micro_only) {
 		uint64_t mem = 0;
 
 		/* From empty twice more (delete all, program all): the best of three counts. */
 		for (int rep = 0; rep < 2; rep++) {
-			if (dp_sync(dp, NULL, 0))
+			if (dp_sync(r->dp, NULL, 0))
 				exit(1);
 			t0 = now_ms();
-			if (dp_sync(dp, w.specs, w.n))
+			if (dp_sync(r->dp, w.specs, w.n))
 				exit(1);
 			if (now_ms() - t0 < prog_ms)
 				prog_ms = now_ms() - t0;
@@ -482,109 +538,154 @@ static void micro(size_t n_svc, size_t n_be, const char *label)
 			struct dp_backend *b = (struct dp_backend *)&s->backends[0];
 
 			b->addr = htonl(0x0b000000u + (uint32_t)c);
-			if (dp_service_upsert(dp, &s->svc, s->backends, s->n_backends))
+			if (dp_service_upsert(r->dp, &s->svc, s->backends, s->n_backends))
 				exit(1);
 		}
 		fig("backend_change_ms_10k_svc", (now_ms() - t0) / 50, "ms", 5, "lower",
 		    "one backend replaced in one service, 10,000 services programmed");
-		if (!dp_mem_bytes(dp, &mem))
+		if (!dp_mem_bytes(r->dp, &mem))
 			fig("map_mem_mib_10k_svc_100k_be", (double)mem / 1048576.0, "MiB", 0,
 			    "lower", "kernel memlock of all maps, 1,000,000-flow conntrack included");
 	}
+	world_free(&w); /* its service names are reused by the next size's world */
 
 	/*
 	 * A test run repeats on the same buffer, and a translated packet is no longer a service
 	 * packet; so the packet is sent around a ring of RING extra services, each of whose one
 	 * backend is the next one's frontend. Every iteration is then a full service
 	 * translation: each round starts from a new client address, so its RING iterations are
-	 * RING new flows, and the same round run again (8 times around) is RING established
+	 * RING new flows, and the same round run again (64 times around) is RING established
 	 * flows taken in turn (est); the backends' replies run the ring backwards (reply). A
 	 * ring of two services gives one flow translated again and again (est_hot).
-	 * Long runs matter: each XDP test run first re-points the XDP dispatcher (text patching),
-	 * whose cold start would otherwise weigh on a short run; the xdp_held figures leave that
-	 * out (xdp_hold()).
 	 */
-	if (ring_add(dp) || hot_add(dp)) {
-		fprintf(stderr, "micro %zu: ring services failed\n", n_svc);
+	if (ring_add(r->dp) || hot_add(r->dp)) {
+		fprintf(stderr, "micro %zu: ring services failed\n", r->n_svc);
 		exit(1);
 	}
-	for (int p = 0; p < 2; p++) {
-		const char *pn = p ? "xdp" : "tc";
-		int fd = dp_prog_fd(dp, progs[p]), ok = p ? XDP_PASS : 0;
-		int rounds = quick ? 10 : 60;
-		double *res[4];
-		static const char *const kind[4] = { "new", "est", "est_hot", "reply" };
-		static const char *const ref[4] = {
-			"bpf_prog_test_run_opts, JIT; every packet a new flow (ring of services); "
-			"median of rounds",
-			"bpf_prog_test_run_opts, JIT; 1,024 established flows in turn; median of rounds",
-			"bpf_prog_test_run_opts, JIT; one established flow again and again; median of "
-			"rounds",
-			"bpf_prog_test_run_opts, JIT; replies of 1,024 established flows in turn "
-			"(reverse NAT); median of rounds",
-		};
-		static const double target[4] = { 250, 100, 100, 100 };
-		uint32_t d;
+	for (int p = 0; p < 2; p++)
+		r->fd[p] = dp_prog_fd(r->dp, progs[p]);
+}
 
-		for (int k = 0; k < 4; k++) {
-			res[k] = calloc((size_t)rounds, sizeof(double));
-			if (!res[k])
-				exit(1);
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(double), cmp_d);
+	return v[n / 2];
+}
+
+/* The figures of one run mode at every size, and its 64k/1 ratio (median of per-pass). */
+static void micro_figs(int m, int passes)
+{
+	static const char *const mode[M_N] = { "tc", "xdp", "xdp_held" };
+	static const char *const kind[KINDS] = { "new", "est", "est_hot", "reply" };
+	static const char *const ref[M_N][KINDS] = {
+		{ "tc test run, JIT; every packet a new flow (ring of services); median of passes",
+		  "tc test run, JIT; 1,024 established flows in turn; median of passes",
+		  "tc test run, JIT; one established flow again and again; median of passes",
+		  "tc test run, JIT; replies of 1,024 established flows in turn (reverse NAT); "
+		  "median of passes" },
+		{ "XDP test run alone: the dispatcher re-pointed every run (artefact, see "
+		  "xdp_repoint); new flows",
+		  "XDP test run alone: the dispatcher re-pointed every run (artefact, see "
+		  "xdp_repoint); established",
+		  "XDP test run alone: dispatcher re-pointed every run; one hot flow",
+		  "XDP test run alone: dispatcher re-pointed every run; replies" },
+		{ "XDP test run, lb_xdp held by the dispatcher (attached, as in production); every "
+		  "packet a new flow; median of passes",
+		  "XDP test run, lb_xdp held by the dispatcher (attached, as in production); 1,024 "
+		  "established flows in turn; median of passes",
+		  "XDP test run, lb_xdp held by the dispatcher; one established flow again and "
+		  "again; median of passes",
+		  "XDP test run, lb_xdp held by the dispatcher; replies of 1,024 established flows "
+		  "(reverse NAT, then FIB lookup and redirect); median of passes" },
+	};
+	static const double target[KINDS] = { 250, 100, 100, 100 };
+	double *ratio = calloc((size_t)passes, sizeof(double));
+	char name[80];
+
+	if (!ratio)
+		exit(1);
+	for (int q = 0; q < passes; q++)
+		ratio[q] = runs[NSIZE - 1].res[m][1][q] / runs[0].res[m][1][q];
+	for (int i = 0; i < NSIZE; i++) {
+		for (int k = 0; k < KINDS; k++) {
+			snprintf(name, sizeof(name), "%s_%s_ns_per_pkt_%s", mode[m], kind[k],
+				 runs[i].label);
+			fig(name, median(runs[i].res[m][k], passes), "ns", target[k], "lower",
+			    ref[m][k]);
 		}
-		if (ring_rounds(fd, pn, ok, (uint32_t)p * 1000, rounds, res))
-			exit(1);
-		{
-			/* Baseline: a packet for no service (parse and two lookups), repeated. */
-			uint8_t pkt[64];
+	}
+	snprintf(name, sizeof(name), "%s_est_ratio_64k_to_1_svc", mode[m]);
+	fig(name, median(ratio, passes), "ratio", m == M_XDP ? 0 : 1.2, "lower",
+	    "established-flow cost at 64,000 services over 1 service: median over passes of "
+	    "the ratio within a pass");
+	free(ratio);
+}
 
-			tcp_syn(pkt, htonl(0xac1f0001), 40000, htonl(0x0a620001), 80);
-			if (run_once(fd, pkt, 54, RING * 8, &d))
+/*
+ * All per-packet figures. First the XDP test run alone (nothing attached), then with each
+ * size's lb_xdp held by an attachment: tc and held XDP rounds, every size in each pass.
+ */
+static void micro_all(const size_t *n_svc, const char *const *labels)
+{
+	int passes = quick ? 10 : 60;
+	double out[KINDS];
+	char name[80];
+	uint32_t d;
+
+	for (int i = 0; i < NSIZE; i++) {
+		runs[i].n_svc = n_svc[i];
+		runs[i].n_be = n_svc[i] * 10 < 100000 ? n_svc[i] * 10 : 100000;
+		runs[i].label = labels[i];
+		micro_setup(&runs[i], passes);
+	}
+	for (int q = 0; q < passes; q++)
+		for (int i = 0; i < NSIZE; i++) {
+			if (ring_round(runs[i].fd[1], "xdp", XDP_PASS, 1000 + (uint32_t)q, out))
 				exit(1);
-			snprintf(name, sizeof(name), "%s_pass_ns_per_pkt_%s", pn, label);
+			for (int k = 0; k < KINDS; k++)
+				runs[i].res[M_XDP][k][q] = out[k];
+		}
+	for (int i = 0; i < NSIZE; i++)
+		if (xdp_hold(runs[i].fd[1], i))
+			exit(1);
+	for (int q = 0; q < passes; q++)
+		for (int i = 0; i < NSIZE; i++) {
+			if (ring_round(runs[i].fd[0], "tc", 0, 2000 + (uint32_t)q, out))
+				exit(1);
+			for (int k = 0; k < KINDS; k++)
+				runs[i].res[M_TC][k][q] = out[k];
+			if (ring_round(runs[i].fd[1], "xdp", XDP_PASS, 3000 + (uint32_t)q, out))
+				exit(1);
+			for (int k = 0; k < KINDS; k++)
+				runs[i].res[M_XDP_HELD][k][q] = out[k];
+		}
+	for (int i = 0; i < NSIZE; i++) {
+		/* Baseline: a packet for no service (parse and two lookups), repeated. */
+		uint8_t pkt[64];
+
+		tcp_syn(pkt, htonl(0xac1f0001), 40000, htonl(0x0a620001), 80);
+		for (int p = 0; p < 2; p++) {
+			if (run_once(runs[i].fd[p], pkt, 54, LAPS, &d))
+				exit(1);
+			snprintf(name, sizeof(name), "%s_pass_ns_per_pkt_%s", p ? "xdp_held" : "tc",
+				 runs[i].label);
 			fig(name, d, "ns", 0, "lower",
 			    "a packet for no service: the harness and lookup floor");
 		}
-		for (int k = 0; k < 4; k++) {
-			/* Median over rounds: a round preempted by another task does not count. */
-			qsort(res[k], (size_t)rounds, sizeof(double), cmp_d);
-			snprintf(name, sizeof(name), "%s_%s_ns_per_pkt_%s", pn, kind[k], label);
-			fig(name, res[k][rounds / 2], "ns", target[k], "lower", ref[k]);
-		}
-		if (p) {
-			/* The same rounds with the dispatcher holding lb_xdp (see xdp_hold()). */
-			double *held[4];
-			double est = res[1][rounds / 2];
-
-			for (int k = 0; k < 4; k++) {
-				held[k] = calloc((size_t)rounds, sizeof(double));
-				if (!held[k])
-					exit(1);
-			}
-			if (xdp_hold(fd) || ring_rounds(fd, pn, ok, 2000, rounds, held))
-				exit(1);
-			xdp_release();
-			for (int k = 0; k < 4; k++) {
-				qsort(held[k], (size_t)rounds, sizeof(double), cmp_d);
-				snprintf(name, sizeof(name), "xdp_held_%s_ns_per_pkt_%s", kind[k],
-					 label);
-				fig(name, held[k][rounds / 2], "ns", target[k], "lower",
-				    "as the xdp figure, lb_xdp held by the XDP dispatcher (attached "
-				    "to a veth): no re-pointing per test run");
-			}
-			snprintf(name, sizeof(name), "xdp_repoint_us_per_run_%s", label);
-			fig(name, (est - held[1][rounds / 2]) * RING * 8 / 1000.0, "us", 0, "lower",
-			    "what a test run's dispatcher re-pointing adds to a run of 8,192 "
-			    "established packets (xdp est minus xdp_held est)");
-			for (int k = 0; k < 4; k++)
-				free(held[k]);
-		}
-		for (int k = 0; k < 4; k++)
-			free(res[k]);
 	}
-	dp_uninstall(dp);
-	dp_close(dp);
-	cur_dp = NULL;
-	world_free(&w);
+	xdp_release();
+	for (int m = 0; m < M_N; m++)
+		micro_figs(m, passes);
+	for (int i = 0; i < NSIZE; i++) {
+		double unheld = median(runs[i].res[M_XDP][1], passes);
+		double held = median(runs[i].res[M_XDP_HELD][1], passes);
+
+		snprintf(name, sizeof(name), "xdp_repoint_us_per_run_%s", runs[i].label);
+		fig(name, (unheld - held) * LAPS / 1000.0, "us", 0, "lower",
+		    "what a test run's dispatcher re-pointing adds to a run of 65,536 established "
+		    "packets (xdp est minus xdp_held est)");
+	}
+	runs_close();
 }
 
 /* ---- the lab: first-packet latency, BPF against iptables ---------------------------- */
@@ -817,11 +918,7 @@ static int lat_iptables(size_t n_svc, double *p50, double *p99, double *load_ms)
 
 static void at_exit(void)
 {
-	if (cur_dp) {
-		dp_uninstall(cur_dp);
-		dp_close(cur_dp);
-		cur_dp = NULL;
-	}
+	runs_close();
 	xdp_release();
 	lab_down();
 }
@@ -856,30 +953,7 @@ int main(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 
 	floor_figs();
-	for (int i = 0; i < 4; i++) {
-		size_t n = micro_n[i], nbe = n * 10 < 100000 ? n * 10 : 100000;
-
-		if (quick && n == 64000)
-			n = 64000; /* the top size is what the ratio is about: kept in QUICK */
-		micro(n, nbe, micro_l[i]);
-	}
-	for (int p = 0; p < 2; p++) {
-		const char *pn = p ? "xdp" : "tc";
-		double v1 = 0, v64 = 0;
-		char a[80], b[80], name[80];
-
-		snprintf(a, sizeof(a), "%s_est_ns_per_pkt_1_svc", pn);
-		snprintf(b, sizeof(b), "%s_est_ns_per_pkt_64k_svc", pn);
-		for (int i = 0; i < nfig; i++) {
-			if (!strcmp(figs[i].name, a))
-				v1 = figs[i].value;
-			if (!strcmp(figs[i].name, b))
-				v64 = figs[i].value;
-		}
-		snprintf(name, sizeof(name), "%s_est_ratio_64k_to_1_svc", pn);
-		fig(name, v1 > 0 ? v64 / v1 : 0, "ratio", 1.2, "lower",
-		    "established-flow cost at 64,000 services over 1 service");
-	}
+	micro_all(micro_n, micro_l);
 
 	if (micro_only)
 		n_lab = 0;
@@ -938,7 +1012,8 @@ int main(int argc, char **argv)
 	fclose(f);
 
 	/*
-	 * Plot data: services, tc est, tc new, xdp est, xdp new, tc floor, xdp floor / services,
+	 * Plot data: services, tc est, tc new, xdp est, xdp new (held: the program as attached),
+	 * tc floor, xdp floor / services,
 	 * bpf p50, ipt p50.
 	 */
 	snprintf(dat, sizeof(dat), "%s", out);
@@ -946,8 +1021,8 @@ int main(int argc, char **argv)
 	f = fopen(dat, "w");
 	for (int i = 0; f && i < 4; i++) {
 		double v[6] = { 0 };
-		const char *k[6] = { "tc_est_ns_per_pkt_", "tc_new_ns_per_pkt_", "xdp_est_ns_per_pkt_",
-				     "xdp_new_ns_per_pkt_", "tc_floor_ns_per_pkt", "xdp_floor_ns_per_pkt" };
+		const char *k[6] = { "tc_est_ns_per_pkt_", "tc_new_ns_per_pkt_", "xdp_held_est_ns_per_pkt_",
+				     "xdp_held_new_ns_per_pkt_", "tc_floor_ns_per_pkt", "xdp_floor_ns_per_pkt" };
 
 		for (int j = 0; j < 6; j++) {
 			char name[80];
