@@ -622,6 +622,56 @@ static void micro_figs(int m, int passes)
 }
 
 /*
+ * New flows once the conntrack table is full, as on a node that has seen more flows than the
+ * table holds: every new flow's two entries first evict the least recently used ones. The
+ * 1-service instance's table (both directions of max_flows flows) is filled with new flows
+ * of the ring, a fifth over its size (the LRU lists are per CPU), and then the same
+ * new-flow runs are measured, tc and attached XDP in turn.
+ */
+static int full_ct(struct size_run *r, int passes)
+{
+	long entries = 2L * (quick ? 200000 : 1000000), fill = entries * 6 / 5 / (2 * RING);
+	double *v[2];
+	uint8_t pkt[64];
+	uint32_t d;
+	int err = 0;
+
+	v[0] = calloc((size_t)passes, sizeof(double));
+	v[1] = calloc((size_t)passes, sizeof(double));
+	if (!v[0] || !v[1]) {
+		free(v[0]);
+		free(v[1]);
+		return -ENOMEM;
+	}
+	for (long i = 0; i < fill && !err; i++) {
+		tcp_syn(pkt, htonl(0xac200000u + (uint32_t)i), 40000, ring_vip(0), 80);
+		err = run_once(r->fd[0], pkt, 54, RING, &d);
+	}
+	for (int q = 0; q < passes && !err; q++) {
+		for (int p = 0; p < 2 && !err; p++) {
+			tcp_syn(pkt, htonl(0xac300000u + (uint32_t)(q * 2 + p)), 40000, ring_vip(0), 80);
+			err = run_once(r->fd[p], pkt, 54, RING, &d);
+			v[p][q] = d;
+			if (!err)
+				err = ring_check(p ? "xdp" : "tc", "new (full table)", p ? XDP_PASS : 0,
+						 30, ring_vip(0));
+		}
+	}
+	if (!err) {
+		fig("tc_new_full_ct_ns_per_pkt_1_svc", median(v[0], passes), "ns", 0, "lower",
+		    "as tc_new, the conntrack table full: each new flow evicts the oldest entries");
+		fig("xdp_held_new_full_ct_ns_per_pkt_1_svc", median(v[1], passes), "ns", 0, "lower",
+		    "as xdp_held_new, the conntrack table full: each new flow evicts the oldest "
+		    "entries");
+	} else {
+		fprintf(stderr, "full conntrack table: test run failed: %s\n", strerror(errno));
+	}
+	free(v[0]);
+	free(v[1]);
+	return err ? -1 : 0;
+}
+
+/*
  * All per-packet figures. First the XDP test run alone (nothing attached), then with each
  * size's lb_xdp held by an attachment: tc and held XDP rounds, every size in each pass.
  */
@@ -659,6 +709,8 @@ static void micro_all(const size_t *n_svc, const char *const *labels)
 			for (int k = 0; k < KINDS; k++)
 				runs[i].res[M_XDP_HELD][k][q] = out[k];
 		}
+	if (full_ct(&runs[0], passes))
+		exit(1);
 	for (int i = 0; i < NSIZE; i++) {
 		/* Baseline: a packet for no service (parse and two lookups), repeated. */
 		uint8_t pkt[64];
