@@ -342,31 +342,30 @@ static void floor_figs(void)
 static int ring_round(int fd, const char *pn, int ok, uint32_t client_idx, double out[4])
 {
 	uint32_t client = htonl(0xac100000u + client_idx), d;
+	/* In order: new, est (the same packet again), reply, hot; where out[] takes each. */
+	const struct {
+		const char *what;
+		uint32_t saddr, daddr;
+		uint16_t sport, dport;
+		uint32_t repeat;
+		int slot, want_ret, off;
+		uint32_t want;
+	} step[4] = {
+		{ "new", client, ring_vip(0), 40000, 80, RING, 0, ok, 30, ring_vip(0) },
+		{ "est", client, ring_vip(0), 40000, 80, LAPS, 1, ok, 30, ring_vip(0) },
+		{ "reply", ring_vip(0), client, 80, 40000, LAPS, 3, -1, 26, ring_vip(0) },
+		{ "hot", client, hot_vip(0), 40001, 80, LAPS, 2, ok, 30, hot_vip(0) },
+	};
 	uint8_t pkt[64];
 
-	tcp_syn(pkt, client, 40000, ring_vip(0), 80);
-	if (run_once(fd, pkt, 54, RING, &d))
-		return -1;
-	out[0] = d;
-	if (ring_check(pn, "new", ok, 30, ring_vip(0)))
-		return -1;
-	if (run_once(fd, pkt, 54, LAPS, &d))
-		return -1;
-	out[1] = d;
-	if (ring_check(pn, "est", ok, 30, ring_vip(0)))
-		return -1;
-	tcp_syn(pkt, ring_vip(0), 80, client, 40000);
-	if (run_once(fd, pkt, 54, LAPS, &d))
-		return -1;
-	out[3] = d;
-	if (ring_check(pn, "reply", -1, 26, ring_vip(0)))
-		return -1;
-	tcp_syn(pkt, client, 40001, hot_vip(0), 80);
-	if (run_once(fd, pkt, 54, LAPS, &d))
-		return -1;
-	out[2] = d;
-	if (ring_check(pn, "hot", ok, 30, hot_vip(0)))
-		return -1;
+	for (int i = 0; i < 4; i++) {
+		tcp_syn(pkt, step[i].saddr, step[i].sport, step[i].daddr, step[i].dport);
+		if (run_once(fd, pkt, 54, step[i].repeat, &d))
+			return -1;
+		out[step[i].slot] = d;
+		if (ring_check(pn, step[i].what, step[i].want_ret, step[i].off, step[i].want))
+			return -1;
+	}
 	return 0;
 }
 
