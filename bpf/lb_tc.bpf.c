@@ -234,7 +234,7 @@ static __always_inline int tc_lb(struct __sk_buff *skb, bool external, bool kctx
 		return TC_ACT_OK;
 	}
 
-	v = lb_v4(&p, external, skb->ifindex, &pl);
+	v = lb_v4(&p, external, false, skb->ifindex, &pl);
 	switch (v) {
 	case LB_XLATE:
 		if (tc_rewrite(skb, &p, &pl, kctx)) {

@@ -37,37 +37,50 @@ static __always_inline void xdp_rewrite(struct pkt_v4 *p, const struct nat_plan 
 		l4_csum_add(p->l4_check, p->proto, diff);
 }
 
-/* Sends a translated packet for another node straight back out when the FIB agrees. */
-static __always_inline int xdp_forward(struct xdp_md *ctx)
+/*
+ * Sends a translated packet straight back out. The reply of a flow that came in through XDP
+ * goes to the neighbour the flow's first packet came from, out of the interface it came in
+ * on (pl->l2: no FIB lookup per packet); anything else goes where the FIB says, when the FIB
+ * knows the neighbour (else it is passed to the stack, which forwards it).
+ */
+static __always_inline int xdp_forward(struct xdp_md *ctx, const struct nat_plan *pl)
 {
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
 	struct bpf_fib_lookup fib = {};
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);
+	__u32 oif;
 	int rc;
 
 	if ((void *)(ip + 1) > data_end)
 		return XDP_PASS;
 	if (ip->ttl <= 1)
 		return XDP_PASS;
-	fib.family = AF_INET;
-	fib.tos = ip->tos;
-	fib.l4_protocol = ip->protocol;
-	fib.tot_len = bpf_ntohs(ip->tot_len);
-	fib.ipv4_src = ip->saddr;
-	fib.ipv4_dst = ip->daddr;
-	fib.ifindex = ctx->ingress_ifindex;
-	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
-		return XDP_PASS; /* no route or no neighbour yet: the stack forwards */
+	if (pl->l2) {
+		__builtin_memcpy(eth->h_dest, pl->l2_dst, ETH_ALEN);
+		__builtin_memcpy(eth->h_source, pl->l2_src, ETH_ALEN);
+		oif = pl->ifindex;
+	} else {
+		fib.family = AF_INET;
+		fib.tos = ip->tos;
+		fib.l4_protocol = ip->protocol;
+		fib.tot_len = bpf_ntohs(ip->tot_len);
+		fib.ipv4_src = ip->saddr;
+		fib.ipv4_dst = ip->daddr;
+		fib.ifindex = ctx->ingress_ifindex;
+		rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+		if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+			return XDP_PASS; /* no route or no neighbour yet: the stack forwards */
+		__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
+		__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+		oif = fib.ifindex;
+	}
 	csum_replace2((__u16 *)&ip->check, bpf_htons((__u16)ip->ttl << 8),
 		      bpf_htons((__u16)(ip->ttl - 1) << 8));
 	ip->ttl--;
-	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
-	if (fib.ifindex == ctx->ingress_ifindex)
+	if (oif == ctx->ingress_ifindex)
 		return XDP_TX;
-	return bpf_redirect(fib.ifindex, 0);
+	return bpf_redirect(oif, 0);
 }
 
 #define L2L3 (sizeof(struct ethhdr) + sizeof(struct iphdr))
@@ -164,7 +177,7 @@ int lb_xdp(struct xdp_md *ctx)
 		if (lb_icmp_error(&p, data_end, &pl) != LB_XLATE)
 			return XDP_PASS;
 		count_reason(DR_OK, p.tot_len);
-		return pl.reply ? xdp_forward(ctx) : XDP_PASS;
+		return pl.reply ? xdp_forward(ctx, &pl) : XDP_PASS;
 	case PARSE_FRAGMENT:
 		count_reason(DR_FRAGMENT, data_end - data);
 		return XDP_PASS;
@@ -190,7 +203,7 @@ int lb_xdp(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 
-	v = lb_v4(&p, true, ctx->ingress_ifindex, &pl);
+	v = lb_v4(&p, true, true, ctx->ingress_ifindex, &pl);
 	switch (v) {
 	case LB_XLATE:
 		xdp_rewrite(&p, &pl);
@@ -198,14 +211,14 @@ int lb_xdp(struct xdp_md *ctx)
 		if (pl.dsr && !pl.reply) {
 			if (xdp_dsr_insert(ctx, p.daddr, p.dport))
 				return XDP_DROP;
-			return xdp_forward(ctx);
+			return xdp_forward(ctx, &pl);
 		}
 		/*
 		 * To another node, and replies (whose source may now be this node's own
 		 * address, which the stack would drop as a martian): forwarded here.
 		 */
 		if (pl.reply || (!pl.local && pl.snat))
-			return xdp_forward(ctx);
+			return xdp_forward(ctx, &pl);
 		return XDP_PASS;
 	case LB_REJECT:
 		count_reason(DR_NO_BACKEND, p.tot_len);

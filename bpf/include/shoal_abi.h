@@ -23,9 +23,10 @@
 /*
  * Version of the pinned maps' layout. 2: shoal_be_v4 is an array indexed by backend id (an
  * unused id is all zeros) instead of a hash; a conntrack entry's direction moved from its key
- * to its value.
+ * to its value. 3: a conntrack reply entry keeps the Ethernet addresses of its flow's first
+ * packet (48 bytes, 40 before).
  */
-#define SHOAL_ABI_VERSION 2
+#define SHOAL_ABI_VERSION 3
 
 /* Map names, pinned under /sys/fs/bpf/shoal/<node>/ (15 characters at most). */
 #define SHOAL_MAP_SVC "shoal_svc_v4"
@@ -145,9 +146,15 @@ struct shoal_ct_v4 {
 	/* with CT_F_SNAT: forward: new source; reply: original client to restore as destination */
 	__be32 snat_addr;
 	__be16 snat_port;
-	__u16 pad2;
+	/*
+	 * Reply entries of flows that came in through XDP: the Ethernet addresses their first
+	 * packet came from (where the reply goes) and to (the reply's source), so that XDP sends
+	 * the reply back without a FIB lookup; all zeros elsewhere (the reply is routed).
+	 */
+	__u8 l2_dst[6];
 	__u32 ifindex; /* reply: interface the forward packet came in on (forwarding) */
-	__u32 pad3;
+	__u8 l2_src[6];
+	__u16 pad2;
 };
 
 /* Session affinity (ClientIP): (client, service) -> backend. */

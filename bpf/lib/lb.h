@@ -53,6 +53,8 @@ struct nat_plan {
 	__u8 hairpin; /* forward: the backend is the client itself (SNATed to hairpin_addr) */
 	__u32 ifindex; /* reply: where the flow's first packet came in (send the reply back out) */
 	enum shoal_reason reason; /* with LB_DROP */
+	__u8 l2; /* reply: l2_dst and l2_src are known (the flow came in through XDP) */
+	__u8 l2_dst[6], l2_src[6];
 };
 
 /*
@@ -191,6 +193,12 @@ static __always_inline int lb_reply(const struct pkt_v4 *p, const struct shoal_c
 		pl->daddr = e->snat_addr;
 		pl->dport = e->snat_port;
 	}
+	if (e->l2_dst[0] | e->l2_dst[1] | e->l2_dst[2] | e->l2_dst[3] | e->l2_dst[4] |
+	    e->l2_dst[5]) {
+		pl->l2 = 1;
+		__builtin_memcpy(pl->l2_dst, e->l2_dst, ETH_ALEN);
+		__builtin_memcpy(pl->l2_src, e->l2_src, ETH_ALEN);
+	}
 	if (!(old_flags & CT_F_SEEN_REPLY)) {
 		/* Promote the forward entry out of its short "no reply yet" timeout. */
 		struct shoal_ct_key_v4 fk = {
@@ -213,9 +221,10 @@ static __always_inline int lb_reply(const struct pkt_v4 *p, const struct shoal_c
 /*
  * The whole decision for one IPv4 TCP/UDP packet. `external` is true where traffic comes
  * from outside the node (the uplink): it selects externalTrafficPolicy, Maglev and SNAT.
+ * `keep_l2` (XDP): a new flow's reply entry keeps the frame's Ethernet addresses.
  */
-static __always_inline int lb_v4(const struct pkt_v4 *p, bool external, __u32 ifindex,
-				 struct nat_plan *pl)
+static __always_inline int lb_v4(const struct pkt_v4 *p, bool external, bool keep_l2,
+				 __u32 ifindex, struct nat_plan *pl)
 {
 	struct shoal_svc_key_v4 sk = { .addr = p->daddr, .port = p->dport, .proto = p->proto };
 	struct shoal_ct_key_v4 fk, rk;
@@ -326,6 +335,8 @@ static __always_inline int lb_v4(const struct pkt_v4 *p, bool external, __u32 if
 	}
 
 	/* The reply entry first: a reply can only come after the forward packet leaves. */
+	bool l2_in = keep_l2 && !(p->eth->h_dest[0] & 1);
+
 	__builtin_memset(&rk, 0, sizeof(rk));
 	rk.saddr = pl->daddr;
 	rk.daddr = pl->saddr;
@@ -338,6 +349,12 @@ static __always_inline int lb_v4(const struct pkt_v4 *p, bool external, __u32 if
 	re.nat_addr = p->daddr;
 	re.nat_port = p->dport;
 	re.ifindex = ifindex;
+	if (l2_in) {
+		/* Sent back the way it came: to the neighbour it came from, from the address it
+		 * came to (a unicast frame of this node's). */
+		__builtin_memcpy(re.l2_dst, p->eth->h_source, ETH_ALEN);
+		__builtin_memcpy(re.l2_src, p->eth->h_dest, ETH_ALEN);
+	}
 	if (pl->snat) {
 		re.flags = CT_F_SNAT;
 		re.snat_addr = p->saddr;

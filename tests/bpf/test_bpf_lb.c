@@ -167,6 +167,17 @@ static const struct dnat_case dnat_cases[] = {
 	{ "udp without checksum", IPPROTO_UDP, 53, 12, true, "10.1.2.3", 5353 },
 };
 
+/*
+ * An XDP reply sent back out (XDP_TX) goes to the neighbour its flow's first frame came from
+ * (fwd's source), from the address that frame came to (fwd's destination), its TTL one less.
+ */
+static void check_reply_l2(const uint8_t *fwd, const uint8_t *rin, const uint8_t *rout)
+{
+	assert_memory_equal(rout, fwd + 6, 6);
+	assert_memory_equal(rout + 6, fwd, 6);
+	assert_int_equal(rout[14 + 8], rin[14 + 8] - 1);
+}
+
 static void check_dnat(int prog, uint32_t want_ret, uint32_t want_reply_ret, const char *which)
 {
 	struct dp_backend btcp = be("10.1.1.2", 8080, BE_F_LOCAL), budp = be("10.1.2.3", 5353, BE_F_LOCAL);
@@ -213,6 +224,8 @@ static void check_dnat(int prog, uint32_t want_ret, uint32_t want_reply_ret, con
 		rlen = pkt_build(rin, &s);
 		assert_int_equal(run(prog, rin, rlen, rout, &out_len, &ret), 0);
 		assert_int_equal(ret, want_reply_ret);
+		if (ret == XDP_TX)
+			check_reply_l2(in, rin, rout);
 		assert_int_equal(pkt_saddr(rout), pkt_ip(VIP));
 		assert_int_equal(pkt_sport(rout), c->dport);
 		assert_int_equal(pkt_daddr(rout), pkt_ip(CLIENT));
@@ -235,8 +248,11 @@ static void test_bpf_tc_dnat_and_reverse_nat(void **state)
 static void test_bpf_xdp_dnat_and_reverse_nat(void **state)
 {
 	(void)state;
-	/* No route in the test namespace: the reply is passed to the stack. */
-	check_dnat(fd_xdp, XDP_PASS, XDP_PASS, "xdp");
+	/*
+	 * The forward packet is passed up (to the local backend); the reply goes straight back
+	 * out where the flow came in, to the neighbour it came from (no FIB lookup).
+	 */
+	check_dnat(fd_xdp, XDP_PASS, XDP_TX, "xdp");
 }
 
 /*
@@ -270,6 +286,58 @@ static void test_bpf_tc_portable_dnat_and_reverse_nat(void **state)
 	assert_int_equal(dp_uninstall(dp_portable), 0);
 	dp_close(dp_portable);
 	dp_portable = NULL;
+}
+
+/*
+ * A reply is sent back by the Ethernet addresses of its flow's first frame only where XDP
+ * saw that frame as unicast to this node; a flow that tc made (the uplink without XDP) or
+ * whose first frame was broadcast is routed instead (here: no route, passed to the stack),
+ * and still translated back.
+ */
+static void test_bpf_xdp_reply_routed_without_first_frame_l2(void **state)
+{
+	struct dp_backend b = be("10.1.1.2", 8080, BE_F_LOCAL);
+	struct dp_service sv = svc1("default/web:80/tcp", IPPROTO_TCP, VIP, 80, 0);
+	static const struct {
+		const char *desc;
+		bool by_tc, broadcast;
+	} cases[] = { { "first packet through tc", true, false },
+		      { "first frame broadcast", false, true } };
+
+	(void)state;
+	flush_flows();
+	assert_int_equal(dp_service_upsert(dp, &sv, &b, 1), 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct pkt_spec s = { .proto = IPPROTO_TCP, .saddr = CLIENT, .daddr = VIP,
+				      .sport = (uint16_t)(41000 + i), .dport = 80,
+				      .tcp_flags = 0x02, .payload = 8 };
+		uint8_t in[PKT_MAX], out[PKT_MAX], rin[PKT_MAX], rout[PKT_MAX];
+		uint32_t out_len, ret;
+		size_t len = pkt_build(in, &s), rlen;
+
+		if (cases[i].broadcast)
+			memset(in, 0xff, 6);
+		assert_int_equal(run(cases[i].by_tc ? fd_tc_up : fd_xdp, in, len, out, &out_len,
+				     &ret),
+				 0);
+		assert_int_equal(pkt_daddr(out), b.addr);
+		s.saddr = "10.1.1.2";
+		s.sport = 8080;
+		s.daddr = CLIENT;
+		s.dport = (uint16_t)(41000 + i);
+		s.tcp_flags = 0x12;
+		rlen = pkt_build(rin, &s);
+		assert_int_equal(run(fd_xdp, rin, rlen, rout, &out_len, &ret), 0);
+		printf("# %s: reply ret %u\n", cases[i].desc, ret);
+		assert_int_equal(ret, XDP_PASS);
+		assert_memory_equal(rout, rin, 12); /* Ethernet addresses as they came */
+		assert_int_equal(rout[14 + 8], rin[14 + 8]);
+		assert_int_equal(pkt_saddr(rout), pkt_ip(VIP));
+		assert_int_equal(pkt_sport(rout), 80);
+		if (pkt_check_csums(rout, out_len))
+			fail_msg("%s: %s", cases[i].desc, pkt_check_csums(rout, out_len));
+	}
+	assert_int_equal(dp_service_delete(dp, sv.name), 0);
 }
 
 static void test_bpf_non_service_passes_unchanged(void **state)
@@ -817,7 +885,8 @@ static void test_bpf_xdp_snat_to_remote_backend(void **state)
 	ps.dport = snat_port;
 	len = pkt_build(r, &ps);
 	assert_int_equal(run(fd_xdp, r, len, rout, &ol, &ret), 0);
-	assert_int_equal(ret, XDP_PASS);
+	assert_int_equal(ret, XDP_TX); /* back to the client's neighbour, no route needed */
+	check_reply_l2(in, r, rout);
 	assert_int_equal(pkt_saddr(rout), pkt_ip(NODE_IP));
 	assert_int_equal(pkt_sport(rout), 30090);
 	assert_int_equal(pkt_daddr(rout), pkt_ip("172.16.1.1"));
@@ -1468,6 +1537,7 @@ SHOAL_TEST_MAIN_SETUP(setup, teardown, cmocka_unit_test(test_bpf_tc_dnat_and_rev
 		      cmocka_unit_test(test_bpf_no_endpoint_rejects_tc),
 		      cmocka_unit_test(test_bpf_no_endpoint_rejects_xdp),
 		      cmocka_unit_test(test_bpf_xdp_snat_to_remote_backend),
+		      cmocka_unit_test(test_bpf_xdp_reply_routed_without_first_frame_l2),
 		      cmocka_unit_test(test_bpf_reply_to_a_frontend_port_is_a_reply),
 		      cmocka_unit_test(test_bpf_tc_icmp_error_about_translated_flow),
 		      cmocka_unit_test(test_bpf_xdp_icmp_error_about_translated_flow),
