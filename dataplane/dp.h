@@ -22,8 +22,8 @@
  *     dp_uninstall()), and the old pins go. Services must then be programmed again.
  *
  * Memory at the defaults (10,000 services, 100,000 backends, 1,000,000 flows), as the kernel
- * charges it (dp_mem_bytes; bench/dp measured 305 MiB in all on 2 CPUs):
- *   shoal_ct_v4: 2 entries a flow, LRU, preallocated (~120 B each)      ~230 MiB
+ * charges it (dp_mem_bytes; bench/dp measured 320 MiB in all on 2 CPUs):
+ *   shoal_ct_v4: 2 entries a flow, LRU, preallocated (~128 B each)      ~245 MiB
  *   shoal_affin_v4, shoal_sk_v4: LRU, preallocated, max_flows / 4 each  ~ 42 MiB
  *   shoal_svc_v4, shoal_slot_v4, names (hash, allocated on use)         ~ 25 MiB full
  *   shoal_be_v4 (array indexed by backend id, 8 B an id, preallocated)  ~  1 MiB
