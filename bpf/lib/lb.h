@@ -335,8 +335,6 @@ static __always_inline int lb_v4(const struct pkt_v4 *p, bool external, bool kee
 	}
 
 	/* The reply entry first: a reply can only come after the forward packet leaves. */
-	bool l2_in = keep_l2 && !(p->eth->h_dest[0] & 1);
-
 	__builtin_memset(&rk, 0, sizeof(rk));
 	rk.saddr = pl->daddr;
 	rk.daddr = pl->saddr;
@@ -349,9 +347,11 @@ static __always_inline int lb_v4(const struct pkt_v4 *p, bool external, bool kee
 	re.nat_addr = p->daddr;
 	re.nat_port = p->dport;
 	re.ifindex = ifindex;
-	if (l2_in) {
-		/* Sent back the way it came: to the neighbour it came from, from the address it
-		 * came to (a unicast frame of this node's). */
+	if (keep_l2 && !(p->eth->h_dest[0] & 1)) {
+		/*
+		 * Sent back the way it came: to the neighbour it came from, from the address it
+		 * came to (a frame unicast to this node).
+		 */
 		__builtin_memcpy(re.l2_dst, p->eth->h_source, ETH_ALEN);
 		__builtin_memcpy(re.l2_src, p->eth->h_dest, ETH_ALEN);
 	}
