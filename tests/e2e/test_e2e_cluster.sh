@@ -171,20 +171,7 @@ spec:
       terminationGracePeriodSeconds: 2
       tolerations:
       - {key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: $TOLERATION_S}
-      containers:
-      - name: web
-        image: debian:bookworm
-        command: ["socat", "TCP-LISTEN:8080,fork,reuseaddr", "SYSTEM:eval \$RESPOND"]
-        env:
-        - name: POD_NAME
-          valueFrom: {fieldRef: {fieldPath: metadata.name}}
-        - name: RESPOND
-          value: >-
-            while read -r l; do [ \${#l} -le 1 ] && break; done;
-            printf "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n%s\n" "\$POD_NAME"
-        ports: [{name: http, containerPort: 8080}]
-        readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}
-        resources: {requests: {cpu: 20m, memory: 16Mi}}
+$(web_containers 6)
 ---
 apiVersion: v1
 kind: Service

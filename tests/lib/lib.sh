@@ -67,6 +67,29 @@ wait_for() {
 	return 1
 }
 
+# web_containers INDENT: the "containers:" block of the e2e manifests' web pods, indented by
+# INDENT spaces. Its one container answers an HTTP request on port 8080 with its pod's name.
+web_containers() {
+	local pad
+	pad=$(printf '%*s' "$1" '')
+	sed "s/^/$pad/" <<'YAML'
+containers:
+- name: web
+  image: debian:bookworm
+  command: ["socat", "TCP-LISTEN:8080,fork,reuseaddr", "SYSTEM:eval $RESPOND"]
+  env:
+  - name: POD_NAME
+    valueFrom: {fieldRef: {fieldPath: metadata.name}}
+  - name: RESPOND
+    value: >-
+      while read -r l; do [ ${#l} -le 1 ] && break; done;
+      printf "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n%s\n" "$POD_NAME"
+  ports: [{name: http, containerPort: 8080}]
+  readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}
+  resources: {requests: {cpu: 20m, memory: 16Mi}}
+YAML
+}
+
 # t_lab_leftovers PREFIX: what a lab of that prefix (scripts/lab) left on the machine, one line
 # per thing; empty when nothing.
 t_lab_leftovers() {
