@@ -500,13 +500,7 @@ case_nft_lab_down() {
 	fi
 }
 
-if [ "$(id -u)" -ne 0 ]; then
-	t_skip cluster "needs root (namespaces, cgroups, BPF)"
-elif [ ! -x "$BIN/shoal-agent" ]; then
-	t_skip cluster "build/bin/shoal-agent is not built"
-elif ! command -v jq >/dev/null || ! command -v socat >/dev/null; then
-	t_skip cluster "needs jq and socat (scripts/setup installs them)"
-else
+if t_lab_can_run cluster jq socat; then
 	t_case lab_options case_lab_options
 	t_case cluster_up case_cluster_up
 	t_case daemonset_runs_on_every_node case_daemonset_runs_on_every_node

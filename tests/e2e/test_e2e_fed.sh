@@ -303,13 +303,7 @@ case_everything_removed() {
 	done
 }
 
-if [ "$(id -u)" -ne 0 ]; then
-	t_skip fed "needs root (namespaces, cgroups, BPF)"
-elif [ ! -x "$BIN/shoal-agent" ]; then
-	t_skip fed "build/bin/shoal-agent is not built"
-elif ! command -v jq >/dev/null || ! command -v socat >/dev/null; then
-	t_skip fed "needs jq and socat (scripts/setup installs them)"
-else
+if t_lab_can_run fed jq socat; then
 	t_case labs_up_and_joined case_labs_up_and_joined
 	t_case federation_up case_federation_up
 	t_case remote_backends_answer case_remote_backends_answer

@@ -132,11 +132,7 @@ case_failed_up_removes_what_it_made() {
 	fi
 }
 
-if [ "$(id -u)" -ne 0 ]; then
-	t_skip lab "needs root (namespaces, cgroups, BPF)"
-elif [ ! -x "$BIN/shoal-agent" ]; then
-	t_skip lab "build/bin/shoal-agent is not built"
-else
+if t_lab_can_run lab; then
 	t_case lab_up case_lab_up
 	t_case lab_up_again_changes_nothing case_lab_up_again_changes_nothing
 	t_case lab_status case_lab_status

@@ -539,13 +539,7 @@ case_agent_restart_keeps_traffic_and_pods() {
 	}
 }
 
-if [ "$(id -u)" -ne 0 ]; then
-	t_skip workloads "needs root (namespaces, cgroups, BPF)"
-elif [ ! -x "$BIN/shoal-agent" ]; then
-	t_skip workloads "build/bin/shoal-agent is not built"
-elif ! command -v socat >/dev/null || ! command -v nsenter >/dev/null; then
-	t_skip workloads "socat and nsenter are needed (scripts/setup installs them)"
-else
+if t_lab_can_run workloads socat nsenter; then
 	VIP=
 	PODS=
 	t_case workloads_lab_up_with_workload case_lab_up_with_workload

@@ -67,6 +67,28 @@ wait_for() {
 	return 1
 }
 
+# t_lab_can_run NAME COMMAND...: whether a lab test can run here: as root, with the agent built
+# ($BIN/shoal-agent) and each COMMAND installed. When not, reports NAME skipped, says why and
+# fails.
+t_lab_can_run() {
+	local name=$1 c
+	shift
+	if [ "$(id -u)" -ne 0 ]; then
+		t_skip "$name" "needs root (namespaces, cgroups, BPF)"
+		return 1
+	fi
+	if [ ! -x "$BIN/shoal-agent" ]; then
+		t_skip "$name" "build/bin/shoal-agent is not built"
+		return 1
+	fi
+	for c in "$@"; do
+		if ! command -v "$c" >/dev/null; then
+			t_skip "$name" "needs $* (scripts/setup installs them)"
+			return 1
+		fi
+	done
+}
+
 # web_containers INDENT: the "containers:" block of the e2e manifests' web pods, indented by
 # INDENT spaces. Its one container answers an HTTP request on port 8080 with its pod's name.
 web_containers() {
