@@ -69,15 +69,8 @@ settled_at() {
 	[ "$all" -eq "$3" ] && n_ready_is "$1" "$2" "$3"
 }
 
-# The pid of container $2 of pod $1 in cluster a (the runtime's record of its instance).
-ctr_pid_a() {
-	local j node uid rc
-	j=$(ctl_a get pod "$1" -o json) || return 1
-	node=$(jq -r .spec.nodeName <<<"$j")
-	uid=$(jq -r .metadata.uid <<<"$j")
-	rc=$(jq -r --arg c "$2" '.status.containerStatuses[]? | select(.name == $c) | .restartCount' <<<"$j")
-	jq -r .pid "/run/shoal/$FA/$node/pods/$uid/c/$2/$rc/pid.json" 2>/dev/null
-}
+# The pid of container $2 of pod $1 in cluster a.
+ctr_pid_a() { t_ctr_pid ctl_a "/run/shoal/$FA" "$1" "$2"; }
 
 # ask URL: one request from inside the client pod of cluster a (its network namespace and
 # its cgroup, where the node's socket load balancer applies), printing the answer.

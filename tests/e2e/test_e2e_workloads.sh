@@ -197,16 +197,8 @@ restarts() {
 		jq -r --arg c "$2" '.status.containerStatuses[]? | select(.name == $c) | .restartCount'
 }
 
-# The pid of container $2 of pod $1, from the runtime's record of its current instance
-# (STATE_DIR/pods/UID/c/NAME/RESTARTCOUNT/pid.json).
-ctr_pid() {
-	local j node uid rc
-	j=$(ctl get pod "$1" -o json) || return 1
-	node=$(jq -r .spec.nodeName <<<"$j")
-	uid=$(jq -r .metadata.uid <<<"$j")
-	rc=$(jq -r --arg c "$2" '.status.containerStatuses[]? | select(.name == $c) | .restartCount' <<<"$j")
-	jq -r .pid "$RUN/$node/pods/$uid/c/$2/$rc/pid.json" 2>/dev/null
-}
+# The pid of container $2 of pod $1.
+ctr_pid() { t_ctr_pid ctl "$RUN" "$1" "$2"; }
 
 # The client pod on node $1.
 client_on() {

@@ -89,6 +89,18 @@ t_lab_can_run() {
 	done
 }
 
+# t_ctr_pid CTL RUN POD CONTAINER: the pid of CONTAINER of POD, from the runtime's record of
+# its current instance (RUN/NODE/pods/UID/c/NAME/RESTARTCOUNT/pid.json, RUN: the lab's run
+# directory); CTL is the command that asks the cluster (a shoalctl wrapper).
+t_ctr_pid() {
+	local ctl=$1 run=$2 j node uid rc
+	j=$("$ctl" get pod "$3" -o json) || return 1
+	node=$(jq -r .spec.nodeName <<<"$j")
+	uid=$(jq -r .metadata.uid <<<"$j")
+	rc=$(jq -r --arg c "$4" '.status.containerStatuses[]? | select(.name == $c) | .restartCount' <<<"$j")
+	jq -r .pid "$run/$node/pods/$uid/c/$4/$rc/pid.json" 2>/dev/null
+}
+
 # web_containers INDENT: the "containers:" block of the e2e manifests' web pods, indented by
 # INDENT spaces. Its one container answers an HTTP request on port 8080 with its pod's name.
 web_containers() {
